@@ -1,0 +1,21 @@
+// Grad mode: ops record graph nodes only while enabled (thread-local, default on).
+#pragma once
+
+namespace perceiver::autograd {
+
+bool grad_enabled();
+void set_grad_enabled(bool on);
+
+// RAII: disables recording in a scope (inference, optimizer updates, evaluation).
+class NoGradGuard {
+ public:
+  NoGradGuard() : prev_(grad_enabled()) { set_grad_enabled(false); }
+  ~NoGradGuard() { set_grad_enabled(prev_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+}  // namespace perceiver::autograd

@@ -1,0 +1,37 @@
+// Per-tensor autograd state and graph nodes. A node is created only when grad mode is on and
+// some input requires grad, so inference allocates none of this.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "perceiver/core/tensor.h"
+
+namespace perceiver::autograd {
+
+struct Node;
+
+struct AutogradMeta {
+  bool requires_grad = false;
+  Tensor grad;                    // accumulated gradient (leaves only)
+  std::shared_ptr<Node> grad_fn;  // producer of this tensor (non-leaves)
+  int output_index = 0;           // which output of grad_fn this tensor is
+};
+
+// Maps the gradients of a node's outputs to the gradients of its inputs. grad_outputs[i] is
+// undefined when output i received no gradient; return one entry per input (undefined where
+// the input needs none). Rules live in src/autograd/functions/*.cpp.
+using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs)>;
+
+struct Node {
+  std::string name;
+  std::vector<Tensor> inputs;  // handles of the inputs, in the order backward returns grads
+  int num_outputs = 1;
+  std::vector<Shape> output_shapes;
+  BackwardFn backward;
+  bool needs_input_grad(size_t i) const { return inputs[i].defined() && inputs[i].requires_grad(); }
+};
+
+}  // namespace perceiver::autograd

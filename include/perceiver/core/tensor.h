@@ -1,0 +1,112 @@
+// Tensor: a handle (shared, like torch.Tensor) to contiguous, 64-byte aligned storage with a
+// shape and dtype. Copies share data; clone() copies it. Views (reshape, slice along dim 0)
+// share storage. Autograd state lives behind an opaque pointer owned by the autograd layer.
+//
+// Shape glossary used across the code base: B batch, M inputs, N latents, O output queries,
+// C channels, H heads, D head dim (docs/ARCHITECTURE.md).
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "perceiver/core/dtype.h"
+#include "perceiver/core/error.h"
+
+namespace perceiver {
+
+using Shape = std::vector<int64_t>;
+std::string shape_str(const Shape& s);  // "[2, 3, 4]"
+int64_t shape_numel(const Shape& s);
+
+namespace autograd {
+struct AutogradMeta;  // defined in perceiver/autograd/
+}
+
+// Owns one block from the caching allocator.
+class Storage {
+ public:
+  explicit Storage(size_t bytes);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* data() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  // undefined tensor
+
+  // Factories. empty() leaves contents uninitialised.
+  static Tensor empty(const Shape& shape, DType dtype = DType::kF32);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::kF32);
+  static Tensor full(const Shape& shape, float value);
+  static Tensor from_vector(const Shape& shape, const std::vector<float>& values);
+  static Tensor from_vector_i32(const Shape& shape, const std::vector<int32_t>& values);
+  static Tensor scalar(float value) { return full({}, value); }
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  int rank() const { return static_cast<int>(shape().size()); }
+  int64_t dim(int i) const;  // negative i counts from the end; throws if out of range
+  int64_t numel() const;
+  DType dtype() const;
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype()); }
+
+  // Typed data access; throws if T does not match dtype().
+  template <typename T> T* data();
+  template <typename T> const T* data() const;
+  float* f32() { return data<float>(); }
+  const float* f32() const { return data<float>(); }
+  void* raw_data() const;
+  float item() const;  // value of a one-element float32 tensor
+
+  // Views sharing storage (no autograd: use autograd functions for differentiable views).
+  Tensor reshape(const Shape& shape) const;  // one entry may be -1
+  Tensor slice0(int64_t start, int64_t length) const;  // rows [start, start+length) of dim 0
+
+  Tensor clone() const;              // deep copy of data (no autograd state)
+  void copy_from(const Tensor& src);  // same shape and dtype required
+  void fill(float value);
+  std::vector<float> to_vector() const;
+  bool same_storage(const Tensor& other) const;
+
+  // Autograd hooks (used by perceiver/autograd; cheap when unused).
+  bool requires_grad() const;
+  Tensor& set_requires_grad(bool on);
+  Tensor grad() const;  // accumulated gradient of a leaf, or undefined
+  void set_grad(const Tensor& g);
+  void zero_grad();  // drops the gradient
+  std::shared_ptr<autograd::AutogradMeta>& autograd_meta() const;
+  Tensor detach() const;  // same data, no autograd state
+  // Identity of the underlying tensor object (copies of a handle compare equal).
+  const void* id() const { return impl_.get(); }
+
+ private:
+  struct Impl {
+    std::shared_ptr<Storage> storage;
+    size_t offset_bytes = 0;
+    Shape shape;
+    DType dtype = DType::kF32;
+    std::shared_ptr<autograd::AutogradMeta> ag;
+  };
+  std::shared_ptr<Impl> impl_;
+  void require_defined(const char* what) const;
+};
+
+template <typename T> T* Tensor::data() {
+  require_defined("data");
+  check(impl_->dtype == dtype_of<T>(), "[Tensor::data] tensor has dtype ", dtype_name(impl_->dtype),
+        ", requested ", dtype_name(dtype_of<T>()));
+  return reinterpret_cast<T*>(static_cast<char*>(impl_->storage->data()) + impl_->offset_bytes);
+}
+template <typename T> const T* Tensor::data() const { return const_cast<Tensor*>(this)->data<T>(); }
+
+}  // namespace perceiver

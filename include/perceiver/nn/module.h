@@ -1,0 +1,49 @@
+// Module: owns named parameters and child modules. Names are the Hugging Face segments, so
+// named_parameters() yields HF dotted keys ("encoder.cross_attention.attention.self.query.weight").
+// visit_parameters is the single walker used by loading, saving, optimizers and parity tests
+// (gemma.cpp ForEachTensor).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "perceiver/core/tensor.h"
+
+namespace perceiver::nn {
+
+using NamedTensor = std::pair<std::string, Tensor>;
+
+class Module {
+ public:
+  virtual ~Module() = default;
+
+  // fn(full_dotted_name, parameter) for every parameter, depth first in registration order.
+  void visit_parameters(const std::function<void(const std::string&, Tensor&)>& fn,
+                        const std::string& prefix = "");
+  std::vector<NamedTensor> named_parameters();
+  int64_t num_parameters();
+
+  void train(bool on = true);  // sets the mode recursively (dropout, augment-only paths)
+  bool is_training() const { return training_; }
+
+ protected:
+  // Registers a parameter (marks it requires_grad) and returns a handle sharing its data; the
+  // module keeps that handle as a member. Visitors change parameter data in place (copy_from),
+  // never rebind the handle, so module members and the registry always agree.
+  Tensor register_parameter(const std::string& name, Tensor value);
+  template <typename M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    children_.emplace_back(name, m);
+    return m;
+  }
+
+ private:
+  std::vector<NamedTensor> params_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+}  // namespace perceiver::nn

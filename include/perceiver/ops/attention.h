@@ -1,0 +1,29 @@
+// Multi-head scaled dot-product attention for cross- and self-attention (Perceiver encoder,
+// latent blocks, decoder). Heads are contiguous channel slices: head h of q/k uses channels
+// [h*Dqk, (h+1)*Dqk) and of v [h*Dv, (h+1)*Dv) (HF PerceiverSelfAttention head split).
+#pragma once
+
+#include "perceiver/core/tensor.h"
+
+namespace perceiver::ops {
+
+struct AttentionOut {
+  Tensor out;  // (B, N, H*Dv)  softmax(q k^T * scale + mask) v
+  Tensor lse;  // (B, H, N)     log-sum-exp of each query's masked, scaled scores (for backward)
+};
+
+// q (B, N, H*Dqk), k (B, M, H*Dqk), v (B, M, H*Dv), key_mask undefined or (B, M) additive bias
+// added to every score against key m (0 keeps it, a large negative value drops it).
+// scale is usually 1/sqrt(Dqk).
+AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
+                       const Tensor& key_mask);
+
+struct AttentionGrads {
+  Tensor dq, dk, dv;
+};
+// Recomputes the probabilities from q, k and the saved lse (no B x H x N x M tensor is kept).
+AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  int heads, float scale, const Tensor& key_mask);
+
+}  // namespace perceiver::ops

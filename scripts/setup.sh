@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package perceiver.cpp needs to build, test and train.
+# Idempotent: packages already present are skipped; safe to run repeatedly.
+set -euo pipefail
+PKGS=(
+  build-essential cmake ninja-build pkg-config
+  libdnnl-dev libopenblas-dev        # GEMM providers (oneDNN is the default)
+  nlohmann-json3-dev libcli11-dev    # configs, command line
+  libstb-dev zlib1g-dev              # image decoding, gzip'd IDX files
+  libgtest-dev libbenchmark-dev      # tests, benchmarks
+  dataset-fashion-mnist              # the default training data
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "[setup] installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "[setup] all Debian packages present"
+fi

@@ -1,0 +1,37 @@
+// OpenMP-backed threading policy.
+#include "perceiver/core/parallel.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+namespace perceiver {
+
+void set_num_threads(int n) {
+  if (n <= 0) n = omp_get_num_procs();
+  omp_set_num_threads(n);
+}
+
+int num_threads() { return omp_get_max_threads(); }
+
+bool in_parallel_region() { return omp_in_parallel() != 0; }
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int threads = static_cast<int>(std::min<int64_t>(num_threads(), n / grain));
+  if (threads <= 1 || in_parallel_region()) {
+    fn(0, n);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    const int nt = omp_get_num_threads();
+    const int64_t begin = n * t / nt;
+    const int64_t end = n * (t + 1) / nt;
+    if (begin < end) fn(begin, end);
+  }
+}
+
+}  // namespace perceiver
