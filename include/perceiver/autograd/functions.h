@@ -1,0 +1,32 @@
+// Differentiable functions (namespace ag): each calls the forward op and, when grad mode is on
+// and an input requires grad, records a node whose backward calls the matching *_backward op.
+// The gradient rules all live in src/autograd/functions.cpp.
+#pragma once
+
+#include "perceiver/core/random.h"
+#include "perceiver/core/tensor.h"
+
+namespace perceiver::ag {
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);     // x w^T + b
+Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps);
+Tensor gelu(const Tensor& x);                                        // exact erf GELU
+Tensor relu(const Tensor& x);
+Tensor add(const Tensor& a, const Tensor& b);   // b broadcast over a's leading dims
+Tensor mul(const Tensor& a, const Tensor& b);   // same shapes
+Tensor scale(const Tensor& x, float s);
+Tensor concat_last(const Tensor& a, const Tensor& b);
+Tensor expand_leading(const Tensor& x, int64_t n);   // (...) -> (n, ...)
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor mean(const Tensor& x, int axis);
+Tensor embedding(const Tensor& indices, const Tensor& table);
+// Multi-head attention (see ops/attention.h); key_mask is an additive constant (no gradient).
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
+                 const Tensor& key_mask);
+// Inverted dropout; identity when !training or p == 0.
+Tensor dropout(const Tensor& x, float p, bool training, Rng& rng);
+// Scalar losses ('mean' reduction).
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, float smoothing);
+Tensor mse(const Tensor& pred, const Tensor& target);
+
+}  // namespace perceiver::ag

@@ -1,0 +1,47 @@
+// The Perceiver classifier (Jaegle et al. 2021, arXiv 2103.03206) over grid inputs:
+//   inputs  = [pixels, Fourier features]                       (B, M, C)
+//   z       = latents                                          (B, N, D)
+//   repeat num_cross_attends times:
+//     z = cross_attend(z, inputs); repeat num_blocks x: z = self_attends(z)
+//   logits  = head(z)                                          (B, K)
+// Parameter names follow HF PerceiverForImageClassificationFourier ("perceiver.embeddings.latents",
+// "perceiver.encoder.cross_attention...", "perceiver.encoder.self_attends.{i}..."); the paper's
+// extra weight sets (unshared cross-attends) are "perceiver.encoder.cross_attention_{j}" and
+// "perceiver.encoder.self_attends_{j}.{i}".
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "perceiver/models/perceiver_config.h"
+#include "perceiver/nn/perceiver_layer.h"
+
+namespace perceiver::models {
+
+class Perceiver : public nn::Module {
+ public:
+  Perceiver(const PerceiverConfig& config, uint64_t init_seed);
+
+  // images (B, H, W) for one channel or (B, H, W, C); rng drives dropout in training mode
+  // (may be null when dropout is 0 or in eval mode). Returns logits (B, K).
+  Tensor forward(const Tensor& images, Rng* rng = nullptr) const;
+
+  const PerceiverConfig& config() const { return config_; }
+
+ private:
+  struct WeightSet {
+    std::shared_ptr<nn::PerceiverLayer> cross;
+    std::vector<std::shared_ptr<nn::PerceiverLayer>> self_attends;
+  };
+  PerceiverConfig config_;
+  Tensor positions_;  // (M, F) Fourier features, a constant
+  Tensor latents_;    // (N, D)
+  std::vector<WeightSet> sets_;
+  // head
+  std::shared_ptr<nn::LayerNorm> head_norm_;
+  Tensor query_;  // (1, D) for head == "query"
+  std::shared_ptr<nn::PerceiverLayer> decoder_;
+  std::shared_ptr<nn::Linear> final_layer_;
+};
+
+}  // namespace perceiver::models

@@ -1,0 +1,56 @@
+// Configuration of the Perceiver classifier (arXiv 2103.03206) over grid inputs (images), read
+// from the "model" object of a JSON config with strict validation.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace perceiver::models {
+
+struct PerceiverConfig {
+  // Input array: (H, W) grid of `in_channels` values + Fourier position features, concatenated.
+  std::vector<int64_t> image_size{28, 28};
+  int64_t in_channels = 1;
+  int64_t num_fourier_bands = 8;
+  std::vector<int64_t> max_resolution{28, 28};  // Nyquist of the training resolution
+  bool concat_pos = true;
+  bool sine_only = false;
+  // Latent array (N x D).
+  int64_t num_latents = 64;
+  int64_t d_latents = 128;
+  // Attention widths (0 = HF default rules) and heads.
+  int64_t qk_channels = 0;
+  int64_t v_channels = 0;
+  int cross_attention_heads = 1;
+  int self_attention_heads = 4;
+  int cross_attention_widening_factor = 1;
+  int self_attention_widening_factor = 2;
+  bool use_query_residual = true;
+  std::string cross_attention_shape_for_attention = "kv";
+  // Depth: num_cross_attends x (cross-attend, then num_blocks x self_attends_per_block
+  // self-attention layers). share_weights: the paper's scheme, all cross-attends (and their
+  // latent blocks) after the first share one set of weights.
+  int num_cross_attends = 1;
+  int self_attends_per_block = 2;
+  int num_blocks = 1;
+  bool share_weights = true;
+  // Head: "average" (mean over latents, [LayerNorm], Linear) or "query" (HF classification
+  // decoder: a learned query cross-attends into the latents, then Linear).
+  std::string head = "average";
+  bool head_layernorm = true;
+  int decoder_heads = 1;
+  int64_t num_classes = 10;
+  float dropout = 0.0f;
+  float init_std = 0.02f;
+
+  int64_t num_inputs() const;        // M = prod(image_size)
+  int64_t input_width() const;       // C = in_channels + Fourier width
+  int num_weight_sets() const;       // distinct (cross-attend + latent block) weight sets
+  nlohmann::json to_json() const;
+};
+
+// Reads and validates `j` (the "model" object); errors name the key and allowed values.
+PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::string& path = "model");
+
+}  // namespace perceiver::models

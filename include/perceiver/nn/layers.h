@@ -1,0 +1,35 @@
+// Basic layers: Linear (torch.nn.Linear) and LayerNorm (torch.nn.LayerNorm, eps 1e-5).
+#pragma once
+
+#include "perceiver/core/random.h"
+#include "perceiver/nn/module.h"
+
+namespace perceiver::nn {
+
+// Initialisation used when training from scratch (BERT/HF style): weights N(0, std) truncated at
+// 2 std, biases 0. Loading a checkpoint overwrites all of it.
+Tensor init_truncated_normal(const Shape& shape, float std, Rng& rng);
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias, Rng& rng, float init_std = 0.02f);
+  Tensor forward(const Tensor& x) const;  // (..., in) -> (..., out)
+  int64_t in_features() const { return weight_.dim(1); }
+  int64_t out_features() const { return weight_.dim(0); }
+
+ private:
+  Tensor weight_;  // (out, in)
+  Tensor bias_;    // (out) or undefined
+};
+
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t channels, float eps = 1e-5f);
+  Tensor forward(const Tensor& x) const;
+
+ private:
+  Tensor weight_, bias_;
+  float eps_;
+};
+
+}  // namespace perceiver::nn

@@ -1,0 +1,44 @@
+// PerceiverLayer: the pre-LayerNorm attention + MLP block of HF modeling_perceiver
+// (PerceiverLayer / PerceiverAttention / PerceiverSelfAttention / PerceiverMLP), used for the
+// encoder cross-attention, the latent self-attention blocks and the decoders. Parameter names
+// follow HF: attention.self.{layernorm1,layernorm2,query,key,value}, attention.output.dense,
+// layernorm, mlp.{dense1,dense2}.
+#pragma once
+
+#include <memory>
+
+#include "perceiver/nn/layers.h"
+
+namespace perceiver::nn {
+
+struct PerceiverLayerConfig {
+  bool is_cross = false;   // cross: queries from x, keys/values from y; self: all from x
+  int64_t q_dim = 0;       // width of x
+  int64_t kv_dim = 0;      // width of y (cross only; = q_dim for self)
+  int64_t qk_channels = 0; // total query/key width over heads
+  int64_t v_channels = 0;  // total value width over heads
+  int num_heads = 1;
+  int widening_factor = 1;      // MLP hidden = widening_factor * q_dim
+  bool use_query_residual = true;
+  float dropout = 0.0f;         // on the attention output and MLP output, before each residual
+  float layer_norm_eps = 1e-5f;
+};
+
+// Resolves unset (0) qk/v widths with the HF rules (spec section 3) and validates the result.
+PerceiverLayerConfig resolve_layer_config(PerceiverLayerConfig c, bool cross_shape_kv = true);
+
+class PerceiverLayer : public Module {
+ public:
+  PerceiverLayer(const PerceiverLayerConfig& config, Rng& init_rng);
+  // x (B, N, q_dim); y (B, M, kv_dim) for cross layers (ignored for self); key_mask (B, M)
+  // additive or undefined; rng drives dropout in training mode.
+  Tensor forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const;
+  const PerceiverLayerConfig& config() const { return config_; }
+
+ private:
+  PerceiverLayerConfig config_;
+  std::shared_ptr<LayerNorm> layernorm1_, layernorm2_, layernorm_;
+  std::shared_ptr<Linear> query_, key_, value_, out_, dense1_, dense2_;
+};
+
+}  // namespace perceiver::nn

@@ -1,0 +1,190 @@
+// Differentiable functions and their gradient rules (MLX primitives.cpp vjp style): each
+// function runs the forward op, then, only if a node must be recorded, captures what the
+// backward op needs. Rules return one gradient per recorded input (undefined = not needed).
+#include "perceiver/autograd/functions.h"
+
+#include "perceiver/autograd/tape.h"
+#include "perceiver/ops/activation.h"
+#include "perceiver/ops/attention.h"
+#include "perceiver/ops/dropout.h"
+#include "perceiver/ops/elementwise.h"
+#include "perceiver/ops/embedding.h"
+#include "perceiver/ops/layer_norm.h"
+#include "perceiver/ops/linear.h"
+#include "perceiver/ops/loss.h"
+#include "perceiver/ops/reduce.h"
+
+namespace perceiver::ag {
+
+using autograd::record;
+using autograd::should_record;
+using Grads = std::vector<Tensor>;
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  Tensor y = ops::linear(x, w, b);
+  if (should_record({&x, &w, &b})) {
+    // dx = dy w, dw = dy^T x, db = sum dy
+    const bool nx = x.requires_grad(), nw = w.requires_grad(), nb = b.defined() && b.requires_grad();
+    record("linear", {x, w, b}, {&y}, [x, w, nx, nw, nb](const Grads& g) -> Grads {
+      ops::LinearGrads d = ops::linear_backward(g[0], x, w, nx, nw, nb);
+      return {d.dx, d.dw, d.db};
+    });
+  }
+  return y;
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) {
+  ops::LayerNormOut out = ops::layer_norm(x, w, b, eps);
+  if (should_record({&x, &w, &b})) {
+    Tensor mean = out.mean, rstd = out.rstd;
+    record("layer_norm", {x, w, b}, {&out.y}, [x, w, mean, rstd](const Grads& g) -> Grads {
+      ops::LayerNormGrads d = ops::layer_norm_backward(g[0], x, w, mean, rstd);
+      return {d.dx, d.dw, d.db};
+    });
+  }
+  return out.y;
+}
+
+Tensor gelu(const Tensor& x) {
+  Tensor y = ops::gelu(x);
+  if (should_record({&x}))
+    record("gelu", {x}, {&y}, [x](const Grads& g) -> Grads { return {ops::gelu_backward(g[0], x)}; });
+  return y;
+}
+
+Tensor relu(const Tensor& x) {
+  Tensor y = ops::relu(x);
+  if (should_record({&x}))
+    record("relu", {x}, {&y}, [x](const Grads& g) -> Grads { return {ops::relu_backward(g[0], x)}; });
+  return y;
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor y = ops::add(a, b);
+  if (should_record({&a, &b})) {
+    // d a = dy; d b = dy summed over the broadcast leading dims.
+    const Shape bshape = b.shape();
+    record("add", {a, b}, {&y}, [bshape](const Grads& g) -> Grads {
+      return {g[0], ops::sum_to(g[0], bshape)};
+    });
+  }
+  return y;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor y = ops::mul(a, b);
+  if (should_record({&a, &b})) {
+    const bool na = a.requires_grad(), nb = b.requires_grad();
+    record("mul", {a, b}, {&y}, [a, b, na, nb](const Grads& g) -> Grads {
+      return {na ? ops::mul(g[0], b) : Tensor(), nb ? ops::mul(g[0], a) : Tensor()};
+    });
+  }
+  return y;
+}
+
+Tensor scale(const Tensor& x, float s) {
+  Tensor y = ops::scale(x, s);
+  if (should_record({&x}))
+    record("scale", {x}, {&y}, [s](const Grads& g) -> Grads { return {ops::scale(g[0], s)}; });
+  return y;
+}
+
+Tensor concat_last(const Tensor& a, const Tensor& b) {
+  Tensor y = ops::concat_last(a, b);
+  if (should_record({&a, &b})) {
+    const int64_t c1 = a.dim(-1);
+    record("concat_last", {a, b}, {&y}, [c1](const Grads& g) -> Grads {
+      auto [da, db] = ops::split_last(g[0], c1);
+      return {da, db};
+    });
+  }
+  return y;
+}
+
+Tensor expand_leading(const Tensor& x, int64_t n) {
+  Tensor y = ops::expand_leading(x, n);
+  if (should_record({&x})) {
+    const Shape xs = x.shape();
+    record("expand_leading", {x}, {&y},
+           [xs](const Grads& g) -> Grads { return {ops::sum_to(g[0], xs)}; });
+  }
+  return y;
+}
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  Tensor y = x.reshape(shape);
+  if (should_record({&x})) {
+    const Shape xs = x.shape();
+    record("reshape", {x}, {&y}, [xs](const Grads& g) -> Grads { return {g[0].reshape(xs)}; });
+  }
+  return y;
+}
+
+Tensor mean(const Tensor& x, int axis) {
+  Tensor y = ops::mean(x, axis);
+  if (should_record({&x})) {
+    const Shape xs = x.shape();
+    record("mean", {x}, {&y},
+           [xs, axis](const Grads& g) -> Grads { return {ops::mean_backward(g[0], xs, axis)}; });
+  }
+  return y;
+}
+
+Tensor embedding(const Tensor& indices, const Tensor& table) {
+  Tensor y = ops::embedding(indices, table);
+  if (should_record({&table})) {
+    const int64_t v = table.dim(0);
+    record("embedding", {Tensor(), table}, {&y}, [indices, v](const Grads& g) -> Grads {
+      return {Tensor(), ops::embedding_backward(g[0], indices, v)};
+    });
+  }
+  return y;
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
+                 const Tensor& key_mask) {
+  ops::AttentionOut out = ops::attention(q, k, v, heads, scale, key_mask);
+  if (should_record({&q, &k, &v})) {
+    Tensor o = out.out.detach(), lse = out.lse;
+    record("attention", {q, k, v}, {&out.out},
+           [q, k, v, o, lse, heads, scale, key_mask](const Grads& g) -> Grads {
+             ops::AttentionGrads d =
+                 ops::attention_backward(g[0], q, k, v, o, lse, heads, scale, key_mask);
+             return {d.dq, d.dk, d.dv};
+           });
+  }
+  return out.out;
+}
+
+Tensor dropout(const Tensor& x, float p, bool training, Rng& rng) {
+  if (!training || p == 0.0f) return x;
+  ops::DropoutOut out = ops::dropout(x, p, rng);
+  if (should_record({&x})) {
+    Tensor mask = out.mask;
+    record("dropout", {x}, {&out.y}, [mask](const Grads& g) -> Grads { return {ops::mul(g[0], mask)}; });
+  }
+  return out.y;
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, float smoothing) {
+  ops::CrossEntropyOut out = ops::cross_entropy(logits, labels, smoothing);
+  if (should_record({&logits})) {
+    Tensor probs = out.probs;
+    record("cross_entropy", {logits}, {&out.loss}, [probs, labels, smoothing](const Grads& g) -> Grads {
+      return {ops::cross_entropy_backward(g[0].item(), probs, labels, smoothing)};
+    });
+  }
+  return out.loss;
+}
+
+Tensor mse(const Tensor& pred, const Tensor& target) {
+  Tensor loss = ops::mse(pred, target);
+  if (should_record({&pred})) {
+    record("mse", {pred}, {&loss}, [pred, target](const Grads& g) -> Grads {
+      return {ops::mse_backward(g[0].item(), pred, target)};
+    });
+  }
+  return loss;
+}
+
+}  // namespace perceiver::ag

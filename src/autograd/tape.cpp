@@ -1,0 +1,133 @@
+// The tape walk (reverse-mode autodiff), after MLX transforms.cpp `vjp`:
+//  1. collect the nodes reachable from the root and order them topologically (iterative DFS);
+//  2. walk them in reverse, handing each node the gradients of its outputs;
+//  3. sum gradients where a value feeds several ops (fan-out), out of place, because a rule may
+//     return the same tensor for two inputs;
+//  4. leaves (tensors that require grad and have no producer) ADD into leaf.grad(), so
+//     gradients accumulate across backward calls until zero_grad (parameter convention);
+//     activation gradients are fresh tensors and never written in place.
+// After the walk every visited node drops its saved tensors (no retain_graph).
+#include "perceiver/autograd/tape.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "perceiver/autograd/grad_mode.h"
+#include "perceiver/ops/elementwise.h"
+
+namespace perceiver::autograd {
+
+bool should_record(std::initializer_list<const Tensor*> inputs) {
+  if (!grad_enabled()) return false;
+  for (const Tensor* t : inputs)
+    if (t != nullptr && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+void record(const std::string& name, std::vector<Tensor> inputs, std::vector<Tensor*> outputs,
+            BackwardFn backward) {
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  node->inputs = std::move(inputs);
+  node->num_outputs = static_cast<int>(outputs.size());
+  node->backward = std::move(backward);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    Tensor& out = *outputs[i];
+    node->output_shapes.push_back(out.shape());
+    out.set_requires_grad(true);
+    out.autograd_meta()->grad_fn = node;
+    out.autograd_meta()->output_index = static_cast<int>(i);
+  }
+}
+
+namespace {
+
+std::vector<Node*> topological_order(Node* root) {
+  std::vector<Node*> order;
+  std::unordered_set<Node*> visited;
+  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
+  visited.insert(root);
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      const Tensor& in = node->inputs[next++];
+      if (in.defined() && in.requires_grad() && in.autograd_meta()->grad_fn) {
+        Node* child = in.autograd_meta()->grad_fn.get();
+        if (visited.insert(child).second) stack.emplace_back(child, 0);
+      }
+    } else {
+      order.push_back(node);  // post-order: inputs before consumers
+      stack.pop_back();
+    }
+  }
+  return order;
+}
+
+void accumulate(Tensor& slot, const Tensor& g) {
+  slot = slot.defined() ? ops::add(slot, g) : g;
+}
+
+}  // namespace
+
+void backward(const Tensor& root, const Tensor& grad_root) {
+  check(root.defined(), "[backward] root tensor is undefined");
+  check(root.requires_grad(), "[backward] root does not require grad (was it computed under "
+                              "NoGradGuard, or from inputs that do not require grad?)");
+  Tensor seed = grad_root;
+  if (!seed.defined()) {
+    check(root.numel() == 1, "[backward] root must have one element when no gradient is given, got ",
+          shape_str(root.shape()));
+    seed = Tensor::full(root.shape(), 1.0f);
+  }
+  check(seed.shape() == root.shape(), "[backward] grad_root shape ", shape_str(seed.shape()),
+        " does not match root shape ", shape_str(root.shape()));
+
+  NoGradGuard no_grad;  // rules run ops, never record
+  auto& meta = root.autograd_meta();
+  if (!meta->grad_fn) {  // root is a leaf
+    Tensor g = meta->grad;
+    if (g.defined()) ops::add_inplace(g, seed); else meta->grad = seed.clone();
+    return;
+  }
+  std::vector<Node*> order = topological_order(meta->grad_fn.get());
+  std::unordered_map<Node*, std::vector<Tensor>> grads;
+  grads[meta->grad_fn.get()].resize(meta->grad_fn->num_outputs);
+  grads[meta->grad_fn.get()][meta->output_index] = seed;
+
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = *it;
+    auto found = grads.find(node);
+    if (found == grads.end()) continue;  // no gradient reached this node
+    std::vector<Tensor> grad_outputs = std::move(found->second);
+    grads.erase(found);
+    grad_outputs.resize(node->num_outputs);
+    check(static_cast<bool>(node->backward), "[backward] the graph through '", node->name,
+          "' was already used by an earlier backward; recompute the forward pass");
+    std::vector<Tensor> grad_inputs = node->backward(grad_outputs);
+    PERCEIVER_CHECK(grad_inputs.size() == node->inputs.size());
+    for (size_t i = 0; i < node->inputs.size(); ++i) {
+      if (!node->needs_input_grad(i) || !grad_inputs[i].defined()) continue;
+      const Tensor& in = node->inputs[i];
+      check(grad_inputs[i].shape() == in.shape(), "[backward] rule '", node->name,
+            "' returned a gradient of shape ", shape_str(grad_inputs[i].shape()), " for input ", i,
+            " of shape ", shape_str(in.shape()));
+      auto& in_meta = in.autograd_meta();
+      if (in_meta->grad_fn) {
+        auto& slots = grads[in_meta->grad_fn.get()];
+        slots.resize(in_meta->grad_fn->num_outputs);
+        accumulate(slots[in_meta->output_index], grad_inputs[i]);
+      } else if (in_meta->grad.defined()) {
+        ops::add_inplace(in_meta->grad, grad_inputs[i]);
+      } else {
+        in_meta->grad = grad_inputs[i].clone();
+      }
+    }
+  }
+  // Release saved tensors and the graph edges.
+  for (Node* node : order) {
+    node->backward = nullptr;
+    node->inputs.clear();
+  }
+}
+
+}  // namespace perceiver::autograd

@@ -1,0 +1,105 @@
+// Perceiver classifier: construction from a config and the forward pass.
+#include "perceiver/models/perceiver.h"
+
+#include "perceiver/autograd/functions.h"
+#include "perceiver/models/fourier.h"
+
+namespace perceiver::models {
+
+Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config_(config) {
+  const auto& c = config_;
+  Rng rng(init_seed);
+  positions_ = fourier_features(linear_positions(c.image_size), c.num_fourier_bands, c.max_resolution,
+                                c.concat_pos, c.sine_only);
+  // HF PerceiverEmbeddings: latents (N, D), trained from N(0, init_std) (truncated).
+  latents_ = register_parameter("perceiver.embeddings.latents",
+                                nn::init_truncated_normal({c.num_latents, c.d_latents}, c.init_std, rng));
+  for (int s = 0; s < c.num_weight_sets(); ++s) {
+    const std::string suffix = s == 0 ? "" : "_" + std::to_string(s);
+    WeightSet set;
+    nn::PerceiverLayerConfig cross;
+    cross.is_cross = true;
+    cross.q_dim = c.d_latents;
+    cross.kv_dim = c.input_width();
+    cross.qk_channels = c.qk_channels;
+    cross.v_channels = c.v_channels;
+    cross.num_heads = c.cross_attention_heads;
+    cross.widening_factor = c.cross_attention_widening_factor;
+    cross.use_query_residual = c.use_query_residual;
+    cross.dropout = c.dropout;
+    cross = nn::resolve_layer_config(cross, c.cross_attention_shape_for_attention == "kv");
+    set.cross = register_module("perceiver.encoder.cross_attention" + suffix,
+                                std::make_shared<nn::PerceiverLayer>(cross, rng));
+    nn::PerceiverLayerConfig self;
+    self.q_dim = c.d_latents;
+    self.qk_channels = c.qk_channels;
+    self.v_channels = c.v_channels;
+    self.num_heads = c.self_attention_heads;
+    self.widening_factor = c.self_attention_widening_factor;
+    self.use_query_residual = true;
+    self.dropout = c.dropout;
+    for (int i = 0; i < c.self_attends_per_block; ++i)
+      set.self_attends.push_back(register_module("perceiver.encoder.self_attends" + suffix + "." + std::to_string(i),
+                                                 std::make_shared<nn::PerceiverLayer>(self, rng)));
+    sets_.push_back(std::move(set));
+  }
+  if (c.head == "query") {
+    // HF PerceiverClassificationDecoder -> PerceiverBasicDecoder with a trainable (1, D) query.
+    query_ = register_parameter("perceiver.decoder.decoder.output_position_encodings.position_embeddings",
+                                nn::init_truncated_normal({1, c.d_latents}, c.init_std, rng));
+    nn::PerceiverLayerConfig dec;
+    dec.is_cross = true;
+    dec.q_dim = c.d_latents;
+    dec.kv_dim = c.d_latents;
+    dec.num_heads = c.decoder_heads;
+    dec.widening_factor = 1;
+    dec.use_query_residual = true;
+    decoder_ = register_module("perceiver.decoder.decoder.decoding_cross_attention",
+                               std::make_shared<nn::PerceiverLayer>(dec, rng));
+    final_layer_ = register_module("perceiver.decoder.decoder.final_layer",
+                                   std::make_shared<nn::Linear>(c.d_latents, c.num_classes, true, rng, c.init_std));
+  } else {
+    if (c.head_layernorm)
+      head_norm_ = register_module("perceiver.decoder.layernorm", std::make_shared<nn::LayerNorm>(c.d_latents));
+    final_layer_ = register_module("perceiver.decoder.final_layer",
+                                   std::make_shared<nn::Linear>(c.d_latents, c.num_classes, true, rng, c.init_std));
+  }
+}
+
+Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
+  const auto& c = config_;
+  const int64_t m = c.num_inputs();
+  check(images.defined() && images.dtype() == DType::kF32, "[Perceiver] images must be float32");
+  const int64_t b = images.dim(0);
+  Shape expect{b};
+  for (int64_t d : c.image_size) expect.push_back(d);
+  Shape expect_c = expect;
+  expect_c.push_back(c.in_channels);
+  check(images.shape() == expect_c || (c.in_channels == 1 && images.shape() == expect),
+        "[Perceiver] images must be ", shape_str(expect_c), c.in_channels == 1 ? " or " + shape_str(expect) : "",
+        ", got ", shape_str(images.shape()));
+
+  // inputs = concat([pixels, fourier(pos)], channels)            (B, M, C)
+  Tensor pixels = ag::reshape(images, {b, m, c.in_channels});
+  Tensor inputs = ag::concat_last(pixels, ag::expand_leading(positions_, b));
+  // z = latents broadcast to the batch                           (B, N, D)
+  Tensor z = ag::expand_leading(latents_, b);
+  for (int i = 0; i < c.num_cross_attends; ++i) {
+    const WeightSet& set = sets_[c.share_weights ? std::min(i, 1) : i];
+    z = set.cross->forward(z, inputs, Tensor(), rng);  // latents <- inputs
+    for (int r = 0; r < c.num_blocks; ++r)
+      for (const auto& layer : set.self_attends) z = layer->forward(z, Tensor(), Tensor(), rng);
+  }
+  if (c.head == "query") {
+    // logits = final_layer(decoding_cross_attention(query, z))[:, 0]   (HF classification decoder)
+    Tensor q = ag::expand_leading(query_, b);                   // (B, 1, D)
+    Tensor out = final_layer_->forward(decoder_->forward(q, z, Tensor(), rng));
+    return ag::reshape(out, {b, c.num_classes});
+  }
+  // logits = final_layer([LN](mean over latents))  (paper: average the latents, then linear)
+  Tensor pooled = ag::mean(z, 1);                               // (B, D)
+  if (head_norm_) pooled = head_norm_->forward(pooled);
+  return final_layer_->forward(pooled);
+}
+
+}  // namespace perceiver::models

@@ -1,0 +1,113 @@
+// Perceiver configuration: JSON parsing with validation, and back to JSON (for checkpoints).
+#include "perceiver/models/perceiver_config.h"
+
+#include "perceiver/core/error.h"
+#include "perceiver/core/json_reader.h"
+#include "perceiver/models/fourier.h"
+
+namespace perceiver::models {
+
+int64_t PerceiverConfig::num_inputs() const {
+  int64_t m = 1;
+  for (int64_t d : image_size) m *= d;
+  return m;
+}
+
+int64_t PerceiverConfig::input_width() const {
+  return in_channels + fourier_feature_width(static_cast<int64_t>(image_size.size()), num_fourier_bands,
+                                             concat_pos, sine_only);
+}
+
+int PerceiverConfig::num_weight_sets() const {
+  return share_weights ? std::min(num_cross_attends, 2) : num_cross_attends;
+}
+
+PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::string& path) {
+  JsonObject o(j, path);
+  PerceiverConfig c;
+  const std::string type = o.get_string("type", "perceiver", {"perceiver"});
+  (void)type;
+  c.image_size = o.get_int_list("image_size", c.image_size, 1, 4096, 1, 3);
+  c.in_channels = o.get_int("in_channels", c.in_channels, 1, 4096);
+  c.num_fourier_bands = o.get_int("num_fourier_bands", c.num_fourier_bands, 1, 1024);
+  c.max_resolution = o.get_int_list("max_resolution", c.image_size, 1, 65536, 1, 3);
+  c.concat_pos = o.get_bool("concat_pos", c.concat_pos);
+  c.sine_only = o.get_bool("sine_only", c.sine_only);
+  c.num_latents = o.get_int("num_latents", c.num_latents, 1, 1 << 20);
+  c.d_latents = o.get_int("d_latents", c.d_latents, 1, 1 << 16);
+  c.qk_channels = o.get_int("qk_channels", c.qk_channels, 0, 1 << 16);
+  c.v_channels = o.get_int("v_channels", c.v_channels, 0, 1 << 16);
+  c.cross_attention_heads = static_cast<int>(o.get_int("cross_attention_heads", c.cross_attention_heads, 1, 1024));
+  c.self_attention_heads = static_cast<int>(o.get_int("self_attention_heads", c.self_attention_heads, 1, 1024));
+  c.cross_attention_widening_factor = static_cast<int>(
+      o.get_int("cross_attention_widening_factor", c.cross_attention_widening_factor, 1, 64));
+  c.self_attention_widening_factor = static_cast<int>(
+      o.get_int("self_attention_widening_factor", c.self_attention_widening_factor, 1, 64));
+  c.use_query_residual = o.get_bool("use_query_residual", c.use_query_residual);
+  c.cross_attention_shape_for_attention =
+      o.get_string("cross_attention_shape_for_attention", c.cross_attention_shape_for_attention, {"kv", "q"});
+  c.num_cross_attends = static_cast<int>(o.get_int("num_cross_attends", c.num_cross_attends, 1, 64));
+  c.self_attends_per_block = static_cast<int>(o.get_int("self_attends_per_block", c.self_attends_per_block, 0, 256));
+  c.num_blocks = static_cast<int>(o.get_int("num_blocks", c.num_blocks, 1, 256));
+  c.share_weights = o.get_bool("share_weights", c.share_weights);
+  c.head = o.get_string("head", c.head, {"average", "query"});
+  c.head_layernorm = o.get_bool("head_layernorm", c.head_layernorm);
+  c.decoder_heads = static_cast<int>(o.get_int("decoder_heads", c.decoder_heads, 1, 1024));
+  c.num_classes = o.get_int("num_classes", c.num_classes, 1, 1 << 20);
+  c.dropout = static_cast<float>(o.get_number("dropout", c.dropout, 0.0, 0.99));
+  c.init_std = static_cast<float>(o.get_number("init_std", c.init_std, 1e-6, 10.0));
+  o.finish();
+
+  check(c.max_resolution.size() == c.image_size.size(), "[config] ", path, ".max_resolution: expected ",
+        c.image_size.size(), " entries (one per image_size axis), got ", c.max_resolution.size());
+  // Width rules are checked here so a bad config fails before any allocation.
+  auto divisible = [&](int64_t width, int heads, const char* what, const char* heads_key) {
+    check(width % heads == 0, "[config] ", path, ".", what, " = ", width, " must be divisible by ",
+          heads_key, " = ", heads);
+  };
+  const int64_t cross_qk = c.qk_channels ? c.qk_channels
+                           : (c.cross_attention_shape_for_attention == "kv" ? c.input_width() : c.d_latents);
+  const int64_t cross_v = c.v_channels ? c.v_channels : cross_qk;
+  divisible(cross_qk, c.cross_attention_heads, c.qk_channels ? "qk_channels" : "cross-attention qk width (input width)", "cross_attention_heads");
+  divisible(cross_v, c.cross_attention_heads, c.v_channels ? "v_channels" : "cross-attention v width", "cross_attention_heads");
+  const int64_t self_qk = c.qk_channels ? c.qk_channels : c.d_latents;
+  const int64_t self_v = c.v_channels ? c.v_channels : self_qk;
+  divisible(self_qk, c.self_attention_heads, c.qk_channels ? "qk_channels" : "d_latents", "self_attention_heads");
+  check(self_v == c.d_latents, "[config] ", path, ": self-attention value width (v_channels, or qk_channels "
+        "when v_channels is 0) must equal d_latents = ", c.d_latents, " for the residual, got ", self_v);
+  divisible(self_v, c.self_attention_heads, "v_channels", "self_attention_heads");
+  divisible(c.d_latents, c.decoder_heads, "d_latents", "decoder_heads");
+  return c;
+}
+
+nlohmann::json PerceiverConfig::to_json() const {
+  return {{"type", "perceiver"},
+          {"image_size", image_size},
+          {"in_channels", in_channels},
+          {"num_fourier_bands", num_fourier_bands},
+          {"max_resolution", max_resolution},
+          {"concat_pos", concat_pos},
+          {"sine_only", sine_only},
+          {"num_latents", num_latents},
+          {"d_latents", d_latents},
+          {"qk_channels", qk_channels},
+          {"v_channels", v_channels},
+          {"cross_attention_heads", cross_attention_heads},
+          {"self_attention_heads", self_attention_heads},
+          {"cross_attention_widening_factor", cross_attention_widening_factor},
+          {"self_attention_widening_factor", self_attention_widening_factor},
+          {"use_query_residual", use_query_residual},
+          {"cross_attention_shape_for_attention", cross_attention_shape_for_attention},
+          {"num_cross_attends", num_cross_attends},
+          {"self_attends_per_block", self_attends_per_block},
+          {"num_blocks", num_blocks},
+          {"share_weights", share_weights},
+          {"head", head},
+          {"head_layernorm", head_layernorm},
+          {"decoder_heads", decoder_heads},
+          {"num_classes", num_classes},
+          {"dropout", dropout},
+          {"init_std", init_std}};
+}
+
+}  // namespace perceiver::models

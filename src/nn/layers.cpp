@@ -1,0 +1,38 @@
+// Linear and LayerNorm modules.
+#include "perceiver/nn/layers.h"
+
+#include "perceiver/autograd/functions.h"
+
+namespace perceiver::nn {
+
+Tensor init_truncated_normal(const Shape& shape, float std, Rng& rng) {
+  Tensor t = Tensor::empty(shape);
+  float* p = t.f32();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    float z;
+    do z = rng.normal(); while (z < -2.0f || z > 2.0f);
+    p[i] = std * z;
+  }
+  return t;
+}
+
+Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Rng& rng, float init_std) {
+  check(in_features > 0 && out_features > 0, "[Linear] features must be positive, got in=",
+        in_features, " out=", out_features);
+  weight_ = register_parameter("weight", init_truncated_normal({out_features, in_features}, init_std, rng));
+  if (bias) bias_ = register_parameter("bias", Tensor::zeros({out_features}));
+}
+
+// y = x W^T + b  (torch.nn.Linear)
+Tensor Linear::forward(const Tensor& x) const { return ag::linear(x, weight_, bias_); }
+
+LayerNorm::LayerNorm(int64_t channels, float eps) : eps_(eps) {
+  check(channels > 0, "[LayerNorm] channels must be positive, got ", channels);
+  weight_ = register_parameter("weight", Tensor::full({channels}, 1.0f));
+  bias_ = register_parameter("bias", Tensor::zeros({channels}));
+}
+
+// y = (x - mean) / sqrt(var + eps) * w + b over the last dim (torch.nn.LayerNorm)
+Tensor LayerNorm::forward(const Tensor& x) const { return ag::layer_norm(x, weight_, bias_, eps_); }
+
+}  // namespace perceiver::nn

@@ -1,0 +1,81 @@
+// PerceiverLayer forward, line by line after HF PerceiverLayer.forward (spec section 3).
+#include "perceiver/nn/perceiver_layer.h"
+
+#include <cmath>
+
+#include "perceiver/autograd/functions.h"
+
+namespace perceiver::nn {
+
+PerceiverLayerConfig resolve_layer_config(PerceiverLayerConfig c, bool cross_shape_kv) {
+  check(c.q_dim > 0, "[PerceiverLayer] q_dim must be positive, got ", c.q_dim);
+  if (!c.is_cross) c.kv_dim = c.q_dim;
+  check(c.kv_dim > 0, "[PerceiverLayer] kv_dim must be positive, got ", c.kv_dim);
+  check(c.num_heads >= 1, "[PerceiverLayer] num_heads must be >= 1, got ", c.num_heads);
+  check(c.widening_factor >= 1, "[PerceiverLayer] widening_factor must be >= 1, got ",
+        c.widening_factor);
+  check(c.dropout >= 0.0f && c.dropout < 1.0f, "[PerceiverLayer] dropout must be in [0, 1), got ",
+        c.dropout);
+  if (c.is_cross && c.qk_channels <= 0) {
+    c.qk_channels = cross_shape_kv ? c.kv_dim : c.q_dim;  // cross_attention_shape_for_attention
+  } else if (c.qk_channels <= 0) {
+    c.qk_channels = c.q_dim;
+  }
+  if (c.v_channels <= 0) c.v_channels = c.qk_channels;
+  check(c.qk_channels % c.num_heads == 0, "[PerceiverLayer] qk_channels (", c.qk_channels,
+        ") must be divisible by num_heads (", c.num_heads, ")");
+  check(c.v_channels % c.num_heads == 0, "[PerceiverLayer] v_channels (", c.v_channels,
+        ") must be divisible by num_heads (", c.num_heads, ")");
+  check(c.is_cross || c.v_channels == c.q_dim, "[PerceiverLayer] a self-attention layer needs "
+        "v_channels == q_dim for its residual, got v_channels=", c.v_channels, " q_dim=", c.q_dim);
+  return c;
+}
+
+PerceiverLayer::PerceiverLayer(const PerceiverLayerConfig& config, Rng& rng)
+    : config_(resolve_layer_config(config)) {
+  const auto& c = config_;
+  const int64_t out_dim = c.is_cross ? c.q_dim : c.v_channels;
+  layernorm1_ = register_module("attention.self.layernorm1", std::make_shared<LayerNorm>(c.q_dim, c.layer_norm_eps));
+  if (c.is_cross)
+    layernorm2_ = register_module("attention.self.layernorm2", std::make_shared<LayerNorm>(c.kv_dim, c.layer_norm_eps));
+  query_ = register_module("attention.self.query", std::make_shared<Linear>(c.q_dim, c.qk_channels, true, rng));
+  key_ = register_module("attention.self.key", std::make_shared<Linear>(c.kv_dim, c.qk_channels, true, rng));
+  value_ = register_module("attention.self.value", std::make_shared<Linear>(c.kv_dim, c.v_channels, true, rng));
+  out_ = register_module("attention.output.dense", std::make_shared<Linear>(c.v_channels, out_dim, true, rng));
+  layernorm_ = register_module("layernorm", std::make_shared<LayerNorm>(out_dim, c.layer_norm_eps));
+  dense1_ = register_module("mlp.dense1", std::make_shared<Linear>(out_dim, c.widening_factor * out_dim, true, rng));
+  dense2_ = register_module("mlp.dense2", std::make_shared<Linear>(c.widening_factor * out_dim, out_dim, true, rng));
+}
+
+Tensor PerceiverLayer::forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const {
+  const auto& c = config_;
+  check(x.defined() && x.rank() == 3 && x.dim(2) == c.q_dim, "[PerceiverLayer] x must be (B, N, ",
+        c.q_dim, "), got ", x.defined() ? shape_str(x.shape()) : "undefined");
+  if (c.is_cross)
+    check(y.defined() && y.rank() == 3 && y.dim(2) == c.kv_dim && y.dim(0) == x.dim(0),
+          "[PerceiverLayer] y must be (", x.dim(0), ", M, ", c.kv_dim, "), got ",
+          y.defined() ? shape_str(y.shape()) : "undefined");
+  const bool drop = is_training() && c.dropout > 0.0f;
+  check(!drop || rng != nullptr, "[PerceiverLayer] dropout in training mode needs an Rng");
+
+  // xn = LN1(x); yn = LN2(y) for cross layers, xn for self layers
+  Tensor xn = layernorm1_->forward(x);
+  Tensor yn = c.is_cross ? layernorm2_->forward(y) : xn;
+  // Q = Linear_q(xn), K = Linear_k(yn), V = Linear_v(yn)
+  Tensor q = query_->forward(xn);
+  Tensor k = key_->forward(yn);
+  Tensor v = value_->forward(yn);
+  // context = softmax(Q K^T / sqrt(qk / H) + mask) V, heads = contiguous channel slices
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.qk_channels / c.num_heads));
+  Tensor context = ag::attention(q, k, v, c.num_heads, scale, key_mask);
+  // a = dense(context) [+ x]   (the residual uses the un-normalised query input)
+  Tensor a = out_->forward(context);
+  if (drop) a = ag::dropout(a, c.dropout, true, *rng);
+  if (c.use_query_residual) a = ag::add(a, x);
+  // out = a + dense2(GELU(dense1(LN(a))))
+  Tensor m = dense2_->forward(ag::gelu(dense1_->forward(layernorm_->forward(a))));
+  if (drop) m = ag::dropout(m, c.dropout, true, *rng);
+  return ag::add(a, m);
+}
+
+}  // namespace perceiver::nn
