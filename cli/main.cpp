@@ -1,7 +1,52 @@
-// perceiver: command-line entry point; dispatches to the subcommands.
+// perceiver: command-line entry point. Parses flags with CLI11 and dispatches to a subcommand;
+// any perceiver::Error becomes a one-line "perceiver: error: ..." and exit code 1.
 #include <cstdio>
+#include <exception>
+
+#include "commands.h"
+#include "perceiver/core/error.h"
+#include "perceiver/core/gemm_provider.h"
+#include "perceiver/core/parallel.h"
+
+namespace perceiver::cli {
+
+void add_common_options(CLI::App& sub, CommonOptions& o) {
+  sub.add_option("--threads", o.threads, "worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  sub.add_option("--gemm", o.gemm, "GEMM provider: onednn, openblas or naive (default onednn)");
+}
+
+void apply_common_options(const CommonOptions& o) {
+  if (!o.gemm.empty()) set_gemm_provider(parse_gemm_provider(o.gemm));
+  if (o.threads > 0) set_num_threads(o.threads);
+}
+
+}  // namespace perceiver::cli
 
 int main(int argc, char** argv) {
-  std::fprintf(stderr, "perceiver: subcommands are being built\n");
+  CLI::App app{"perceiver.cpp: train and run Perceiver models without Python"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "perceiver.cpp 0.1.0");
+  CLI::App* train = app.add_subcommand("train", "train a model from a JSON config");
+  CLI::App* eval = app.add_subcommand("eval", "test accuracy and confusion matrix of a checkpoint");
+  CLI::App* predict = app.add_subcommand("predict", "classify PNG/JPEG images with a checkpoint");
+  perceiver::cli::Runner run_train = perceiver::cli::add_train_command(*train);
+  perceiver::cli::Runner run_eval = perceiver::cli::add_eval_command(*eval);
+  perceiver::cli::Runner run_predict = perceiver::cli::add_predict_command(*predict);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (train->parsed()) return run_train();
+    if (eval->parsed()) return run_eval();
+    if (predict->parsed()) return run_predict();
+  } catch (const perceiver::Error& e) {
+    std::fprintf(stderr, "perceiver: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "perceiver: error: unexpected failure: %s\n", e.what());
+    return 1;
+  }
   return 2;
 }

@@ -29,6 +29,44 @@ int64_t Module::num_parameters() {
   return n;
 }
 
+void Module::load_state_dict(const std::map<std::string, Tensor>& tensors, const std::string& what,
+                             bool strict) {
+  std::vector<std::string> missing, mismatched;
+  std::map<std::string, bool> used;
+  for (const auto& kv : tensors) used[kv.first] = false;
+  visit_parameters([&](const std::string& name, Tensor& p) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      missing.push_back(name);
+      return;
+    }
+    used[name] = true;
+    if (it->second.shape() != p.shape() || it->second.dtype() != p.dtype())
+      mismatched.push_back(name + " (expected " + dtype_name(p.dtype()) + shape_str(p.shape()) + ", got " +
+                           dtype_name(it->second.dtype()) + shape_str(it->second.shape()) + ")");
+  });
+  std::vector<std::string> unexpected;
+  for (const auto& [name, u] : used)
+    if (!u) unexpected.push_back(name);
+  if (strict && (!missing.empty() || !unexpected.empty() || !mismatched.empty())) {
+    std::string msg = "[load] " + what + ": parameters do not match the model.";
+    auto list = [&](const char* title, const std::vector<std::string>& v) {
+      if (v.empty()) return;
+      msg += std::string("\n  ") + title + " (" + std::to_string(v.size()) + "):";
+      for (const auto& n : v) msg += "\n    " + n;
+    };
+    list("missing", missing);
+    list("unexpected", unexpected);
+    list("shape/dtype mismatch", mismatched);
+    throw Error(msg);
+  }
+  visit_parameters([&](const std::string& name, Tensor& p) {
+    auto it = tensors.find(name);
+    if (it != tensors.end() && it->second.shape() == p.shape() && it->second.dtype() == p.dtype())
+      p.copy_from(it->second);
+  });
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& [name, child] : children_) child->train(on);

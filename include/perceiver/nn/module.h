@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -25,6 +26,12 @@ class Module {
                         const std::string& prefix = "");
   std::vector<NamedTensor> named_parameters();
   int64_t num_parameters();
+
+  // Copies tensors into the parameters by name. Strict: every missing name, unexpected name and
+  // shape mismatch is listed in one Error (prefixed by `what`, e.g. the file name); nothing is
+  // changed unless all match. Non-strict mode loads what matches and ignores the rest.
+  void load_state_dict(const std::map<std::string, Tensor>& tensors, const std::string& what,
+                       bool strict = true);
 
   void train(bool on = true);  // sets the mode recursively (dropout, augment-only paths)
   bool is_training() const { return training_; }

@@ -1,0 +1,24 @@
+// Subcommands of the `perceiver` program. Each registers its flags on a CLI11 subcommand and
+// returns the callback that runs it (exit code).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace perceiver::cli {
+
+using Runner = std::function<int()>;
+
+Runner add_train_command(CLI::App& app);
+Runner add_eval_command(CLI::App& app);
+Runner add_predict_command(CLI::App& app);
+
+// Applies the options every command shares (--threads, --gemm).
+struct CommonOptions {
+  int threads = 0;
+  std::string gemm;
+};
+void add_common_options(CLI::App& sub, CommonOptions& o);
+void apply_common_options(const CommonOptions& o);
+
+}  // namespace perceiver::cli

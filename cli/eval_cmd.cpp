@@ -1,0 +1,50 @@
+// `perceiver eval --checkpoint C`: test accuracy and the confusion matrix.
+#include <cstdio>
+
+#include "commands.h"
+#include "perceiver/data/fashion_mnist.h"
+#include "perceiver/train/checkpoint.h"
+#include "perceiver/train/trainer.h"
+
+namespace perceiver::cli {
+
+Runner add_eval_command(CLI::App& sub) {
+  struct Args {
+    std::string checkpoint, data_dir;
+    int64_t batch = 500, limit = 0;
+    CommonOptions common;
+  };
+  auto a = std::make_shared<Args>();
+  sub.add_option("--checkpoint", a->checkpoint, "checkpoint or model .safetensors")->required()->check(CLI::ExistingFile);
+  sub.add_option("--data-dir", a->data_dir, "Fashion-MNIST IDX directory (default: the checkpoint's)");
+  sub.add_option("--batch-size", a->batch, "evaluation batch size")->check(CLI::Range(1, 1 << 20));
+  sub.add_option("--limit", a->limit, "evaluate only the first N test images (0 = all)")->check(CLI::NonNegativeNumber);
+  add_common_options(sub, a->common);
+  return [a]() {
+    apply_common_options(a->common);
+    train::Checkpoint ckpt = train::read_checkpoint(a->checkpoint);
+    auto model = train::model_from_checkpoint(ckpt, a->checkpoint);
+    const std::string dir = a->data_dir.empty() ? ckpt.config.data.dir : a->data_dir;
+    data::Dataset test = data::load_fashion_mnist(dir, false);
+    if (a->limit > 0 && a->limit < test.images.dim(0)) {
+      test.images = test.images.slice0(0, a->limit);
+      test.labels = test.labels.slice0(0, a->limit);
+    }
+    train::EvalResult r = train::evaluate(*model, test.images, test.labels, a->batch);
+    std::printf("test accuracy: %.4f (%lld/%lld), loss %.4f\n", r.accuracy(), (long long)r.correct,
+                (long long)r.count, r.loss);
+    const int64_t k = r.num_classes;
+    std::printf("confusion matrix (rows: true class, columns: predicted):\n%14s", "");
+    for (int64_t j = 0; j < k; ++j) std::printf(" %5lld", (long long)j);
+    std::printf("\n");
+    for (int64_t i = 0; i < k; ++i) {
+      const std::string name = i < (int64_t)test.class_names.size() ? test.class_names[i] : std::to_string(i);
+      std::printf("%2lld %-11s", (long long)i, name.substr(0, 11).c_str());
+      for (int64_t j = 0; j < k; ++j) std::printf(" %5lld", (long long)r.confusion[i * k + j]);
+      std::printf("\n");
+    }
+    return 0;
+  };
+}
+
+}  // namespace perceiver::cli

@@ -1,0 +1,52 @@
+// Training-run configuration: the "train" and "data" objects of a run's JSON config (the
+// "model" object is models::PerceiverConfig). Strictly validated like the model config.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "perceiver/models/perceiver_config.h"
+
+namespace perceiver::train {
+
+struct TrainConfig {
+  int epochs = 3;
+  int64_t batch_size = 64;
+  int64_t eval_batch_size = 500;
+  std::string optimizer = "adamw";  // "adamw" | "lamb"
+  float lr = 1e-3f;
+  float weight_decay = 0.05f;
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  std::string schedule = "warmup_cosine";  // "constant" | "warmup_cosine" | "constant_cosine"
+  int64_t warmup_steps = 200;
+  float final_lr_fraction = 0.0f;
+  float constant_fraction = 0.7f;  // constant_cosine: share of training at constant lr
+  float grad_clip = 1.0f;          // global-norm clipping; 0 disables
+  float label_smoothing = 0.1f;
+  uint64_t seed = 0;
+  int threads = 0;                 // 0 = all cores
+  int64_t log_every = 50;          // steps between plain-text progress lines / metric records
+  int64_t checkpoint_every = 0;    // steps between checkpoints (0: end of each epoch only)
+  int64_t max_steps = 0;           // stop (as if interrupted) after this many total steps; 0 = off
+};
+
+struct DataConfig {
+  std::string dir = "/usr/share/datasets/fashion-mnist";
+  int64_t train_limit = 0;  // use only the first n training images (0 = all)
+  int64_t test_limit = 0;
+  int max_shift = 0;        // augmentation: random shift by up to this many pixels
+  bool hflip = false;       // augmentation: random horizontal flip
+};
+
+struct RunConfig {
+  models::PerceiverConfig model;
+  TrainConfig train;
+  DataConfig data;
+  nlohmann::json to_json() const;
+};
+
+// Parses {"model": {...}, "train": {...}, "data": {...}}; unknown keys anywhere are errors.
+RunConfig parse_run_config(const nlohmann::json& j);
+RunConfig load_run_config(const std::string& path);
+
+}  // namespace perceiver::train

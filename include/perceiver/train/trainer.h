@@ -1,0 +1,45 @@
+// The training loop for image classifiers on Fashion-MNIST-style data: seeded shuffling and
+// augmentation, optimizer + schedule + clipping, evaluation each epoch, metrics (JSON lines),
+// atomic checkpoints, exact resume, and Ctrl-C handling (save, then stop cleanly).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "perceiver/models/perceiver.h"
+#include "perceiver/train/train_config.h"
+
+namespace perceiver::train {
+
+struct TrainOptions {
+  std::string out_dir = "runs/default";
+  bool resume = false;       // continue from out_dir/checkpoint.safetensors
+  bool quiet = false;        // no progress output (tests)
+};
+
+struct EvalResult {
+  int64_t count = 0, correct = 0, num_classes = 0;
+  double loss = 0;                 // mean cross-entropy (no smoothing)
+  std::vector<int64_t> confusion;  // (K, K) row = true class, column = prediction
+  double accuracy() const { return count ? static_cast<double>(correct) / count : 0.0; }
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  bool interrupted = false;  // stopped by Ctrl-C or train.max_steps before the end
+  EvalResult last_eval;      // after the last completed epoch (count 0 if none)
+  double seconds = 0;
+  double train_samples_per_s = 0;
+};
+
+TrainResult run_training(const RunConfig& config, const TrainOptions& options);
+
+// Evaluates in batches without recording gradients. images (n, H, W), labels int32 (n).
+EvalResult evaluate(const models::Perceiver& model, const Tensor& images, const Tensor& labels,
+                    int64_t batch_size);
+
+// Installs the SIGINT/SIGTERM handler that asks the running loop to checkpoint and stop.
+void install_interrupt_handler();
+bool interrupt_requested();
+
+}  // namespace perceiver::train

@@ -1,0 +1,60 @@
+// Checkpoint save/load (format described in checkpoint.h).
+#include "perceiver/train/checkpoint.h"
+
+#include "perceiver/io/safetensors.h"
+
+namespace perceiver::train {
+
+namespace {
+constexpr const char* kOptPrefix = "optimizer.";
+}
+
+void save_checkpoint(const std::string& path, nn::Module& model, const optim::Optimizer* optimizer,
+                     int64_t step, const RunConfig& config) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  model.visit_parameters([&](const std::string& name, Tensor& p) { tensors.emplace_back(name, p); });
+  std::map<std::string, std::string> meta{{"format", kCheckpointFormat},
+                                          {"step", std::to_string(step)},
+                                          {"config", config.to_json().dump()}};
+  if (optimizer) {
+    meta["optimizer"] = config.train.optimizer;
+    for (auto& [name, t] : optimizer->state_tensors()) tensors.emplace_back(kOptPrefix + name, t);
+  }
+  io::save_safetensors(path, tensors, meta);
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  io::SafetensorsFile file = io::load_safetensors(path);
+  auto meta = [&](const char* key) -> const std::string& {
+    auto it = file.metadata.find(key);
+    check(it != file.metadata.end(), "[checkpoint] ", path, ": metadata has no '", key,
+          "' entry; is this a perceiver.cpp checkpoint?");
+    return it->second;
+  };
+  check(meta("format") == kCheckpointFormat, "[checkpoint] ", path, ": format '", meta("format"),
+        "' is not supported, expected '", kCheckpointFormat, "'");
+  Checkpoint ckpt;
+  try {
+    ckpt.config = parse_run_config(nlohmann::json::parse(meta("config")));
+  } catch (const std::exception& e) {
+    throw_error("[checkpoint] ", path, ": invalid config in metadata: ", e.what());
+  }
+  const std::string& step = meta("step");
+  check(!step.empty() && step.find_first_not_of("0123456789") == std::string::npos && step.size() < 19,
+        "[checkpoint] ", path, ": metadata step must be a non-negative integer, got '", step, "'");
+  ckpt.step = std::stoll(step);
+  for (auto& [name, t] : file.tensors) {
+    if (name.rfind(kOptPrefix, 0) == 0) ckpt.optimizer_state[name.substr(std::string(kOptPrefix).size())] = t;
+    else ckpt.params[name] = t;
+  }
+  return ckpt;
+}
+
+std::unique_ptr<models::Perceiver> model_from_checkpoint(const Checkpoint& ckpt, const std::string& path) {
+  auto model = std::make_unique<models::Perceiver>(ckpt.config.model, ckpt.config.train.seed);
+  model->load_state_dict(ckpt.params, path);
+  model->train(false);
+  return model;
+}
+
+}  // namespace perceiver::train

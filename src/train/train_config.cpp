@@ -1,0 +1,78 @@
+// Run configuration parsing and validation.
+#include "perceiver/train/train_config.h"
+
+#include "perceiver/core/json_reader.h"
+
+namespace perceiver::train {
+
+RunConfig parse_run_config(const nlohmann::json& j) {
+  JsonObject root(j, "config");
+  RunConfig rc;
+  JsonObject model = root.get_object("model");
+  JsonObject tr = root.get_object("train");
+  JsonObject data = root.get_object("data");
+  root.finish();
+  check(root.has("model"), "[config] config: missing required object 'model'");
+  rc.model = models::parse_perceiver_config(j.at("model"), "model");
+  (void)model;
+
+  TrainConfig& t = rc.train;
+  t.epochs = static_cast<int>(tr.get_int("epochs", t.epochs, 1, 100000));
+  t.batch_size = tr.get_int("batch_size", t.batch_size, 1, 1 << 20);
+  t.eval_batch_size = tr.get_int("eval_batch_size", t.eval_batch_size, 1, 1 << 20);
+  t.optimizer = tr.get_string("optimizer", t.optimizer, {"adamw", "lamb"});
+  t.lr = static_cast<float>(tr.get_number("lr", t.lr, 0.0, 10.0));
+  t.weight_decay = static_cast<float>(tr.get_number("weight_decay", t.weight_decay, 0.0, 10.0));
+  t.beta1 = static_cast<float>(tr.get_number("beta1", t.beta1, 0.0, 0.999999));
+  t.beta2 = static_cast<float>(tr.get_number("beta2", t.beta2, 0.0, 0.999999));
+  t.eps = static_cast<float>(tr.get_number("eps", t.eps, 1e-12, 1.0));
+  t.schedule = tr.get_string("schedule", t.schedule, {"constant", "warmup_cosine", "constant_cosine"});
+  t.warmup_steps = tr.get_int("warmup_steps", t.warmup_steps, 0, int64_t(1) << 40);
+  t.final_lr_fraction = static_cast<float>(tr.get_number("final_lr_fraction", t.final_lr_fraction, 0.0, 1.0));
+  t.constant_fraction = static_cast<float>(tr.get_number("constant_fraction", t.constant_fraction, 0.0, 1.0));
+  t.grad_clip = static_cast<float>(tr.get_number("grad_clip", t.grad_clip, 0.0, 1e6));
+  t.label_smoothing = static_cast<float>(tr.get_number("label_smoothing", t.label_smoothing, 0.0, 0.99));
+  t.seed = static_cast<uint64_t>(tr.get_int("seed", 0, 0, INT64_MAX));
+  t.threads = static_cast<int>(tr.get_int("threads", t.threads, 0, 1024));
+  t.log_every = tr.get_int("log_every", t.log_every, 1, int64_t(1) << 40);
+  t.checkpoint_every = tr.get_int("checkpoint_every", t.checkpoint_every, 0, int64_t(1) << 40);
+  t.max_steps = tr.get_int("max_steps", t.max_steps, 0, int64_t(1) << 40);
+  tr.finish();
+
+  DataConfig& d = rc.data;
+  d.dir = data.get_string("dir", d.dir);
+  d.train_limit = data.get_int("train_limit", d.train_limit, 0, int64_t(1) << 40);
+  d.test_limit = data.get_int("test_limit", d.test_limit, 0, int64_t(1) << 40);
+  d.max_shift = static_cast<int>(data.get_int("max_shift", d.max_shift, 0, 64));
+  d.hflip = data.get_bool("hflip", d.hflip);
+  data.finish();
+  return rc;
+}
+
+RunConfig load_run_config(const std::string& path) {
+  const nlohmann::json j = read_json_file(path);
+  try {
+    return parse_run_config(j);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (in " + path + ")");
+  }
+}
+
+nlohmann::json RunConfig::to_json() const {
+  const TrainConfig& t = train;
+  return {{"model", model.to_json()},
+          {"train",
+           {{"epochs", t.epochs}, {"batch_size", t.batch_size}, {"eval_batch_size", t.eval_batch_size},
+            {"optimizer", t.optimizer}, {"lr", t.lr}, {"weight_decay", t.weight_decay},
+            {"beta1", t.beta1}, {"beta2", t.beta2}, {"eps", t.eps}, {"schedule", t.schedule},
+            {"warmup_steps", t.warmup_steps}, {"final_lr_fraction", t.final_lr_fraction},
+            {"constant_fraction", t.constant_fraction}, {"grad_clip", t.grad_clip},
+            {"label_smoothing", t.label_smoothing}, {"seed", t.seed}, {"threads", t.threads},
+            {"log_every", t.log_every}, {"checkpoint_every", t.checkpoint_every},
+            {"max_steps", t.max_steps}}},
+          {"data",
+           {{"dir", data.dir}, {"train_limit", data.train_limit}, {"test_limit", data.test_limit},
+            {"max_shift", data.max_shift}, {"hflip", data.hflip}}}};
+}
+
+}  // namespace perceiver::train

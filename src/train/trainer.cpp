@@ -1,0 +1,287 @@
+// Training loop (see trainer.h). Reproducibility: the epoch permutation is a function of
+// (seed, epoch) and each step's augmentation/dropout stream a function of (seed, step), so a
+// resumed run replays exactly what an uninterrupted run would have done.
+#include "perceiver/train/trainer.h"
+
+#include <atomic>
+#include <cmath>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/grad_mode.h"
+#include "perceiver/autograd/tape.h"
+#include "perceiver/core/allocator.h"
+#include "perceiver/core/parallel.h"
+#include "perceiver/data/augment.h"
+#include "perceiver/data/fashion_mnist.h"
+#include "perceiver/io/atomic_file.h"
+#include "perceiver/ops/loss.h"
+#include "perceiver/optim/clip.h"
+#include "perceiver/optim/schedule.h"
+#include "perceiver/train/checkpoint.h"
+#include "perceiver/train/progress.h"
+
+namespace perceiver::train {
+namespace {
+
+std::atomic<bool> g_interrupt{false};
+
+void on_signal(int) {
+  g_interrupt.store(true);
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+}
+
+std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  Rng rng(seed, 0x5eed0000ULL + static_cast<uint64_t>(epoch));
+  for (int64_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(static_cast<uint32_t>(i + 1))]);
+  return perm;
+}
+
+int64_t count_correct(const Tensor& logits, const int32_t* labels, EvalResult* stats) {
+  const int64_t b = logits.dim(0), k = logits.dim(1);
+  const float* p = logits.f32();
+  int64_t correct = 0;
+  for (int64_t i = 0; i < b; ++i) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < k; ++j)
+      if (p[i * k + j] > p[i * k + best]) best = j;
+    correct += best == labels[i];
+    if (stats && labels[i] >= 0 && labels[i] < k) stats->confusion[labels[i] * k + best] += 1;
+  }
+  return correct;
+}
+
+void append_metrics(const std::string& path, const nlohmann::json& record) {
+  std::ofstream out(path, std::ios::app);
+  check(out.good(), "[train] ", path, ": cannot open metrics file for appending");
+  out << record.dump() << "\n";
+}
+
+}  // namespace
+
+void install_interrupt_handler() {
+  g_interrupt.store(false);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+}
+
+bool interrupt_requested() { return g_interrupt.load(); }
+
+EvalResult evaluate(const models::Perceiver& model, const Tensor& images, const Tensor& labels,
+                    int64_t batch_size) {
+  autograd::NoGradGuard no_grad;
+  const int64_t n = images.dim(0), k = model.config().num_classes;
+  check(labels.dtype() == DType::kI32 && labels.rank() == 1 && labels.dim(0) == n,
+        "[evaluate] labels must be int32 (", n, "), got ", shape_str(labels.shape()));
+  EvalResult r;
+  r.num_classes = k;
+  r.confusion.assign(k * k, 0);
+  double loss_sum = 0;
+  for (int64_t start = 0; start < n; start += batch_size) {
+    const int64_t len = std::min(batch_size, n - start);
+    Tensor x = images.slice0(start, len);
+    Tensor y = labels.slice0(start, len);
+    Tensor logits = model.forward(x, nullptr);
+    loss_sum += static_cast<double>(ops::cross_entropy(logits, y, 0.0f).loss.item()) * len;
+    r.correct += count_correct(logits, y.data<int32_t>(), &r);
+    r.count += len;
+  }
+  r.loss = r.count ? loss_sum / r.count : 0.0;
+  return r;
+}
+
+TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
+  using Clock = std::chrono::steady_clock;
+  const TrainConfig& tc = cfg.train;
+  set_num_threads(tc.threads);
+  std::error_code ec;
+  std::filesystem::create_directories(opt.out_dir, ec);
+  check(!ec, "[train] cannot create output directory '", opt.out_dir, "': ", ec.message());
+  const std::string ckpt_path = opt.out_dir + "/checkpoint.safetensors";
+  const std::string metrics_path = opt.out_dir + "/metrics.jsonl";
+  Progress progress(opt.quiet);
+
+  // Data: images (n, 28, 28) in [0, 1], labels int32.
+  data::Dataset train_set = data::load_fashion_mnist(cfg.data.dir, true);
+  data::Dataset test_set = data::load_fashion_mnist(cfg.data.dir, false);
+  auto limit = [](data::Dataset& d, int64_t n) {
+    if (n > 0 && n < d.images.dim(0)) {
+      d.images = d.images.slice0(0, n);
+      d.labels = d.labels.slice0(0, n);
+    }
+  };
+  limit(train_set, cfg.data.train_limit);
+  limit(test_set, cfg.data.test_limit);
+  const int64_t h = train_set.images.dim(1), w = train_set.images.dim(2);
+  check(cfg.model.image_size == std::vector<int64_t>{h, w} && cfg.model.in_channels == 1,
+        "[train] model.image_size must be [", h, ", ", w, "] with in_channels 1 for this data, got ",
+        shape_str(cfg.model.image_size), " with in_channels ", cfg.model.in_channels);
+  check(cfg.model.num_classes >= 10, "[train] model.num_classes must be >= 10 for Fashion-MNIST, got ",
+        cfg.model.num_classes);
+
+  models::Perceiver model(cfg.model, tc.seed);
+  std::vector<nn::NamedTensor> params = model.named_parameters();
+  optim::OptimizerOptions oo;
+  oo.beta1 = tc.beta1;
+  oo.beta2 = tc.beta2;
+  oo.eps = tc.eps;
+  oo.weight_decay = tc.weight_decay;
+  std::unique_ptr<optim::Optimizer> optimizer = optim::make_optimizer(tc.optimizer, params, oo);
+
+  const int64_t n = train_set.images.dim(0);
+  const int64_t spe = (n + tc.batch_size - 1) / tc.batch_size;
+  const int64_t total = spe * tc.epochs;
+  optim::ScheduleConfig sched;
+  sched.kind = tc.schedule;
+  sched.base_lr = tc.lr;
+  sched.warmup_steps = std::min(tc.warmup_steps, total);
+  sched.total_steps = total;
+  sched.final_lr_fraction = tc.final_lr_fraction;
+  sched.constant_fraction = tc.constant_fraction;
+  optim::validate(sched);
+
+  int64_t step = 0;
+  if (opt.resume) {
+    Checkpoint ckpt = read_checkpoint(ckpt_path);
+    check(ckpt.config.model.to_json() == cfg.model.to_json(), "[train] ", ckpt_path,
+          ": the checkpoint's model config differs from the run's; resume with the same config");
+    model.load_state_dict(ckpt.params, ckpt_path);
+    optimizer->load_state(ckpt.optimizer_state, ckpt.step);
+    step = ckpt.step;
+    check(step <= total, "[train] ", ckpt_path, ": checkpoint step ", step, " is past the end of training (",
+          total, " steps)");
+    progress.message("resumed from " + ckpt_path + " at step " + std::to_string(step));
+  } else {
+    std::remove(metrics_path.c_str());
+  }
+  io::write_file_atomic(opt.out_dir + "/config.json", cfg.to_json().dump(2) + "\n");
+  progress.message("model: " + std::to_string(model.num_parameters()) + " parameters; " +
+                   std::to_string(n) + " training images, " + std::to_string(test_set.images.dim(0)) +
+                   " test images; " + std::to_string(total) + " steps of batch " +
+                   std::to_string(tc.batch_size) + "; " + std::to_string(num_threads()) + " threads");
+
+  TrainResult result;
+  const auto t_start = Clock::now();
+  auto t_window = t_start;
+  int64_t window_samples = 0, window_correct = 0, run_samples = 0;
+  double window_loss = 0;
+  int64_t window_steps = 0;
+  std::vector<int64_t> perm;
+  int64_t perm_epoch = -1;
+  const data::AugmentConfig aug{cfg.data.max_shift, cfg.data.hflip};
+  const int64_t hw = h * w;
+  const float* all_images = train_set.images.f32();
+  const int32_t* all_labels = train_set.labels.data<int32_t>();
+
+  while (step < total) {
+    if (interrupt_requested() || (tc.max_steps > 0 && step >= tc.max_steps)) {
+      save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
+      progress.message(std::string(interrupt_requested() ? "interrupted" : "stopped at max_steps") +
+                       ": checkpoint saved to " + ckpt_path + " at step " + std::to_string(step) +
+                       " (continue with --resume)");
+      result.interrupted = true;
+      break;
+    }
+    const int64_t epoch = step / spe, in_epoch = step % spe;
+    if (epoch != perm_epoch) {
+      perm = epoch_permutation(n, tc.seed, epoch);
+      perm_epoch = epoch;
+    }
+    const int64_t first = in_epoch * tc.batch_size;
+    const int64_t b = std::min(tc.batch_size, n - first);
+    Rng step_rng(tc.seed, 0x57e90000ULL + static_cast<uint64_t>(step));
+
+    // Batch gather + augmentation.
+    Tensor x = Tensor::empty({b, h, w});
+    Tensor y = Tensor::empty({b}, DType::kI32);
+    float* xp = x.f32();
+    int32_t* yp = y.data<int32_t>();
+    for (int64_t i = 0; i < b; ++i) {
+      const int64_t src = perm[first + i];
+      std::copy(all_images + src * hw, all_images + (src + 1) * hw, xp + i * hw);
+      yp[i] = all_labels[src];
+      data::augment_image(xp + i * hw, h, w, aug, step_rng);
+    }
+
+    // Forward, loss, backward, clip, update.
+    model.train(true);
+    Tensor logits = model.forward(x, &step_rng);
+    Tensor loss = ag::cross_entropy(logits, y, tc.label_smoothing);
+    const float loss_value = loss.item();
+    check(std::isfinite(loss_value), "[train] the loss became non-finite (", loss_value, ") at step ", step,
+          "; lower train.lr or enable train.grad_clip");
+    optimizer->zero_grad();
+    autograd::backward(loss);
+    if (tc.grad_clip > 0) optim::clip_grad_norm(params, tc.grad_clip);
+    const float lr = optim::learning_rate(sched, step);
+    optimizer->step(lr);
+    ++step;
+
+    window_loss += loss_value;
+    window_steps += 1;
+    window_correct += count_correct(logits, yp, nullptr);
+    window_samples += b;
+    run_samples += b;
+    const bool epoch_end = step % spe == 0;
+    const bool log_now = step % tc.log_every == 0 || epoch_end;
+    const auto now = Clock::now();
+    const double window_s = std::chrono::duration<double>(now - t_window).count();
+    const double run_s = std::chrono::duration<double>(now - t_start).count();
+    ProgressState ps;
+    ps.epoch = static_cast<int>(epoch + 1);
+    ps.epochs = tc.epochs;
+    ps.step = step;
+    ps.steps_per_epoch = spe;
+    ps.total_steps = total;
+    ps.loss = window_loss / window_steps;
+    ps.accuracy = static_cast<double>(window_correct) / window_samples;
+    ps.lr = lr;
+    ps.samples_per_s = window_s > 0 ? window_samples / window_s : 0;
+    ps.eta_s = run_samples > 0 ? run_s / run_samples * static_cast<double>((total - step) * tc.batch_size) : 0;
+    if (progress.is_tty() || log_now) progress.update(ps, log_now);
+    if (log_now) {
+      append_metrics(metrics_path, {{"type", "train"}, {"epoch", epoch + 1}, {"step", step},
+                                    {"loss", ps.loss}, {"accuracy", ps.accuracy}, {"lr", lr},
+                                    {"samples_per_s", ps.samples_per_s}, {"elapsed_s", run_s}});
+      window_loss = 0;
+      window_steps = 0;
+      window_correct = window_samples = 0;
+      t_window = now;
+    }
+    if (epoch_end) {
+      model.train(false);
+      const auto t_eval = Clock::now();
+      result.last_eval = evaluate(model, test_set.images, test_set.labels, tc.eval_batch_size);
+      const double eval_s = std::chrono::duration<double>(Clock::now() - t_eval).count();
+      char line[256];
+      std::snprintf(line, sizeof(line), "epoch %lld/%d: test accuracy %.4f, test loss %.4f (%lld images, %.1fs); elapsed %s",
+                    (long long)(epoch + 1), tc.epochs, result.last_eval.accuracy(), result.last_eval.loss,
+                    (long long)result.last_eval.count, eval_s, format_duration(run_s).c_str());
+      progress.message(line);
+      append_metrics(metrics_path, {{"type", "eval"}, {"epoch", epoch + 1}, {"step", step},
+                                    {"test_accuracy", result.last_eval.accuracy()},
+                                    {"test_loss", result.last_eval.loss}, {"elapsed_s", run_s},
+                                    {"peak_rss_mb", peak_rss_bytes() / 1048576.0}});
+      save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
+    } else if (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) {
+      save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
+    }
+  }
+  result.steps = step;
+  result.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  result.train_samples_per_s = result.seconds > 0 ? run_samples / result.seconds : 0;
+  if (!result.interrupted) {
+    // Final weights alone, loadable by `perceiver eval/predict` like a checkpoint.
+    save_checkpoint(opt.out_dir + "/model.safetensors", model, nullptr, step, cfg);
+  }
+  return result;
+}
+
+}  // namespace perceiver::train
