@@ -1,0 +1,25 @@
+// Image files to model inputs: decode with stb_image (PNG, JPEG, BMP, GIF, TGA, PSD, HDR, PIC,
+// PNM), convert to grey with ITU-R BT.601 luma (alpha is ignored), resize with an area filter
+// when shrinking (antialiased) and bilinear interpolation when enlarging. Errors read
+// "[image] <path>: ...".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "perceiver/core/tensor.h"
+
+namespace perceiver::data {
+
+// float32 (out_h, out_w) in [0, 1].
+Tensor load_image_grey(const std::string& path, int out_h, int out_w);
+
+// Resizes a float32 (H, W) image to (out_h, out_w): area average per output pixel along an axis
+// that shrinks, bilinear (pixel centres aligned, edges clamped) along one that grows.
+Tensor resize_grey(const Tensor& image, int out_h, int out_w);
+
+// Writes a float32 (H, W) image (values clamped to [0, 1]) as an 8-bit grey PNG, atomically.
+void write_png_grey(const std::string& path, const Tensor& image);
+
+}  // namespace perceiver::data
