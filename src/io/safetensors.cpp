@@ -56,14 +56,55 @@ std::string known_dtypes() {
   return out;
 }
 
-std::string short_json(const ojson& j) {
-  std::string s;
-  try {
-    s = j.dump();
-  } catch (const std::exception&) {
-    s = "<unprintable>";
+// A short, bounded rendering of a JSON value for error messages.
+void describe(const ojson& j, std::string& out, size_t budget) {
+  if (out.size() > budget) return;
+  if (j.is_array() || j.is_object()) {
+    out += j.is_array() ? '[' : '{';
+    bool first = true;
+    for (const auto& [key, v] : j.items()) {
+      if (out.size() > budget) break;
+      if (!first) out += ',';
+      first = false;
+      if (j.is_object()) out += "\"" + key.substr(0, budget) + "\":";
+      describe(v, out, budget);
+    }
+    out += j.is_array() ? ']' : '}';
+    return;
   }
-  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+  try {
+    out += j.dump();
+  } catch (const std::exception&) {
+    out += "<unprintable>";
+  }
+}
+
+std::string short_json(const ojson& j) {
+  constexpr size_t kMax = 80;
+  std::string s;
+  describe(j, s, kMax);
+  return s.size() > kMax ? s.substr(0, kMax - 3) + "..." : s;
+}
+
+// The header's bracket nesting depth (outside strings). Checked before parsing so that no deeply
+// nested value ever reaches recursive code (a shape of 10^6 nested arrays would overflow the stack).
+size_t nesting_depth(const std::string& text) {
+  size_t depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return max_depth;
 }
 
 struct FileCloser {
@@ -116,6 +157,10 @@ ojson parse_header(const std::string& text, const std::string& path) {
     }
     return true;
   };
+  constexpr size_t kMaxDepth = 16;  // a valid header nests 3 deep
+  const size_t depth = nesting_depth(text);
+  check(depth <= kMaxDepth, "[safetensors] ", path, ": header nests JSON ", depth,
+        " levels deep, more than the limit of ", kMaxDepth);
   ojson j;
   try {
     j = ojson::parse(text, cb);

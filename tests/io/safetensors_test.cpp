@@ -247,6 +247,13 @@ std::vector<BadCase> bad_cases() {
        {"duplicate tensor name \"a\""}},
       {"metadata value not string", st_file(R"({"__metadata__":{"step":42}})", ""),
        {"__metadata__ value for \"step\" must be a string", "42"}},
+      {"deeply nested shape",
+       one(R"({"dtype":"F32","shape":)" + std::string(1000000, '[') + std::string(1000000, ']') +
+               R"(,"data_offsets":[0,0]})",
+           ""),
+       {"header nests JSON 1000002 levels deep"}},
+      {"nested array shape", one(R"({"dtype":"F32","shape":[[4]],"data_offsets":[0,16]})", four_floats),
+       {"non-negative integers, got [[4]]"}},
       {"metadata not object", st_file(R"({"__metadata__":["a"]})", ""),
        {"__metadata__ must be an object"}},
   };
