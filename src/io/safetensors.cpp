@@ -418,6 +418,13 @@ SafetensorsFile load_safetensors(const std::string& path, const SafetensorsLoadO
   return out;
 }
 
+std::vector<std::pair<std::string, Tensor>> ordered_tensors(const SafetensorsFile& file) {
+  std::vector<std::pair<std::string, Tensor>> out;
+  out.reserve(file.order.size());
+  for (const auto& name : file.order) out.emplace_back(name, file.tensors.at(name));
+  return out;
+}
+
 std::vector<uint8_t> load_safetensors_raw(const std::string& path, const std::string& name) {
   OpenFile of = open_for_read(path);
   const SafetensorsHeader h = read_header(of.f.get(), of.size, path);

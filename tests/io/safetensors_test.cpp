@@ -69,6 +69,11 @@ TEST(Safetensors, RoundTripKeepsNamesShapesOrderAndMetadata) {
   ASSERT_EQ(h.entries.size(), 4u);
   EXPECT_EQ(h.entries[1].dtype, "I32");
   EXPECT_EQ(io::load_safetensors_raw(p, "a.labels").size(), 16u);
+
+  // Re-saving the loaded pairs reproduces the file byte for byte.
+  const std::string p2 = tmp.file("m2.safetensors");
+  io::save_safetensors(p2, io::ordered_tensors(f), f.metadata);
+  EXPECT_EQ(io::read_file(p2), bytes);
 }
 
 TEST(Safetensors, SaveRejectsBadNames) {

@@ -52,6 +52,9 @@ SafetensorsFile load_safetensors(const std::string& path, const SafetensorsLoadO
 // The raw little-endian bytes of one tensor, whatever its dtype.
 std::vector<uint8_t> load_safetensors_raw(const std::string& path, const std::string& name);
 
+// The loaded tensors as (name, tensor) pairs in file order (the save_safetensors input form).
+std::vector<std::pair<std::string, Tensor>> ordered_tensors(const SafetensorsFile& file);
+
 // Writes tensors (float32 as F32, int32 as I32, bfloat16/float16 as BF16/F16) in the given
 // order, atomically. Names must be unique, non-empty and not "__metadata__".
 void save_safetensors(const std::string& path,
