@@ -24,7 +24,6 @@ void apply_common_options(const CommonOptions& o) {
 
 int main(int argc, char** argv) {
   CLI::App app{"perceiver.cpp: train and run Perceiver models without Python"};
-  app.require_subcommand(1);
   app.set_version_flag("--version", "perceiver.cpp 0.1.0");
   CLI::App* train = app.add_subcommand("train", "train a model from a JSON config");
   CLI::App* eval = app.add_subcommand("eval", "test accuracy and confusion matrix of a checkpoint");
@@ -41,6 +40,8 @@ int main(int argc, char** argv) {
     if (train->parsed()) return run_train();
     if (eval->parsed()) return run_eval();
     if (predict->parsed()) return run_predict();
+    std::fprintf(stderr, "perceiver: error: a subcommand is required: train, eval or predict (see --help)\n");
+    return 2;
   } catch (const perceiver::Error& e) {
     std::fprintf(stderr, "perceiver: error: %s\n", e.what());
     return 1;

@@ -9,6 +9,7 @@ namespace perceiver::models {
 Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config_(config) {
   const auto& c = config_;
   Rng rng(init_seed);
+  const float linear_std = c.init == "normal" ? c.init_std : 0.0f;
   positions_ = fourier_features(linear_positions(c.image_size), c.num_fourier_bands, c.max_resolution,
                                 c.concat_pos, c.sine_only);
   // HF PerceiverEmbeddings: latents (N, D), trained from N(0, init_std) (truncated).
@@ -27,6 +28,7 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
     cross.widening_factor = c.cross_attention_widening_factor;
     cross.use_query_residual = c.use_query_residual;
     cross.dropout = c.dropout;
+    cross.init_std = linear_std;
     cross = nn::resolve_layer_config(cross, c.cross_attention_shape_for_attention == "kv");
     set.cross = register_module("perceiver.encoder.cross_attention" + suffix,
                                 std::make_shared<nn::PerceiverLayer>(cross, rng));
@@ -38,6 +40,7 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
     self.widening_factor = c.self_attention_widening_factor;
     self.use_query_residual = true;
     self.dropout = c.dropout;
+    self.init_std = linear_std;
     for (int i = 0; i < c.self_attends_per_block; ++i)
       set.self_attends.push_back(register_module("perceiver.encoder.self_attends" + suffix + "." + std::to_string(i),
                                                  std::make_shared<nn::PerceiverLayer>(self, rng)));
@@ -54,15 +57,16 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
     dec.num_heads = c.decoder_heads;
     dec.widening_factor = 1;
     dec.use_query_residual = true;
+    dec.init_std = linear_std;
     decoder_ = register_module("perceiver.decoder.decoder.decoding_cross_attention",
                                std::make_shared<nn::PerceiverLayer>(dec, rng));
     final_layer_ = register_module("perceiver.decoder.decoder.final_layer",
-                                   std::make_shared<nn::Linear>(c.d_latents, c.num_classes, true, rng, c.init_std));
+                                   std::make_shared<nn::Linear>(c.d_latents, c.num_classes, true, rng, linear_std));
   } else {
     if (c.head_layernorm)
       head_norm_ = register_module("perceiver.decoder.layernorm", std::make_shared<nn::LayerNorm>(c.d_latents));
     final_layer_ = register_module("perceiver.decoder.final_layer",
-                                   std::make_shared<nn::Linear>(c.d_latents, c.num_classes, true, rng, c.init_std));
+                                   std::make_shared<nn::Linear>(c.d_latents, c.num_classes, true, rng, linear_std));
   }
 }
 

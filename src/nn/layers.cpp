@@ -1,6 +1,8 @@
 // Linear and LayerNorm modules.
 #include "perceiver/nn/layers.h"
 
+#include <cmath>
+
 #include "perceiver/autograd/functions.h"
 
 namespace perceiver::nn {
@@ -19,7 +21,8 @@ Tensor init_truncated_normal(const Shape& shape, float std, Rng& rng) {
 Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Rng& rng, float init_std) {
   check(in_features > 0 && out_features > 0, "[Linear] features must be positive, got in=",
         in_features, " out=", out_features);
-  weight_ = register_parameter("weight", init_truncated_normal({out_features, in_features}, init_std, rng));
+  const float std = init_std > 0 ? init_std : 1.0f / std::sqrt(static_cast<float>(in_features));
+  weight_ = register_parameter("weight", init_truncated_normal({out_features, in_features}, std, rng));
   if (bias) bias_ = register_parameter("bias", Tensor::zeros({out_features}));
 }
 

@@ -38,13 +38,13 @@ PerceiverLayer::PerceiverLayer(const PerceiverLayerConfig& config, Rng& rng)
   layernorm1_ = register_module("attention.self.layernorm1", std::make_shared<LayerNorm>(c.q_dim, c.layer_norm_eps));
   if (c.is_cross)
     layernorm2_ = register_module("attention.self.layernorm2", std::make_shared<LayerNorm>(c.kv_dim, c.layer_norm_eps));
-  query_ = register_module("attention.self.query", std::make_shared<Linear>(c.q_dim, c.qk_channels, true, rng));
-  key_ = register_module("attention.self.key", std::make_shared<Linear>(c.kv_dim, c.qk_channels, true, rng));
-  value_ = register_module("attention.self.value", std::make_shared<Linear>(c.kv_dim, c.v_channels, true, rng));
-  out_ = register_module("attention.output.dense", std::make_shared<Linear>(c.v_channels, out_dim, true, rng));
+  query_ = register_module("attention.self.query", std::make_shared<Linear>(c.q_dim, c.qk_channels, true, rng, c.init_std));
+  key_ = register_module("attention.self.key", std::make_shared<Linear>(c.kv_dim, c.qk_channels, true, rng, c.init_std));
+  value_ = register_module("attention.self.value", std::make_shared<Linear>(c.kv_dim, c.v_channels, true, rng, c.init_std));
+  out_ = register_module("attention.output.dense", std::make_shared<Linear>(c.v_channels, out_dim, true, rng, c.init_std));
   layernorm_ = register_module("layernorm", std::make_shared<LayerNorm>(out_dim, c.layer_norm_eps));
-  dense1_ = register_module("mlp.dense1", std::make_shared<Linear>(out_dim, c.widening_factor * out_dim, true, rng));
-  dense2_ = register_module("mlp.dense2", std::make_shared<Linear>(c.widening_factor * out_dim, out_dim, true, rng));
+  dense1_ = register_module("mlp.dense1", std::make_shared<Linear>(out_dim, c.widening_factor * out_dim, true, rng, c.init_std));
+  dense2_ = register_module("mlp.dense2", std::make_shared<Linear>(c.widening_factor * out_dim, out_dim, true, rng, c.init_std));
 }
 
 Tensor PerceiverLayer::forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const {

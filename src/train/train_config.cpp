@@ -1,6 +1,7 @@
 // Run configuration parsing and validation.
 #include "perceiver/train/train_config.h"
 
+#include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
 
 namespace perceiver::train {

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+
+#include "perceiver/core/error.h"
 #include <string>
 #include <vector>
 
@@ -42,6 +44,9 @@ struct PerceiverConfig {
   int decoder_heads = 1;
   int64_t num_classes = 10;
   float dropout = 0.0f;
+  // Initialisation from scratch: "lecun" (Linear std 1/sqrt(fan_in)) or "normal" (every Linear
+  // N(0, init_std), as HF). Latents and the decoder query always use N(0, init_std).
+  std::string init = "lecun";
   float init_std = 0.02f;
 
   int64_t num_inputs() const;        // M = prod(image_size)

@@ -6,13 +6,14 @@
 
 namespace perceiver::nn {
 
-// Initialisation used when training from scratch (BERT/HF style): weights N(0, std) truncated at
-// 2 std, biases 0. Loading a checkpoint overwrites all of it.
+// Initialisation used when training from scratch: weights N(0, std) truncated at 2 std, biases 0.
+// Linear takes init_std > 0 for a fixed std (BERT/HF style, 0.02) or init_std <= 0 for LeCun
+// scaling, std = 1/sqrt(in_features). Loading a checkpoint overwrites all of it.
 Tensor init_truncated_normal(const Shape& shape, float std, Rng& rng);
 
 class Linear : public Module {
  public:
-  Linear(int64_t in_features, int64_t out_features, bool bias, Rng& rng, float init_std = 0.02f);
+  Linear(int64_t in_features, int64_t out_features, bool bias, Rng& rng, float init_std = 0.0f);
   Tensor forward(const Tensor& x) const;  // (..., in) -> (..., out)
   int64_t in_features() const { return weight_.dim(1); }
   int64_t out_features() const { return weight_.dim(0); }

@@ -22,6 +22,7 @@ struct PerceiverLayerConfig {
   bool use_query_residual = true;
   float dropout = 0.0f;         // on the attention output and MLP output, before each residual
   float layer_norm_eps = 1e-5f;
+  float init_std = 0.0f;        // Linear init: > 0 fixed std, <= 0 LeCun 1/sqrt(fan_in)
 };
 
 // Resolves unset (0) qk/v widths with the HF rules (spec section 3) and validates the result.

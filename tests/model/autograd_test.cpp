@@ -1,0 +1,89 @@
+// Tape semantics: fan-out sums, accumulation into leaves, no-grad mode records nothing,
+// a freed graph cannot be replayed, broadcast/reshape/expand gradients.
+#include <gtest/gtest.h>
+
+#include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/grad_mode.h"
+#include "perceiver/autograd/meta.h"
+#include "perceiver/autograd/tape.h"
+#include "testing/compare.h"
+
+namespace perceiver {
+namespace {
+
+Tensor leaf(const Shape& s, const std::vector<float>& v) {
+  Tensor t = Tensor::from_vector(s, v);
+  t.set_requires_grad(true);
+  return t;
+}
+
+TEST(Autograd, FanOutSumsGradients) {
+  Tensor x = leaf({3}, {1.0f, -2.0f, 0.5f});
+  // f = sum(mean-free): y = x * x + x  ->  df/dx = 2x + 1
+  Tensor y = ag::add(ag::mul(x, x), x);
+  Tensor loss = ag::mean(ag::reshape(y, {1, 3}), 1);
+  autograd::backward(ag::reshape(loss, {}));
+  std::vector<float> g = x.grad().to_vector();
+  EXPECT_NEAR(g[0], (2 * 1.0f + 1) / 3, 1e-6);
+  EXPECT_NEAR(g[1], (2 * -2.0f + 1) / 3, 1e-6);
+  EXPECT_NEAR(g[2], (2 * 0.5f + 1) / 3, 1e-6);
+}
+
+TEST(Autograd, LeafGradientsAccumulateUntilZeroGrad) {
+  Tensor x = leaf({2}, {1.0f, 2.0f});
+  for (int i = 0; i < 2; ++i) {
+    Tensor loss = ag::reshape(ag::mean(ag::reshape(ag::scale(x, 3.0f), {1, 2}), 1), {});
+    autograd::backward(loss);
+  }
+  EXPECT_FLOAT_EQ(x.grad().to_vector()[0], 3.0f);  // 2 x (3 / 2)
+  x.zero_grad();
+  EXPECT_FALSE(x.grad().defined());
+}
+
+TEST(Autograd, NoGradRecordsNothing) {
+  Tensor x = leaf({2, 2}, {1, 2, 3, 4});
+  Tensor w = leaf({3, 2}, {1, 0, 0, 1, 1, 1});
+  autograd::NoGradGuard guard;
+  Tensor y = ag::gelu(ag::linear(x, w, Tensor()));
+  EXPECT_FALSE(y.requires_grad());
+  EXPECT_EQ(y.autograd_meta(), nullptr);  // inference allocates no autograd state at all
+}
+
+TEST(Autograd, InputsWithoutGradRecordNothing) {
+  Tensor x = Tensor::from_vector({2}, {1, 2});
+  Tensor y = ag::scale(x, 2.0f);
+  EXPECT_EQ(y.autograd_meta(), nullptr);
+}
+
+TEST(Autograd, ReplayingAFreedGraphIsAnError) {
+  Tensor x = leaf({1, 2}, {1.0f, 2.0f});
+  Tensor loss = ag::reshape(ag::mean(ag::scale(x, 2.0f), 1), {});
+  autograd::backward(loss);
+  EXPECT_THROW(autograd::backward(loss), Error);
+}
+
+TEST(Autograd, BackwardNeedsScalarRootOrSeed) {
+  Tensor x = leaf({2}, {1.0f, 2.0f});
+  Tensor y = ag::scale(x, 2.0f);
+  try {
+    autograd::backward(y);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[backward]"), std::string::npos) << e.what();
+  }
+  autograd::backward(y, Tensor::from_vector({2}, {1.0f, -1.0f}));
+  EXPECT_FLOAT_EQ(x.grad().to_vector()[1], -2.0f);
+}
+
+TEST(Autograd, BroadcastAddAndExpandSumOverBatch) {
+  Tensor lat = leaf({2, 3}, {0, 1, 2, 3, 4, 5});
+  Tensor b = leaf({3}, {1, 1, 1});
+  Tensor z = ag::add(ag::expand_leading(lat, 4), b);  // (4, 2, 3)
+  Tensor loss = ag::reshape(ag::mean(ag::reshape(z, {1, 24}), 1), {});
+  autograd::backward(loss);
+  for (float g : lat.grad().to_vector()) EXPECT_NEAR(g, 4.0f / 24.0f, 1e-7);
+  for (float g : b.grad().to_vector()) EXPECT_NEAR(g, 8.0f / 24.0f, 1e-7);
+}
+
+}  // namespace
+}  // namespace perceiver

@@ -1,0 +1,133 @@
+// The `perceiver` program: wrong flags, missing and corrupt files give a one-line error and a
+// non-zero exit; train/eval/predict work end to end on tiny data; Ctrl-C saves a checkpoint.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "perceiver/data/image.h"
+#include "perceiver/train/checkpoint.h"
+#include "testing/tiny_data.h"
+
+namespace perceiver {
+namespace {
+
+struct CliResult {
+  int code;
+  std::string out;
+};
+
+CliResult run_cli(const std::string& args) {
+  const std::string cmd = std::string(PERCEIVER_CLI_PATH) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+void expect_fails(const std::string& args, const std::string& part) {
+  CliResult r = run_cli(args);
+  EXPECT_NE(r.code, 0) << args << "\n" << r.out;
+  EXPECT_NE(r.out.find(part), std::string::npos) << args << "\n" << r.out;
+}
+
+std::string write_config(const std::string& dir, const std::string& data_dir, int epochs) {
+  const std::string path = dir + "/cfg.json";
+  std::ofstream(path) << R"({"model": {"num_latents": 4, "d_latents": 16, "num_fourier_bands": 2,
+    "self_attention_heads": 2, "self_attends_per_block": 1},
+    "train": {"epochs": )" << epochs << R"(, "batch_size": 8, "warmup_steps": 1},
+    "data": {"dir": ")" << data_dir << R"("}})";
+  return path;
+}
+
+TEST(Cli, HelpAndBadFlags) {
+  CliResult h = run_cli("--help");
+  EXPECT_EQ(h.code, 0);
+  EXPECT_NE(h.out.find("train"), std::string::npos);
+  for (const char* sub : {"train", "eval", "predict"}) EXPECT_EQ(run_cli(std::string(sub) + " --help").code, 0) << sub;
+  expect_fails("", "a subcommand is required");
+  expect_fails("fly", "not expected: fly");
+  expect_fails("train --config", "--config");
+  expect_fails("train --config /dev/null --bogus 1", "--bogus");
+  expect_fails("train --config /nonexistent.json", "/nonexistent.json");
+  expect_fails("eval --checkpoint /nonexistent.safetensors", "/nonexistent.safetensors");
+  expect_fails("train --config /dev/null --threads -3", "--threads");
+}
+
+TEST(Cli, BadConfigAndCorruptFilesGiveOneLineErrors) {
+  testing::TempDir tmp;
+  const std::string cfg = tmp.path + "/bad.json";
+  std::ofstream(cfg) << R"({"model": {"num_latent": 4}})";
+  CliResult r = run_cli("train --config " + cfg + " --out " + tmp.path + "/o");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("perceiver: error: [config] model: unknown key 'num_latent'"), std::string::npos) << r.out;
+  std::ofstream(tmp.path + "/junk.safetensors") << "not a safetensors file at all";
+  expect_fails("eval --checkpoint " + tmp.path + "/junk.safetensors", "[safetensors]");
+  // Corrupt IDX data: training names the file.
+  testing::make_tiny_fashion_mnist(tmp.path, 16, 8);
+  std::filesystem::resize_file(tmp.path + "/train-images-idx3-ubyte", 1000);
+  r = run_cli("train --quiet --config " + write_config(tmp.path, tmp.path, 1) + " --out " + tmp.path + "/o2");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("train-images-idx3-ubyte"), std::string::npos) << r.out;
+}
+
+TEST(Cli, TrainEvalPredictEndToEnd) {
+  testing::TempDir tmp;
+  testing::make_tiny_fashion_mnist(tmp.path, 40, 20);
+  const std::string out = tmp.path + "/run";
+  CliResult t = run_cli("train --config " + write_config(tmp.path, tmp.path, 2) + " --out " + out);
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_NE(t.out.find("epoch 2/2: test accuracy"), std::string::npos) << t.out;
+  CliResult e = run_cli("eval --checkpoint " + out + "/model.safetensors --data-dir " + tmp.path);
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_NE(e.out.find("test accuracy:"), std::string::npos);
+  EXPECT_NE(e.out.find("confusion matrix"), std::string::npos);
+  EXPECT_NE(e.out.find("Ankle boot"), std::string::npos);
+  // predict on a PNG written from a training-like pattern
+  Tensor img = Tensor::zeros({28, 28});
+  for (int x = 0; x < 28; ++x) img.f32()[2 * 28 + x] = 1.0f;
+  data::write_png_grey(tmp.path + "/x.png", img);
+  CliResult p = run_cli("predict --checkpoint " + out + "/model.safetensors --top 2 " + tmp.path + "/x.png");
+  ASSERT_EQ(p.code, 0) << p.out;
+  EXPECT_NE(p.out.find("x.png:"), std::string::npos) << p.out;
+  std::ofstream(tmp.path + "/broken.png") << "\x89PNG garbage";
+  expect_fails("predict --checkpoint " + out + "/model.safetensors " + tmp.path + "/broken.png", "broken.png");
+}
+
+TEST(Cli, InterruptSavesACheckpointAndExitsCleanly) {
+  testing::TempDir tmp;
+  testing::make_tiny_fashion_mnist(tmp.path, 400, 10);
+  const std::string out = tmp.path + "/run";
+  const std::string cfg = write_config(tmp.path, tmp.path, 1000);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string o = "--out=" + out, c = "--config=" + cfg;
+    execl(PERCEIVER_CLI_PATH, PERCEIVER_CLI_PATH, "train", "--quiet", c.c_str(), o.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  // Wait until training has written its first checkpoint (end of epoch 1), then interrupt.
+  const std::string ckpt = out + "/checkpoint.safetensors";
+  for (int i = 0; i < 600 && !std::filesystem::exists(ckpt); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(std::filesystem::exists(ckpt));
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal instead of exiting";
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  train::Checkpoint ck = train::read_checkpoint(ckpt);  // complete and valid
+  EXPECT_GT(ck.step, 0);
+  for (const auto& entry : std::filesystem::directory_iterator(out))
+    EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << "left a temporary file: " << entry.path();
+}
+
+}  // namespace
+}  // namespace perceiver
