@@ -1,0 +1,113 @@
+// Elementwise kernels: plain loops the compiler vectorises (-O3 -march=native), split across
+// threads only when there is enough memory traffic to amortise a parallel region.
+#include "kernels/cpu/elementwise.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "perceiver/core/parallel.h"
+
+namespace perceiver::cpu {
+namespace {
+
+constexpr int64_t kGrainElems = 1 << 16;  // memory-bound: larger grain than compute kernels
+
+int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrainElems / std::max<int64_t>(cols, 1)); }
+
+// memcpy of n floats; n == 0 may come with null pointers from empty tensors.
+inline void copy_floats(float* dst, const float* src, int64_t n) {
+  if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+}
+
+}  // namespace
+
+void add_forward(float* out, const float* a, const float* b, int64_t rows, int64_t cols) {
+  parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* __restrict o = out + r * cols;
+      const float* __restrict ar = a + r * cols;
+      const float* __restrict bb = b;
+      for (int64_t j = 0; j < cols; ++j) o[j] = ar[j] + bb[j];
+    }
+  });
+}
+
+void sub_forward(float* out, const float* a, const float* b, int64_t n) {
+  parallel_for(n, kGrainElems, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) out[i] = a[i] - b[i];
+  });
+}
+
+void mul_forward(float* out, const float* a, const float* b, int64_t n) {
+  parallel_for(n, kGrainElems, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) out[i] = a[i] * b[i];
+  });
+}
+
+void scale_forward(float* out, const float* x, float s, int64_t n) {
+  parallel_for(n, kGrainElems, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) out[i] = s * x[i];
+  });
+}
+
+void axpy_inplace(float* dst, float alpha, const float* src, int64_t n) {
+  parallel_for(n, kGrainElems, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) dst[i] += alpha * src[i];
+  });
+}
+
+void sum_to_forward(float* out, const float* x, int64_t rows, int64_t cols) {
+  if (rows == 0) {
+    std::fill(out, out + cols, 0.0f);
+    return;
+  }
+  // Chunk c sums rows [rows*c/k, rows*(c+1)/k) into its own partial (chunk 0 writes out).
+  const int64_t k = std::max<int64_t>(1, std::min<int64_t>(num_threads(), rows / row_grain(cols)));
+  std::vector<float> partial(static_cast<size_t>((k - 1) * cols));
+  parallel_for(k, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float* __restrict acc = c == 0 ? out : partial.data() + (c - 1) * cols;
+      const int64_t r0 = rows * c / k, r1 = rows * (c + 1) / k;
+      copy_floats(acc, x + r0 * cols, cols);
+      for (int64_t r = r0 + 1; r < r1; ++r) {
+        const float* __restrict xr = x + r * cols;
+        for (int64_t j = 0; j < cols; ++j) acc[j] += xr[j];
+      }
+    }
+  });
+  for (int64_t c = 1; c < k; ++c) {
+    const float* p = partial.data() + (c - 1) * cols;
+    for (int64_t j = 0; j < cols; ++j) out[j] += p[j];
+  }
+}
+
+void expand_leading_forward(float* out, const float* x, int64_t n, int64_t numel) {
+  parallel_for(n, row_grain(numel), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      copy_floats(out + r * numel, x, numel);
+  });
+}
+
+void concat_last_forward(float* out, const float* a, const float* b, int64_t rows, int64_t c1,
+                         int64_t c2) {
+  const int64_t c = c1 + c2;
+  parallel_for(rows, row_grain(c), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      copy_floats(out + r * c, a + r * c1, c1);
+      copy_floats(out + r * c + c1, b + r * c2, c2);
+    }
+  });
+}
+
+void split_last_forward(float* a, float* b, const float* x, int64_t rows, int64_t c1, int64_t c2) {
+  const int64_t c = c1 + c2;
+  parallel_for(rows, row_grain(c), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      copy_floats(a + r * c1, x + r * c, c1);
+      copy_floats(b + r * c2, x + r * c + c1, c2);
+    }
+  });
+}
+
+}  // namespace perceiver::cpu

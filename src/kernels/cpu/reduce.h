@@ -1,0 +1,24 @@
+// Fast CPU reductions: mean over one axis (and its backward) and a deterministic full sum.
+// The tensor is viewed as (outer, len, inner) around the reduced axis. Never throw.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace perceiver::cpu {
+
+// y[o, i] = (1 / len) sum_l x[o, l, i].  y (outer, inner); x (outer, len, inner),
+// e.g. mean over latents: x (B, N, C) -> y (B, C) with outer = B, len = N, inner = C.
+void mean_forward(float* y, const float* x, int64_t outer, int64_t len, int64_t inner);
+// dx[o, l, i] = dy[o, i] / len.  dx (outer, len, inner); dy (outer, inner)
+void mean_backward(float* dx, const float* dy, int64_t outer, int64_t len, int64_t inner);
+
+// *out = sum_i x[i], accumulated in double over fixed-size blocks summed in order, so the
+// result does not depend on the thread count.  x (n)
+void sum_all_forward(float* out, const float* x, int64_t n);
+
+// sum over fixed blocks [i0, i1) of [0, n) of block_sum(i0, i1), blocks in parallel, added in
+// block order: deterministic whatever the thread count (shared with the losses).
+double blocked_sum(int64_t n, const std::function<double(int64_t, int64_t)>& block_sum);
+
+}  // namespace perceiver::cpu

@@ -1,0 +1,35 @@
+// Reference reductions (mean over an axis and its backward, full sum): plain scalar templates,
+// run in double by the tests as the oracle for kernels/cpu/reduce.
+#pragma once
+
+#include <cstdint>
+
+namespace perceiver::ref {
+
+// y (outer, inner) = mean over l of x (outer, len, inner)
+template <typename T>
+void mean_forward(T* y, const T* x, int64_t outer, int64_t len, int64_t inner) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      T s = 0;
+      for (int64_t l = 0; l < len; ++l) s += x[(o * len + l) * inner + i];
+      y[o * inner + i] = s / static_cast<T>(len);
+    }
+}
+
+// dx (outer, len, inner) = dy (outer, inner) / len
+template <typename T>
+void mean_backward(T* dx, const T* dy, int64_t outer, int64_t len, int64_t inner) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t l = 0; l < len; ++l)
+      for (int64_t i = 0; i < inner; ++i) dx[(o * len + l) * inner + i] = dy[o * inner + i] / static_cast<T>(len);
+}
+
+template <typename T>
+T sum_all(const T* x, int64_t n) {
+  T s = 0;
+  for (int64_t i = 0; i < n; ++i) s += x[i];
+  return s;
+}
+
+}  // namespace perceiver::ref

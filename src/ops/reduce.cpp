@@ -1,0 +1,64 @@
+// mean over one axis, its backward, and sum_all: validate, allocate, call kernels/cpu/reduce.
+// The tensor is viewed as (outer, len, inner) around the reduced axis.
+#include "perceiver/ops/reduce.h"
+
+#include "kernels/cpu/reduce.h"
+#include "ops/validate.h"
+
+namespace perceiver::ops {
+
+using detail::expect_f32;
+using detail::expect_shape;
+
+namespace {
+
+struct AxisView {
+  int axis;  // normalised to [0, rank)
+  int64_t outer, len, inner;
+  Shape reduced;  // shape with the axis removed
+};
+
+AxisView axis_view(const char* op, const Shape& shape, int axis) {
+  const int rank = static_cast<int>(shape.size());
+  check(rank >= 1, "[", op, "] x: expected rank >= 1, got shape ", shape_str(shape));
+  check(axis >= -rank && axis < rank, "[", op, "] axis: expected in [", -rank, ", ", rank,
+        ") for shape ", shape_str(shape), ", got ", axis);
+  AxisView v{axis < 0 ? axis + rank : axis, 1, 0, 1, {}};
+  for (int i = 0; i < rank; ++i) {
+    if (i < v.axis) v.outer *= shape[i];
+    if (i > v.axis) v.inner *= shape[i];
+    if (i != v.axis) v.reduced.push_back(shape[i]);
+  }
+  v.len = shape[v.axis];
+  check(v.len > 0, "[", op, "] axis ", axis, ": expected a non-empty axis to average, got shape ",
+        shape_str(shape));
+  return v;
+}
+
+}  // namespace
+
+Tensor mean(const Tensor& x, int axis) {
+  expect_f32("mean", "x", x);
+  const AxisView v = axis_view("mean", x.shape(), axis);
+  Tensor y = Tensor::empty(v.reduced);
+  cpu::mean_forward(y.f32(), x.f32(), v.outer, v.len, v.inner);
+  return y;
+}
+
+Tensor mean_backward(const Tensor& dy, const Shape& input_shape, int axis) {
+  expect_f32("mean_backward", "dy", dy);
+  const AxisView v = axis_view("mean_backward", input_shape, axis);
+  expect_shape("mean_backward", "dy", dy, v.reduced);
+  Tensor dx = Tensor::empty(input_shape);
+  cpu::mean_backward(dx.f32(), dy.f32(), v.outer, v.len, v.inner);
+  return dx;
+}
+
+Tensor sum_all(const Tensor& x) {
+  expect_f32("sum_all", "x", x);
+  Tensor out = Tensor::empty({});
+  cpu::sum_all_forward(out.f32(), x.f32(), x.numel());
+  return out;
+}
+
+}  // namespace perceiver::ops

@@ -1,0 +1,73 @@
+// Dropout: backward (dy * mask, as the autograd rule applies it) against central finite
+// differences of the reference forward with the drawn mask; mask statistics (mean ~ 1,
+// zero fraction ~ p) and determinism for a fixed seed.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/reference/dropout.h"
+#include "ops/op_test_util.h"
+#include "perceiver/ops/dropout.h"
+#include "perceiver/ops/elementwise.h"
+#include "testing/compare.h"
+
+namespace perceiver {
+namespace {
+
+using testing::all_close;
+using testing::f32_tol;
+using testing::fd_grad;
+using testing::randn;
+using testing::to_double;
+
+TEST(DropoutGrad, BackwardIsDyTimesMask) {
+  for (const Shape& shape : {Shape{1, 1}, Shape{3, 7}, Shape{5, 17, 33}, Shape{2, 3, 129}}) {
+    Tensor x = randn(shape, 171), w = randn(shape, 172);
+    Rng rng(3);
+    ops::DropoutOut out = ops::dropout(x, 0.4f, rng);
+    const std::vector<double> md = to_double(out.mask);
+    const auto num = fd_grad(
+        [&](const std::vector<double>& v) {
+          std::vector<double> y(v.size());
+          ref::dropout_forward(y.data(), v.data(), md.data(), static_cast<int64_t>(v.size()));
+          return y;
+        },
+        to_double(x), to_double(w));
+    EXPECT_TRUE(all_close(ops::mul(w, out.mask), num, f32_tol(1), "dx " + shape_str(shape)));
+  }
+}
+
+TEST(DropoutGrad, MaskStatistics) {
+  const int64_t n = 1 << 20;
+  Tensor x = Tensor::full({n}, 1.0f);
+  for (float p : {0.1f, 0.5f, 0.9f}) {
+    Rng rng(11);
+    ops::DropoutOut out = ops::dropout(x, p, rng);
+    double sum = 0;
+    int64_t zeros = 0;
+    for (float m : out.mask.to_vector()) {
+      sum += m;
+      zeros += m == 0.0f;
+    }
+    // Binomial standard deviations: zeros sqrt(n p (1-p)); mean sqrt(p / ((1-p) n)). 5 sigma.
+    const double frac = static_cast<double>(zeros) / n;
+    EXPECT_NEAR(frac, p, 5 * std::sqrt(p * (1 - p) / n)) << "p=" << p;
+    EXPECT_NEAR(sum / n, 1.0, 5 * std::sqrt(p / ((1 - p) * n))) << "p=" << p;
+  }
+}
+
+TEST(DropoutGrad, DeterministicForFixedSeed) {
+  Tensor x = randn({3, 70001}, 173);
+  Rng a(42), b(42), c(43);
+  const std::vector<float> ma = ops::dropout(x, 0.5f, a).mask.to_vector();
+  const std::vector<float> mb = ops::dropout(x, 0.5f, b).mask.to_vector();
+  const std::vector<float> mc = ops::dropout(x, 0.5f, c).mask.to_vector();
+  EXPECT_EQ(ma, mb);
+  EXPECT_NE(ma, mc);
+  // The generator advances: a second call with the same Rng draws a different mask.
+  EXPECT_NE(ops::dropout(x, 0.5f, a).mask.to_vector(), ma);
+}
+
+}  // namespace
+}  // namespace perceiver

@@ -1,0 +1,56 @@
+// mean_backward over every axis against central finite differences of the double reference
+// mean: f(x) = sum_i w_i mean(x, axis)_i.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "kernels/reference/reduce.h"
+#include "ops/op_test_util.h"
+#include "perceiver/ops/reduce.h"
+#include "testing/compare.h"
+
+namespace perceiver {
+namespace {
+
+using testing::all_close;
+using testing::f32_tol;
+using testing::fd_grad;
+using testing::randn;
+using testing::to_double;
+
+class ReduceGrad : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(ReduceGrad, MeanEveryAxis) {
+  const Shape shape = GetParam();
+  const int rank = static_cast<int>(shape.size());
+  Tensor x = randn(shape, 91);
+  for (int axis = 0; axis < rank; ++axis) {
+    int64_t outer = 1, inner = 1;
+    Shape reduced;
+    for (int i = 0; i < rank; ++i) {
+      if (i < axis) outer *= shape[i];
+      if (i > axis) inner *= shape[i];
+      if (i != axis) reduced.push_back(shape[i]);
+    }
+    const int64_t len = shape[axis];
+    Tensor w = randn(reduced, 92 + axis);
+    const auto num = fd_grad(
+        [&](const std::vector<double>& v) {
+          std::vector<double> y(outer * inner);
+          ref::mean_forward(y.data(), v.data(), outer, len, inner);
+          return y;
+        },
+        to_double(x), to_double(w));
+    // Checked with the axis counted from the end too (as autograd may pass it).
+    EXPECT_TRUE(all_close(ops::mean_backward(w, shape, axis), num, f32_tol(1),
+                          "mean dx axis " + std::to_string(axis)));
+    EXPECT_TRUE(all_close(ops::mean_backward(w, shape, axis - rank), num, f32_tol(1),
+                          "mean dx axis " + std::to_string(axis - rank)));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, ReduceGrad,
+                         ::testing::Values(Shape{1, 1}, Shape{3, 7}, Shape{5, 17, 33}, Shape{2, 3, 129}));
+
+}  // namespace
+}  // namespace perceiver

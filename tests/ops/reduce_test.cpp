@@ -1,0 +1,102 @@
+// ops::mean over every axis, mean_backward and sum_all against the double reference on odd
+// and threaded shapes; axis, shape and dtype errors.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "kernels/reference/reduce.h"
+#include "ops/op_test_util.h"
+#include "perceiver/ops/reduce.h"
+#include "testing/compare.h"
+
+namespace perceiver {
+namespace {
+
+using testing::all_close;
+using testing::f32_tol;
+using testing::randn;
+using testing::throws_op_error;
+using testing::to_double;
+
+struct View {
+  int64_t outer = 1, len = 1, inner = 1;
+  Shape reduced;
+};
+
+View view_of(const Shape& s, int axis) {
+  View v;
+  for (int i = 0; i < static_cast<int>(s.size()); ++i) {
+    if (i < axis) v.outer *= s[i];
+    if (i > axis) v.inner *= s[i];
+    if (i != axis) v.reduced.push_back(s[i]);
+  }
+  v.len = s[axis];
+  return v;
+}
+
+class ReduceOp : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(ReduceOp, MeanEveryAxisMatchesReference) {
+  const Shape shape = GetParam();
+  const int rank = static_cast<int>(shape.size());
+  Tensor x = randn(shape, 81);
+  const std::vector<double> xd = to_double(x);
+  for (int axis = 0; axis < rank; ++axis) {
+    const View v = view_of(shape, axis);
+    std::vector<double> y(v.outer * v.inner);
+    ref::mean_forward(y.data(), xd.data(), v.outer, v.len, v.inner);
+    Tensor got = ops::mean(x, axis);
+    EXPECT_EQ(got.shape(), v.reduced);
+    EXPECT_TRUE(all_close(got, y, f32_tol(v.len), "mean axis " + std::to_string(axis)));
+    // The same axis counted from the end.
+    EXPECT_TRUE(all_close(ops::mean(x, axis - rank), y, f32_tol(v.len), "mean negative axis"));
+  }
+}
+
+TEST_P(ReduceOp, MeanBackwardEveryAxisMatchesReference) {
+  const Shape shape = GetParam();
+  for (int axis = 0; axis < static_cast<int>(shape.size()); ++axis) {
+    const View v = view_of(shape, axis);
+    Tensor dy = randn(v.reduced, 82 + axis);
+    const std::vector<double> dyd = to_double(dy);
+    std::vector<double> dx(shape_numel(shape));
+    ref::mean_backward(dx.data(), dyd.data(), v.outer, v.len, v.inner);
+    Tensor got = ops::mean_backward(dy, shape, axis);
+    EXPECT_EQ(got.shape(), shape);
+    EXPECT_TRUE(all_close(got, dx, f32_tol(1), "mean_backward axis " + std::to_string(axis)));
+  }
+}
+
+TEST_P(ReduceOp, SumAllMatchesReference) {
+  Tensor x = randn(GetParam(), 85);
+  const std::vector<double> xd = to_double(x);
+  const double ref = ref::sum_all(xd.data(), x.numel());
+  Tensor got = ops::sum_all(x);
+  EXPECT_EQ(got.rank(), 0);
+  // Double accumulation: only the final rounding to float remains.
+  EXPECT_TRUE(all_close(got, {ref}, f32_tol(1), "sum_all"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, ReduceOp,
+                         ::testing::Values(Shape{1, 1}, Shape{3, 7}, Shape{5, 17, 33},
+                                           Shape{2, 3, 129}, Shape{64, 1031, 3}, Shape{2, 70001}));
+
+TEST(ReduceOp, SumAllOfOnesIsExact) {
+  EXPECT_EQ(ops::sum_all(Tensor::full({100003}, 1.0f)).item(), 100003.0f);
+  EXPECT_EQ(ops::sum_all(Tensor::zeros({0})).item(), 0.0f);
+}
+
+TEST(ReduceOp, RejectsBadInputs) {
+  Tensor x = randn({3, 7}, 1);
+  EXPECT_TRUE(throws_op_error([&] { ops::mean(x, 2); }, "mean"));
+  EXPECT_TRUE(throws_op_error([&] { ops::mean(x, -3); }, "mean"));
+  EXPECT_TRUE(throws_op_error([&] { ops::mean(Tensor::scalar(1.0f), 0); }, "mean"));
+  EXPECT_TRUE(throws_op_error([&] { ops::mean(Tensor::zeros({3, 7}, DType::kI32), 0); }, "mean"));
+  EXPECT_TRUE(throws_op_error([&] { ops::mean(Tensor::zeros({3, 0}), 1); }, "mean"));
+  EXPECT_TRUE(throws_op_error([&] { ops::mean_backward(randn({3}, 2), {3, 7}, 0); }, "mean_backward"));
+  EXPECT_TRUE(throws_op_error([&] { ops::mean_backward(randn({7}, 2), {3, 7}, 5); }, "mean_backward"));
+  EXPECT_TRUE(throws_op_error([&] { ops::sum_all(Tensor::zeros({2}, DType::kI32)); }, "sum_all"));
+}
+
+}  // namespace
+}  // namespace perceiver
