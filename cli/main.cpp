@@ -1,6 +1,9 @@
 // perceiver: command-line entry point. Parses flags with CLI11 and dispatches to a subcommand;
 // any perceiver::Error becomes a one-line "perceiver: error: ..." and exit code 1.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "commands.h"
@@ -22,7 +25,17 @@ void apply_common_options(const CommonOptions& o) {
 
 }  // namespace perceiver::cli
 
+// libgomp reads its environment before main, so the wait policy is set by re-executing once.
+// Passive waiting lets a thread that finishes its share of a parallel region sleep instead of
+// spinning; on a busy 2-vCPU host spinning halved training speed (docs/BENCHMARKS.md).
+static void ensure_passive_omp_wait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then run with the default policy
+}
+
 int main(int argc, char** argv) {
+  ensure_passive_omp_wait(argv);
   CLI::App app{"perceiver.cpp: train and run Perceiver models without Python"};
   app.set_version_flag("--version", "perceiver.cpp 0.1.0");
   CLI::App* train = app.add_subcommand("train", "train a model from a JSON config");
