@@ -1,0 +1,29 @@
+// Multi-head attention kernels (flash-attention style): per (batch, head) GEMMs on strided head
+// slices, keys processed in blocks with an online softmax so scratch is rows x key_block, never
+// N x M. Raw pointers, never throw; ops/attention.cpp validates.
+#pragma once
+
+#include <cstdint>
+
+namespace perceiver::cpu {
+
+struct AttentionShape {
+  int64_t batch, n, m, heads, dqk, dv;  // q (B,N,H*Dqk), k (B,M,H*Dqk), v (B,M,H*Dv)
+};
+
+// Keys per block for a tile of `rows` queries (keeps the rows x block score tile ~256 KiB).
+int64_t attention_key_block(int64_t rows);
+
+// out (B,N,H*Dv) = softmax(q k^T * scale + mask) v per head; lse (B,H,N). mask: nullptr or (B,M)
+// additive. A query whose scores are all -inf gets out = 0, lse = -inf. key_block <= 0: default.
+void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v,
+                       const float* mask, float scale, float* out, float* lse,
+                       int64_t key_block = 0);
+
+// Gradients of the forward above, recomputing P = exp(S*scale + mask - lse) block by block.
+void attention_backward(const AttentionShape& s, const float* dout, const float* q,
+                        const float* k, const float* v, const float* out, const float* lse,
+                        const float* mask, float scale, float* dq, float* dk, float* dv,
+                        int64_t key_block = 0);
+
+}  // namespace perceiver::cpu

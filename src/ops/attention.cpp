@@ -1,0 +1,84 @@
+// Multi-head attention ops: validate shapes, allocate, run the blocked kernels in
+// kernels/cpu/attention (heads are contiguous channel slices of q, k, v).
+#include "perceiver/ops/attention.h"
+
+#include "kernels/cpu/attention.h"
+
+namespace perceiver::ops {
+namespace {
+
+void check_f32_rank(const Tensor& t, const char* name, int rank, const char* layout) {
+  check(t.defined(), "[attention] ", name, " is undefined");
+  check(t.dtype() == DType::kF32, "[attention] ", name, " must be float32, got ",
+        dtype_name(t.dtype()));
+  check(t.rank() == rank, "[attention] ", name, " must be ", layout, ", got shape ",
+        shape_str(t.shape()));
+}
+
+cpu::AttentionShape validate(const Tensor& q, const Tensor& k, const Tensor& v, int heads,
+                             const Tensor& key_mask) {
+  check_f32_rank(q, "q", 3, "(B, N, H*Dqk)");
+  check_f32_rank(k, "k", 3, "(B, M, H*Dqk)");
+  check_f32_rank(v, "v", 3, "(B, M, H*Dv)");
+  check(heads >= 1, "[attention] heads must be >= 1, got ", heads);
+  const int64_t batch = q.dim(0), n = q.dim(1), m = k.dim(1);
+  check(k.dim(0) == batch && v.dim(0) == batch, "[attention] batch dims differ: q ",
+        shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()));
+  check(v.dim(1) == m, "[attention] k and v must have the same number of keys: k ",
+        shape_str(k.shape()), ", v ", shape_str(v.shape()));
+  check(k.dim(2) == q.dim(2), "[attention] q and k widths differ: expected k width ", q.dim(2),
+        " (q shape ", shape_str(q.shape()), "), got k shape ", shape_str(k.shape()));
+  check(q.dim(2) % heads == 0, "[attention] q width ", q.dim(2), " is not divisible by heads ",
+        heads, " (q shape ", shape_str(q.shape()), ")");
+  check(v.dim(2) % heads == 0, "[attention] v width ", v.dim(2), " is not divisible by heads ",
+        heads, " (v shape ", shape_str(v.shape()), ")");
+  if (key_mask.defined()) {
+    check(key_mask.dtype() == DType::kF32, "[attention] key_mask must be float32, got ",
+          dtype_name(key_mask.dtype()));
+    check(key_mask.shape() == Shape{batch, m}, "[attention] key_mask must be (B, M) = ",
+          shape_str({batch, m}), ", got ", shape_str(key_mask.shape()));
+  }
+  return {batch, n, m, heads, q.dim(2) / heads, v.dim(2) / heads};
+}
+
+void check_same_shape(const Tensor& t, const char* name, const Shape& expected) {
+  check(t.defined(), "[attention] ", name, " is undefined");
+  check(t.dtype() == DType::kF32, "[attention] ", name, " must be float32, got ",
+        dtype_name(t.dtype()));
+  check(t.shape() == expected, "[attention] ", name, " must have shape ", shape_str(expected),
+        ", got ", shape_str(t.shape()));
+}
+
+}  // namespace
+
+AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
+                       const Tensor& key_mask) {
+  const cpu::AttentionShape s = validate(q, k, v, heads, key_mask);
+  AttentionOut r;
+  r.out = Tensor::empty({s.batch, s.n, s.heads * s.dv});
+  r.lse = Tensor::empty({s.batch, s.heads, s.n});
+  cpu::attention_forward(s, q.f32(), k.f32(), v.f32(),
+                         key_mask.defined() ? key_mask.f32() : nullptr, scale, r.out.f32(),
+                         r.lse.f32());
+  return r;
+}
+
+AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  int heads, float scale, const Tensor& key_mask) {
+  const cpu::AttentionShape s = validate(q, k, v, heads, key_mask);
+  const Shape out_shape{s.batch, s.n, s.heads * s.dv};
+  check_same_shape(dout, "dout", out_shape);
+  check_same_shape(out, "out", out_shape);
+  check_same_shape(lse, "lse", {s.batch, s.heads, s.n});
+  AttentionGrads g;
+  g.dq = Tensor::empty(q.shape());
+  g.dk = Tensor::empty(k.shape());
+  g.dv = Tensor::empty(v.shape());
+  cpu::attention_backward(s, dout.f32(), q.f32(), k.f32(), v.f32(), out.f32(), lse.f32(),
+                          key_mask.defined() ? key_mask.f32() : nullptr, scale, g.dq.f32(),
+                          g.dk.f32(), g.dv.f32());
+  return g;
+}
+
+}  // namespace perceiver::ops

@@ -1,0 +1,114 @@
+// linear (y = x w^T + b), its backward, and batched matmul; every product goes through
+// cpu::gemm. linear flattens the leading dims of x into GEMM rows.
+#include "perceiver/ops/linear.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/gemm.h"
+
+namespace perceiver::ops {
+namespace {
+
+void check_f32(const Tensor& t, const char* op, const char* name) {
+  check(t.defined(), "[", op, "] ", name, " is undefined");
+  check(t.dtype() == DType::kF32, "[", op, "] ", name, " must be float32, got ",
+        dtype_name(t.dtype()));
+}
+
+// (..., c_in) -> (..., c_out)
+Shape with_last(const Shape& s, int64_t last) {
+  Shape out = s;
+  out.back() = last;
+  return out;
+}
+
+void check_linear_args(const Tensor& x, const Tensor& w) {
+  check_f32(x, "linear", "x");
+  check_f32(w, "linear", "w");
+  check(x.rank() >= 1, "[linear] x must have rank >= 1 (..., Cin), got shape ", shape_str(x.shape()));
+  check(w.rank() == 2, "[linear] w must be (Cout, Cin), got shape ", shape_str(w.shape()));
+  check(x.dim(-1) == w.dim(1), "[linear] x last dim must equal w Cin: expected ", w.dim(1),
+        " (w shape ", shape_str(w.shape()), "), got x shape ", shape_str(x.shape()));
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_linear_args(x, w);
+  const int64_t cout = w.dim(0), cin = w.dim(1);
+  if (b.defined()) {
+    check_f32(b, "linear", "b");
+    check(b.shape() == Shape{cout}, "[linear] b must be (Cout) = [", cout, "], got shape ",
+          shape_str(b.shape()));
+  }
+  const int64_t rows = x.numel() / std::max<int64_t>(cin, 1);
+  Tensor y = Tensor::empty(with_last(x.shape(), cout));
+  float* yp = y.f32();
+  float beta = 0.0f;
+  if (b.defined()) {  // y rows start as b, then the GEMM accumulates x w^T into them (beta = 1)
+    const float* bp = b.f32();
+    for (int64_t r = 0; r < rows; ++r) std::copy(bp, bp + cout, yp + r * cout);
+    beta = 1.0f;
+  }
+  cpu::gemm(false, true, rows, cout, cin, 1.0f, x.f32(), cin, w.f32(), cin, beta, yp, cout);
+  return y;
+}
+
+LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, bool need_dx,
+                            bool need_dw, bool need_db) {
+  check_linear_args(x, w);
+  check_f32(dy, "linear", "dy");
+  const int64_t cout = w.dim(0), cin = w.dim(1);
+  check(dy.shape() == with_last(x.shape(), cout), "[linear] dy must have shape ",
+        shape_str(with_last(x.shape(), cout)), ", got ", shape_str(dy.shape()));
+  const int64_t rows = x.numel() / std::max<int64_t>(cin, 1);
+  LinearGrads g;
+  if (need_dx) {  // dx = dy w
+    g.dx = Tensor::empty(x.shape());
+    cpu::gemm(false, false, rows, cin, cout, 1.0f, dy.f32(), cout, w.f32(), cin, 0.0f, g.dx.f32(),
+              cin);
+  }
+  if (need_dw) {  // dw = dy^T x
+    g.dw = Tensor::empty(w.shape());
+    cpu::gemm(true, false, cout, cin, rows, 1.0f, dy.f32(), cout, x.f32(), cin, 0.0f, g.dw.f32(),
+              cin);
+  }
+  if (need_db) {  // db = sum over rows of dy, accumulated in double
+    std::vector<double> acc(static_cast<size_t>(cout), 0.0);
+    const float* dyp = dy.f32();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < cout; ++j) acc[j] += dyp[r * cout + j];
+    g.db = Tensor::empty({cout});
+    std::copy(acc.begin(), acc.end(), g.db.f32());
+  }
+  return g;
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  check_f32(a, "matmul", "a");
+  check_f32(b, "matmul", "b");
+  check(a.rank() == 2 || a.rank() == 3, "[matmul] a must be (B, P, Q) or (P, Q), got shape ",
+        shape_str(a.shape()));
+  check(b.rank() == 2 || b.rank() == 3, "[matmul] b must be (B, P, Q) or (P, Q), got shape ",
+        shape_str(b.shape()));
+  const int64_t a_rows = a.dim(-2), a_cols = a.dim(-1), b_rows = b.dim(-2), b_cols = b.dim(-1);
+  const int64_t m = trans_a ? a_cols : a_rows, k = trans_a ? a_rows : a_cols;
+  const int64_t kb = trans_b ? b_cols : b_rows, n = trans_b ? b_rows : b_cols;
+  check(k == kb, "[matmul] inner dims differ: op(a) is ", m, " x ", k, " (a shape ",
+        shape_str(a.shape()), trans_a ? ", transposed" : "", "), op(b) is ", kb, " x ", n,
+        " (b shape ", shape_str(b.shape()), trans_b ? ", transposed" : "", ")");
+  const bool batched = a.rank() == 3 || b.rank() == 3;
+  const int64_t batch = a.rank() == 3 ? a.dim(0) : (b.rank() == 3 ? b.dim(0) : 1);
+  if (a.rank() == 3 && b.rank() == 3)
+    check(a.dim(0) == b.dim(0), "[matmul] batch dims differ: a shape ", shape_str(a.shape()),
+          ", b shape ", shape_str(b.shape()));
+  Tensor c = Tensor::empty(batched ? Shape{batch, m, n} : Shape{m, n});
+  const int64_t stride_a = a.rank() == 3 ? a_rows * a_cols : 0;
+  const int64_t stride_b = b.rank() == 3 ? b_rows * b_cols : 0;
+  cpu::gemm_batched(trans_a, trans_b, m, n, k, 1.0f, a.f32(), a_cols, stride_a, b.f32(), b_cols,
+                    stride_b, 0.0f, c.f32(), n, m * n, batch);
+  return c;
+}
+
+}  // namespace perceiver::ops

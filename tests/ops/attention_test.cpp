@@ -1,0 +1,175 @@
+// ops::attention and the blocked cpu kernel against the double-precision reference: odd shapes,
+// v width != q width, additive masks (incl. masked-out keys), several key blocks (online
+// softmax), every GEMM provider, fully masked queries, and shape errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/reference/attention.h"
+#include "perceiver/core/gemm_provider.h"
+#include "perceiver/ops/attention.h"
+#include "testing/compare.h"
+
+namespace perceiver {
+namespace {
+
+using testing::all_close;
+using testing::f32_tol;
+using testing::randn;
+using testing::to_double;
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+struct Case {
+  int64_t batch, n, m, heads, dqk, dv;
+  Tensor q, k, v, mask;
+};
+
+Case make_case(int64_t batch, int64_t n, int64_t m, int64_t heads, int64_t dqk, int64_t dv,
+               bool with_mask, uint64_t seed) {
+  Case c{batch, n, m, heads, dqk, dv, {}, {}, {}, {}};
+  c.q = randn({batch, n, heads * dqk}, seed);
+  c.k = randn({batch, m, heads * dqk}, seed + 1);
+  c.v = randn({batch, m, heads * dv}, seed + 2);
+  if (with_mask) {
+    c.mask = randn({batch, m}, seed + 3, 0.5f);
+    float* mp = c.mask.f32();
+    mp[0] = -1e9f;          // batch 0: first key dropped (finite large negative, HF style)
+    if (batch > 1) mp[m + m / 2] = -kInf;  // batch 1: a key dropped with -inf
+  }
+  return c;
+}
+
+float scale_of(const Case& c) { return 1.0f / std::sqrt(static_cast<float>(c.dqk)); }
+
+struct Ref {
+  std::vector<double> out, lse;
+};
+
+Ref reference_of(const Case& c) {
+  Ref r;
+  r.out.resize(c.batch * c.n * c.heads * c.dv);
+  r.lse.resize(c.batch * c.heads * c.n);
+  const std::vector<double> q = to_double(c.q), k = to_double(c.k), v = to_double(c.v);
+  std::vector<double> mask = c.mask.defined() ? to_double(c.mask) : std::vector<double>();
+  reference::attention_forward<double>({c.batch, c.n, c.m, c.heads, c.dqk, c.dv}, q.data(),
+                                       k.data(), v.data(), mask.empty() ? nullptr : mask.data(),
+                                       scale_of(c), r.out.data(), r.lse.data());
+  return r;
+}
+
+double out_tol(const Case& c) { return f32_tol(c.m + c.dqk, 16); }
+
+void expect_matches_reference(const Case& c, const std::string& what) {
+  const ops::AttentionOut got =
+      ops::attention(c.q, c.k, c.v, static_cast<int>(c.heads), scale_of(c), c.mask);
+  ASSERT_EQ(got.out.shape(), (Shape{c.batch, c.n, c.heads * c.dv}));
+  ASSERT_EQ(got.lse.shape(), (Shape{c.batch, c.heads, c.n}));
+  const Ref r = reference_of(c);
+  EXPECT_TRUE(all_close(got.out, r.out, out_tol(c), what + " out"));
+  EXPECT_TRUE(all_close(got.lse, r.lse, out_tol(c), what + " lse"));
+}
+
+TEST(AttentionTest, OddShapesNoMaskEveryProvider) {
+  const Case c = make_case(2, 5, 37, 3, 7, 11, false, 100);
+  const GemmProvider saved = gemm_provider();
+  for (GemmProvider p : {GemmProvider::kOneDNN, GemmProvider::kOpenBLAS, GemmProvider::kNaive}) {
+    set_gemm_provider(p);
+    expect_matches_reference(c, gemm_provider_name(p));
+  }
+  set_gemm_provider(saved);
+}
+
+TEST(AttentionTest, OddShapesWithMaskedKeys) {
+  expect_matches_reference(make_case(2, 5, 37, 3, 7, 11, true, 200), "masked");
+}
+
+TEST(AttentionTest, SingleHeadCrossAttention) {
+  expect_matches_reference(make_case(1, 9, 50, 1, 16, 5, true, 300), "one head");
+}
+
+// The op with more keys than one default block (N = 5 queries -> 2048-key blocks).
+TEST(AttentionTest, MoreKeysThanOneBlock) {
+  const Case c = make_case(2, 5, 2100, 2, 4, 3, true, 400);
+  ASSERT_GT(c.m, cpu::attention_key_block(c.n));
+  expect_matches_reference(c, "M > key block");
+}
+
+// The kernel with tiny key blocks: many online-softmax rescaling steps, a partial last block.
+TEST(AttentionTest, KernelSmallKeyBlocksOnlineSoftmax) {
+  const Case c = make_case(2, 5, 37, 3, 7, 11, true, 500);
+  const Ref r = reference_of(c);
+  for (int64_t block : {1, 8, 16, 64}) {
+    Tensor out = Tensor::empty({c.batch, c.n, c.heads * c.dv});
+    Tensor lse = Tensor::empty({c.batch, c.heads, c.n});
+    cpu::attention_forward({c.batch, c.n, c.m, c.heads, c.dqk, c.dv}, c.q.f32(), c.k.f32(),
+                           c.v.f32(), c.mask.f32(), scale_of(c), out.f32(), lse.f32(), block);
+    const std::string what = "block " + std::to_string(block);
+    EXPECT_TRUE(all_close(out, r.out, out_tol(c), what + " out"));
+    EXPECT_TRUE(all_close(lse, r.lse, out_tol(c), what + " lse"));
+  }
+}
+
+// Queries whose keys are all masked with -inf: out = 0, lse = -inf, gradients 0, no NaN.
+TEST(AttentionTest, FullyMaskedBatchGivesZeros) {
+  Case c = make_case(2, 3, 6, 2, 4, 5, true, 600);
+  float* mp = c.mask.f32();
+  for (int64_t j = 0; j < c.m; ++j) mp[c.m + j] = -kInf;  // batch 1 sees no keys
+  const ops::AttentionOut fw = ops::attention(c.q, c.k, c.v, 2, scale_of(c), c.mask);
+  const Ref r = reference_of(c);
+  EXPECT_TRUE(all_close(fw.out, r.out, out_tol(c), "out"));  // batch 1 rows are exactly 0
+  const std::vector<float> lse = fw.lse.to_vector();
+  const size_t half = lse.size() / 2;
+  EXPECT_TRUE(all_close(std::vector<float>(lse.begin(), lse.begin() + half),
+                        std::vector<double>(r.lse.begin(), r.lse.begin() + half), out_tol(c),
+                        "batch 0 lse"));
+  for (size_t i = half; i < lse.size(); ++i) EXPECT_EQ(lse[i], -kInf);
+  const ops::AttentionGrads g = ops::attention_backward(randn(fw.out.shape(), 601), c.q, c.k, c.v,
+                                                        fw.out, fw.lse, 2, scale_of(c), c.mask);
+  for (const Tensor& t : {g.dq, g.dk, g.dv})
+    for (float x : t.to_vector()) ASSERT_TRUE(std::isfinite(x));
+}
+
+template <typename Fn>
+void expect_error(const Fn& fn, const std::string& prefix) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an Error starting with " << prefix;
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(prefix, 0), 0u) << e.what();
+  }
+}
+
+TEST(AttentionTest, ShapeErrors) {
+  const Tensor q = randn({2, 5, 12}, 1), k = randn({2, 7, 12}, 2), v = randn({2, 7, 6}, 3);
+  expect_error([&] { ops::attention(q, k, v, 5, 1.0f, Tensor()); },
+               "[attention] q width 12 is not divisible by heads 5");
+  expect_error([&] { ops::attention(q, k, randn({2, 7, 8}, 4), 3, 1.0f, Tensor()); },
+               "[attention] v width 8 is not divisible by heads 3");
+  expect_error([&] { ops::attention(q, randn({3, 7, 12}, 4), v, 3, 1.0f, Tensor()); },
+               "[attention] batch dims differ");
+  expect_error([&] { ops::attention(q, k, randn({2, 6, 6}, 4), 3, 1.0f, Tensor()); },
+               "[attention] k and v must have the same number of keys");
+  expect_error([&] { ops::attention(q, randn({2, 7, 9}, 4), v, 3, 1.0f, Tensor()); },
+               "[attention] q and k widths differ");
+  expect_error([&] { ops::attention(q, k, v, 3, 1.0f, randn({2, 5}, 4)); },
+               "[attention] key_mask must be (B, M) = [2, 7], got [2, 5]");
+  expect_error([&] { ops::attention(randn({5, 12}, 4), k, v, 3, 1.0f, Tensor()); },
+               "[attention] q must be (B, N, H*Dqk)");
+  expect_error([&] { ops::attention(q, k, v, 0, 1.0f, Tensor()); },
+               "[attention] heads must be >= 1");
+  const ops::AttentionOut fw = ops::attention(q, k, v, 3, 1.0f, Tensor());
+  expect_error(
+      [&] { ops::attention_backward(randn({2, 5, 7}, 5), q, k, v, fw.out, fw.lse, 3, 1.0f, Tensor()); },
+      "[attention] dout must have shape [2, 5, 6], got [2, 5, 7]");
+  expect_error(
+      [&] { ops::attention_backward(fw.out, q, k, v, fw.out, randn({2, 5, 3}, 6), 3, 1.0f, Tensor()); },
+      "[attention] lse must have shape [2, 3, 5]");
+}
+
+}  // namespace
+}  // namespace perceiver
