@@ -1,5 +1,6 @@
 // Provider dispatch for the row-major GEMM: oneDNN dnnl_sgemm (default), OpenBLAS cblas_sgemm
-// (thread count follows perceiver::num_threads()), or a plain loop nest (naive).
+// (thread count follows perceiver::num_threads()), or a plain loop nest (naive). GEMMs too
+// small to thread well run on one thread.
 #include "kernels/cpu/gemm.h"
 
 #include <cblas.h>
@@ -10,6 +11,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include "perceiver/core/gemm_provider.h"
 #include "perceiver/core/parallel.h"
@@ -20,6 +22,23 @@ namespace {
 // Below this many multiply-adds per matrix a batched GEMM runs one matrix per thread (a GEMM
 // this small threads poorly: ~8 MFLOP, ~40 us at the measured single-core rate).
 constexpr double kSmallGemmWork = double(1 << 22);
+// Below this many multiply-adds a single GEMM runs on one thread: it takes <= ~10 us, less than
+// waking a passive OpenMP thread, and a fork/join loses whole host time slices when the two
+// vCPUs are contended (docs/BENCHMARKS.md, perf_notes.md item 3).
+constexpr double kSerialGemmWork = double(1 << 20);
+
+// Runs oneDNN on one thread for a scope: dnnl sizes its team by omp_get_max_threads(), a
+// per-thread setting, so this touches no other thread.
+class OmpSingleThread {
+ public:
+  OmpSingleThread() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~OmpSingleThread() { omp_set_num_threads(saved_); }
+  OmpSingleThread(const OmpSingleThread&) = delete;
+  OmpSingleThread& operator=(const OmpSingleThread&) = delete;
+
+ private:
+  int saved_;
+};
 
 // Thread count last given to OpenBLAS (-1: never set).
 std::atomic<int> g_openblas_threads{-1};
@@ -43,7 +62,10 @@ void scale_c(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
 }
 
 void gemm_onednn(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                 bool serial) {
+  std::optional<OmpSingleThread> one;
+  if (serial) one.emplace();
   const dnnl_status_t st =
       dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (st != dnnl_success) {  // internal invariant: ops/ validated every dimension
@@ -56,8 +78,8 @@ void gemm_onednn(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
 
 void gemm_openblas(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                   int64_t ldc) {
-  if (!in_parallel_region()) set_openblas_threads(num_threads());
+                   int64_t ldc, bool serial) {
+  if (!in_parallel_region()) set_openblas_threads(serial ? 1 : num_threads());
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
               static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
@@ -103,12 +125,14 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
     scale_c(m, n, beta, c, ldc);
     return;
   }
+  const bool serial = double(m) * double(n) * double(k) < kSerialGemmWork &&
+                      !in_parallel_region() && num_threads() > 1;
   switch (gemm_provider()) {
     case GemmProvider::kOneDNN:
-      gemm_onednn(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      gemm_onednn(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, serial);
       break;
     case GemmProvider::kOpenBLAS:
-      gemm_openblas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      gemm_openblas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, serial);
       break;
     case GemmProvider::kNaive:
       gemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -1,6 +1,7 @@
 // The one GEMM entry point (row-major, BLAS semantics): C = alpha * op(A) op(B) + beta * C,
 // op(A) m x k, op(B) k x n. Dispatches to the provider chosen in perceiver/core/gemm_provider.h.
-// Kernels never throw; callers (ops/) validate shapes. beta == 0 never reads C.
+// Kernels never throw; callers (ops/) validate shapes. beta == 0 never reads C. A GEMM under
+// 2^20 multiply-adds runs on one thread (threading it costs more than it saves here).
 #pragma once
 
 #include <cstdint>
