@@ -1,0 +1,25 @@
+// Hugging Face model folders: config.json (a PerceiverConfig whose "architectures" names the task
+// class) plus model.safetensors. Loading is strict: every missing name,
+// unexpected name and shape/dtype mismatch is listed in one Error; float16/bfloat16/float64
+// weights are converted to float32 by the readers.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "perceiver/models/perceiver_io/perceiver_io.h"
+
+namespace perceiver::models::perceiver_io {
+
+// The weights file of a folder (model.safetensors); an Error naming the folder otherwise.
+std::string find_weights_file(const std::string& dir);
+
+// Copies a state dict (parameters and buffers, by HF name) into the model. Strict.
+void load_perceiver_state(PerceiverIO& model, const std::map<std::string, Tensor>& tensors,
+                          const std::string& what);
+
+// Reads dir/config.json and the weights file; the model is returned in eval mode.
+std::unique_ptr<PerceiverIO> load_model_folder(const std::string& dir);
+
+}  // namespace perceiver::models::perceiver_io

@@ -1,0 +1,72 @@
+// Loading hub-layout model folders (config.json + model.safetensors / pytorch_model.bin).
+#include "perceiver/models/perceiver_io/model_folder.h"
+
+#include <sys/stat.h>
+
+#include <set>
+#include <vector>
+
+#include "perceiver/io/safetensors.h"
+
+namespace perceiver::models::perceiver_io {
+
+namespace {
+bool is_file(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+}  // namespace
+
+std::string find_weights_file(const std::string& dir) {
+  const std::string path = dir + "/model.safetensors";
+  if (is_file(path)) return path;
+  throw_error("[model_folder] ", dir, ": expected model.safetensors, found none",
+              is_file(dir + "/pytorch_model.bin") ? " (pytorch_model.bin cannot be read by this build)" : "");
+}
+
+void load_perceiver_state(PerceiverIO& model, const std::map<std::string, Tensor>& tensors, const std::string& what) {
+  std::vector<std::string> missing, mismatched, unexpected;
+  std::set<std::string> used;
+  std::vector<nn::NamedTensor> state = model.state_dict();
+  for (auto& [name, dst] : state) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      missing.push_back(name);
+      continue;
+    }
+    used.insert(name);
+    if (it->second.shape() != dst.shape() || it->second.dtype() != dst.dtype())
+      mismatched.push_back(name + " (expected " + dtype_name(dst.dtype()) + shape_str(dst.shape()) + ", got " +
+                           dtype_name(it->second.dtype()) + shape_str(it->second.shape()) + ")");
+  }
+  for (const auto& [name, t] : tensors)
+    if (!used.count(name)) unexpected.push_back(name);
+  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
+    std::string msg = "[model_folder] " + what + ": the weights do not match " + model.config().architecture +
+                      " built from its config.";
+    auto list = [&](const char* title, const std::vector<std::string>& v) {
+      if (v.empty()) return;
+      msg += std::string("\n  ") + title + " (" + std::to_string(v.size()) + "):";
+      for (const auto& n : v) msg += "\n    " + n;
+    };
+    list("missing", missing);
+    list("unexpected", unexpected);
+    list("shape/dtype mismatch", mismatched);
+    throw Error(msg);
+  }
+  for (auto& [name, dst] : state) dst.copy_from(tensors.at(name));
+}
+
+std::unique_ptr<PerceiverIO> load_model_folder(const std::string& dir) {
+  const std::string config_path = dir + "/config.json";
+  check(is_file(config_path), "[model_folder] ", dir, ": expected a config.json in the model folder");
+  HfPerceiverConfig config = load_hf_config(config_path);
+  const std::string weights = find_weights_file(dir);
+  io::SafetensorsFile sd = io::load_safetensors(weights);
+  auto model = create_perceiver_io(config);
+  load_perceiver_state(*model, sd.tensors, weights);
+  model->train(false);
+  return model;
+}
+
+}  // namespace perceiver::models::perceiver_io
