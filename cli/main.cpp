@@ -38,12 +38,20 @@ int main(int argc, char** argv) {
   ensure_passive_omp_wait(argv);
   CLI::App app{"perceiver.cpp: train and run Perceiver models without Python"};
   app.set_version_flag("--version", "perceiver.cpp 0.1.0");
+  // Flag errors as one line, like every other error of the program.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("perceiver: error: ") + e.what() + " (see --help)\n";
+  });
   CLI::App* train = app.add_subcommand("train", "train a model from a JSON config");
   CLI::App* eval = app.add_subcommand("eval", "test accuracy and confusion matrix of a checkpoint");
   CLI::App* predict = app.add_subcommand("predict", "classify PNG/JPEG images with a checkpoint");
+  CLI::App* run = app.add_subcommand("run", "run a Hugging Face Perceiver IO model folder on named input tensors");
+  CLI::App* grad = app.add_subcommand("grad", "training loss and parameter gradients of a Hugging Face Perceiver IO model");
   perceiver::cli::Runner run_train = perceiver::cli::add_train_command(*train);
   perceiver::cli::Runner run_eval = perceiver::cli::add_eval_command(*eval);
   perceiver::cli::Runner run_predict = perceiver::cli::add_predict_command(*predict);
+  perceiver::cli::Runner run_run = perceiver::cli::add_run_command(*run);
+  perceiver::cli::Runner run_grad = perceiver::cli::add_grad_command(*grad);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -53,6 +61,8 @@ int main(int argc, char** argv) {
     if (train->parsed()) return run_train();
     if (eval->parsed()) return run_eval();
     if (predict->parsed()) return run_predict();
+    if (run->parsed()) return run_run();
+    if (grad->parsed()) return run_grad();
     std::fprintf(stderr, "perceiver: error: a subcommand is required: train, eval or predict (see --help)\n");
     return 2;
   } catch (const perceiver::Error& e) {
