@@ -12,6 +12,8 @@ using Runner = std::function<int()>;
 Runner add_train_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
 Runner add_predict_command(CLI::App& app);
+Runner add_run_command(CLI::App& app);
+Runner add_grad_command(CLI::App& app);
 
 // Applies the options every command shares (--threads, --gemm).
 struct CommonOptions {

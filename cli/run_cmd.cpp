@@ -1,0 +1,53 @@
+// `perceiver run --model DIR --inputs IN.safetensors --outputs OUT.safetensors`: runs a Hugging
+// Face Perceiver IO model folder on named inputs ("inputs", "attention_mask", "inputs.<m>",
+// "subsampled_output_points[.<m>]") and writes the logits ("logits" / "logits.<m>") and the
+// intermediate tensors under the fixtures' names (encoder_input, latents_*, decoder_query,
+// decoder_output).
+#include <cstdio>
+
+#include "commands.h"
+#include "perceiver/autograd/grad_mode.h"
+#include "perceiver/io/safetensors.h"
+#include "perceiver/models/perceiver_io/model_folder.h"
+
+namespace perceiver::cli {
+
+Runner add_run_command(CLI::App& sub) {
+  struct Args {
+    std::string model, inputs, outputs;
+    bool logits_only = false;
+    int64_t chunk_size = 0;
+    CommonOptions common;
+  };
+  auto a = std::make_shared<Args>();
+  sub.add_option("--model", a->model, "HF model folder (config.json + model.safetensors)")->required()->check(CLI::ExistingDirectory);
+  sub.add_option("--inputs", a->inputs, "input tensors (.safetensors)")->required()->check(CLI::ExistingFile);
+  sub.add_option("--outputs", a->outputs, "where to write the output tensors (.safetensors)")->required();
+  sub.add_flag("--logits-only", a->logits_only, "write only the logits, not the intermediate tensors");
+  sub.add_option("--chunk-size", a->chunk_size, "decode all outputs in chunks of this many queries (implies --logits-only)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  add_common_options(sub, a->common);
+  return [a]() {
+    namespace pio = models::perceiver_io;
+    apply_common_options(a->common);
+    std::unique_ptr<pio::PerceiverIO> model = pio::load_model_folder(a->model);
+    const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
+    autograd::NoGradGuard no_grad;
+    pio::TensorMap out;
+    if (a->chunk_size > 0) {
+      check(model->output_points_from_inputs(inputs).empty(), "[run] --chunk-size decodes every output; "
+            "the inputs also select subsampled_output_points");
+      out = model->decode_chunked(model->encode(inputs), a->chunk_size);
+    } else {
+      pio::TensorMap trace;
+      out = model->forward(inputs, a->logits_only ? nullptr : &trace);
+      if (!a->logits_only) out = trace;
+    }
+    std::vector<std::pair<std::string, Tensor>> tensors(out.begin(), out.end());
+    io::save_safetensors(a->outputs, tensors, {{"format", "pt"}});
+    for (const auto& [name, t] : tensors) std::printf("%s %s\n", name.c_str(), shape_str(t.shape()).c_str());
+    return 0;
+  };
+}
+
+}  // namespace perceiver::cli
