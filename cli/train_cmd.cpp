@@ -10,13 +10,14 @@ namespace perceiver::cli {
 Runner add_train_command(CLI::App& sub) {
   struct Args {
     std::string config, out = "runs/default";
-    bool resume = false, quiet = false;
+    bool resume = false, quiet = false, force = false;
     CommonOptions common;
   };
   auto a = std::make_shared<Args>();
   sub.add_option("--config", a->config, "run config (JSON: model, train, data)")->required()->check(CLI::ExistingFile);
   sub.add_option("--out", a->out, "output directory: checkpoint, metrics.jsonl, model.safetensors");
   sub.add_flag("--resume", a->resume, "continue from OUT/checkpoint.safetensors");
+  sub.add_flag("--force", a->force, "start afresh even if OUT already holds a run (its files are replaced)");
   sub.add_flag("--quiet", a->quiet, "no progress output");
   add_common_options(sub, a->common);
   return [a]() {
@@ -28,12 +29,13 @@ Runner add_train_command(CLI::App& sub) {
     opt.out_dir = a->out;
     opt.resume = a->resume;
     opt.quiet = a->quiet;
+    opt.force = a->force;
     train::TrainResult r = train::run_training(cfg, opt);
     std::printf("%s after %lld steps in %.1fs (%.0f samples/s incl. evaluation); test accuracy %.4f; peak RSS %.0f MiB\n",
                 r.interrupted ? "stopped" : "finished", (long long)r.steps, r.seconds, r.train_samples_per_s,
                 r.last_eval.accuracy(), peak_rss_bytes() / 1048576.0);
     if (!r.interrupted) std::printf("weights: %s/model.safetensors\n", a->out.c_str());
-    return r.interrupted && train::interrupt_requested() ? 130 : 0;
+    return r.interrupted && train::interrupt_requested() ? 128 + train::interrupt_signal() : 0;
   };
 }
 

@@ -5,8 +5,10 @@
 //     return the same tensor for two inputs;
 //  4. leaves (tensors that require grad and have no producer) ADD into leaf.grad(), so
 //     gradients accumulate across backward calls until zero_grad (parameter convention);
-//     activation gradients are fresh tensors and never written in place.
-// After the walk every visited node drops its saved tensors (no retain_graph).
+//     activation gradients are fresh tensors and never written in place. Leaf gradients are
+//     collected first and committed only when the whole walk succeeded, so a rule that throws
+//     leaves every leaf.grad() as it was.
+// After the walk (or an error) every visited node drops its saved tensors (no retain_graph).
 #include "perceiver/autograd/tape.h"
 
 #include <unordered_map>
@@ -90,7 +92,18 @@ void backward(const Tensor& root, const Tensor& grad_root) {
     return;
   }
   std::vector<Node*> order = topological_order(meta->grad_fn.get());
+  struct ReleaseGraph {  // runs on success and on error
+    std::vector<Node*>& nodes;
+    ~ReleaseGraph() {
+      for (Node* node : nodes) {
+        node->backward = nullptr;
+        node->inputs.clear();
+      }
+    }
+  } release{order};
   std::unordered_map<Node*, std::vector<Tensor>> grads;
+  std::vector<std::pair<AutogradMeta*, Tensor>> leaf_grads;  // committed at the end
+  std::unordered_map<AutogradMeta*, size_t> leaf_slot;
   grads[meta->grad_fn.get()].resize(meta->grad_fn->num_outputs);
   grads[meta->grad_fn.get()][meta->output_index] = seed;
 
@@ -116,17 +129,17 @@ void backward(const Tensor& root, const Tensor& grad_root) {
         auto& slots = grads[in_meta->grad_fn.get()];
         slots.resize(in_meta->grad_fn->num_outputs);
         accumulate(slots[in_meta->output_index], grad_inputs[i]);
-      } else if (in_meta->grad.defined()) {
-        ops::add_inplace(in_meta->grad, grad_inputs[i]);
       } else {
-        in_meta->grad = grad_inputs[i].clone();
+        auto [it2, fresh] = leaf_slot.emplace(in_meta.get(), leaf_grads.size());
+        if (fresh) leaf_grads.emplace_back(in_meta.get(), grad_inputs[i]);
+        else accumulate(leaf_grads[it2->second].second, grad_inputs[i]);
       }
     }
   }
-  // Release saved tensors and the graph edges.
-  for (Node* node : order) {
-    node->backward = nullptr;
-    node->inputs.clear();
+  // Commit: add into existing leaf gradients, or keep a private copy as the new gradient.
+  for (auto& [leaf, g] : leaf_grads) {
+    if (leaf->grad.defined()) ops::add_inplace(leaf->grad, g);
+    else leaf->grad = g.clone();
   }
 }
 

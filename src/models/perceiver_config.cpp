@@ -71,13 +71,15 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   const int64_t cross_v = c.v_channels ? c.v_channels : cross_qk;
   divisible(cross_qk, c.cross_attention_heads, c.qk_channels ? "qk_channels" : "cross-attention qk width (input width)", "cross_attention_heads");
   divisible(cross_v, c.cross_attention_heads, c.v_channels ? "v_channels" : "cross-attention v width", "cross_attention_heads");
-  const int64_t self_qk = c.qk_channels ? c.qk_channels : c.d_latents;
-  const int64_t self_v = c.v_channels ? c.v_channels : self_qk;
-  divisible(self_qk, c.self_attention_heads, c.qk_channels ? "qk_channels" : "d_latents", "self_attention_heads");
-  check(self_v == c.d_latents, "[config] ", path, ": self-attention value width (v_channels, or qk_channels "
-        "when v_channels is 0) must equal d_latents = ", c.d_latents, " for the residual, got ", self_v);
-  divisible(self_v, c.self_attention_heads, "v_channels", "self_attention_heads");
-  divisible(c.d_latents, c.decoder_heads, "d_latents", "decoder_heads");
+  if (c.self_attends_per_block > 0) {
+    const int64_t self_qk = c.qk_channels ? c.qk_channels : c.d_latents;
+    const int64_t self_v = c.v_channels ? c.v_channels : self_qk;
+    divisible(self_qk, c.self_attention_heads, c.qk_channels ? "qk_channels" : "d_latents", "self_attention_heads");
+    check(self_v == c.d_latents, "[config] ", path, ": self-attention value width (v_channels, or qk_channels "
+          "when v_channels is 0) must equal d_latents = ", c.d_latents, " for the residual, got ", self_v);
+    divisible(self_v, c.self_attention_heads, "v_channels", "self_attention_heads");
+  }
+  if (c.head == "query") divisible(c.d_latents, c.decoder_heads, "d_latents", "decoder_heads");
   return c;
 }
 

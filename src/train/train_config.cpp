@@ -22,7 +22,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   t.batch_size = tr.get_int("batch_size", t.batch_size, 1, 1 << 20);
   t.eval_batch_size = tr.get_int("eval_batch_size", t.eval_batch_size, 1, 1 << 20);
   t.optimizer = tr.get_string("optimizer", t.optimizer, {"adamw", "lamb"});
-  t.lr = static_cast<float>(tr.get_number("lr", t.lr, 0.0, 10.0));
+  t.lr = static_cast<float>(tr.get_number("lr", t.lr, 1e-12, 10.0));
   t.weight_decay = static_cast<float>(tr.get_number("weight_decay", t.weight_decay, 0.0, 10.0));
   t.beta1 = static_cast<float>(tr.get_number("beta1", t.beta1, 0.0, 0.999999));
   t.beta2 = static_cast<float>(tr.get_number("beta2", t.beta2, 0.0, 0.999999));

@@ -29,11 +29,40 @@
 namespace perceiver::train {
 namespace {
 
-std::atomic<bool> g_interrupt{false};
+std::atomic<int> g_signal{0};
 
-void on_signal(int) {
-  g_interrupt.store(true);
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+void on_signal(int sig) {
+  g_signal.store(sig);       // lock-free atomic store: async-signal-safe
+  std::signal(sig, SIG_DFL);  // a second Ctrl-C (or SIGTERM) ends the process at once
+}
+
+// The parts of a run config that must not change when a run is resumed (everything that
+// decides the sequence of updates); threads, logging, checkpoint cadence, max_steps, the
+// evaluation batch and the data location may change.
+nlohmann::json resume_identity(const RunConfig& c) {
+  nlohmann::json j = c.to_json();
+  for (const char* k : {"threads", "log_every", "checkpoint_every", "max_steps", "eval_batch_size"})
+    j["train"].erase(k);
+  j["data"].erase("dir");
+  return j;
+}
+
+// Keeps the metrics records of steps <= step (a crash after the last checkpoint leaves records
+// that the resumed run will write again).
+void truncate_metrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in.good()) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      if (nlohmann::json::parse(line).value("step", int64_t(0)) > step) continue;
+    } catch (const nlohmann::json::exception&) {
+      continue;  // a torn last line from a crash
+    }
+    kept += line + "\n";
+  }
+  io::write_file_atomic(path, kept);
 }
 
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) {
@@ -67,16 +96,18 @@ void append_metrics(const std::string& path, const nlohmann::json& record) {
 }  // namespace
 
 void install_interrupt_handler() {
-  g_interrupt.store(false);
+  g_signal.store(0);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 }
 
-bool interrupt_requested() { return g_interrupt.load(); }
+bool interrupt_requested() { return g_signal.load() != 0; }
+int interrupt_signal() { return g_signal.load(); }
 
 EvalResult evaluate(const models::Perceiver& model, const Tensor& images, const Tensor& labels,
                     int64_t batch_size) {
   autograd::NoGradGuard no_grad;
+  check(batch_size > 0, "[evaluate] batch_size must be positive, got ", batch_size);
   const int64_t n = images.dim(0), k = model.config().num_classes;
   check(labels.dtype() == DType::kI32 && labels.rank() == 1 && labels.dim(0) == n,
         "[evaluate] labels must be int32 (", n, "), got ", shape_str(labels.shape()));
@@ -119,6 +150,8 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   };
   limit(train_set, cfg.data.train_limit);
   limit(test_set, cfg.data.test_limit);
+  check(train_set.images.dim(0) > 0, "[train] ", cfg.data.dir, ": the training set is empty");
+  check(test_set.images.dim(0) > 0, "[train] ", cfg.data.dir, ": the test set is empty");
   const int64_t h = train_set.images.dim(1), w = train_set.images.dim(2);
   check(cfg.model.image_size == std::vector<int64_t>{h, w} && cfg.model.in_channels == 1,
         "[train] model.image_size must be [", h, ", ", w, "] with in_channels 1 for this data, got ",
@@ -152,13 +185,27 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     Checkpoint ckpt = read_checkpoint(ckpt_path);
     check(ckpt.config.model.to_json() == cfg.model.to_json(), "[train] ", ckpt_path,
           ": the checkpoint's model config differs from the run's; resume with the same config");
+    const nlohmann::json saved = resume_identity(ckpt.config), now = resume_identity(cfg);
+    if (saved != now) {
+      std::string keys;
+      for (const char* sec : {"train", "data"})
+        for (auto it = now[sec].begin(); it != now[sec].end(); ++it)
+          if (!saved[sec].contains(it.key()) || saved[sec][it.key()] != it.value())
+            keys += std::string(keys.empty() ? "" : ", ") + sec + "." + it.key() + " (checkpoint " +
+                    (saved[sec].contains(it.key()) ? saved[sec][it.key()].dump() : "absent") + ", now " +
+                    it.value().dump() + ")";
+      throw_error("[train] ", ckpt_path, ": resuming needs the same training settings; changed: ", keys);
+    }
     model.load_state_dict(ckpt.params, ckpt_path);
     optimizer->load_state(ckpt.optimizer_state, ckpt.step);
     step = ckpt.step;
+    truncate_metrics(metrics_path, step);
     check(step <= total, "[train] ", ckpt_path, ": checkpoint step ", step, " is past the end of training (",
           total, " steps)");
     progress.message("resumed from " + ckpt_path + " at step " + std::to_string(step));
   } else {
+    check(opt.force || !std::filesystem::exists(ckpt_path), "[train] ", opt.out_dir,
+          " already holds a run (checkpoint.safetensors); continue it with --resume, or start over with --force");
     std::remove(metrics_path.c_str());
   }
   io::write_file_atomic(opt.out_dir + "/config.json", cfg.to_json().dump(2) + "\n");
@@ -219,7 +266,11 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
           "; lower train.lr or enable train.grad_clip");
     optimizer->zero_grad();
     autograd::backward(loss);
-    if (tc.grad_clip > 0) optim::clip_grad_norm(params, tc.grad_clip);
+    // A non-finite gradient must never reach the weights (nor, through them, a checkpoint).
+    const float gnorm = tc.grad_clip > 0 ? optim::clip_grad_norm(params, tc.grad_clip) : optim::grad_norm(params);
+    check(std::isfinite(gnorm), "[train] the gradient became non-finite at step ", step,
+          "; the weights were not updated and the last checkpoint (", ckpt_path,
+          ") is intact; lower train.lr or enable train.grad_clip");
     const float lr = optim::learning_rate(sched, step);
     optimizer->step(lr);
     ++step;

@@ -75,6 +75,20 @@ TEST(Autograd, BackwardNeedsScalarRootOrSeed) {
   EXPECT_FLOAT_EQ(x.grad().to_vector()[1], -2.0f);
 }
 
+TEST(Autograd, AFailingRuleLeavesLeafGradientsUntouched) {
+  Tensor x = leaf({1, 2}, {1.0f, 2.0f});
+  Tensor w = leaf({1, 2}, {3.0f, 4.0f});
+  Tensor y = ag::add(ag::scale(x, 2.0f), w);  // leaves: x (through scale), w (directly)
+  // A custom node whose rule returns a wrongly shaped gradient.
+  Tensor bad = y.clone();
+  autograd::record("bad", {y}, {&bad}, [](const std::vector<Tensor>&) -> std::vector<Tensor> {
+    return {Tensor::zeros({3})};
+  });
+  EXPECT_THROW(autograd::backward(ag::reshape(ag::mean(bad, 1), {})), Error);
+  EXPECT_FALSE(x.grad().defined());
+  EXPECT_FALSE(w.grad().defined());
+}
+
 TEST(Autograd, BroadcastAddAndExpandSumOverBatch) {
   Tensor lat = leaf({2, 3}, {0, 1, 2, 3, 4, 5});
   Tensor b = leaf({3}, {1, 1, 1});

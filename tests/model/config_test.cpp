@@ -73,7 +73,7 @@ TEST(Config, WrongTypesAndRanges) {
   expect_error(j, {"model.num_latents", "integer"});
   j = base();
   j["train"]["lr"] = -1;
-  expect_error(j, {"train.lr", "a number in [0, 10]", "got -1"});
+  expect_error(j, {"train.lr", "a number in [1e-12, 10]", "got -1"});
   j = base();
   j["train"]["optimizer"] = "sgd";
   expect_error(j, {"train.optimizer", "\"adamw\"", "\"lamb\"", "got \"sgd\""});

@@ -62,8 +62,57 @@ TEST(TrainResume, InterruptedPlusResumedEqualsUninterrupted) {
   std::ifstream metrics(tmp.path + "/split/metrics.jsonl");
   std::string line;
   int evals = 0;
-  while (std::getline(metrics, line)) evals += nlohmann::json::parse(line)["type"] == "eval";
+  int64_t last_train_step = 0;
+  while (std::getline(metrics, line)) {
+    const nlohmann::json rec = nlohmann::json::parse(line);
+    evals += rec["type"] == "eval";
+    if (rec["type"] == "train") {
+      EXPECT_GT(rec["step"].get<int64_t>(), last_train_step) << "duplicate or out-of-order metrics";
+      last_train_step = rec["step"].get<int64_t>();
+    }
+  }
   EXPECT_EQ(evals, 2);
+  EXPECT_EQ(last_train_step, 8);
+}
+
+TEST(TrainResume, ChangedTrainingSettingsAndOccupiedOutputDirAreRefused) {
+  testing::TempDir tmp;
+  testing::make_tiny_fashion_mnist(tmp.path, 32, 10);
+  train::RunConfig rc = tiny_run(tmp.path);
+  rc.train.max_steps = 1;
+  train::TrainOptions opt;
+  opt.quiet = true;
+  opt.out_dir = tmp.path + "/run";
+  train::run_training(rc, opt);
+  // A fresh run into the same directory would destroy it.
+  try {
+    train::run_training(rc, opt);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
+  }
+  opt.force = true;
+  EXPECT_NO_THROW(train::run_training(rc, opt));
+  opt.force = false;
+  // Resuming with another batch size or optimizer would silently change the run.
+  opt.resume = true;
+  train::RunConfig other = rc;
+  other.train.batch_size = 8;
+  other.train.optimizer = "lamb";
+  try {
+    train::run_training(other, opt);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("train.batch_size (checkpoint 16, now 8)"), std::string::npos) << m;
+    EXPECT_NE(m.find("train.optimizer"), std::string::npos) << m;
+  }
+  // Threads, logging and max_steps may change.
+  train::RunConfig ok = rc;
+  ok.train.max_steps = 2;
+  ok.train.threads = 1;
+  ok.train.log_every = 7;
+  EXPECT_NO_THROW(train::run_training(ok, opt));
 }
 
 TEST(TrainResume, ResumeWithADifferentModelIsRefused) {

@@ -14,6 +14,7 @@ namespace perceiver::train {
 struct TrainOptions {
   std::string out_dir = "runs/default";
   bool resume = false;       // continue from out_dir/checkpoint.safetensors
+  bool force = false;        // start afresh even if out_dir already holds a checkpoint
   bool quiet = false;        // no progress output (tests)
 };
 
@@ -41,5 +42,6 @@ EvalResult evaluate(const models::Perceiver& model, const Tensor& images, const 
 // Installs the SIGINT/SIGTERM handler that asks the running loop to checkpoint and stop.
 void install_interrupt_handler();
 bool interrupt_requested();
+int interrupt_signal();  // the signal that asked to stop (SIGINT/SIGTERM), 0 if none
 
 }  // namespace perceiver::train
