@@ -11,6 +11,25 @@
 
 namespace perceiver::models::perceiver_io {
 
+// torch.linspace(start, end, steps) in float32 exactly as the PyTorch CPU kernel that produced
+// the reference computes it (1.13, AVX2 build; spec 5.3): step = (end - start) / (steps - 1);
+// elements go in blocks of 16 = two 8-wide vectors, each vector from a base
+// fma(step, i, start) (first half) or fma(-step, steps - 1 - i, end) (second half, chosen by
+// the vector's first index) plus k * step rounded separately; the tail is element-wise with the
+// same fused formulas. Fourier frequencies reach ~1.5e4 (audio), so one ulp here moves a
+// feature by up to ~1e-3: matching the reference's rounding matters.
+std::vector<float> torch_linspace(float start, float end, int64_t steps);
+
+// Linear position grid (build_linear_positions): torch_linspace(-1, 1, n_k) per axis, "ij"
+// meshgrid flattened row-major (first axis slowest): (prod(dims), len(dims)).
+Tensor linear_position_grid(const std::vector<int64_t>& index_dims);
+
+// generate_fourier_features for positions pos (T, d): [pos (concat_pos), sin(pi*u), cos(pi*u)]
+// with u[k*K + b] = pos[k] * f_k[b], f_k = torch_linspace(1, max_resolution[k] / 2, K); u and
+// pi*u rounded separately (float32 pi), as PyTorch.
+Tensor generate_fourier_features(const Tensor& pos, int64_t num_bands, const std::vector<int64_t>& max_resolution,
+                                 bool concat_pos, bool sine_only);
+
 // generate_fourier_features settings; the frequencies come from max_resolution (the training
 // resolution), the positions from the actual index dims.
 struct FourierSpec {
