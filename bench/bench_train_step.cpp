@@ -10,7 +10,7 @@
 #include "perceiver/autograd/tape.h"
 #include "perceiver/core/allocator.h"
 #include "perceiver/core/parallel.h"
-#include "perceiver/models/perceiver.h"
+#include "perceiver/models/image_classifier.h"
 #include "perceiver/optim/optimizer.h"
 #include "perceiver/train/train_config.h"
 
@@ -24,9 +24,9 @@ train::RunConfig bench_config() {
   return train::load_run_config(path);
 }
 
-Tensor random_images(int64_t b, const models::PerceiverConfig& c) {
+Tensor random_images(int64_t b, const models::ImageClassifier& m) {
   Rng rng(1);
-  Tensor x = Tensor::empty({b, c.image_size[0], c.image_size[1]});
+  Tensor x = Tensor::empty({b, m.image_size()[0], m.image_size()[1]});
   for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = rng.uniform();
   return x;
 }
@@ -35,13 +35,14 @@ void BM_TrainStep(benchmark::State& state) {
   train::RunConfig rc = bench_config();
   set_num_threads(static_cast<int>(state.range(1)));
   const int64_t b = state.range(0);
-  models::Perceiver model(rc.model, 0);
+  auto model_ptr = models::make_image_classifier(rc.model, 0);
+  models::ImageClassifier& model = *model_ptr;
   auto params = model.named_parameters();
   optim::OptimizerOptions oo;
   auto opt = optim::make_optimizer(rc.train.optimizer, params, oo);
-  Tensor x = random_images(b, rc.model);
+  Tensor x = random_images(b, model);
   std::vector<int32_t> labels(b);
-  for (int64_t i = 0; i < b; ++i) labels[i] = static_cast<int32_t>(i % rc.model.num_classes);
+  for (int64_t i = 0; i < b; ++i) labels[i] = static_cast<int32_t>(i % model.num_classes());
   Tensor y = Tensor::from_vector_i32({b}, labels);
   for (auto _ : state) {
     Tensor loss = ag::cross_entropy(model.forward(x), y, 0.1f);
@@ -58,9 +59,10 @@ void BM_Inference(benchmark::State& state) {
   train::RunConfig rc = bench_config();
   set_num_threads(static_cast<int>(state.range(1)));
   const int64_t b = state.range(0);
-  models::Perceiver model(rc.model, 0);
+  auto model_ptr = models::make_image_classifier(rc.model, 0);
+  models::ImageClassifier& model = *model_ptr;
   model.train(false);
-  Tensor x = random_images(b, rc.model);
+  Tensor x = random_images(b, model);
   autograd::NoGradGuard no_grad;
   for (auto _ : state) benchmark::DoNotOptimize(model.forward(x).f32()[0]);
   state.counters["samples/s"] = benchmark::Counter(static_cast<double>(b), benchmark::Counter::kIsIterationInvariantRate);

@@ -30,21 +30,22 @@ Runner add_predict_command(CLI::App& sub) {
     apply_common_options(a->common);
     train::Checkpoint ckpt = train::read_checkpoint(a->checkpoint);
     auto model = train::model_from_checkpoint(ckpt, a->checkpoint);
-    const auto& mc = model->config();
-    check(mc.image_size.size() == 2 && mc.in_channels == 1, "[predict] the model does not take 2-D grey images");
+    const std::vector<int64_t> size = model->image_size();
+    const int64_t num_classes = model->num_classes();
+    check(size.size() == 2 && model->in_channels() == 1, "[predict] the model does not take 2-D grey images");
     const std::vector<std::string> names = data::fashion_mnist_class_names();
     autograd::NoGradGuard no_grad;
     for (const std::string& path : a->images) {
-      Tensor img = data::load_image_grey(path, static_cast<int>(mc.image_size[0]), static_cast<int>(mc.image_size[1]));
+      Tensor img = data::load_image_grey(path, static_cast<int>(size[0]), static_cast<int>(size[1]));
       if (a->invert) {
         float* p = img.f32();
         for (int64_t i = 0; i < img.numel(); ++i) p[i] = 1.0f - p[i];
       }
-      Tensor probs = ops::softmax(model->forward(img.reshape({1, mc.image_size[0], mc.image_size[1]})));
+      Tensor probs = ops::softmax(model->forward(img.reshape({1, size[0], size[1]})));
       const float* p = probs.f32();
-      std::vector<int64_t> idx(mc.num_classes);
+      std::vector<int64_t> idx(num_classes);
       std::iota(idx.begin(), idx.end(), 0);
-      const int top = std::min<int64_t>(a->top, mc.num_classes);
+      const int top = std::min<int64_t>(a->top, num_classes);
       std::partial_sort(idx.begin(), idx.begin() + top, idx.end(), [&](int64_t x, int64_t y) { return p[x] > p[y]; });
       std::printf("%s:", path.c_str());
       for (int i = 0; i < top; ++i) {

@@ -50,8 +50,8 @@ Checkpoint read_checkpoint(const std::string& path) {
   return ckpt;
 }
 
-std::unique_ptr<models::Perceiver> model_from_checkpoint(const Checkpoint& ckpt, const std::string& path) {
-  auto model = std::make_unique<models::Perceiver>(ckpt.config.model, ckpt.config.train.seed);
+std::unique_ptr<models::ImageClassifier> model_from_checkpoint(const Checkpoint& ckpt, const std::string& path) {
+  auto model = models::make_image_classifier(ckpt.config.model, ckpt.config.train.seed);
   model->load_state_dict(ckpt.params, path);
   model->train(false);
   return model;

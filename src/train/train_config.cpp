@@ -3,6 +3,7 @@
 
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
+#include "perceiver/models/image_classifier.h"
 
 namespace perceiver::train {
 
@@ -14,7 +15,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   JsonObject data = root.get_object("data");
   root.finish();
   check(root.has("model"), "[config] config: missing required object 'model'");
-  rc.model = models::parse_perceiver_config(j.at("model"), "model");
+  rc.model = models::normalize_image_classifier_config(j.at("model"), "model");
   (void)model;
 
   TrainConfig& t = rc.train;
@@ -61,7 +62,7 @@ RunConfig load_run_config(const std::string& path) {
 
 nlohmann::json RunConfig::to_json() const {
   const TrainConfig& t = train;
-  return {{"model", model.to_json()},
+  return {{"model", model},
           {"train",
            {{"epochs", t.epochs}, {"batch_size", t.batch_size}, {"eval_batch_size", t.eval_batch_size},
             {"optimizer", t.optimizer}, {"lr", t.lr}, {"weight_decay", t.weight_decay},

@@ -104,11 +104,11 @@ void install_interrupt_handler() {
 bool interrupt_requested() { return g_signal.load() != 0; }
 int interrupt_signal() { return g_signal.load(); }
 
-EvalResult evaluate(const models::Perceiver& model, const Tensor& images, const Tensor& labels,
+EvalResult evaluate(const models::ImageClassifier& model, const Tensor& images, const Tensor& labels,
                     int64_t batch_size) {
   autograd::NoGradGuard no_grad;
   check(batch_size > 0, "[evaluate] batch_size must be positive, got ", batch_size);
-  const int64_t n = images.dim(0), k = model.config().num_classes;
+  const int64_t n = images.dim(0), k = model.num_classes();
   check(labels.dtype() == DType::kI32 && labels.rank() == 1 && labels.dim(0) == n,
         "[evaluate] labels must be int32 (", n, "), got ", shape_str(labels.shape()));
   EvalResult r;
@@ -153,13 +153,13 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   check(train_set.images.dim(0) > 0, "[train] ", cfg.data.dir, ": the training set is empty");
   check(test_set.images.dim(0) > 0, "[train] ", cfg.data.dir, ": the test set is empty");
   const int64_t h = train_set.images.dim(1), w = train_set.images.dim(2);
-  check(cfg.model.image_size == std::vector<int64_t>{h, w} && cfg.model.in_channels == 1,
+  std::unique_ptr<models::ImageClassifier> model_ptr = models::make_image_classifier(cfg.model, tc.seed);
+  models::ImageClassifier& model = *model_ptr;
+  check(model.image_size() == std::vector<int64_t>{h, w} && model.in_channels() == 1,
         "[train] model.image_size must be [", h, ", ", w, "] with in_channels 1 for this data, got ",
-        shape_str(cfg.model.image_size), " with in_channels ", cfg.model.in_channels);
-  check(cfg.model.num_classes >= 10, "[train] model.num_classes must be >= 10 for Fashion-MNIST, got ",
-        cfg.model.num_classes);
-
-  models::Perceiver model(cfg.model, tc.seed);
+        shape_str(model.image_size()), " with in_channels ", model.in_channels());
+  check(model.num_classes() >= 10, "[train] model.num_classes must be >= 10 for Fashion-MNIST, got ",
+        model.num_classes());
   std::vector<nn::NamedTensor> params = model.named_parameters();
   optim::OptimizerOptions oo;
   oo.beta1 = tc.beta1;
@@ -183,7 +183,7 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   int64_t step = 0;
   if (opt.resume) {
     Checkpoint ckpt = read_checkpoint(ckpt_path);
-    check(ckpt.config.model.to_json() == cfg.model.to_json(), "[train] ", ckpt_path,
+    check(ckpt.config.model == cfg.model, "[train] ", ckpt_path,
           ": the checkpoint's model config differs from the run's; resume with the same config");
     const nlohmann::json saved = resume_identity(ckpt.config), now = resume_identity(cfg);
     if (saved != now) {

@@ -31,7 +31,8 @@ void expect_error(const json& j, const std::vector<std::string>& parts) {
 
 TEST(Config, DefaultsParse) {
   train::RunConfig rc = train::parse_run_config(base());
-  EXPECT_EQ(rc.model.num_latents, 16);
+  EXPECT_EQ(rc.model["num_latents"], 16);
+  EXPECT_EQ(rc.model["type"], "perceiver");
   EXPECT_EQ(rc.train.epochs, 1);
   EXPECT_EQ(rc.data.dir, "/usr/share/datasets/fashion-mnist");
 }

@@ -124,7 +124,7 @@ TEST(TrainResume, ResumeWithADifferentModelIsRefused) {
   opt.quiet = true;
   opt.out_dir = tmp.path + "/run";
   train::run_training(rc, opt);
-  rc.model.num_latents = 8;
+  rc.model["num_latents"] = 8;
   opt.resume = true;
   try {
     train::run_training(rc, opt);

@@ -13,18 +13,23 @@
 #include <memory>
 #include <vector>
 
+#include "perceiver/models/image_classifier.h"
 #include "perceiver/models/perceiver_config.h"
 #include "perceiver/nn/perceiver_layer.h"
 
 namespace perceiver::models {
 
-class Perceiver : public nn::Module {
+class Perceiver : public ImageClassifier {
  public:
   Perceiver(const PerceiverConfig& config, uint64_t init_seed);
 
   // images (B, H, W) for one channel or (B, H, W, C); rng drives dropout in training mode
   // (may be null when dropout is 0 or in eval mode). Returns logits (B, K).
-  Tensor forward(const Tensor& images, Rng* rng = nullptr) const;
+  Tensor forward(const Tensor& images, Rng* rng = nullptr) const override;
+  std::vector<int64_t> image_size() const override { return config_.image_size; }
+  int64_t in_channels() const override { return config_.in_channels; }
+  int64_t num_classes() const override { return config_.num_classes; }
+  nlohmann::json config_json() const override { return config_.to_json(); }
 
   const PerceiverConfig& config() const { return config_; }
 

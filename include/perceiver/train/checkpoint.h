@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "perceiver/models/perceiver.h"
+#include "perceiver/models/image_classifier.h"
 #include "perceiver/optim/optimizer.h"
 #include "perceiver/train/train_config.h"
 
@@ -30,6 +30,6 @@ struct Checkpoint {
 Checkpoint read_checkpoint(const std::string& path);
 
 // Builds the model described by the checkpoint's config and loads its parameters strictly.
-std::unique_ptr<models::Perceiver> model_from_checkpoint(const Checkpoint& ckpt, const std::string& path);
+std::unique_ptr<models::ImageClassifier> model_from_checkpoint(const Checkpoint& ckpt, const std::string& path);
 
 }  // namespace perceiver::train

@@ -1,11 +1,12 @@
 // Training-run configuration: the "train" and "data" objects of a run's JSON config (the
-// "model" object is models::PerceiverConfig). Strictly validated like the model config.
+// "model" object is validated by the model factory, models/image_classifier.h). Strictly
+// validated: unknown keys, wrong types and out-of-range values are errors naming the key.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "perceiver/models/perceiver_config.h"
+#include <nlohmann/json.hpp>
 
 namespace perceiver::train {
 
@@ -39,7 +40,7 @@ struct DataConfig {
 };
 
 struct RunConfig {
-  models::PerceiverConfig model;
+  nlohmann::json model;  // normalised "model" object (every key, with "type")
   TrainConfig train;
   DataConfig data;
   nlohmann::json to_json() const;

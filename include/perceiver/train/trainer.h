@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "perceiver/models/perceiver.h"
+#include "perceiver/models/image_classifier.h"
 #include "perceiver/train/train_config.h"
 
 namespace perceiver::train {
@@ -36,7 +36,7 @@ struct TrainResult {
 TrainResult run_training(const RunConfig& config, const TrainOptions& options);
 
 // Evaluates in batches without recording gradients. images (n, H, W), labels int32 (n).
-EvalResult evaluate(const models::Perceiver& model, const Tensor& images, const Tensor& labels,
+EvalResult evaluate(const models::ImageClassifier& model, const Tensor& images, const Tensor& labels,
                     int64_t batch_size);
 
 // Installs the SIGINT/SIGTERM handler that asks the running loop to checkpoint and stop.

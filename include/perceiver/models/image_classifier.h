@@ -1,0 +1,37 @@
+// The interface the trainer, `perceiver eval` and `perceiver predict` use for any image
+// classifier (the Perceiver of 2103.03206, ViT, ...), and the factory that builds one from the
+// "model" object of a run config by its "type".
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "perceiver/core/random.h"
+#include "perceiver/nn/module.h"
+
+namespace perceiver::models {
+
+class ImageClassifier : public nn::Module {
+ public:
+  // images (B, H, W) for one channel or (B, H, W, C) -> logits (B, K); rng drives dropout in
+  // training mode (may be null when the model has no dropout or in eval mode).
+  virtual Tensor forward(const Tensor& images, Rng* rng = nullptr) const = 0;
+  virtual std::vector<int64_t> image_size() const = 0;  // (H, W)
+  virtual int64_t in_channels() const = 0;
+  virtual int64_t num_classes() const = 0;
+  virtual nlohmann::json config_json() const = 0;  // normalised config (all keys), with "type"
+};
+
+// Model types a run config may name.
+std::vector<std::string> image_classifier_types();
+
+// Validates a "model" object (dispatching on "type", default "perceiver") and returns it in
+// normalised form (every key, defaults filled in). Errors name the key ("[config] model.x: ...").
+nlohmann::json normalize_image_classifier_config(const nlohmann::json& j, const std::string& path = "model");
+
+// Builds the model a normalised config describes, initialised from `seed`.
+std::unique_ptr<ImageClassifier> make_image_classifier(const nlohmann::json& normalized, uint64_t seed);
+
+}  // namespace perceiver::models

@@ -1,0 +1,37 @@
+// Image-classifier factory: "type" -> config parser and constructor.
+#include "perceiver/models/image_classifier.h"
+
+#include "perceiver/core/error.h"
+#include "perceiver/models/perceiver.h"
+
+namespace perceiver::models {
+
+std::vector<std::string> image_classifier_types() { return {"perceiver"}; }
+
+namespace {
+std::string type_of(const nlohmann::json& j, const std::string& path) {
+  check(j.is_object(), "[config] ", path, ": expected an object, got ", j.dump());
+  if (!j.contains("type")) return "perceiver";
+  const auto& t = j.at("type");
+  const auto types = image_classifier_types();
+  std::string allowed;
+  for (const auto& s : types) allowed += (allowed.empty() ? "\"" : ", \"") + s + "\"";
+  check(t.is_string() && std::find(types.begin(), types.end(), t.get<std::string>()) != types.end(),
+        "[config] ", path, ".type: expected one of ", allowed, ", got ", t.dump());
+  return t.get<std::string>();
+}
+}  // namespace
+
+nlohmann::json normalize_image_classifier_config(const nlohmann::json& j, const std::string& path) {
+  const std::string type = type_of(j, path);
+  if (type == "perceiver") return parse_perceiver_config(j, path).to_json();
+  throw_error("[config] ", path, ".type: unsupported '", type, "'");
+}
+
+std::unique_ptr<ImageClassifier> make_image_classifier(const nlohmann::json& normalized, uint64_t seed) {
+  const std::string type = type_of(normalized, "model");
+  if (type == "perceiver") return std::make_unique<Perceiver>(parse_perceiver_config(normalized), seed);
+  throw_error("[config] model.type: unsupported '", type, "'");
+}
+
+}  // namespace perceiver::models
