@@ -6,7 +6,7 @@
 #include <set>
 #include <vector>
 
-#include "perceiver/io/safetensors.h"
+#include "perceiver/io/state_dict.h"
 
 namespace perceiver::models::perceiver_io {
 
@@ -18,10 +18,11 @@ bool is_file(const std::string& path) {
 }  // namespace
 
 std::string find_weights_file(const std::string& dir) {
-  const std::string path = dir + "/model.safetensors";
-  if (is_file(path)) return path;
-  throw_error("[model_folder] ", dir, ": expected model.safetensors, found none",
-              is_file(dir + "/pytorch_model.bin") ? " (pytorch_model.bin cannot be read by this build)" : "");
+  for (const char* name : {"model.safetensors", "pytorch_model.bin"}) {
+    const std::string path = dir + "/" + name;
+    if (is_file(path)) return path;
+  }
+  throw_error("[model_folder] ", dir, ": expected model.safetensors or pytorch_model.bin, found neither");
 }
 
 void load_perceiver_state(PerceiverIO& model, const std::map<std::string, Tensor>& tensors, const std::string& what) {
@@ -62,7 +63,7 @@ std::unique_ptr<PerceiverIO> load_model_folder(const std::string& dir) {
   check(is_file(config_path), "[model_folder] ", dir, ": expected a config.json in the model folder");
   HfPerceiverConfig config = load_hf_config(config_path);
   const std::string weights = find_weights_file(dir);
-  io::SafetensorsFile sd = io::load_safetensors(weights);
+  io::StateDict sd = io::load_state_dict_file(weights);  // safetensors or torch zip, by content
   auto model = create_perceiver_io(config);
   load_perceiver_state(*model, sd.tensors, weights);
   model->train(false);

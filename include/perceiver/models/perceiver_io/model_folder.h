@@ -1,5 +1,5 @@
 // Hugging Face model folders: config.json (a PerceiverConfig whose "architectures" names the task
-// class) plus model.safetensors. Loading is strict: every missing name,
+// class) plus model.safetensors or pytorch_model.bin. Loading is strict: every missing name,
 // unexpected name and shape/dtype mismatch is listed in one Error; float16/bfloat16/float64
 // weights are converted to float32 by the readers.
 #pragma once
@@ -12,7 +12,8 @@
 
 namespace perceiver::models::perceiver_io {
 
-// The weights file of a folder (model.safetensors); an Error naming the folder otherwise.
+// The weights file of a folder: model.safetensors if present, else pytorch_model.bin; an Error
+// naming both otherwise.
 std::string find_weights_file(const std::string& dir);
 
 // Copies a state dict (parameters and buffers, by HF name) into the model. Strict.
