@@ -4,7 +4,6 @@
 #include <cstring>
 #include <sstream>
 
-#include "perceiver/autograd/meta.h"
 #include "perceiver/core/allocator.h"
 
 namespace perceiver {
@@ -19,7 +18,8 @@ std::string shape_str(const Shape& s) {
 
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  for (int64_t d : s)
+    if (__builtin_mul_overflow(n, d, &n)) throw_error("[Tensor] shape ", shape_str(s), " has too many elements");
   return n;
 }
 
@@ -33,11 +33,15 @@ void Tensor::require_defined(const char* what) const {
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   for (int64_t d : shape)
     check(d >= 0, "[Tensor::empty] dimensions must be >= 0, got ", shape_str(shape));
+  size_t bytes = 0;
+  check(!__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &bytes) &&
+            bytes <= (size_t(1) << 46),
+        "[Tensor::empty] shape ", shape_str(shape), " of ", dtype_name(dtype), " is too large to allocate");
   Tensor t;
   t.impl_ = std::make_shared<Impl>();
   t.impl_->shape = shape;
   t.impl_->dtype = dtype;
-  t.impl_->storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype));
+  t.impl_->storage = std::make_shared<Storage>(bytes);
   return t;
 }
 
@@ -168,35 +172,6 @@ std::vector<float> Tensor::to_vector() const {
 
 bool Tensor::same_storage(const Tensor& other) const {
   return impl_ && other.impl_ && impl_->storage == other.impl_->storage;
-}
-
-std::shared_ptr<autograd::AutogradMeta>& Tensor::autograd_meta() const {
-  require_defined("autograd_meta");
-  return impl_->ag;
-}
-
-bool Tensor::requires_grad() const { return impl_ && impl_->ag && impl_->ag->requires_grad; }
-
-Tensor& Tensor::set_requires_grad(bool on) {
-  require_defined("set_requires_grad");
-  if (!impl_->ag) impl_->ag = std::make_shared<autograd::AutogradMeta>();
-  impl_->ag->requires_grad = on;
-  return *this;
-}
-
-Tensor Tensor::grad() const {
-  if (!impl_ || !impl_->ag) return Tensor();
-  return impl_->ag->grad;
-}
-
-void Tensor::set_grad(const Tensor& g) {
-  require_defined("set_grad");
-  if (!impl_->ag) impl_->ag = std::make_shared<autograd::AutogradMeta>();
-  impl_->ag->grad = g;
-}
-
-void Tensor::zero_grad() {
-  if (impl_ && impl_->ag) impl_->ag->grad = Tensor();
 }
 
 Tensor Tensor::detach() const {
