@@ -15,6 +15,7 @@ std::vector<int64_t> selected_points(const OutputPoints& points, const std::stri
     for (int64_t i = 0; i < total; ++i) all[i] = i;
     return all;
   }
+  check(!it->second.empty(), "[", who, "] no output points selected", (modality.empty() ? "" : " for " + modality));
   for (int64_t p : it->second)
     check(p >= 0 && p < total, "[", who, "] output point ", p, (modality.empty() ? "" : " of " + modality),
           " is outside [0, ", total, ")");
