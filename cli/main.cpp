@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "commands.h"
 #include "perceiver/core/error.h"
@@ -42,28 +45,36 @@ int main(int argc, char** argv) {
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("perceiver: error: ") + e.what() + " (see --help)\n";
   });
-  CLI::App* train = app.add_subcommand("train", "train a model from a JSON config");
-  CLI::App* eval = app.add_subcommand("eval", "test accuracy and confusion matrix of a checkpoint");
-  CLI::App* predict = app.add_subcommand("predict", "classify PNG/JPEG images with a checkpoint");
-  CLI::App* run = app.add_subcommand("run", "run a Hugging Face Perceiver IO model folder on named input tensors");
-  CLI::App* grad = app.add_subcommand("grad", "training loss and parameter gradients of a Hugging Face Perceiver IO model");
-  perceiver::cli::Runner run_train = perceiver::cli::add_train_command(*train);
-  perceiver::cli::Runner run_eval = perceiver::cli::add_eval_command(*eval);
-  perceiver::cli::Runner run_predict = perceiver::cli::add_predict_command(*predict);
-  perceiver::cli::Runner run_run = perceiver::cli::add_run_command(*run);
-  perceiver::cli::Runner run_grad = perceiver::cli::add_grad_command(*grad);
+  // One row per subcommand: name, one-line help, the function that registers its flags.
+  struct Command {
+    const char* name;
+    const char* help;
+    perceiver::cli::Runner (*add)(CLI::App&);
+  };
+  const Command commands[] = {
+      {"train", "train a model from a JSON config", perceiver::cli::add_train_command},
+      {"eval", "test accuracy and confusion matrix of a checkpoint", perceiver::cli::add_eval_command},
+      {"predict", "classify PNG/JPEG images with a checkpoint", perceiver::cli::add_predict_command},
+      {"run", "run a Hugging Face Perceiver IO model folder on named input tensors", perceiver::cli::add_run_command},
+      {"grad", "training loss and parameter gradients of a Hugging Face Perceiver IO model", perceiver::cli::add_grad_command},
+      {"convert", "convert a PyTorch pytorch_model.bin to safetensors (no code from the file is run)", perceiver::cli::add_convert_command},
+  };
+  std::vector<std::pair<CLI::App*, perceiver::cli::Runner>> subs;
+  for (const Command& c : commands) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    subs.emplace_back(sub, c.add(*sub));
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   try {
-    if (train->parsed()) return run_train();
-    if (eval->parsed()) return run_eval();
-    if (predict->parsed()) return run_predict();
-    if (run->parsed()) return run_run();
-    if (grad->parsed()) return run_grad();
-    std::fprintf(stderr, "perceiver: error: a subcommand is required: train, eval or predict (see --help)\n");
+    for (auto& [sub, runner] : subs)
+      if (sub->parsed()) return runner();
+    std::string names;
+    for (const Command& c : commands) names += std::string(names.empty() ? "" : ", ") + c.name;
+    std::fprintf(stderr, "perceiver: error: a subcommand is required: %s (see --help)\n", names.c_str());
     return 2;
   } catch (const perceiver::Error& e) {
     std::fprintf(stderr, "perceiver: error: %s\n", e.what());

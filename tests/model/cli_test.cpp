@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "perceiver/data/image.h"
+#include "perceiver/io/safetensors.h"
 #include "perceiver/train/checkpoint.h"
 #include "testing/tiny_data.h"
 
@@ -53,7 +54,7 @@ TEST(Cli, HelpAndBadFlags) {
   EXPECT_EQ(h.code, 0);
   EXPECT_NE(h.out.find("train"), std::string::npos);
   for (const char* sub : {"train", "eval", "predict"}) EXPECT_EQ(run_cli(std::string(sub) + " --help").code, 0) << sub;
-  expect_fails("", "a subcommand is required");
+  expect_fails("", "a subcommand is required: train, eval, predict, run, grad, convert");
   expect_fails("fly", "not expected: fly");
   expect_fails("train --config", "--config");
   expect_fails("train --config /dev/null --bogus 1", "--bogus");
@@ -100,6 +101,19 @@ TEST(Cli, TrainEvalPredictEndToEnd) {
   EXPECT_NE(p.out.find("x.png:"), std::string::npos) << p.out;
   std::ofstream(tmp.path + "/broken.png") << "\x89PNG garbage";
   expect_fails("predict --checkpoint " + out + "/model.safetensors " + tmp.path + "/broken.png", "broken.png");
+}
+
+TEST(Cli, ConvertsTorchBinAndRefusesMaliciousPickles) {
+  testing::TempDir tmp;
+  const std::string data = std::string(PERCEIVER_SOURCE_DIR) + "/tests/data/torch_bin/";
+  CliResult c = run_cli("convert " + data + "float32.bin " + tmp.path + "/out.safetensors");
+  ASSERT_EQ(c.code, 0) << c.out;
+  io::SafetensorsFile got = io::load_safetensors(tmp.path + "/out.safetensors");
+  io::SafetensorsFile want = io::load_safetensors(data + "float32.safetensors");
+  ASSERT_EQ(got.tensors.size(), want.tensors.size());
+  for (auto& [name, t] : want.tensors) EXPECT_EQ(got.tensors.at(name).to_vector(), t.to_vector()) << name;
+  expect_fails("convert " + data + "evil_os_system.bin " + tmp.path + "/evil.safetensors", "refused global \"os.system\"");
+  EXPECT_FALSE(std::filesystem::exists(tmp.path + "/evil.safetensors"));
 }
 
 TEST(Cli, InterruptSavesACheckpointAndExitsCleanly) {
