@@ -1,5 +1,5 @@
-// Max-pooling kernels: one (b, c) plane at a time, planes split across threads; the window is
-// clipped to the image so padding never wins (it acts as -inf).
+// Max-pooling kernels: one (b, c) plane at a time, planes split across threads, output rows
+// vectorised over ow; windows are clipped to the image so padding never wins (it acts as -inf).
 #include "kernels/cpu/pooling.h"
 
 #include <algorithm>
@@ -17,27 +17,36 @@ int64_t plane_grain(const Pool2dGeom& g) {
   return std::max<int64_t>(1, kGrainElems / std::max<int64_t>(g.H * g.W, 1));
 }
 
+// One output row at a time, vectorised over ow: each in-window input position (ih, j) is
+// visited in torch's row-major window order and compared against all outputs at once, so ties
+// keep the first maximum and NaN wins exactly as in `v > max || isnan(v)`.
 void forward_plane(float* y, int32_t* idx, const float* x, const Pool2dGeom& g) {
   for (int64_t oh = 0; oh < g.OH; ++oh) {
     const int64_t h0 = std::max<int64_t>(oh * g.sh - g.ph, 0);
     const int64_t h1 = std::min<int64_t>(oh * g.sh - g.ph + g.kh, g.H);
-    for (int64_t ow = 0; ow < g.OW; ++ow) {
-      const int64_t w0 = std::max<int64_t>(ow * g.sw - g.pw, 0);
-      const int64_t w1 = std::min<int64_t>(ow * g.sw - g.pw + g.kw, g.W);
-      int64_t best_i = h0 * g.W + w0;
-      float best = -std::numeric_limits<float>::infinity();
-      for (int64_t ih = h0; ih < h1; ++ih) {
-        const float* row = x + ih * g.W;
-        for (int64_t iw = w0; iw < w1; ++iw) {
-          const float v = row[iw];
-          if (v > best || std::isnan(v)) {
-            best = v;
-            best_i = ih * g.W + iw;
-          }
+    float* yr = y + oh * g.OW;
+    int32_t* ir = idx + oh * g.OW;
+    for (int64_t ow = 0; ow < g.OW; ++ow) {  // max = -inf at the window's first in-image element
+      yr[ow] = -std::numeric_limits<float>::infinity();
+      ir[ow] = static_cast<int32_t>(h0 * g.W + std::max<int64_t>(ow * g.sw - g.pw, 0));
+    }
+    for (int64_t ih = h0; ih < h1; ++ih) {
+      for (int64_t j = 0; j < g.kw; ++j) {
+        // Outputs whose column ow*sw + j - pw lies inside the image: [lo, hi).
+        const int64_t first = g.pw - j, last = g.W - 1 + g.pw - j;
+        const int64_t hi = last < 0 ? 0 : std::min<int64_t>(g.OW, last / g.sw + 1);
+        const int64_t lo = std::min<int64_t>(first <= 0 ? 0 : (first + g.sw - 1) / g.sw, hi);
+        const int64_t base = ih * g.W + j - g.pw;  // input index of ow = 0
+        const float* xr = x + base;
+        const int64_t sw = g.sw;
+#pragma omp simd
+        for (int64_t ow = lo; ow < hi; ++ow) {
+          const float v = xr[ow * sw];
+          const bool take = (v > yr[ow]) | (v != v);
+          yr[ow] = take ? v : yr[ow];
+          ir[ow] = take ? static_cast<int32_t>(base + ow * sw) : ir[ow];
         }
       }
-      y[oh * g.OW + ow] = best;
-      idx[oh * g.OW + ow] = static_cast<int32_t>(best_i);
     }
   }
 }
