@@ -2,6 +2,7 @@
 #include "perceiver/train/checkpoint.h"
 
 #include "perceiver/io/safetensors.h"
+#include "perceiver/nn/layers.h"
 
 namespace perceiver::train {
 
@@ -51,7 +52,11 @@ Checkpoint read_checkpoint(const std::string& path) {
 }
 
 std::unique_ptr<models::ImageClassifier> model_from_checkpoint(const Checkpoint& ckpt, const std::string& path) {
-  auto model = models::make_image_classifier(ckpt.config.model, ckpt.config.train.seed);
+  std::unique_ptr<models::ImageClassifier> model;
+  {
+    nn::SkipInitGuard no_init;  // load_state_dict below is strict: every parameter is overwritten
+    model = models::make_image_classifier(ckpt.config.model, ckpt.config.train.seed);
+  }
   model->load_state_dict(ckpt.params, path);
   model->train(false);
   return model;

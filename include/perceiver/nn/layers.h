@@ -11,6 +11,20 @@ namespace perceiver::nn {
 // scaling, std = 1/sqrt(in_features). Loading a checkpoint overwrites all of it.
 Tensor init_truncated_normal(const Shape& shape, float std, Rng& rng);
 
+// While alive (per thread), init_truncated_normal leaves values uninitialised: for building a
+// model whose every parameter is about to be overwritten by a strict load (a full-size language
+// model spends seconds drawing random numbers otherwise).
+class SkipInitGuard {
+ public:
+  SkipInitGuard();
+  ~SkipInitGuard();
+  SkipInitGuard(const SkipInitGuard&) = delete;
+  SkipInitGuard& operator=(const SkipInitGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
 class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias, Rng& rng, float init_std = 0.0f);

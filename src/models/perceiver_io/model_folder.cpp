@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "perceiver/io/state_dict.h"
+#include "perceiver/nn/layers.h"
 
 namespace perceiver::models::perceiver_io {
 
@@ -64,7 +65,11 @@ std::unique_ptr<PerceiverIO> load_model_folder(const std::string& dir) {
   HfPerceiverConfig config = load_hf_config(config_path);
   const std::string weights = find_weights_file(dir);
   io::StateDict sd = io::load_state_dict_file(weights);  // safetensors or torch zip, by content
-  auto model = create_perceiver_io(config);
+  std::unique_ptr<PerceiverIO> model;
+  {
+    nn::SkipInitGuard no_init;  // every parameter is overwritten by the strict load below
+    model = create_perceiver_io(config);
+  }
   load_perceiver_state(*model, sd.tensors, weights);
   model->train(false);
   return model;
