@@ -11,7 +11,7 @@ namespace perceiver::cli {
 Runner add_eval_command(CLI::App& sub) {
   struct Args {
     std::string checkpoint, data_dir;
-    int64_t batch = 500, limit = 0;
+    int64_t batch = 100, limit = 0;
     CommonOptions common;
   };
   auto a = std::make_shared<Args>();

@@ -13,7 +13,7 @@ namespace perceiver::train {
 struct TrainConfig {
   int epochs = 3;
   int64_t batch_size = 64;
-  int64_t eval_batch_size = 500;
+  int64_t eval_batch_size = 100;  // small: evaluation activations dominate peak memory otherwise
   std::string optimizer = "adamw";  // "adamw" | "lamb"
   float lr = 1e-3f;
   float weight_decay = 0.05f;
