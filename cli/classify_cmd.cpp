@@ -1,0 +1,138 @@
+// `perceiver classify --model DIR IMAGE... [--top 5]`: image classification with a Hugging Face
+// model folder. The folder's architecture picks the image processor and the model:
+// PerceiverForImageClassification{Learned,Fourier,ConvProcessing} use the Perceiver processor
+// (centre crop, Pillow BICUBIC to 224, ImageNet normalisation); ViTForImageClassification maps to
+// the ViT processor (BILINEAR, mean = std = 0.5) but has no model in this engine yet. The hub
+// defaults are overridden by DIR/preprocessor_config.json, then by --size/--crop-size/
+// --crop-offset. Prints, per image, the top-k labels of config id2label ("LABEL_<i>" when absent)
+// with their softmax probabilities.
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "hf_task_util.h"
+#include "perceiver/autograd/grad_mode.h"
+#include "perceiver/core/error.h"
+#include "perceiver/core/json_reader.h"
+#include "perceiver/data/image_processor.h"
+#include "perceiver/ops/activation.h"
+
+namespace perceiver::cli {
+namespace {
+
+namespace pio = models::perceiver_io;
+
+struct ClassifyArgs {
+  std::string model;
+  std::vector<std::string> images;
+  int top = 5;
+  int64_t size = 0, crop_size = 0;  // 0: from preprocessor_config.json or the hub default
+  std::string crop_offset;
+  CommonOptions common;
+};
+
+// A loaded classifier: (1, 3, H, W) pixel values -> (1, K) logits, and the label names.
+struct Classifier {
+  std::function<Tensor(const Tensor&)> logits;
+  std::vector<std::string> labels;
+  int64_t required_size = 0;  // > 0: the model only takes this input size (learned positions)
+};
+
+Classifier load_perceiver_classifier(const std::string& dir) {
+  std::shared_ptr<pio::PerceiverIO> model = load_task_model(
+      dir,
+      {pio::PerceiverTask::kImageClassificationLearned, pio::PerceiverTask::kImageClassificationFourier,
+       pio::PerceiverTask::kImageClassificationConv},
+      "classify");
+  Classifier c;
+  c.labels = model->config().id2label;
+  for (int64_t i = static_cast<int64_t>(c.labels.size()); i < model->config().num_labels; ++i)
+    c.labels.push_back("LABEL_" + std::to_string(i));
+  if (model->task() == pio::PerceiverTask::kImageClassificationLearned) c.required_size = model->config().image_size;
+  c.logits = [model](const Tensor& pixels) { return model->forward({{"inputs", pixels}}).at("logits"); };
+  return c;
+}
+
+// One row per supported architecture: its image processor and its model loader (null: the
+// processor exists but the model is not built into this engine).
+struct Architecture {
+  const char* name;
+  data::ImageProcessorConfig (*processor)();
+  Classifier (*load)(const std::string& dir);
+};
+
+const Architecture kArchitectures[] = {
+    {"PerceiverForImageClassificationLearned", data::perceiver_processor_config, load_perceiver_classifier},
+    {"PerceiverForImageClassificationFourier", data::perceiver_processor_config, load_perceiver_classifier},
+    {"PerceiverForImageClassificationConvProcessing", data::perceiver_processor_config, load_perceiver_classifier},
+    {"ViTForImageClassification", data::vit_processor_config, nullptr},
+};
+
+const Architecture& find_architecture(const std::string& dir) {
+  const std::string arch = folder_architecture(read_folder_config(dir), dir, "classify");
+  std::string supported;
+  for (const Architecture& a : kArchitectures) {
+    if (arch == a.name) {
+      check(a.load != nullptr, "[classify] ", dir, ": ", arch, " is recognised (its image processor is implemented) but "
+            "this version has no ", arch, " model; supported: the three PerceiverForImageClassification* classes");
+      return a;
+    }
+    if (a.load) supported += std::string(supported.empty() ? "" : ", ") + a.name;
+  }
+  throw_error("[classify] ", dir, ": expected an image classification model folder (", supported, "), got ", arch);
+}
+
+data::ImageProcessorConfig processor_for(const ClassifyArgs& a, const Architecture& arch) {
+  data::ImageProcessorConfig p = arch.processor();
+  const std::string file = a.model + "/preprocessor_config.json";
+  if (std::filesystem::exists(file)) p = data::parse_preprocessor_config(read_json_file(file), file, p);
+  if (a.size > 0) p.size = a.size;
+  if (a.crop_size > 0) p.crop_size = a.crop_size;
+  if (!a.crop_offset.empty()) p.crop_offset = a.crop_offset == "floor" ? data::CropOffset::kFloor : data::CropOffset::kCeil;
+  return p;
+}
+
+}  // namespace
+
+Runner add_classify_command(CLI::App& sub) {
+  auto a = std::make_shared<ClassifyArgs>();
+  sub.add_option("--model", a->model, "HF image classification folder (config.json + model.safetensors or pytorch_model.bin"
+                 " [+ preprocessor_config.json])")->required()->check(CLI::ExistingDirectory);
+  sub.add_option("images", a->images, "image files (PNG, JPEG, BMP, ...)")->required();
+  sub.add_option("--top", a->top, "number of labels to print per image (default 5)")->check(CLI::Range(1, 100000));
+  sub.add_option("--size", a->size, "processor output size (default 224 or preprocessor_config.json)")->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
+  sub.add_option("--crop-size", a->crop_size, "Perceiver crop: side = floor(size / crop-size * min(H, W)) (default 256)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
+  sub.add_option("--crop-offset", a->crop_offset, "odd crop margins: ceil (transformers 4.19, default) or floor (newer releases)")
+      ->check(CLI::IsMember({"ceil", "floor"}));
+  add_common_options(sub, a->common);
+  return [a]() {
+    apply_common_options(a->common);
+    const Architecture& arch = find_architecture(a->model);
+    const data::ImageProcessorConfig processor = processor_for(*a, arch);
+    std::vector<data::RgbImage> images;  // decode everything first: a bad file fails before the model loads
+    for (const std::string& path : a->images) images.push_back(data::load_image_rgb(path));
+    const Classifier classifier = arch.load(a->model);
+    check(classifier.required_size == 0 || (processor.do_resize && processor.size == classifier.required_size),
+          "[classify] ", a->model, ": ", arch.name, " takes ", classifier.required_size, " x ", classifier.required_size,
+          " images (config image_size), got a processor size of ", processor.size, "; set --size ",
+          classifier.required_size, " or \"size\" in preprocessor_config.json");
+    autograd::NoGradGuard no_grad;
+    for (size_t i = 0; i < images.size(); ++i) {
+      const Tensor logits = classifier.logits(data::preprocess_images({images[i]}, processor));
+      const int64_t k = logits.dim(-1);
+      check(static_cast<int64_t>(classifier.labels.size()) >= k, "[classify] ", a->model, ": the model gives ", k,
+            " logits but id2label has ", classifier.labels.size(), " labels");
+      const Tensor probs = ops::softmax(logits.reshape({1, k}));
+      std::printf("%s\n", a->images[i].c_str());
+      for (int64_t c : top_indices(probs.f32(), k, a->top))
+        std::printf("  %.4f  %lld  %s\n", probs.f32()[c], static_cast<long long>(c), classifier.labels[static_cast<size_t>(c)].c_str());
+    }
+    return 0;
+  };
+}
+
+}  // namespace perceiver::cli
