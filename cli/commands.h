@@ -18,6 +18,7 @@ Runner add_convert_command(CLI::App& app);
 Runner add_fill_mask_command(CLI::App& app);
 Runner add_classify_command(CLI::App& app);
 Runner add_flow_command(CLI::App& app);
+Runner add_autoencode_command(CLI::App& app);
 
 // Applies the options every command shares (--threads, --gemm).
 struct CommonOptions {

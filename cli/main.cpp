@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
       {"fill-mask", "fill [MASK] bytes with a Hugging Face language Perceiver (PerceiverForMaskedLM)", perceiver::cli::add_fill_mask_command},
       {"classify", "top-k labels of images with a Hugging Face image classification model folder", perceiver::cli::add_classify_command},
       {"flow", "optical flow between two frames of any size with a Hugging Face PerceiverForOpticalFlow folder", perceiver::cli::add_flow_command},
+      {"autoencode", "reconstruct video, audio and label with a Hugging Face multimodal Perceiver, decoding in chunks", perceiver::cli::add_autoencode_command},
   };
   std::vector<std::pair<CLI::App*, perceiver::cli::Runner>> subs;
   for (const Command& c : commands) {
