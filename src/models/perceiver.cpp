@@ -2,7 +2,7 @@
 #include "perceiver/models/perceiver.h"
 
 #include "perceiver/autograd/functions.h"
-#include "perceiver/models/fourier.h"
+#include "perceiver/models/perceiver_io/position_encoding.h"
 
 namespace perceiver::models {
 
@@ -10,8 +10,8 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
   const auto& c = config_;
   Rng rng(init_seed);
   const float linear_std = c.init == "normal" ? c.init_std : 0.0f;
-  positions_ = fourier_features(linear_positions(c.image_size), c.num_fourier_bands, c.max_resolution,
-                                c.concat_pos, c.sine_only);
+  // HF generate_fourier_features over the linspace(-1, 1) grid: [pos, sin, cos] (spec 5.2-5.3)
+  positions_ = c.fourier_spec().grid(c.image_size);
   // HF PerceiverEmbeddings: latents (N, D), trained from N(0, init_std) (truncated).
   latents_ = register_parameter("perceiver.embeddings.latents",
                                 nn::init_truncated_normal({c.num_latents, c.d_latents}, c.init_std, rng));

@@ -3,7 +3,7 @@
 
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
-#include "perceiver/models/fourier.h"
+#include "perceiver/models/perceiver_io/position_encoding.h"
 
 namespace perceiver::models {
 
@@ -14,8 +14,16 @@ int64_t PerceiverConfig::num_inputs() const {
 }
 
 int64_t PerceiverConfig::input_width() const {
-  return in_channels + fourier_feature_width(static_cast<int64_t>(image_size.size()), num_fourier_bands,
-                                             concat_pos, sine_only);
+  return in_channels + fourier_spec().output_size();
+}
+
+perceiver_io::FourierSpec PerceiverConfig::fourier_spec() const {
+  perceiver_io::FourierSpec s;
+  s.num_bands = num_fourier_bands;
+  s.max_resolution = max_resolution;
+  s.concat_pos = concat_pos;
+  s.sine_only = sine_only;
+  return s;
 }
 
 int PerceiverConfig::num_weight_sets() const {

@@ -7,7 +7,7 @@
 #include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/autograd/tape.h"
-#include "perceiver/models/fourier.h"
+#include "perceiver/models/perceiver_io/position_encoding.h"
 #include "perceiver/models/perceiver.h"
 #include "perceiver/optim/optimizer.h"
 #include "testing/compare.h"
@@ -33,12 +33,12 @@ models::PerceiverConfig tiny_config() {
 
 TEST(Fourier, LayoutMatchesHfSpec) {
   // 2 axes, K = 2 bands: [pos0, pos1, sin(d0 b0), sin(d0 b1), sin(d1 b0), sin(d1 b1), cos ...]
-  Tensor pos = models::linear_positions({3, 4});
+  Tensor pos = models::perceiver_io::linear_position_grid({3, 4});
   ASSERT_EQ(pos.shape(), (Shape{12, 2}));
   EXPECT_FLOAT_EQ(pos.f32()[0], -1.0f);   // first token: row -1, col -1
   EXPECT_FLOAT_EQ(pos.f32()[2 * 1 + 1], -1.0f / 3.0f);  // token 1: col varies fastest
   EXPECT_FLOAT_EQ(pos.f32()[2 * 4 + 0], 0.0f);          // token 4: row 0
-  Tensor f = models::fourier_features(pos, 2, {3, 4}, true, false);
+  Tensor f = models::perceiver_io::generate_fourier_features(pos, 2, {3, 4}, true, false);
   ASSERT_EQ(f.shape(), (Shape{12, 10}));
   const float* r = f.f32() + 10 * 5;  // token 5: row 0, col -1/3
   const float p0 = pos.f32()[10], p1 = pos.f32()[11];

@@ -10,6 +10,10 @@
 
 namespace perceiver::models {
 
+namespace perceiver_io {
+struct FourierSpec;
+}
+
 struct PerceiverConfig {
   // Input array: (H, W) grid of `in_channels` values + Fourier position features, concatenated.
   std::vector<int64_t> image_size{28, 28};
@@ -51,6 +55,7 @@ struct PerceiverConfig {
 
   int64_t num_inputs() const;        // M = prod(image_size)
   int64_t input_width() const;       // C = in_channels + Fourier width
+  perceiver_io::FourierSpec fourier_spec() const;
   int num_weight_sets() const;       // distinct (cross-attend + latent block) weight sets
   nlohmann::json to_json() const;
 };
