@@ -3,10 +3,11 @@
 
 #include "perceiver/core/error.h"
 #include "perceiver/models/perceiver.h"
+#include "perceiver/models/vit/vit.h"
 
 namespace perceiver::models {
 
-std::vector<std::string> image_classifier_types() { return {"perceiver"}; }
+std::vector<std::string> image_classifier_types() { return {"perceiver", "vit"}; }
 
 namespace {
 std::string type_of(const nlohmann::json& j, const std::string& path) {
@@ -25,12 +26,14 @@ std::string type_of(const nlohmann::json& j, const std::string& path) {
 nlohmann::json normalize_image_classifier_config(const nlohmann::json& j, const std::string& path) {
   const std::string type = type_of(j, path);
   if (type == "perceiver") return parse_perceiver_config(j, path).to_json();
+  if (type == "vit") return parse_vit_config(j, path).to_json();
   throw_error("[config] ", path, ".type: unsupported '", type, "'");
 }
 
 std::unique_ptr<ImageClassifier> make_image_classifier(const nlohmann::json& normalized, uint64_t seed) {
   const std::string type = type_of(normalized, "model");
   if (type == "perceiver") return std::make_unique<Perceiver>(parse_perceiver_config(normalized), seed);
+  if (type == "vit") return std::make_unique<ViT>(parse_vit_config(normalized), seed);
   throw_error("[config] model.type: unsupported '", type, "'");
 }
 
