@@ -1,11 +1,11 @@
 // `perceiver classify --model DIR IMAGE... [--top 5]`: image classification with a Hugging Face
 // model folder. The folder's architecture picks the image processor and the model:
 // PerceiverForImageClassification{Learned,Fourier,ConvProcessing} use the Perceiver processor
-// (centre crop, Pillow BICUBIC to 224, ImageNet normalisation); ViTForImageClassification maps to
-// the ViT processor (BILINEAR, mean = std = 0.5) but has no model in this engine yet. The hub
-// defaults are overridden by DIR/preprocessor_config.json, then by --size/--crop-size/
-// --crop-offset. Prints, per image, the top-k labels of config id2label ("LABEL_<i>" when absent)
-// with their softmax probabilities.
+// (centre crop, Pillow BICUBIC to 224, ImageNet normalisation); ViTForImageClassification uses
+// the ViT processor (BILINEAR resize to the config image_size, mean = std = 0.5) and the ViT model
+// (which resamples its position table for any other size). The defaults are overridden by
+// DIR/preprocessor_config.json, then by --size/--crop-size/--crop-offset. Prints, per image, the
+// top-k labels of config id2label ("LABEL_<i>" when absent) with their softmax probabilities.
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -18,6 +18,7 @@
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
 #include "perceiver/data/image_processor.h"
+#include "perceiver/models/vit/vit_config.h"
 #include "perceiver/ops/activation.h"
 
 namespace perceiver::cli {
@@ -56,19 +57,42 @@ Classifier load_perceiver_classifier(const std::string& dir) {
   return c;
 }
 
-// One row per supported architecture: its image processor and its model loader (null: the
-// processor exists but the model is not built into this engine).
+Classifier load_vit_classifier(const std::string& dir) {
+  std::shared_ptr<models::ViT> model = load_vit_folder(dir);
+  Classifier c;
+  c.labels = model->config().id2label;
+  for (int64_t i = static_cast<int64_t>(c.labels.size()); i < model->num_classes(); ++i)
+    c.labels.push_back("LABEL_" + std::to_string(i));
+  c.logits = [model](const Tensor& pixels) { return model->forward_pixels(pixels); };
+  return c;
+}
+
+data::ImageProcessorConfig perceiver_processor(const nlohmann::json&, const std::string&) {
+  return data::perceiver_processor_config();
+}
+
+// The ViT processor resizing to the config's image_size (square; a non-square image_size keeps
+// the hub default 224, the model resamples its position table either way).
+data::ImageProcessorConfig vit_processor(const nlohmann::json& config, const std::string& dir) {
+  data::ImageProcessorConfig p = data::vit_processor_config();
+  const models::ViTConfig c = models::parse_hf_vit_config(config, dir + "/config.json");
+  if (c.image_size[0] == c.image_size[1]) p.size = c.image_size[0];
+  return p;
+}
+
+// One row per supported architecture: its image processor (from the folder's config.json) and its
+// model loader (null: the processor exists but the model is not built into this engine).
 struct Architecture {
   const char* name;
-  data::ImageProcessorConfig (*processor)();
+  data::ImageProcessorConfig (*processor)(const nlohmann::json& config, const std::string& dir);
   Classifier (*load)(const std::string& dir);
 };
 
 const Architecture kArchitectures[] = {
-    {"PerceiverForImageClassificationLearned", data::perceiver_processor_config, load_perceiver_classifier},
-    {"PerceiverForImageClassificationFourier", data::perceiver_processor_config, load_perceiver_classifier},
-    {"PerceiverForImageClassificationConvProcessing", data::perceiver_processor_config, load_perceiver_classifier},
-    {"ViTForImageClassification", data::vit_processor_config, nullptr},
+    {"PerceiverForImageClassificationLearned", perceiver_processor, load_perceiver_classifier},
+    {"PerceiverForImageClassificationFourier", perceiver_processor, load_perceiver_classifier},
+    {"PerceiverForImageClassificationConvProcessing", perceiver_processor, load_perceiver_classifier},
+    {"ViTForImageClassification", vit_processor, load_vit_classifier},
 };
 
 const Architecture& find_architecture(const std::string& dir) {
@@ -77,7 +101,7 @@ const Architecture& find_architecture(const std::string& dir) {
   for (const Architecture& a : kArchitectures) {
     if (arch == a.name) {
       check(a.load != nullptr, "[classify] ", dir, ": ", arch, " is recognised (its image processor is implemented) but "
-            "this version has no ", arch, " model; supported: the three PerceiverForImageClassification* classes");
+            "this version has no ", arch, " model");
       return a;
     }
     if (a.load) supported += std::string(supported.empty() ? "" : ", ") + a.name;
@@ -86,7 +110,7 @@ const Architecture& find_architecture(const std::string& dir) {
 }
 
 data::ImageProcessorConfig processor_for(const ClassifyArgs& a, const Architecture& arch) {
-  data::ImageProcessorConfig p = arch.processor();
+  data::ImageProcessorConfig p = arch.processor(read_folder_config(a.model), a.model);
   const std::string file = a.model + "/preprocessor_config.json";
   if (std::filesystem::exists(file)) p = data::parse_preprocessor_config(read_json_file(file), file, p);
   if (a.size > 0) p.size = a.size;
@@ -103,7 +127,7 @@ Runner add_classify_command(CLI::App& sub) {
                  " [+ preprocessor_config.json])")->required()->check(CLI::ExistingDirectory);
   sub.add_option("images", a->images, "image files (PNG, JPEG, BMP, ...)")->required();
   sub.add_option("--top", a->top, "number of labels to print per image (default 5)")->check(CLI::Range(1, 100000));
-  sub.add_option("--size", a->size, "processor output size (default 224 or preprocessor_config.json)")->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
+  sub.add_option("--size", a->size, "processor output size (default 224, ViT: config image_size, or preprocessor_config.json)")->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   sub.add_option("--crop-size", a->crop_size, "Perceiver crop: side = floor(size / crop-size * min(H, W)) (default 256)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   sub.add_option("--crop-offset", a->crop_offset, "odd crop margins: ceil (transformers 4.19, default) or floor (newer releases)")

@@ -1,11 +1,16 @@
 // `perceiver grad --model DIR --inputs IN.safetensors --outputs OUT.safetensors`: the task's
 // training loss (train mode) on the labels / targets in the inputs ("labels", "target",
 // "target.<m>"), written as "loss" plus the gradient of every parameter under its HF name (the
-// layout of the fixtures' grads.safetensors; unused parameters get zeros).
+// layout of the fixtures' grads.safetensors; unused parameters get zeros). A Hugging Face ViT
+// folder takes "pixel_values" and "labels" (class ids) and gives the cross-entropy loss (mean over
+// the batch) in train mode; dropout, where the config has any, draws from a fixed seed.
 #include <cstdio>
 
 #include "commands.h"
+#include "hf_task_util.h"
+#include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/tape.h"
+#include "perceiver/core/random.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/models/perceiver_io/model_folder.h"
 
@@ -24,14 +29,28 @@ Runner add_grad_command(CLI::App& sub) {
   return [a]() {
     namespace pio = models::perceiver_io;
     apply_common_options(a->common);
-    std::unique_ptr<pio::PerceiverIO> model = pio::load_model_folder(a->model);
-    const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
-    model->train(true);  // BatchNorm on batch statistics; attention dropout is not applied
-    Tensor loss = model->loss(model->forward(inputs), inputs);
-    autograd::backward(loss);
-    std::vector<std::pair<std::string, Tensor>> tensors{{"loss", loss.detach()}};
-    for (auto& [name, p] : model->named_parameters())
-      tensors.emplace_back(name, p.grad().defined() ? p.grad() : Tensor::zeros(p.shape()));
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    auto collect_loss_and_grads = [&tensors](const Tensor& loss, auto& model) {
+      autograd::backward(loss);
+      tensors = {{"loss", loss.detach()}};
+      for (auto& [name, p] : model.named_parameters())
+        tensors.emplace_back(name, p.grad().defined() ? p.grad() : Tensor::zeros(p.shape()));
+    };
+    if (is_vit_folder(a->model)) {
+      std::unique_ptr<models::ViT> model = load_vit_folder(a->model);
+      const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
+      const Tensor& pixels = vit_input(inputs, "pixel_values", a->inputs, "grad");
+      const Tensor& labels = vit_input(inputs, "labels", a->inputs, "grad");
+      model->train(true);
+      Rng rng(0);
+      collect_loss_and_grads(ag::cross_entropy(model->forward_pixels(pixels, nullptr, &rng), labels, 0.0f), *model);
+    } else {
+      std::unique_ptr<pio::PerceiverIO> model = pio::load_model_folder(a->model);
+      const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
+      model->train(true);  // BatchNorm on batch statistics; attention dropout is not applied
+      collect_loss_and_grads(model->loss(model->forward(inputs), inputs), *model);
+    }
+    const Tensor& loss = tensors.front().second;
     io::save_safetensors(a->outputs, tensors, {{"format", "pt"}});
     std::printf("loss %.9g, %zu gradients\n", loss.item(), tensors.size() - 1);
     return 0;

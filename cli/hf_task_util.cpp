@@ -2,11 +2,14 @@
 #include "hf_task_util.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <numeric>
 
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
+#include "perceiver/io/state_dict.h"
 #include "perceiver/models/perceiver_io/model_folder.h"
+#include "perceiver/models/vit/vit_config.h"
 
 namespace perceiver::cli {
 
@@ -35,6 +38,30 @@ std::unique_ptr<pio::PerceiverIO> load_task_model(const std::string& dir, const 
   }
   check(ok, "[", command, "] ", dir, ": expected a ", expected, " model folder, got ", arch);
   return pio::load_model_folder(dir);
+}
+
+bool is_vit_folder(const std::string& dir) {
+  const std::string path = dir + "/config.json";
+  if (!std::filesystem::is_regular_file(path)) return false;
+  return models::is_hf_vit_config(read_json_file(path));
+}
+
+std::unique_ptr<models::ViT> load_vit_folder(const std::string& dir) {
+  const std::string config_path = dir + "/config.json";
+  const nlohmann::json config = read_json_file(config_path);
+  (void)models::parse_hf_vit_config(config, config_path);  // config errors name config.json, before any weights are read
+  const std::string weights = pio::find_weights_file(dir);
+  const io::StateDict sd = io::load_state_dict_file(weights);  // safetensors or torch zip, by content
+  return models::make_vit_from_hf(config, sd.tensors, weights);
+}
+
+const Tensor& vit_input(const std::map<std::string, Tensor>& inputs, const std::string& name, const std::string& file,
+                        const std::string& command) {
+  auto it = inputs.find(name);
+  if (it != inputs.end()) return it->second;
+  std::string got;
+  for (const auto& [n, t] : inputs) got += (got.empty() ? "" : ", ") + n;
+  throw_error("[", command, "] ", file, ": a ViT model folder takes '", name, "', got inputs: ", got.empty() ? "none" : got);
 }
 
 std::vector<int64_t> top_indices(const float* p, int64_t n, int64_t k) {

@@ -2,10 +2,14 @@
 // Face Perceiver IO model folder on named inputs ("inputs", "attention_mask", "inputs.<m>",
 // "subsampled_output_points[.<m>]") and writes the logits ("logits" / "logits.<m>") and the
 // intermediate tensors under the fixtures' names (encoder_input, latents_*, decoder_query,
-// decoder_output).
+// decoder_output). A Hugging Face ViT folder (config.json with model_type "vit") takes
+// "pixel_values" (B, C, H, W) of any H x W (the position table is resampled bicubically when the
+// patch grid differs) and writes "logits" plus patch_embeddings, embeddings,
+// attention_block_output_each_layer, hidden_states_after_each_layer and final_layernorm_output.
 #include <cstdio>
 
 #include "commands.h"
+#include "hf_task_util.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/models/perceiver_io/model_folder.h"
@@ -30,18 +34,29 @@ Runner add_run_command(CLI::App& sub) {
   return [a]() {
     namespace pio = models::perceiver_io;
     apply_common_options(a->common);
-    std::unique_ptr<pio::PerceiverIO> model = pio::load_model_folder(a->model);
-    const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
-    autograd::NoGradGuard no_grad;
     pio::TensorMap out;
-    if (a->chunk_size > 0) {
-      check(model->output_points_from_inputs(inputs).empty(), "[run] --chunk-size decodes every output; "
-            "the inputs also select subsampled_output_points");
-      out = model->decode_chunked(model->encode(inputs), a->chunk_size);
+    if (is_vit_folder(a->model)) {
+      check(a->chunk_size == 0, "[run] ", a->model, ": --chunk-size applies to Perceiver IO decoders, not to a ViT");
+      std::unique_ptr<models::ViT> model = load_vit_folder(a->model);
+      const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
+      const Tensor& pixels = vit_input(inputs, "pixel_values", a->inputs, "run");
+      autograd::NoGradGuard no_grad;
+      models::ViTTrace trace;
+      const Tensor logits = model->forward_pixels(pixels, a->logits_only ? nullptr : &trace);
+      out = a->logits_only ? pio::TensorMap{{"logits", logits}} : trace.to_map();
     } else {
-      pio::TensorMap trace;
-      out = model->forward(inputs, a->logits_only ? nullptr : &trace);
-      if (!a->logits_only) out = trace;
+      std::unique_ptr<pio::PerceiverIO> model = pio::load_model_folder(a->model);
+      const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
+      autograd::NoGradGuard no_grad;
+      if (a->chunk_size > 0) {
+        check(model->output_points_from_inputs(inputs).empty(), "[run] --chunk-size decodes every output; "
+              "the inputs also select subsampled_output_points");
+        out = model->decode_chunked(model->encode(inputs), a->chunk_size);
+      } else {
+        pio::TensorMap trace;
+        out = model->forward(inputs, a->logits_only ? nullptr : &trace);
+        if (!a->logits_only) out = trace;
+      }
     }
     std::vector<std::pair<std::string, Tensor>> tensors(out.begin(), out.end());
     io::save_safetensors(a->outputs, tensors, {{"format", "pt"}});

@@ -93,7 +93,7 @@ TEST(HfClassify, ErrorsAreOneLine) {
   };
   const Case cases[] = {
       {{"classify", "--model", lm, image("chelsea.png")}, "expected an image classification model folder"},
-      {{"classify", "--model", tmp.path + "/vit", image("chelsea.png")}, "no ViTForImageClassification model"},
+      {{"classify", "--model", tmp.path + "/vit", image("chelsea.png")}, "expected model.safetensors or pytorch_model.bin"},
       {{"classify", "--model", dir, tmp.path + "/missing.png"}, "missing.png"},
       {{"classify", "--model", dir, tmp.path + "/bad.png"}, "cannot decode image"},
       {{"classify", "--model", dir, image("chelsea.png"), "--crop-offset", "round"}, "--crop-offset"},
