@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-./build/perceiver train --config configs/fmnist_default.json --out runs/fmnist_default "$@"
+# --force: re-running the main command starts the run afresh (use `perceiver train --resume` to continue one)
+./build/perceiver train --config configs/fmnist_default.json --out runs/fmnist_default --force "$@"
