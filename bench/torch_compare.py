@@ -417,7 +417,7 @@ def build_plan(args):
                 runs = [r for r in runs if r[1] == 1]
             plan.append(dict(cfg=3, name="language-perceiver", config=conf, runs=runs, warmup=1, iters=5))
         elif cfg == 4:
-            sizes = args.sweep_sizes if not small else [256, 1024]
+            sizes = args.sweep_sizes if (args.sweep_sizes_given or not small) else [256, 1024]
             if quick and not args.sweep_sizes_given:
                 sizes = sizes[:2]
             for m in sizes:
@@ -562,8 +562,13 @@ class Harness:
         jp = d / f"job_{tag}.json"
         jp.write_text(json.dumps(job))
         timeout = self.args.timeout + (self.args.compile_timeout if impl == "torch_compile" else 0)
-        r = run_child([sys.executable, str(Path(__file__).resolve()), "--child", str(jp)], self.torch_env(threads),
-                      timeout, d / tag)
+        env = self.torch_env(threads)
+        if impl == "torch_compile" and not self.args.warm_compile_cache:
+            # a fresh inductor cache per run, so that the reported compile time is a cold compile
+            cache = d / f"inductor_cache_{tag}"
+            shutil.rmtree(cache, ignore_errors=True)
+            env["TORCHINDUCTOR_CACHE_DIR"] = str(cache)
+        r = run_child([sys.executable, str(Path(__file__).resolve()), "--child", str(jp)], env, timeout, d / tag)
         j = last_json_line(r["stdout"])
         if r["rc"] != 0 or j is None:
             msg = tail(r["stderr"] or r["stdout"], 600)
@@ -994,6 +999,8 @@ def main():
     ap.add_argument("--tol-bf16", type=float, default=5e-2, help="bf16 mismatch threshold")
     ap.add_argument("--sgemm-peak-gflops", type=parse_peaks, default=None,
                     help="measured sgemm peak per thread count, e.g. 1=200,2=394 (default, docs perf_notes)")
+    ap.add_argument("--warm-compile-cache", action="store_true",
+                    help="let torch.compile reuse its default on-disk cache (default: a fresh cache per run, cold compile)")
     ap.add_argument("--tuned-malloc", action="store_true",
                     help="run PyTorch with glibc malloc told to keep freed memory (MALLOC_MMAP_MAX_=0 ...)")
     ap.add_argument("--selftest", action="store_true", help="validate the plain models against transformers and exit")
