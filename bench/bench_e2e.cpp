@@ -1,0 +1,181 @@
+// End-to-end timing of one model on given weights and inputs: the perceiver.cpp side of
+// bench/torch_compare.py (which runs PyTorch on the same folder and inputs and compares).
+//
+//   bench_e2e --model DIR --save-init OUT.safetensors        write the seeded initial weights, exit
+//   bench_e2e --model DIR --inputs IN.safetensors [--mode infer|train] [--threads T]
+//             [--warmup W] [--iters N] [--outputs OUT.safetensors] [--precision f32]
+//
+// DIR/config.json is a Hugging Face Perceiver IO config ("model_type": "perceiver") or one of our
+// run configs ({"model": {"type": ...}}); DIR/model.safetensors holds the weights for timed runs.
+// Inputs: HF kind by the names `perceiver run` reads (+ "labels" for the task loss); classifier
+// kind "images" (B, H, W) or (B, M), + "labels" (B). train = forward, loss, backward, AdamW step
+// (lr 1e-4, no weight decay). Prints one JSON line with the timings and peak RSS.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/grad_mode.h"
+#include "perceiver/autograd/tape.h"
+#include "perceiver/core/allocator.h"
+#include "perceiver/core/error.h"
+#include "perceiver/core/parallel.h"
+#include "perceiver/io/safetensors.h"
+#include "perceiver/models/image_classifier.h"
+#include "perceiver/models/perceiver_io/model_folder.h"
+#include "perceiver/optim/optimizer.h"
+
+namespace {
+
+using namespace perceiver;
+namespace pio = models::perceiver_io;
+using Clock = std::chrono::steady_clock;
+
+// One model behind the two kinds: forward -> logits, loss on those logits.
+struct Runner {
+  std::unique_ptr<models::ImageClassifier> classifier;
+  std::unique_ptr<pio::PerceiverIO> hf;
+
+  nn::Module& module() { return classifier ? static_cast<nn::Module&>(*classifier) : *hf; }
+  std::vector<nn::NamedTensor> state() { return classifier ? classifier->named_parameters() : hf->state_dict(); }
+  std::vector<nn::NamedTensor> params() { return module().named_parameters(); }
+  Tensor logits(const pio::TensorMap& in) {
+    if (classifier) return classifier->forward(in.at("images"));
+    pio::TensorMap out = hf->forward(in);
+    check(out.size() == 1, "[bench_e2e] expected one logits tensor, got ", out.size());
+    return out.begin()->second;
+  }
+  Tensor loss(const Tensor& logits, const pio::TensorMap& in) {
+    if (classifier) return ag::cross_entropy(logits, in.at("labels"), 0.0f);
+    return hf->loss({{"logits", logits}}, in);
+  }
+};
+
+Runner build(const std::string& dir, bool load_weights) {
+  const std::string cfg_path = dir + "/config.json";
+  std::ifstream f(cfg_path);
+  check(f.good(), "[bench_e2e] cannot open ", cfg_path);
+  nlohmann::json j;
+  try {
+    f >> j;
+  } catch (const std::exception& e) {
+    throw Error(std::string("[bench_e2e] ") + cfg_path + ": invalid JSON: " + e.what());
+  }
+  Runner r;
+  if (j.is_object() && j.contains("model")) {
+    r.classifier = models::make_image_classifier(models::normalize_image_classifier_config(j["model"]), 0);
+    if (load_weights) {
+      const std::string w = dir + "/model.safetensors";
+      r.classifier->load_state_dict(io::load_safetensors(w).tensors, w);
+    }
+  } else if (load_weights) {
+    r.hf = pio::load_model_folder(dir);
+  } else {
+    r.hf = pio::create_perceiver_io(pio::load_hf_config(cfg_path), 0);
+  }
+  return r;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"perceiver.cpp end-to-end benchmark (the C++ side of bench/torch_compare.py)"};
+  std::string model, inputs, outputs, save_init, mode = "infer", precision = "f32";
+  int threads = 0, warmup = 2, iters = 5;
+  app.add_option("--model", model, "model folder (config.json [+ model.safetensors])")->required()->check(CLI::ExistingDirectory);
+  app.add_option("--save-init", save_init, "write the seeded initial weights here and exit");
+  app.add_option("--inputs", inputs, "input tensors (.safetensors)")->check(CLI::ExistingFile);
+  app.add_option("--outputs", outputs, "write the first timed logits (and loss) here");
+  app.add_option("--mode", mode, "infer or train")->check(CLI::IsMember({"infer", "train"}));
+  app.add_option("--threads", threads, "threads (0: all)")->check(CLI::Range(0, 1024));
+  app.add_option("--warmup", warmup, "untimed iterations")->check(CLI::Range(0, 1000000));
+  app.add_option("--iters", iters, "timed iterations")->check(CLI::Range(1, 1000000));
+  app.add_option("--precision", precision, "f32 (bf16 is not implemented yet)")->check(CLI::IsMember({"f32", "bf16"}));
+  CLI11_PARSE(app, argc, argv);
+  check(precision == "f32", "[bench_e2e] --precision bf16 is not implemented yet (expected f32)");
+  set_num_threads(threads);
+
+  if (!save_init.empty()) {
+    Runner r = build(model, false);
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (auto& [name, t] : r.state()) tensors.emplace_back(name, t);
+    io::save_safetensors(save_init, tensors, {{"format", "pt"}});
+    std::printf("{\"saved\": \"%s\", \"tensors\": %zu}\n", save_init.c_str(), tensors.size());
+    return 0;
+  }
+  check(!inputs.empty(), "[bench_e2e] --inputs is required unless --save-init is given");
+  Runner r = build(model, true);
+  const pio::TensorMap in = io::load_safetensors(inputs).tensors;
+  if (r.classifier) check(in.count("images"), "[bench_e2e] ", inputs, ": expected an \"images\" tensor");
+  if (mode == "train") check(in.count("labels") || !r.classifier, "[bench_e2e] ", inputs, ": train mode needs \"labels\"");
+  const double rss_after_load = peak_rss_bytes() / 1048576.0;
+  const bool train = mode == "train";
+  r.module().train(train);
+  std::unique_ptr<optim::Optimizer> opt;
+  if (train) {
+    optim::OptimizerOptions oo;
+    oo.weight_decay = 0.0f;
+    opt = optim::make_optimizer("adamw", r.params(), oo);
+  }
+
+  Tensor first_logits;
+  float first_loss = 0.0f;
+  std::vector<double> ms;
+  for (int it = 0; it < warmup + iters; ++it) {
+    const auto t0 = Clock::now();
+    Tensor logits;
+    if (train) {
+      logits = r.logits(in);
+      Tensor loss = r.loss(logits, in);
+      if (it == 0) first_loss = loss.item();  // loss of step 0 (before any update)
+      opt->zero_grad();
+      autograd::backward(loss);
+      opt->step(1e-4f);
+    } else {
+      autograd::NoGradGuard no_grad;
+      logits = r.logits(in);
+      (void)logits.f32()[0];
+    }
+    const double t = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (it >= warmup) ms.push_back(t);
+    if (it == warmup) first_logits = logits.detach();
+  }
+  if (!outputs.empty()) {
+    std::vector<std::pair<std::string, Tensor>> out{{"logits", first_logits}};
+    if (train) out.emplace_back("loss", Tensor::scalar(first_loss));
+    io::save_safetensors(outputs, out, {{"format", "pt"}});
+  }
+  nlohmann::json res = {{"mode", mode},
+                        {"threads", num_threads()},
+                        {"batch", first_logits.dim(0)},
+                        {"warmup", warmup},
+                        {"iters", iters},
+                        {"median_ms", median(ms)},
+                        {"min_ms", *std::min_element(ms.begin(), ms.end())},
+                        {"mean_ms", std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size()},
+                        {"peak_rss_mib", peak_rss_bytes() / 1048576.0},
+                        {"rss_after_load_mib", rss_after_load},
+                        {"precision", precision}};
+  if (train) res["loss_first"] = first_loss;
+  std::printf("%s\n", res.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_e2e: error: %s\n", e.what());
+    return 1;
+  }
+}
