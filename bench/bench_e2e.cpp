@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -24,6 +23,7 @@
 #include "perceiver/autograd/tape.h"
 #include "perceiver/core/allocator.h"
 #include "perceiver/core/error.h"
+#include "perceiver/core/json_reader.h"
 #include "perceiver/core/parallel.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/models/image_classifier.h"
@@ -58,17 +58,10 @@ struct Runner {
 
 Runner build(const std::string& dir, bool load_weights) {
   const std::string cfg_path = dir + "/config.json";
-  std::ifstream f(cfg_path);
-  check(f.good(), "[bench_e2e] cannot open ", cfg_path);
-  nlohmann::json j;
-  try {
-    f >> j;
-  } catch (const std::exception& e) {
-    throw Error(std::string("[bench_e2e] ") + cfg_path + ": invalid JSON: " + e.what());
-  }
+  const nlohmann::json j = read_json_file(cfg_path);
   Runner r;
   if (j.is_object() && j.contains("model")) {
-    r.classifier = models::make_image_classifier(models::normalize_image_classifier_config(j["model"]), 0);
+    r.classifier = models::make_image_classifier(models::normalize_image_classifier_config(j.at("model")), 0);
     if (load_weights) {
       const std::string w = dir + "/model.safetensors";
       r.classifier->load_state_dict(io::load_safetensors(w).tensors, w);
@@ -142,7 +135,6 @@ int run(int argc, char** argv) {
     } else {
       autograd::NoGradGuard no_grad;
       logits = r.logits(in);
-      (void)logits.f32()[0];
     }
     const double t = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (it >= warmup) ms.push_back(t);

@@ -60,6 +60,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,12 +110,22 @@ def ensure_venv():
 # Small helpers
 # ----------------------------------------------------------------------------------------------
 
-def rss_now_mib() -> float:
+def _proc_status_mib(key: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+def rss_now_mib() -> float:
+    return _proc_status_mib("VmRSS")
+
+
+def hwm_mib() -> float:
+    """Peak RSS of this process's address space since exec (VmHWM). Unlike ru_maxrss it does not include the
+    RSS of the parent at fork/exec time, which Linux carries over into the child's ru_maxrss."""
+    return _proc_status_mib("VmHWM")
 
 
 def peak_rss_self_mib() -> float:
@@ -122,20 +133,7 @@ def peak_rss_self_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def median(xs):
-    s = sorted(xs)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
-
-
-def hwm_mib() -> float:
-    """Peak RSS of this process's address space since exec (VmHWM). Unlike ru_maxrss it does not include the
-    RSS of the parent at fork/exec time, which Linux carries over into the child's ru_maxrss."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+median = statistics.median
 
 
 # Linux carries the ru_maxrss of the process that forks/execs into the child's ru_maxrss, so children are
