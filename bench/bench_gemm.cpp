@@ -1,5 +1,8 @@
-// GEMM providers (oneDNN dnnl_sgemm, OpenBLAS cblas_sgemm) through cpu::gemm on the shapes a
-// Fashion-MNIST Perceiver runs, plus 1024^3 for peak. Counter GFLOPS = 2*m*n*k per second.
+// GEMM providers (oneDNN, OpenBLAS) through cpu::gemm (fp32) and cpu::gemm_bf16 (bf16 inputs,
+// fp32 accumulation) on the shapes the Fashion-MNIST Perceiver and the vision / language
+// Perceiver IO configurations run, plus 1024^3. Counters: GFLOPS = 2*m*n*k per second, and
+// pct_peak = GFLOPS / the fp32 (or bf16) multiply-add peak that this program measures first on
+// the same threads (bench/machine_peak.h; printed in the context block with the triad GB/s).
 // Threads follow OMP_NUM_THREADS; OpenBLAS kernels follow OPENBLAS_CORETYPE (see BENCHMARKS.md).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
@@ -8,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm.h"
+#include "machine_peak.h"
 #include "perceiver/core/gemm_provider.h"
 #include "perceiver/core/parallel.h"
 
@@ -34,7 +39,15 @@ const Shape kShapes[] = {
     {"attn_qkT_64x784x32", 64, 784, 32, false, true},    // cross-attention scores, one head
     {"attn_pv_64x32x784", 64, 32, 784, false, false},    // cross-attention P V
     {"square_1024", 1024, 1024, 1024, false, false},     // peak
+    // vision-perceiver-fourier 224x224 (config 2) and language-perceiver (config 3), batch 1
+    {"vis_kv_proj_50176x261to1024", 50176, 1024, 261, false, true},  // input -> K or V
+    {"vis_lat_512x1024to1024", 512, 1024, 1024, false, true},        // latent proj / MLP
+    {"vis_attn_qkT_512x256x1024", 512, 256, 1024, false, true},      // cross scores, key block
+    {"vis_attn_pv_512x1024x256", 512, 1024, 256, false, false},      // cross P V, key block
+    {"lang_lat_256x1280to1280", 256, 1280, 1280, false, true},       // latent proj / MLP
 };
+
+perceiver::bench::MachinePeak g_peak;
 
 void run_gemm(benchmark::State& state, GemmProvider provider, const Shape& s) {
   perceiver::set_gemm_provider(provider);
@@ -53,18 +66,60 @@ void run_gemm(benchmark::State& state, GemmProvider provider, const Shape& s) {
   state.counters["GFLOPS"] = benchmark::Counter(flops * 1e-9 * double(state.iterations()),
                                                 benchmark::Counter::kIsRate);
   state.counters["threads"] = perceiver::num_threads();
+  // a rate counter divides by the elapsed time: GFLOP * 100 / peak per second = percent of peak
+  state.counters["pct_peak"] =
+      benchmark::Counter(flops * 1e-9 * double(state.iterations()) * 100.0 / g_peak.f32_gflops,
+                         benchmark::Counter::kIsRate);
+}
+
+// bf16 operands converted once outside the timed loop (the ops convert activations per call).
+void run_gemm_bf16(benchmark::State& state, GemmProvider provider, const Shape& s) {
+  perceiver::set_gemm_provider(provider);
+  const int64_t lda = s.trans_a ? s.m : s.k, ldb = s.trans_b ? s.k : s.n;
+  std::vector<float> a(s.m * s.k), b(s.k * s.n, 0.25f), c(s.m * s.n, 0.0f);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i % 7) * 0.1f;
+  std::vector<uint16_t> a16(a.size()), b16(b.size());
+  perceiver::cpu::f32_to_bf16(a.data(), a16.data(), static_cast<int64_t>(a.size()));
+  perceiver::cpu::f32_to_bf16(b.data(), b16.data(), static_cast<int64_t>(b.size()));
+  auto call = [&] {
+    perceiver::cpu::gemm_bf16(s.trans_a, s.trans_b, s.m, s.n, s.k, 1.0f, a16.data(), lda,
+                              b16.data(), ldb, 0.0f, c.data(), s.n);
+  };
+  call();  // warm-up: primitive creation, threads
+  for (auto _ : state) {
+    call();
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
+  const double gflops = flops * 1e-9 * double(state.iterations());
+  state.counters["GFLOPS"] = benchmark::Counter(gflops, benchmark::Counter::kIsRate);
+  state.counters["threads"] = perceiver::num_threads();
+  state.counters["pct_peak"] =
+      benchmark::Counter(gflops * 100.0 / g_peak.bf16_gflops, benchmark::Counter::kIsRate);
+  if (provider == GemmProvider::kOneDNN)
+    state.SetLabel(perceiver::cpu::gemm_bf16_impl(s.trans_a, s.trans_b, s.m, s.n, s.k));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  g_peak = perceiver::bench::measure_machine_peak(perceiver::num_threads());
   for (GemmProvider p : {GemmProvider::kOneDNN, GemmProvider::kOpenBLAS})
-    for (const Shape& s : kShapes)
-      benchmark::RegisterBenchmark(
-          (std::string("gemm/") + perceiver::gemm_provider_name(p) + "/" + s.name).c_str(),
-          [p, &s](benchmark::State& st) { run_gemm(st, p, s); })
+    for (const Shape& s : kShapes) {
+      const std::string tail = std::string(perceiver::gemm_provider_name(p)) + "/" + s.name;
+      benchmark::RegisterBenchmark(("gemm/" + tail).c_str(),
+                                   [p, &s](benchmark::State& st) { run_gemm(st, p, s); })
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
+      benchmark::RegisterBenchmark(("gemm_bf16/" + tail).c_str(),
+                                   [p, &s](benchmark::State& st) { run_gemm_bf16(st, p, s); })
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+    }
+  benchmark::AddCustomContext("peak_f32_gflops", std::to_string(g_peak.f32_gflops));
+  benchmark::AddCustomContext("peak_bf16_gflops", std::to_string(g_peak.bf16_gflops));
+  benchmark::AddCustomContext("triad_gbs", std::to_string(g_peak.triad_gbs));
   const dnnl_version_t* v = dnnl_version();
   benchmark::AddCustomContext("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) +
                                             "." + std::to_string(v->patch));

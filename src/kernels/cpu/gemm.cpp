@@ -5,61 +5,22 @@
 
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
-#include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
 
+#include "kernels/cpu/gemm_common.h"
 #include "perceiver/core/gemm_provider.h"
 #include "perceiver/core/parallel.h"
 
 namespace perceiver::cpu {
 namespace {
 
-// Below this many multiply-adds per matrix a batched GEMM runs one matrix per thread (a GEMM
-// this small threads poorly: ~8 MFLOP, ~40 us at the measured single-core rate).
-constexpr double kSmallGemmWork = double(1 << 22);
-// Below this many multiply-adds a single GEMM runs on one thread: it takes <= ~10 us, less than
-// waking a passive OpenMP thread, and a fork/join loses whole host time slices when the two
-// vCPUs are contended (docs/BENCHMARKS.md, perf_notes.md item 3).
-constexpr double kSerialGemmWork = double(1 << 20);
-
-// Runs oneDNN on one thread for a scope: dnnl sizes its team by omp_get_max_threads(), a
-// per-thread setting, so this touches no other thread.
-class OmpSingleThread {
- public:
-  OmpSingleThread() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~OmpSingleThread() { omp_set_num_threads(saved_); }
-  OmpSingleThread(const OmpSingleThread&) = delete;
-  OmpSingleThread& operator=(const OmpSingleThread&) = delete;
-
- private:
-  int saved_;
-};
-
-// Thread count last given to OpenBLAS (-1: never set).
-std::atomic<int> g_openblas_threads{-1};
-
-void set_openblas_threads(int n) {
-  if (g_openblas_threads.load(std::memory_order_relaxed) != n) {
-    openblas_set_num_threads(n);
-    g_openblas_threads.store(n, std::memory_order_relaxed);
-  }
-}
-
-// C = beta * C (beta == 0 writes zeros without reading C).
-void scale_c(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
-  for (int64_t i = 0; i < m; ++i) {
-    float* row = c + i * ldc;
-    if (beta == 0.0f)
-      std::fill(row, row + n, 0.0f);
-    else if (beta != 1.0f)
-      for (int64_t j = 0; j < n; ++j) row[j] *= beta;
-  }
-}
+using detail::OmpSingleThread;
+using detail::scale_c;
+using detail::set_openblas_threads;
 
 void gemm_onednn(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                  int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
@@ -125,8 +86,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
     scale_c(m, n, beta, c, ldc);
     return;
   }
-  const bool serial = double(m) * double(n) * double(k) < kSerialGemmWork &&
-                      !in_parallel_region() && num_threads() > 1;
+  const bool serial = detail::serial_gemm(m, n, k);
   switch (gemm_provider()) {
     case GemmProvider::kOneDNN:
       gemm_onednn(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, serial);
@@ -149,7 +109,7 @@ void gemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
          c + i * stride_c, ldc);
   };
   const int threads = static_cast<int>(std::min<int64_t>(num_threads(), batch));
-  const bool small = double(m) * double(n) * double(k) <= kSmallGemmWork;
+  const bool small = double(m) * double(n) * double(k) <= detail::kSmallGemmWork;
   if (threads < 2 || !small || in_parallel_region()) {
     for (int64_t i = 0; i < batch; ++i) one(i);
     return;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace perceiver::cpu {
 
@@ -19,6 +20,19 @@ void gemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
                   const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
                   int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
                   int64_t batch);
+
+// The same GEMM with A and B in bfloat16 (uint16_t bits, kernels/cpu/convert.h) and fp32 C and
+// accumulation. oneDNN: the matmul primitive (AVX512-BF16 vdpbf16ps where the CPU has it; one
+// primitive per shape, cached per thread); naive: loops. OpenBLAS (Debian's is built without
+// sbgemm), and oneDNN where it has no bf16 matmul for this CPU, widen the operands to fp32 and
+// run gemm(): same products, fp32 speed.
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb, float beta,
+               float* c, int64_t ldc);
+
+// Name of the oneDNN implementation that runs a bf16 GEMM of this shape (for benchmarks and
+// tests: "brg:avx512_core_bf16" means native bf16 instructions), or "fp32 fallback".
+std::string gemm_bf16_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k);
 
 // Construct (outside any parallel region) before an OpenMP region whose threads each call
 // gemm(): keeps every provider single-threaded inside it. oneDNN (OpenMP runtime) already runs
