@@ -21,8 +21,12 @@ using autograd::should_record;
 using Grads = std::vector<Tensor>;
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  const bool grad = should_record({&x, &w, &b});
+  check(!grad || !w.defined() || w.dtype() == DType::kF32,
+        "[linear] bf16 weights are inference-only: run without gradients (NoGradGuard) or set "
+        "the precision to f32");
   Tensor y = ops::linear(x, w, b);
-  if (should_record({&x, &w, &b})) {
+  if (grad) {
     // dx = dy w, dw = dy^T x, db = sum dy
     const bool nx = x.requires_grad(), nw = w.requires_grad(), nb = b.defined() && b.requires_grad();
     record("linear", {x, w, b}, {&y}, [x, w, nx, nw, nb](const Grads& g) -> Grads {
@@ -142,9 +146,13 @@ Tensor embedding(const Tensor& indices, const Tensor& table) {
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
-                 const Tensor& key_mask) {
-  ops::AttentionOut out = ops::attention(q, k, v, heads, scale, key_mask);
-  if (should_record({&q, &k, &v})) {
+                 const Tensor& key_mask, Precision precision) {
+  const bool grad = should_record({&q, &k, &v});
+  check(!grad || precision == Precision::kF32,
+        "[attention] bf16 precision is inference-only: run without gradients (NoGradGuard) or "
+        "set the precision to f32");
+  ops::AttentionOut out = ops::attention(q, k, v, heads, scale, key_mask, precision);
+  if (grad) {
     Tensor o = out.out.detach(), lse = out.lse;
     record("attention", {q, k, v}, {&out.out},
            [q, k, v, o, lse, heads, scale, key_mask](const Grads& g) -> Grads {

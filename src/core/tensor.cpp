@@ -92,6 +92,14 @@ DType Tensor::dtype() const {
   return impl_->dtype;
 }
 
+uint16_t* Tensor::bf16() {
+  check(dtype() == DType::kBF16, "[Tensor::bf16] tensor has dtype ", dtype_name(dtype()),
+        ", requested bfloat16");
+  return static_cast<uint16_t*>(raw_data());
+}
+
+const uint16_t* Tensor::bf16() const { return const_cast<Tensor*>(this)->bf16(); }
+
 void* Tensor::raw_data() const {
   require_defined("raw_data");
   return static_cast<char*>(impl_->storage->data()) + impl_->offset_bytes;

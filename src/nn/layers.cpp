@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "perceiver/autograd/functions.h"
+#include "perceiver/ops/convert.h"
 
 namespace perceiver::nn {
 
@@ -35,7 +36,14 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Rng& rng, f
 }
 
 // y = x W^T + b  (torch.nn.Linear)
-Tensor Linear::forward(const Tensor& x) const { return ag::linear(x, weight_, bias_); }
+// y = x W^T + b; in bf16 precision with the bf16 copy of W (ag::linear rejects it under grad).
+Tensor Linear::forward(const Tensor& x) const {
+  return ag::linear(x, precision() == Precision::kBF16 ? weight_bf16_ : weight_, bias_);
+}
+
+void Linear::on_precision_changed() {
+  weight_bf16_ = precision() == Precision::kBF16 ? ops::to_bf16(weight_.detach()) : Tensor();
+}
 
 LayerNorm::LayerNorm(int64_t channels, float eps) : eps_(eps) {
   check(channels > 0, "[LayerNorm] channels must be positive, got ", channels);

@@ -65,6 +65,18 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& tensors, const
     if (it != tensors.end() && it->second.shape() == p.shape() && it->second.dtype() == p.dtype())
       p.copy_from(it->second);
   });
+  refresh_precision();
+}
+
+void Module::set_precision(Precision p) {
+  precision_ = p;
+  on_precision_changed();
+  for (auto& [name, child] : children_) child->set_precision(p);
+}
+
+void Module::refresh_precision() {
+  on_precision_changed();
+  for (auto& [name, child] : children_) child->refresh_precision();
 }
 
 void Module::train(bool on) {

@@ -67,7 +67,7 @@ Tensor PerceiverLayer::forward(const Tensor& x, const Tensor& y, const Tensor& k
   Tensor v = value_->forward(yn);
   // context = softmax(Q K^T / sqrt(qk / H) + mask) V, heads = contiguous channel slices
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.qk_channels / c.num_heads));
-  Tensor context = ag::attention(q, k, v, c.num_heads, scale, key_mask);
+  Tensor context = ag::attention(q, k, v, c.num_heads, scale, key_mask, precision());
   // a = dense(context) [+ x]   (the residual uses the un-normalised query input)
   Tensor a = out_->forward(context);
   if (drop) a = ag::dropout(a, c.dropout, true, *rng);

@@ -3,6 +3,7 @@
 #include "perceiver/ops/attention.h"
 
 #include "kernels/cpu/attention.h"
+#include "perceiver/ops/convert.h"
 
 namespace perceiver::ops {
 namespace {
@@ -52,11 +53,18 @@ void check_same_shape(const Tensor& t, const char* name, const Shape& expected) 
 }  // namespace
 
 AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
-                       const Tensor& key_mask) {
+                       const Tensor& key_mask, Precision precision) {
   const cpu::AttentionShape s = validate(q, k, v, heads, key_mask);
   AttentionOut r;
   r.out = Tensor::empty({s.batch, s.n, s.heads * s.dv});
   r.lse = Tensor::empty({s.batch, s.heads, s.n});
+  if (precision == Precision::kBF16) {  // q, k, v rounded to bf16 once, fp32 accumulation
+    const Tensor q16 = to_bf16(q), k16 = to_bf16(k), v16 = to_bf16(v);
+    cpu::attention_forward_bf16(s, q16.bf16(), k16.bf16(), v16.bf16(),
+                                key_mask.defined() ? key_mask.f32() : nullptr, scale,
+                                r.out.f32(), r.lse.f32());
+    return r;
+  }
   cpu::attention_forward(s, q.f32(), k.f32(), v.f32(),
                          key_mask.defined() ? key_mask.f32() : nullptr, scale, r.out.f32(),
                          r.lse.f32());

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "perceiver/ops/convert.h"
 
 namespace perceiver::ops {
 namespace {
@@ -23,9 +24,9 @@ Shape with_last(const Shape& s, int64_t last) {
   return out;
 }
 
-void check_linear_args(const Tensor& x, const Tensor& w) {
+void check_linear_args(const Tensor& x, const Tensor& w, bool allow_bf16_w = false) {
   check_f32(x, "linear", "x");
-  check_f32(w, "linear", "w");
+  if (!(allow_bf16_w && w.defined() && w.dtype() == DType::kBF16)) check_f32(w, "linear", "w");
   check(x.rank() >= 1, "[linear] x must have rank >= 1 (..., Cin), got shape ", shape_str(x.shape()));
   check(w.rank() == 2, "[linear] w must be (Cout, Cin), got shape ", shape_str(w.shape()));
   check(x.dim(-1) == w.dim(1), "[linear] x last dim must equal w Cin: expected ", w.dim(1),
@@ -35,7 +36,7 @@ void check_linear_args(const Tensor& x, const Tensor& w) {
 }  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  check_linear_args(x, w);
+  check_linear_args(x, w, /*allow_bf16_w=*/true);
   const int64_t cout = w.dim(0), cin = w.dim(1);
   if (b.defined()) {
     check_f32(b, "linear", "b");
@@ -50,6 +51,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     const float* bp = b.f32();
     for (int64_t r = 0; r < rows; ++r) std::copy(bp, bp + cout, yp + r * cout);
     beta = 1.0f;
+  }
+  if (w.dtype() == DType::kBF16) {  // bf16 x bf16 -> fp32: x rounded to bf16 for this GEMM
+    const Tensor x16 = to_bf16(x);
+    cpu::gemm_bf16(false, true, rows, cout, cin, 1.0f, x16.bf16(), cin, w.bf16(), cin, beta, yp,
+                   cout);
+    return y;
   }
   cpu::gemm(false, true, rows, cout, cin, 1.0f, x.f32(), cin, w.f32(), cin, beta, yp, cout);
   return y;

@@ -3,12 +3,14 @@
 // The gradient rules all live in src/autograd/functions.cpp.
 #pragma once
 
+#include "perceiver/core/precision.h"
 #include "perceiver/core/random.h"
 #include "perceiver/core/tensor.h"
 
 namespace perceiver::ag {
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);     // x w^T + b
+// x w^T + b. A bfloat16 w (inference, see core/precision.h) is rejected when gradients are on.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps);
 Tensor gelu(const Tensor& x);                                        // exact erf GELU
 Tensor relu(const Tensor& x);
@@ -21,8 +23,9 @@ Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor mean(const Tensor& x, int axis);
 Tensor embedding(const Tensor& indices, const Tensor& table);
 // Multi-head attention (see ops/attention.h); key_mask is an additive constant (no gradient).
+// Precision::kBF16 is inference-only: rejected when gradients are on.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
-                 const Tensor& key_mask);
+                 const Tensor& key_mask, Precision precision = Precision::kF32);
 // Inverted dropout; identity when !training or p == 0.
 Tensor dropout(const Tensor& x, float p, bool training, Rng& rng);
 // Scalar losses ('mean' reduction).

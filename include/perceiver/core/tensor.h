@@ -65,6 +65,9 @@ class Tensor {
   template <typename T> const T* data() const;
   float* f32() { return data<float>(); }
   const float* f32() const { return data<float>(); }
+  // bfloat16 bits (kernels/cpu/convert.h); throws unless dtype() is kBF16.
+  uint16_t* bf16();
+  const uint16_t* bf16() const;
   void* raw_data() const;
   float item() const;  // value of a one-element float32 tensor
 

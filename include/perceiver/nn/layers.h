@@ -32,9 +32,13 @@ class Linear : public Module {
   int64_t in_features() const { return weight_.dim(1); }
   int64_t out_features() const { return weight_.dim(0); }
 
+ protected:
+  void on_precision_changed() override;
+
  private:
-  Tensor weight_;  // (out, in)
-  Tensor bias_;    // (out) or undefined
+  Tensor weight_;       // (out, in)
+  Tensor bias_;         // (out) or undefined
+  Tensor weight_bf16_;  // bf16 copy of weight_ while precision() is kBF16, else undefined
 };
 
 class LayerNorm : public Module {

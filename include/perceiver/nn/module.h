@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "perceiver/core/precision.h"
 #include "perceiver/core/tensor.h"
 
 namespace perceiver::nn {
@@ -36,11 +37,22 @@ class Module {
   void train(bool on = true);  // sets the mode recursively (dropout, augment-only paths)
   bool is_training() const { return training_; }
 
+  // Inference precision of this module and its children (core/precision.h). kBF16 makes every
+  // Linear keep a bf16 copy of its weight beside the fp32 parameter (which loading, saving and
+  // optimizers keep using) and runs attention in bf16; kF32 drops the copies. The copies are a
+  // snapshot: load_state_dict refreshes them, and code that writes parameters some other way
+  // calls refresh_precision(). Forward passes in bf16 with gradients on throw.
+  void set_precision(Precision p);
+  Precision precision() const { return precision_; }
+  void refresh_precision();  // re-derives every module's precision copies from its parameters
+
  protected:
   // Registers a parameter (marks it requires_grad) and returns a handle sharing its data; the
   // module keeps that handle as a member. Visitors change parameter data in place (copy_from),
   // never rebind the handle, so module members and the registry always agree.
   Tensor register_parameter(const std::string& name, Tensor value);
+  // Called on this module after its precision changed or its parameters were reloaded.
+  virtual void on_precision_changed() {}
   template <typename M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);
@@ -51,6 +63,7 @@ class Module {
   std::vector<NamedTensor> params_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
+  Precision precision_ = Precision::kF32;
 };
 
 }  // namespace perceiver::nn

@@ -3,6 +3,7 @@
 // [h*Dqk, (h+1)*Dqk) and of v [h*Dv, (h+1)*Dv) (HF PerceiverSelfAttention head split).
 #pragma once
 
+#include "perceiver/core/precision.h"
 #include "perceiver/core/tensor.h"
 
 namespace perceiver::ops {
@@ -14,9 +15,11 @@ struct AttentionOut {
 
 // q (B, N, H*Dqk), k (B, M, H*Dqk), v (B, M, H*Dv), key_mask undefined or (B, M) additive bias
 // added to every score against key m (0 keeps it, a large negative value drops it).
-// scale is usually 1/sqrt(Dqk).
+// scale is usually 1/sqrt(Dqk). precision kBF16 (inference): q, k, v and the probabilities are
+// rounded to bf16 for the two products, accumulation and softmax stay fp32 (see
+// core/precision.h); the lse is still returned.
 AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
-                       const Tensor& key_mask);
+                       const Tensor& key_mask, Precision precision = Precision::kF32);
 
 struct AttentionGrads {
   Tensor dq, dk, dv;

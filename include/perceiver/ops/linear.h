@@ -6,7 +6,9 @@
 namespace perceiver::ops {
 
 // y = x @ w^T + b  (torch.nn.Linear, HF weight layout).
-// x (..., Cin), w (Cout, Cin), b (Cout) or undefined -> y (..., Cout)
+// x (..., Cin), w (Cout, Cin), b (Cout) or undefined -> y (..., Cout), all float32; w may be
+// bfloat16 (inference): x is then rounded to bf16 and the GEMM accumulates in fp32
+// (cpu::gemm_bf16). linear_backward needs float32 w.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 
 struct LinearGrads {

@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/exp_approx.h"
 #include "kernels/cpu/gemm.h"
 #include "perceiver/core/parallel.h"
@@ -27,6 +29,22 @@ float* scratch(size_t floats) {
   thread_local std::vector<float> buf;
   if (buf.size() < floats) buf.resize(floats);
   return buf.data();
+}
+
+uint16_t* scratch_bf16(size_t n) {
+  thread_local std::vector<uint16_t> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// The fp32 and bf16 products of the forward pass (bf16: fp32 accumulation, cpu::gemm_bf16).
+void gemm_t(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void gemm_t(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
+            int64_t lda, const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  gemm_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // Work items: (batch*head) x row chunks; rows are split only when there are fewer (b, h) pairs
@@ -46,9 +64,10 @@ void for_each_item(int64_t bh, int64_t chunks, const Fn& fn) {
 }
 
 // S (rows x mb, ld ldS) = scale * Q K_blk^T + mask_blk (mask may be null).
-void scores(int64_t rows, int64_t mb, int64_t dqk, float scale, const float* q, int64_t ldq,
-            const float* k, const float* mask, float* s, int64_t lds) {
-  gemm(false, true, rows, mb, dqk, scale, q, ldq, k, ldq, 0.0f, s, lds);
+template <typename T>
+void scores(int64_t rows, int64_t mb, int64_t dqk, float scale, const T* q, int64_t ldq,
+            const T* k, const float* mask, float* s, int64_t lds) {
+  gemm_t(false, true, rows, mb, dqk, scale, q, ldq, k, ldq, 0.0f, s, lds);
   if (mask == nullptr) return;
   for (int64_t i = 0; i < rows; ++i) {
     float* row = s + i * lds;
@@ -98,8 +117,14 @@ int64_t attention_key_block(int64_t rows) {
   return std::clamp<int64_t>((target + 15) / 16 * 16, 64, 2048);
 }
 
-void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v,
-                       const float* mask, float scale, float* out, float* lse, int64_t key_block) {
+namespace {
+
+// T = float: fp32 products; T = uint16_t: bf16 q, k, v and probabilities, fp32 accumulation.
+template <typename T>
+void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, const T* v,
+                            const float* mask, float scale, float* out, float* lse,
+                            int64_t key_block) {
+  constexpr bool kBf16 = std::is_same_v<T, uint16_t>;
   const int64_t qw = s.heads * s.dqk, vw = s.heads * s.dv, bh = s.batch * s.heads;
   if (bh == 0 || s.n == 0) return;
   const int64_t chunks =
@@ -111,12 +136,13 @@ void attention_forward(const AttentionShape& s, const float* q, const float* k, 
     const int64_t b = item / s.heads, h = item % s.heads;
     const int64_t r0 = chunk * chunk_rows, rows = std::min(s.n, r0 + chunk_rows) - r0;
     if (rows <= 0) return;
-    const float* qp = q + (b * s.n + r0) * qw + h * s.dqk;
+    const T* qp = q + (b * s.n + r0) * qw + h * s.dqk;
     float* op = out + (b * s.n + r0) * vw + h * s.dv;
     float* lp = lse + item * s.n + r0;
     float* tile = scratch(static_cast<size_t>(rows * kb + 2 * rows));
     float* run_max = tile + rows * kb;
     float* run_sum = run_max + rows;
+    uint16_t* tile16 = kBf16 ? scratch_bf16(static_cast<size_t>(rows * kb)) : nullptr;
     std::fill(run_max, run_max + rows, kNegInf);
     std::fill(run_sum, run_sum + rows, 0.0f);
 
@@ -131,10 +157,14 @@ void attention_forward(const AttentionShape& s, const float* q, const float* k, 
 #pragma omp simd
           for (int64_t c = 0; c < s.dv; ++c) orow[c] *= corr;
         }
+        if constexpr (kBf16) f32_to_bf16(tile + i * kb, tile16 + i * kb, mb);
       }
       // O = O * corr + P V_blk (the first block overwrites O)
-      gemm(false, false, rows, s.dv, mb, 1.0f, tile, kb, v + (b * s.m + j0) * vw + h * s.dv, vw,
-           j0 == 0 ? 0.0f : 1.0f, op, vw);
+      const T* vp = v + (b * s.m + j0) * vw + h * s.dv;
+      if constexpr (kBf16)
+        gemm_t(false, false, rows, s.dv, mb, 1.0f, tile16, kb, vp, vw, j0 == 0 ? 0.0f : 1.0f, op, vw);
+      else
+        gemm_t(false, false, rows, s.dv, mb, 1.0f, tile, kb, vp, vw, j0 == 0 ? 0.0f : 1.0f, op, vw);
     }
     for (int64_t i = 0; i < rows; ++i) {
       float* orow = op + i * vw;
@@ -149,6 +179,19 @@ void attention_forward(const AttentionShape& s, const float* q, const float* k, 
       }
     }
   });
+}
+
+}  // namespace
+
+void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v,
+                       const float* mask, float scale, float* out, float* lse, int64_t key_block) {
+  attention_forward_impl(s, q, k, v, mask, scale, out, lse, key_block);
+}
+
+void attention_forward_bf16(const AttentionShape& s, const uint16_t* q, const uint16_t* k,
+                            const uint16_t* v, const float* mask, float scale, float* out,
+                            float* lse, int64_t key_block) {
+  attention_forward_impl(s, q, k, v, mask, scale, out, lse, key_block);
 }
 
 void attention_backward(const AttentionShape& s, const float* dout, const float* q,

@@ -20,6 +20,13 @@ void attention_forward(const AttentionShape& s, const float* q, const float* k, 
                        const float* mask, float scale, float* out, float* lse,
                        int64_t key_block = 0);
 
+// The same with q, k, v in bfloat16 (uint16_t bits): the score and P V products run as bf16
+// GEMMs with fp32 accumulation, the probabilities are rounded to bf16 for P V; max, sum, lse,
+// the softmax and the output accumulator stay fp32. Inference only (no backward).
+void attention_forward_bf16(const AttentionShape& s, const uint16_t* q, const uint16_t* k,
+                            const uint16_t* v, const float* mask, float scale, float* out,
+                            float* lse, int64_t key_block = 0);
+
 // Gradients of the forward above, recomputing P = exp(S*scale + mask - lse) block by block.
 void attention_backward(const AttentionShape& s, const float* dout, const float* q,
                         const float* k, const float* v, const float* out, const float* lse,

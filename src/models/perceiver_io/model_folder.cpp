@@ -57,6 +57,7 @@ void load_perceiver_state(PerceiverIO& model, const std::map<std::string, Tensor
     throw Error(msg);
   }
   for (auto& [name, dst] : state) dst.copy_from(tensors.at(name));
+  model.refresh_precision();
 }
 
 std::unique_ptr<PerceiverIO> load_model_folder(const std::string& dir) {

@@ -36,7 +36,7 @@ Tensor ViTLayer::forward(const Tensor& h, Rng* rng, Tensor* attention_output) co
   Tensor k = key_->forward(x);
   Tensor v = value_->forward(x);
   // softmax(q k^T * scale) v per head (contiguous head_dim channel blocks), heads concatenated
-  Tensor ctx = ag::attention(q, k, v, heads_, scale, Tensor());
+  Tensor ctx = ag::attention(q, k, v, heads_, scale, Tensor(), precision());
   // ViTSelfOutput: dense(context), dropout
   Tensor a = attention_out_->forward(ctx);
   if (drop) a = ag::dropout(a, dropout_, true, *rng);

@@ -1,0 +1,19 @@
+// Compute precision of inference. kF32: everything in float32. kBF16: the GEMMs of linear layers
+// and attention take bfloat16 operands (weights converted once, activations at each GEMM) and
+// accumulate in float32 on AVX512-BF16; layer norm, softmax, GELU, residuals and all stored
+// activations stay float32. bf16 is inference-only: training and gradients are float32.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace perceiver {
+
+enum class Precision : uint8_t { kF32, kBF16 };
+
+// "f32" | "fp32" | "float32" -> kF32, "bf16" | "bfloat16" -> kBF16; throws
+// Error("[precision] unknown precision 'x', expected f32 or bf16").
+Precision parse_precision(const std::string& name);
+const char* precision_name(Precision p);  // "f32" | "bf16"
+
+}  // namespace perceiver
