@@ -3,7 +3,7 @@
 //
 //   bench_e2e --model DIR --save-init OUT.safetensors        write the seeded initial weights, exit
 //   bench_e2e --model DIR --inputs IN.safetensors [--mode infer|train] [--threads T]
-//             [--warmup W] [--iters N] [--outputs OUT.safetensors] [--precision f32]
+//             [--warmup W] [--iters N] [--outputs OUT.safetensors] [--precision f32|bf16]
 //
 // DIR/config.json is a Hugging Face Perceiver IO config ("model_type": "perceiver") or one of our
 // run configs ({"model": {"type": ...}}); DIR/model.safetensors holds the weights for timed runs.
@@ -91,9 +91,10 @@ int run(int argc, char** argv) {
   app.add_option("--threads", threads, "threads (0: all)")->check(CLI::Range(0, 1024));
   app.add_option("--warmup", warmup, "untimed iterations")->check(CLI::Range(0, 1000000));
   app.add_option("--iters", iters, "timed iterations")->check(CLI::Range(1, 1000000));
-  app.add_option("--precision", precision, "f32 (bf16 is not implemented yet)")->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--precision", precision, "f32, or bf16 (inference only)")->check(CLI::IsMember({"f32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
-  check(precision == "f32", "[bench_e2e] --precision bf16 is not implemented yet (expected f32)");
+  check(precision == "f32" || mode == "infer",
+        "[bench_e2e] --precision bf16 is inference-only: expected --mode infer, got --mode ", mode);
   set_num_threads(threads);
 
   if (!save_init.empty()) {
@@ -112,6 +113,7 @@ int run(int argc, char** argv) {
   const double rss_after_load = peak_rss_bytes() / 1048576.0;
   const bool train = mode == "train";
   r.module().train(train);
+  r.module().set_precision(parse_precision(precision));
   std::unique_ptr<optim::Optimizer> opt;
   if (train) {
     optim::OptimizerOptions oo;
