@@ -62,9 +62,11 @@ Runner add_autoencode_command(CLI::App& sub) {
   sub.add_option("--chunk-size", a->chunk_size, "output queries decoded at once (default 8192)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   add_common_options(sub, a->common);
+  add_precision_option(sub, a->common);
   return [a]() {
     apply_common_options(a->common);
     std::unique_ptr<pio::PerceiverIO> model = load_task_model(a->model, {pio::PerceiverTask::kMultimodalAutoencoding}, "autoencode");
+    model->set_precision(precision(a->common));
     pio::TensorMap inputs;
     std::string ignored;
     for (auto& [name, t] : io::load_safetensors(a->inputs).tensors) {

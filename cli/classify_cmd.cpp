@@ -37,6 +37,7 @@ struct ClassifyArgs {
 
 // A loaded classifier: (1, 3, H, W) pixel values -> (1, K) logits, and the label names.
 struct Classifier {
+  std::shared_ptr<nn::Module> module;  // the model (for set_precision)
   std::function<Tensor(const Tensor&)> logits;
   std::vector<std::string> labels;
   int64_t required_size = 0;  // > 0: the model only takes this input size (learned positions)
@@ -53,6 +54,7 @@ Classifier load_perceiver_classifier(const std::string& dir) {
   for (int64_t i = static_cast<int64_t>(c.labels.size()); i < model->config().num_labels; ++i)
     c.labels.push_back("LABEL_" + std::to_string(i));
   if (model->task() == pio::PerceiverTask::kImageClassificationLearned) c.required_size = model->config().image_size;
+  c.module = model;
   c.logits = [model](const Tensor& pixels) { return model->forward({{"inputs", pixels}}).at("logits"); };
   return c;
 }
@@ -63,6 +65,7 @@ Classifier load_vit_classifier(const std::string& dir) {
   c.labels = model->config().id2label;
   for (int64_t i = static_cast<int64_t>(c.labels.size()); i < model->num_classes(); ++i)
     c.labels.push_back("LABEL_" + std::to_string(i));
+  c.module = model;
   c.logits = [model](const Tensor& pixels) { return model->forward_pixels(pixels); };
   return c;
 }
@@ -133,6 +136,7 @@ Runner add_classify_command(CLI::App& sub) {
   sub.add_option("--crop-offset", a->crop_offset, "odd crop margins: ceil (transformers 4.19, default) or floor (newer releases)")
       ->check(CLI::IsMember({"ceil", "floor"}));
   add_common_options(sub, a->common);
+  add_precision_option(sub, a->common);
   return [a]() {
     apply_common_options(a->common);
     const Architecture& arch = find_architecture(a->model);
@@ -140,6 +144,7 @@ Runner add_classify_command(CLI::App& sub) {
     std::vector<data::RgbImage> images;  // decode everything first: a bad file fails before the model loads
     for (const std::string& path : a->images) images.push_back(data::load_image_rgb(path));
     const Classifier classifier = arch.load(a->model);
+    classifier.module->set_precision(precision(a->common));
     check(classifier.required_size == 0 || (processor.do_resize && processor.size == classifier.required_size),
           "[classify] ", a->model, ": ", arch.name, " takes ", classifier.required_size, " x ", classifier.required_size,
           " images (config image_size), got a processor size of ", processor.size, "; set --size ",

@@ -4,6 +4,9 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+
+#include "perceiver/core/precision.h"
 
 namespace perceiver::cli {
 
@@ -24,8 +27,12 @@ Runner add_autoencode_command(CLI::App& app);
 struct CommonOptions {
   int threads = 0;
   std::string gemm;
+  std::string precision = "f32";  // inference commands only (add_precision_option)
 };
 void add_common_options(CLI::App& sub, CommonOptions& o);
 void apply_common_options(const CommonOptions& o);
+// --precision f32|bf16 for the inference commands; precision() parses it.
+void add_precision_option(CLI::App& sub, CommonOptions& o);
+Precision precision(const CommonOptions& o);
 
 }  // namespace perceiver::cli

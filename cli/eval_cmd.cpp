@@ -20,10 +20,12 @@ Runner add_eval_command(CLI::App& sub) {
   sub.add_option("--batch-size", a->batch, "evaluation batch size")->check(CLI::Range(1, 1 << 20));
   sub.add_option("--limit", a->limit, "evaluate only the first N test images (0 = all)")->check(CLI::NonNegativeNumber);
   add_common_options(sub, a->common);
+  add_precision_option(sub, a->common);
   return [a]() {
     apply_common_options(a->common);
     train::Checkpoint ckpt = train::read_checkpoint(a->checkpoint);
     auto model = train::model_from_checkpoint(ckpt, a->checkpoint);
+    model->set_precision(precision(a->common));
     const std::string dir = a->data_dir.empty() ? ckpt.config.data.dir : a->data_dir;
     data::Dataset test = data::load_fashion_mnist(dir, false);
     if (a->limit > 0 && a->limit < test.images.dim(0)) {

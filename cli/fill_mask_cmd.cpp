@@ -93,10 +93,12 @@ Runner add_fill_mask_command(CLI::App& sub) {
   sub.add_option("--mask", a->spans, "also mask the text's bytes START:END (0-based, END excluded); repeatable");
   sub.add_option("--top", a->top, "also list the K most likely bytes of every masked position")->check(CLI::Range(0, 262));
   add_common_options(sub, a->common);
+  add_precision_option(sub, a->common);
   return [a]() {
     apply_common_options(a->common);
     const std::vector<int32_t> content = masked_content(a->text, a->spans);
     std::unique_ptr<pio::PerceiverIO> model = load_task_model(a->model, {pio::PerceiverTask::kMaskedLM}, "fill-mask");
+    model->set_precision(precision(a->common));
     const int64_t vocab = model->config().vocab_size, max_len = model->config().max_position_embeddings;
     check(vocab == bt::kVocabSize, "[fill-mask] ", a->model, ": the byte tokenizer needs vocab_size ", bt::kVocabSize,
           ", got ", vocab);

@@ -21,6 +21,15 @@ void add_common_options(CLI::App& sub, CommonOptions& o) {
   sub.add_option("--gemm", o.gemm, "GEMM provider: onednn, openblas or naive (default onednn)");
 }
 
+void add_precision_option(CLI::App& sub, CommonOptions& o) {
+  sub.add_option("--precision", o.precision,
+                 "f32, or bf16: linear layers and attention in bfloat16 with fp32 accumulation "
+                 "(AVX512-BF16; about 2x faster, ~1% relative error)")
+      ->check(CLI::IsMember({"f32", "fp32", "bf16", "bfloat16"}));
+}
+
+Precision precision(const CommonOptions& o) { return parse_precision(o.precision); }
+
 void apply_common_options(const CommonOptions& o) {
   if (!o.gemm.empty()) set_gemm_provider(parse_gemm_provider(o.gemm));
   if (o.threads > 0) set_num_threads(o.threads);

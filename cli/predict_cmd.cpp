@@ -26,10 +26,12 @@ Runner add_predict_command(CLI::App& sub) {
   sub.add_option("--top", a->top, "number of classes to print")->check(CLI::Range(1, 1000));
   sub.add_flag("--invert", a->invert, "invert grey levels (dark object on light background -> Fashion-MNIST's light on dark)");
   add_common_options(sub, a->common);
+  add_precision_option(sub, a->common);
   return [a]() {
     apply_common_options(a->common);
     train::Checkpoint ckpt = train::read_checkpoint(a->checkpoint);
     auto model = train::model_from_checkpoint(ckpt, a->checkpoint);
+    model->set_precision(precision(a->common));
     const std::vector<int64_t> size = model->image_size();
     const int64_t num_classes = model->num_classes();
     check(size.size() == 2 && model->in_channels() == 1, "[predict] the model does not take 2-D grey images");

@@ -31,6 +31,7 @@ Runner add_run_command(CLI::App& sub) {
   sub.add_option("--chunk-size", a->chunk_size, "decode all outputs in chunks of this many queries (implies --logits-only)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   add_common_options(sub, a->common);
+  add_precision_option(sub, a->common);
   return [a]() {
     namespace pio = models::perceiver_io;
     apply_common_options(a->common);
@@ -38,6 +39,7 @@ Runner add_run_command(CLI::App& sub) {
     if (is_vit_folder(a->model)) {
       check(a->chunk_size == 0, "[run] ", a->model, ": --chunk-size applies to Perceiver IO decoders, not to a ViT");
       std::unique_ptr<models::ViT> model = load_vit_folder(a->model);
+      model->set_precision(precision(a->common));
       const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
       const Tensor& pixels = vit_input(inputs, "pixel_values", a->inputs, "run");
       autograd::NoGradGuard no_grad;
@@ -46,6 +48,7 @@ Runner add_run_command(CLI::App& sub) {
       out = a->logits_only ? pio::TensorMap{{"logits", logits}} : trace.to_map();
     } else {
       std::unique_ptr<pio::PerceiverIO> model = pio::load_model_folder(a->model);
+      model->set_precision(precision(a->common));
       const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
       autograd::NoGradGuard no_grad;
       if (a->chunk_size > 0) {

@@ -59,6 +59,26 @@ TEST(HfCli, RunChunkedEqualsFull) {
   EXPECT_LE(testing::forward_ratio(got.at("logits"), fx.outputs.at("logits")), 1.0);
 }
 
+// --precision bf16: logits near the reference but not identical to fp32; a bad value is refused.
+TEST(HfCli, RunBf16PrecisionAndBadPrecision) {
+  testing::TempDir tmp;
+  testing::HfFixture fx = testing::load_hf_fixture("vision-perceiver-fourier");
+  const std::string dir = testing::make_hub_folder(fx, tmp.path + "/fourier");
+  const std::string out = tmp.path + "/bf16.safetensors";
+  const std::string base = "run --model " + dir + " --inputs " + fx.dir + "/inputs.safetensors --logits-only ";
+  CliResult r = run_cli(base + "--precision bf16 --outputs " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const Tensor got = io::load_safetensors(out).tensors.at("logits");
+  const Tensor& ref = fx.outputs.at("logits");
+  const double ratio = testing::forward_ratio(got, ref);
+  EXPECT_GT(ratio, 1.0) << "bf16 logits equal fp32 to 1e-4: the bf16 path did not run";
+  EXPECT_LE(testing::max_abs_diff(got, ref), 5e-2 * testing::max_abs(ref));
+  r = run_cli(base + "--precision fp8 --outputs " + out);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--precision"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fp8"), std::string::npos) << r.out;
+}
+
 TEST(HfCli, GradWritesLossAndEveryParameterGradient) {
   testing::TempDir tmp;
   for (const char* family : kFamilies) {
