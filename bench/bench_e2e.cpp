@@ -91,6 +91,8 @@ int run(int argc, char** argv) {
   app.add_option("--threads", threads, "threads (0: all)")->check(CLI::Range(0, 1024));
   app.add_option("--warmup", warmup, "untimed iterations")->check(CLI::Range(0, 1000000));
   app.add_option("--iters", iters, "timed iterations")->check(CLI::Range(1, 1000000));
+  bool checkpointing = false;
+  app.add_flag("--checkpointing", checkpointing, "train mode: activation checkpointing (recompute attention layers in backward)");
   app.add_option("--precision", precision, "f32, or bf16 (inference only)")->check(CLI::IsMember({"f32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
   check(precision == "f32" || mode == "infer",
@@ -114,6 +116,7 @@ int run(int argc, char** argv) {
   const bool train = mode == "train";
   r.module().train(train);
   r.module().set_precision(parse_precision(precision));
+  r.module().set_activation_checkpointing(checkpointing);
   std::unique_ptr<optim::Optimizer> opt;
   if (train) {
     optim::OptimizerOptions oo;
@@ -157,7 +160,8 @@ int run(int argc, char** argv) {
                         {"mean_ms", std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size()},
                         {"peak_rss_mib", peak_rss_bytes() / 1048576.0},
                         {"rss_after_load_mib", rss_after_load},
-                        {"precision", precision}};
+                        {"precision", precision},
+                        {"checkpointing", checkpointing}};
   if (train) res["loss_first"] = first_loss;
   std::printf("%s\n", res.dump().c_str());
   return 0;

@@ -82,6 +82,12 @@ MemoryStats memory_stats() {
   return p.stats;
 }
 
+void reset_peak_memory() {
+  Pool& p = pool();
+  std::lock_guard<std::mutex> lock(p.mu);
+  p.stats.peak_in_use = p.stats.bytes_in_use;
+}
+
 void release_cached_memory() {
   Pool& p = pool();
   std::lock_guard<std::mutex> lock(p.mu);

@@ -167,6 +167,15 @@ void Tensor::copy_from(const Tensor& src) {
   if (nbytes()) std::memmove(raw_data(), src.raw_data(), nbytes());
 }
 
+void Tensor::share_data(const Tensor& src) {
+  require_defined("share_data");
+  check(src.defined() && src.shape() == shape() && src.dtype() == dtype(), "[share_data] expected ",
+        dtype_name(dtype()), shape_str(shape()), ", got ",
+        src.defined() ? dtype_name(src.dtype()) + shape_str(src.shape()) : std::string("undefined"));
+  impl_->storage = src.impl_->storage;
+  impl_->offset_bytes = src.impl_->offset_bytes;
+}
+
 void Tensor::fill(float value) {
   float* p = data<float>();
   const int64_t n = numel();

@@ -74,6 +74,19 @@ void Module::set_precision(Precision p) {
   for (auto& [name, child] : children_) child->set_precision(p);
 }
 
+void Module::set_activation_checkpointing(bool on) {
+  checkpointing_ = on;
+  for (auto& [name, child] : children_) child->set_activation_checkpointing(on);
+}
+
+bool Module::any_parameter_requires_grad() const {
+  for (const auto& [name, t] : params_)
+    if (t.requires_grad()) return true;
+  for (const auto& [name, child] : children_)
+    if (child->any_parameter_requires_grad()) return true;
+  return false;
+}
+
 void Module::refresh_precision() {
   on_precision_changed();
   for (auto& [name, child] : children_) child->refresh_precision();

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "perceiver/autograd/checkpoint.h"
 #include "perceiver/autograd/functions.h"
 
 namespace perceiver::nn {
@@ -48,6 +49,14 @@ PerceiverLayer::PerceiverLayer(const PerceiverLayerConfig& config, Rng& rng)
 }
 
 Tensor PerceiverLayer::forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const {
+  if (!activation_checkpointing()) return forward_impl(x, y, key_mask, rng);
+  // keep x and y only; backward recomputes this layer (autograd/checkpoint.h)
+  return ag::checkpoint(
+      [this, key_mask](const std::vector<Tensor>& in, Rng* r) { return forward_impl(in[0], in[1], key_mask, r); },
+      {x, y}, rng, any_parameter_requires_grad());
+}
+
+Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const {
   const auto& c = config_;
   check(x.defined() && x.rank() == 3 && x.dim(2) == c.q_dim, "[PerceiverLayer] x must be (B, N, ",
         c.q_dim, "), got ", x.defined() ? shape_str(x.shape()) : "undefined");

@@ -39,6 +39,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   t.log_every = tr.get_int("log_every", t.log_every, 1, int64_t(1) << 40);
   t.checkpoint_every = tr.get_int("checkpoint_every", t.checkpoint_every, 0, int64_t(1) << 40);
   t.max_steps = tr.get_int("max_steps", t.max_steps, 0, int64_t(1) << 40);
+  t.activation_checkpointing = tr.get_bool("activation_checkpointing", t.activation_checkpointing);
   tr.finish();
 
   DataConfig& d = rc.data;
@@ -71,7 +72,7 @@ nlohmann::json RunConfig::to_json() const {
             {"constant_fraction", t.constant_fraction}, {"grad_clip", t.grad_clip},
             {"label_smoothing", t.label_smoothing}, {"seed", t.seed}, {"threads", t.threads},
             {"log_every", t.log_every}, {"checkpoint_every", t.checkpoint_every},
-            {"max_steps", t.max_steps}}},
+            {"max_steps", t.max_steps}, {"activation_checkpointing", t.activation_checkpointing}}},
           {"data",
            {{"dir", data.dir}, {"train_limit", data.train_limit}, {"test_limit", data.test_limit},
             {"max_shift", data.max_shift}, {"hflip", data.hflip}}}};

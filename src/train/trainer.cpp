@@ -38,10 +38,12 @@ void on_signal(int sig) {
 
 // The parts of a run config that must not change when a run is resumed (everything that
 // decides the sequence of updates); threads, logging, checkpoint cadence, max_steps, the
-// evaluation batch and the data location may change.
+// evaluation batch, activation checkpointing (same numbers, less memory) and the data location
+// may change.
 nlohmann::json resume_identity(const RunConfig& c) {
   nlohmann::json j = c.to_json();
-  for (const char* k : {"threads", "log_every", "checkpoint_every", "max_steps", "eval_batch_size"})
+  for (const char* k : {"threads", "log_every", "checkpoint_every", "max_steps", "eval_batch_size",
+                        "activation_checkpointing"})
     j["train"].erase(k);
   j["data"].erase("dir");
   return j;
@@ -155,6 +157,7 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   const int64_t h = train_set.images.dim(1), w = train_set.images.dim(2);
   std::unique_ptr<models::ImageClassifier> model_ptr = models::make_image_classifier(cfg.model, tc.seed);
   models::ImageClassifier& model = *model_ptr;
+  model.set_activation_checkpointing(tc.activation_checkpointing);
   check(model.image_size() == std::vector<int64_t>{h, w} && model.in_channels() == 1,
         "[train] model.image_size must be [", h, ", ", w, "] with in_channels 1 for this data, got ",
         shape_str(model.image_size()), " with in_channels ", model.in_channels());

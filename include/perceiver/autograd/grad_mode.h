@@ -18,4 +18,17 @@ class NoGradGuard {
   bool prev_;
 };
 
+// RAII: enables recording in a scope (activation checkpointing re-runs a forward with recording
+// inside a backward rule, which otherwise runs with recording off).
+class EnableGradGuard {
+ public:
+  EnableGradGuard() : prev_(grad_enabled()) { set_grad_enabled(true); }
+  ~EnableGradGuard() { set_grad_enabled(prev_); }
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
 }  // namespace perceiver::autograd

@@ -18,6 +18,7 @@ struct MemoryStats {
 void* storage_alloc(size_t bytes);  // never returns null (throws Error on OOM)
 void storage_free(void* ptr, size_t bytes);
 MemoryStats memory_stats();
+void reset_peak_memory();      // peak_in_use = bytes_in_use (measure the peak of one phase)
 void release_cached_memory();  // give cached blocks back (tests, end of program)
 
 // Peak resident set size of this process in bytes (VmHWM), 0 if unknown.

@@ -77,6 +77,9 @@ class Tensor {
 
   Tensor clone() const;              // deep copy of data (no autograd state)
   void copy_from(const Tensor& src);  // same shape and dtype required
+  // Rebinds this tensor (every handle of it) to src's data without copying; same shape and
+  // dtype required. Loading uses it so weights are not held twice.
+  void share_data(const Tensor& src);
   void fill(float value);
   std::vector<float> to_vector() const;
   bool same_storage(const Tensor& other) const;

@@ -46,6 +46,14 @@ class Module {
   Precision precision() const { return precision_; }
   void refresh_precision();  // re-derives every module's precision copies from its parameters
 
+  // Activation checkpointing in training (autograd/checkpoint.h): modules that support it
+  // (PerceiverLayer, ViTLayer) keep only their inputs and recompute their forward in backward.
+  // Set recursively; off by default.
+  void set_activation_checkpointing(bool on);
+  bool activation_checkpointing() const { return checkpointing_; }
+  // True when a parameter of this module or a child requires grad.
+  bool any_parameter_requires_grad() const;
+
  protected:
   // Registers a parameter (marks it requires_grad) and returns a handle sharing its data; the
   // module keeps that handle as a member. Visitors change parameter data in place (copy_from),
@@ -64,6 +72,7 @@ class Module {
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
   Precision precision_ = Precision::kF32;
+  bool checkpointing_ = false;
 };
 
 }  // namespace perceiver::nn

@@ -32,11 +32,14 @@ class PerceiverLayer : public Module {
  public:
   PerceiverLayer(const PerceiverLayerConfig& config, Rng& init_rng);
   // x (B, N, q_dim); y (B, M, kv_dim) for cross layers (ignored for self); key_mask (B, M)
-  // additive or undefined; rng drives dropout in training mode.
+  // additive or undefined; rng drives dropout in training mode. With activation checkpointing
+  // on (Module::set_activation_checkpointing) only x and y are kept for backward.
   Tensor forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const;
   const PerceiverLayerConfig& config() const { return config_; }
 
  private:
+  Tensor forward_impl(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const;
+
   PerceiverLayerConfig config_;
   std::shared_ptr<LayerNorm> layernorm1_, layernorm2_, layernorm_;
   std::shared_ptr<Linear> query_, key_, value_, out_, dense1_, dense2_;

@@ -29,6 +29,7 @@ struct TrainConfig {
   int64_t log_every = 50;          // steps between plain-text progress lines / metric records
   int64_t checkpoint_every = 0;    // steps between checkpoints (0: end of each epoch only)
   int64_t max_steps = 0;           // stop (as if interrupted) after this many total steps; 0 = off
+  bool activation_checkpointing = false;  // recompute attention layers in backward (less memory)
 };
 
 struct DataConfig {

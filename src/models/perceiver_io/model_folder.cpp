@@ -26,7 +26,8 @@ std::string find_weights_file(const std::string& dir) {
   throw_error("[model_folder] ", dir, ": expected model.safetensors or pytorch_model.bin, found neither");
 }
 
-void load_perceiver_state(PerceiverIO& model, const std::map<std::string, Tensor>& tensors, const std::string& what) {
+void load_perceiver_state(PerceiverIO& model, const std::map<std::string, Tensor>& tensors, const std::string& what,
+                          bool share_storage) {
   std::vector<std::string> missing, mismatched, unexpected;
   std::set<std::string> used;
   std::vector<nn::NamedTensor> state = model.state_dict();
@@ -56,7 +57,18 @@ void load_perceiver_state(PerceiverIO& model, const std::map<std::string, Tensor
     list("shape/dtype mismatch", mismatched);
     throw Error(msg);
   }
-  for (auto& [name, dst] : state) dst.copy_from(tensors.at(name));
+  // A tensor whose storage backs another entry too (tied weights in a torch zip) is copied, so
+  // that two parameters never alias one buffer.
+  auto aliased = [&](const Tensor& t) {
+    int users = 0;
+    for (const auto& [other_name, other] : tensors) users += other.same_storage(t);
+    return users > 1;
+  };
+  for (auto& [name, dst] : state) {
+    const Tensor& src = tensors.at(name);
+    if (share_storage && !aliased(src)) dst.share_data(src);
+    else dst.copy_from(src);
+  }
   model.refresh_precision();
 }
 
@@ -71,7 +83,7 @@ std::unique_ptr<PerceiverIO> load_model_folder(const std::string& dir) {
     nn::SkipInitGuard no_init;  // every parameter is overwritten by the strict load below
     model = create_perceiver_io(config);
   }
-  load_perceiver_state(*model, sd.tensors, weights);
+  load_perceiver_state(*model, sd.tensors, weights, /*share_storage=*/true);  // sd is dropped below
   model->train(false);
   return model;
 }

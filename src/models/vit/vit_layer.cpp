@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "perceiver/autograd/checkpoint.h"
 #include "perceiver/autograd/functions.h"
 
 namespace perceiver::models {
@@ -23,6 +24,12 @@ ViTLayer::ViTLayer(const ViTConfig& c, Rng& rng)
 }
 
 Tensor ViTLayer::forward(const Tensor& h, Rng* rng, Tensor* attention_output) const {
+  if (!activation_checkpointing() || attention_output != nullptr) return forward_impl(h, rng, attention_output);
+  return ag::checkpoint([this](const std::vector<Tensor>& in, Rng* r) { return forward_impl(in[0], r, nullptr); },
+                        {h}, rng, any_parameter_requires_grad());
+}
+
+Tensor ViTLayer::forward_impl(const Tensor& h, Rng* rng, Tensor* attention_output) const {
   const bool drop = is_training() && dropout_ > 0.0f;
   check(!drop || rng != nullptr, "[ViTLayer] dropout in training mode needs an Rng");
   check(!is_training() || attention_dropout_ == 0.0f, "[ViTLayer] attention_probs_dropout_prob = ",

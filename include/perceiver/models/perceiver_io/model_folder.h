@@ -16,9 +16,11 @@ namespace perceiver::models::perceiver_io {
 // naming both otherwise.
 std::string find_weights_file(const std::string& dir);
 
-// Copies a state dict (parameters and buffers, by HF name) into the model. Strict.
+// Copies a state dict (parameters and buffers, by HF name) into the model. Strict. With
+// share_storage the model's tensors take over the given tensors' data instead (no copy: for a
+// state dict read from a file and dropped afterwards, so the weights are held once).
 void load_perceiver_state(PerceiverIO& model, const std::map<std::string, Tensor>& tensors,
-                          const std::string& what);
+                          const std::string& what, bool share_storage = false);
 
 // Reads dir/config.json and the weights file; the model is returned in eval mode.
 std::unique_ptr<PerceiverIO> load_model_folder(const std::string& dir);

@@ -21,9 +21,12 @@ class ViTLayer : public nn::Module {
   // h (B, T, D) -> (B, T, D). When `attention_output` is given it receives the attention block's
   // output (after attention.output.dense, before the residual add). rng drives hidden dropout in
   // training mode (may be null when dropout is 0).
+  // With activation checkpointing on (and no attention_output requested) only h is kept.
   Tensor forward(const Tensor& h, Rng* rng = nullptr, Tensor* attention_output = nullptr) const;
 
  private:
+  Tensor forward_impl(const Tensor& h, Rng* rng, Tensor* attention_output) const;
+
   int heads_;
   float dropout_;
   float attention_dropout_;

@@ -1,0 +1,49 @@
+// ag::checkpoint: one tape node standing for a whole segment; its rule re-runs the segment with
+// recording on and calls autograd::backward on that inner graph (a nested, independent walk:
+// the inner nodes are released when it returns).
+#include "perceiver/autograd/checkpoint.h"
+
+#include <optional>
+
+#include "perceiver/autograd/grad_mode.h"
+#include "perceiver/autograd/tape.h"
+
+namespace perceiver::ag {
+
+Tensor checkpoint(const Segment& fn, const std::vector<Tensor>& inputs, Rng* rng,
+                  bool params_need_grad) {
+  bool inputs_need_grad = false;
+  for (const Tensor& t : inputs) inputs_need_grad |= t.defined() && t.requires_grad();
+  if (!autograd::grad_enabled() || !(inputs_need_grad || params_need_grad)) return fn(inputs, rng);
+
+  std::optional<Rng> rng_before;
+  if (rng != nullptr) rng_before = *rng;
+  Tensor y;
+  {
+    autograd::NoGradGuard no_grad;  // keep no intermediate of the segment
+    y = fn(inputs, rng);
+  }
+  autograd::record("checkpoint", inputs, {&y},
+                   [fn, inputs, rng_before](const std::vector<Tensor>& g) -> std::vector<Tensor> {
+                     // 1. recompute with recording on, from leaves that alias the inputs
+                     autograd::EnableGradGuard grad_on;
+                     std::vector<Tensor> leaves;
+                     leaves.reserve(inputs.size());
+                     for (const Tensor& t : inputs) {
+                       Tensor leaf = t.defined() ? t.detach() : Tensor();
+                       if (t.defined() && t.requires_grad()) leaf.set_requires_grad(true);
+                       leaves.push_back(leaf);
+                     }
+                     std::optional<Rng> replay = rng_before;
+                     Tensor out = fn(leaves, replay ? &*replay : nullptr);
+                     // 2. backward through the recomputed graph (parameters accumulate here)
+                     if (out.requires_grad() && g[0].defined()) autograd::backward(out, g[0]);
+                     std::vector<Tensor> grads;
+                     for (const Tensor& leaf : leaves)
+                       grads.push_back(leaf.defined() && leaf.requires_grad() ? leaf.grad() : Tensor());
+                     return grads;
+                   });
+  return y;
+}
+
+}  // namespace perceiver::ag
