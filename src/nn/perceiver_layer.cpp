@@ -4,9 +4,14 @@
 #include <cmath>
 
 #include "perceiver/autograd/checkpoint.h"
+#include "perceiver/autograd/chunked_kv_attention.h"
 #include "perceiver/autograd/functions.h"
 
 namespace perceiver::nn {
+
+// Inputs per chunk of the cross-attention K/V projection under activation checkpointing
+// (ag::chunked_kv_attention): 4,096 keeps a chunk's K and V at a few MiB (perf_notes.md item 4).
+constexpr int64_t kKvChunk = 4096;
 
 PerceiverLayerConfig resolve_layer_config(PerceiverLayerConfig c, bool cross_shape_kv) {
   check(c.q_dim > 0, "[PerceiverLayer] q_dim must be positive, got ", c.q_dim);
@@ -69,14 +74,23 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
 
   // xn = LN1(x); yn = LN2(y) for cross layers, xn for self layers
   Tensor xn = layernorm1_->forward(x);
-  Tensor yn = c.is_cross ? layernorm2_->forward(y) : xn;
   // Q = Linear_q(xn), K = Linear_k(yn), V = Linear_v(yn)
   Tensor q = query_->forward(xn);
-  Tensor k = key_->forward(yn);
-  Tensor v = value_->forward(yn);
   // context = softmax(Q K^T / sqrt(qk / H) + mask) V, heads = contiguous channel slices
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.qk_channels / c.num_heads));
-  Tensor context = ag::attention(q, k, v, c.num_heads, scale, key_mask, precision());
+  Tensor context;
+  if (c.is_cross && activation_checkpointing() && precision() == Precision::kF32 &&
+      y.dim(1) > kKvChunk) {
+    // the same, with LN2, K and V formed kKvChunk inputs at a time (never for all M inputs)
+    const ag::KvProjection p{layernorm2_->weight(), layernorm2_->bias(), layernorm2_->eps(),
+                             key_->weight(), key_->bias(), value_->weight(), value_->bias()};
+    context = ag::chunked_kv_attention(q, y, p, c.num_heads, scale, key_mask, kKvChunk);
+  } else {
+    Tensor yn = c.is_cross ? layernorm2_->forward(y) : xn;
+    Tensor k = key_->forward(yn);
+    Tensor v = value_->forward(yn);
+    context = ag::attention(q, k, v, c.num_heads, scale, key_mask, precision());
+  }
   // a = dense(context) [+ x]   (the residual uses the un-normalised query input)
   Tensor a = out_->forward(context);
   if (drop) a = ag::dropout(a, c.dropout, true, *rng);

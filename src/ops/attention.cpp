@@ -71,6 +71,19 @@ AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v, int he
   return r;
 }
 
+void attention_merge(AttentionOut& acc, const AttentionOut& blk, int heads) {
+  check(heads >= 1, "[attention_merge] heads must be >= 1, got ", heads);
+  check_f32_rank(acc.out, "acc.out", 3, "(B, N, H*Dv)");
+  check(acc.out.dim(2) % heads == 0, "[attention_merge] out width ", acc.out.dim(2),
+        " is not divisible by heads ", heads);
+  const int64_t batch = acc.out.dim(0), n = acc.out.dim(1), dv = acc.out.dim(2) / heads;
+  check_same_shape(blk.out, "blk.out", acc.out.shape());
+  check_same_shape(acc.lse, "acc.lse", {batch, heads, n});
+  check_same_shape(blk.lse, "blk.lse", {batch, heads, n});
+  cpu::attention_merge({batch, n, 0, heads, 0, dv}, acc.out.f32(), acc.lse.f32(), blk.out.f32(),
+                       blk.lse.f32());
+}
+
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
                                   const Tensor& v, const Tensor& out, const Tensor& lse,
                                   int heads, float scale, const Tensor& key_mask) {

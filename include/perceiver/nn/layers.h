@@ -31,6 +31,8 @@ class Linear : public Module {
   Tensor forward(const Tensor& x) const;  // (..., in) -> (..., out)
   int64_t in_features() const { return weight_.dim(1); }
   int64_t out_features() const { return weight_.dim(0); }
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
 
  protected:
   void on_precision_changed() override;
@@ -45,6 +47,9 @@ class LayerNorm : public Module {
  public:
   explicit LayerNorm(int64_t channels, float eps = 1e-5f);
   Tensor forward(const Tensor& x) const;
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+  float eps() const { return eps_; }
 
  private:
   Tensor weight_, bias_;

@@ -21,6 +21,11 @@ struct AttentionOut {
 AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
                        const Tensor& key_mask, Precision precision = Precision::kF32);
 
+// Folds an attention result over further keys into `acc` in place (log-sum-exp merge, see
+// cpu::attention_merge): afterwards acc is the attention over both key sets. acc.out, blk.out
+// (B, N, H*Dv); acc.lse, blk.lse (B, H, N). Start acc with out = 0 and lse = -inf.
+void attention_merge(AttentionOut& acc, const AttentionOut& blk, int heads);
+
 struct AttentionGrads {
   Tensor dq, dk, dv;
 };

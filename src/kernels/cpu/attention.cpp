@@ -194,6 +194,26 @@ void attention_forward_bf16(const AttentionShape& s, const uint16_t* q, const ui
   attention_forward_impl(s, q, k, v, mask, scale, out, lse, key_block);
 }
 
+void attention_merge(const AttentionShape& s, float* out, float* lse, const float* out_blk,
+                     const float* lse_blk) {
+  const int64_t vw = s.heads * s.dv;
+  for (int64_t b = 0; b < s.batch; ++b)
+    for (int64_t h = 0; h < s.heads; ++h)
+      for (int64_t i = 0; i < s.n; ++i) {
+        float& l = lse[(b * s.heads + h) * s.n + i];
+        const float lb = lse_blk[(b * s.heads + h) * s.n + i];
+        if (lb == kNegInf) continue;  // the new block adds nothing
+        float* o = out + (b * s.n + i) * vw + h * s.dv;
+        const float* ob = out_blk + (b * s.n + i) * vw + h * s.dv;
+        const float m = std::max(l, lb);
+        const float l_new = m + std::log(std::exp(l - m) + std::exp(lb - m));
+        const float wa = std::exp(l - l_new), wb = std::exp(lb - l_new);  // wa = 0 when l = -inf
+#pragma omp simd
+        for (int64_t c = 0; c < s.dv; ++c) o[c] = wa * o[c] + wb * ob[c];
+        l = l_new;
+      }
+}
+
 void attention_backward(const AttentionShape& s, const float* dout, const float* q,
                         const float* k, const float* v, const float* out, const float* lse,
                         const float* mask, float scale, float* dq, float* dk, float* dv,

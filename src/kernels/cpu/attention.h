@@ -27,6 +27,13 @@ void attention_forward_bf16(const AttentionShape& s, const uint16_t* q, const ui
                             const uint16_t* v, const float* mask, float scale, float* out,
                             float* lse, int64_t key_block = 0);
 
+// Folds the attention over another block of keys into a running result (log-sum-exp merge):
+// with (out, lse) over the keys so far and (out_blk, lse_blk) over the new keys, both for the
+// same queries, lse' = log(e^lse + e^lse_blk) and out' = e^{lse-lse'} out + e^{lse_blk-lse'}
+// out_blk. Layouts as attention_forward; -inf entries (no keys yet, all masked) merge exactly.
+void attention_merge(const AttentionShape& s, float* out, float* lse, const float* out_blk,
+                     const float* lse_blk);
+
 // Gradients of the forward above, recomputing P = exp(S*scale + mask - lse) block by block.
 void attention_backward(const AttentionShape& s, const float* dout, const float* q,
                         const float* k, const float* v, const float* out, const float* lse,
