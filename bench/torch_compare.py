@@ -530,6 +530,8 @@ class Harness:
                    str(threads), "--warmup", str(w), "--iters", str(n), "--outputs", str(outputs)]
             if impl == "cpp_bf16":
                 cmd += ["--precision", "bf16"]
+            if impl == "cpp_ckpt":
+                cmd += ["--checkpointing"]
             r = run_child(cmd, self.env(threads), self.args.timeout, d / tag)
             j = last_json_line(r["stdout"])
             if r["rc"] != 0 or j is None:
@@ -661,6 +663,8 @@ class Harness:
                     todo = [i for i in ("cpp", "torch_eager", "torch_compile") if i in impls]
                     if self.args.bf16 and mode == "infer":
                         todo += [i for i in ("cpp_bf16", "torch_bf16_autocast") if i in impls]
+                    if self.args.checkpointing and mode == "train":
+                        todo.insert(1, "cpp_ckpt")
                     for impl in todo:
                         rec, out = self.run_impl(case, mode, batch, threads, impl, inputs)
                         self.add_rates(rec, case, sample_shape)
@@ -679,11 +683,12 @@ class Harness:
                                              self.args.tol_bf16)
                             print_check(c)
                     if mode == "train":
-                        for impl in ("cpp", "torch_compile"):
+                        for impl in ("cpp", "cpp_ckpt", "torch_compile"):
                             if impl in recs and ref in recs:
                                 print_check(self.compare_loss(case, mode, batch, threads, recs[impl], recs[ref],
                                                               self.args.tol))
                     for cpp_impl, torch_impls in (("cpp", ("torch_eager", "torch_compile", "torch_bf16_autocast")),
+                                                  ("cpp_ckpt", ("torch_eager", "torch_compile")),
                                                   ("cpp_bf16", ("torch_bf16_autocast", "torch_eager", "torch_compile"))):
                         a = recs.get(cpp_impl)
                         if not a or a.get("median_ms") is None:
@@ -980,6 +985,8 @@ def main():
                     default=["cpp", "torch_eager", "torch_compile", "cpp_bf16", "torch_bf16_autocast"],
                     help="subset of cpp,torch_eager,torch_compile,cpp_bf16,torch_bf16_autocast")
     ap.add_argument("--bf16", action="store_true", help="add bf16 inference: torch autocast and bench_e2e --precision bf16")
+    ap.add_argument("--checkpointing", action="store_true",
+                    help="add a perceiver.cpp training run with activation checkpointing (bench_e2e --checkpointing)")
     ap.add_argument("--lm-train", action="store_true", help="config 3: also a training step at batch 1")
     ap.add_argument("--sweep-sizes", type=int_list, default=None,
                     help="config 4 input sizes M (default 1024,4096,16384,65536,200704 for 2d; 200000 last for 1d)")
