@@ -1,5 +1,6 @@
 // Training end to end on a tiny generated dataset: an interrupted + resumed run ends with
-// exactly the weights of an uninterrupted run; checkpoints are complete and validated.
+// exactly the weights of an uninterrupted run (its first part with activation checkpointing,
+// which must not change a single number); checkpoints are complete and validated.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -38,6 +39,7 @@ TEST(TrainResume, InterruptedPlusResumedEqualsUninterrupted) {
   opt.out_dir = tmp.path + "/split";
   train::RunConfig first = rc;
   first.train.max_steps = 3;  // stops mid-epoch, like Ctrl-C
+  first.train.activation_checkpointing = true;  // recomputes in backward: the same numbers
   train::TrainResult part = train::run_training(first, opt);
   EXPECT_TRUE(part.interrupted);
   EXPECT_EQ(part.steps, 3);
