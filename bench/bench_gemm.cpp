@@ -95,8 +95,9 @@ void run_gemm_bf16(benchmark::State& state, GemmProvider provider, const Shape& 
   const double gflops = flops * 1e-9 * double(state.iterations());
   state.counters["GFLOPS"] = benchmark::Counter(gflops, benchmark::Counter::kIsRate);
   state.counters["threads"] = perceiver::num_threads();
-  state.counters["pct_peak"] =
-      benchmark::Counter(gflops * 100.0 / g_peak.bf16_gflops, benchmark::Counter::kIsRate);
+  if (g_peak.bf16_gflops > 0)  // 0: built without AVX512-BF16, no bf16 peak to compare with
+    state.counters["pct_peak"] =
+        benchmark::Counter(gflops * 100.0 / g_peak.bf16_gflops, benchmark::Counter::kIsRate);
   if (provider == GemmProvider::kOneDNN)
     state.SetLabel(perceiver::cpu::gemm_bf16_impl(s.trans_a, s.trans_b, s.m, s.n, s.k));
 }

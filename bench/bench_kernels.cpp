@@ -126,8 +126,8 @@ void BM_attention_forward(benchmark::State& state) {
   }
   const double gflop = 4.0 * double(n) * double(m) * double(d) * double(heads) * 1e-9 * double(state.iterations());
   state.counters["GFLOPS"] = benchmark::Counter(gflop, benchmark::Counter::kIsRate);
-  state.counters["pct_peak"] = benchmark::Counter(
-      gflop * 100.0 / (bf16 ? g_peak.bf16_gflops : g_peak.f32_gflops), benchmark::Counter::kIsRate);
+  const double peak = bf16 ? g_peak.bf16_gflops : g_peak.f32_gflops;
+  if (peak > 0) state.counters["pct_peak"] = benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsRate);
 }
 
 }  // namespace

@@ -55,9 +55,16 @@ double best_rate(int threads, double flop_per_thread, Body body) {
   PERCEIVER_PEAK_ONE(op, 25) PERCEIVER_PEAK_ONE(op, 26) PERCEIVER_PEAK_ONE(op, 27)            \
   PERCEIVER_PEAK_ONE(op, 28) PERCEIVER_PEAK_ONE(op, 29) PERCEIVER_PEAK_ONE(op, 30)            \
   PERCEIVER_PEAK_ONE(op, 31)
+#define PERCEIVER_PEAK_Z(r) "vpxord %%zmm" #r ", %%zmm" #r ", %%zmm" #r "\n\t"
+// zero the operands and all accumulators first (no denormals left over from other code)
+#define PERCEIVER_PEAK_ZERO                                                                    \
+  "vxorps %%xmm0, %%xmm0, %%xmm0\n\tvxorps %%xmm1, %%xmm1, %%xmm1\n\t" PERCEIVER_PEAK_Z(16)    \
+  PERCEIVER_PEAK_Z(17) PERCEIVER_PEAK_Z(18) PERCEIVER_PEAK_Z(19) PERCEIVER_PEAK_Z(20)            \
+  PERCEIVER_PEAK_Z(21) PERCEIVER_PEAK_Z(22) PERCEIVER_PEAK_Z(23) PERCEIVER_PEAK_Z(24)            \
+  PERCEIVER_PEAK_Z(25) PERCEIVER_PEAK_Z(26) PERCEIVER_PEAK_Z(27) PERCEIVER_PEAK_Z(28)            \
+  PERCEIVER_PEAK_Z(29) PERCEIVER_PEAK_Z(30) PERCEIVER_PEAK_Z(31)
 #define PERCEIVER_PEAK_LOOP(op)                                                                \
-  __asm__ volatile("vxorps %%xmm0, %%xmm0, %%xmm0\n\t"                                       \
-                   "vxorps %%xmm1, %%xmm1, %%xmm1\n\t"                                       \
+  __asm__ volatile(PERCEIVER_PEAK_ZERO                                                        \
                    "1:\n\t" PERCEIVER_PEAK_16(op) "dec %0\n\tjnz 1b\n\t"                     \
                    : "+r"(trips)                                                              \
                    :                                                                          \
@@ -102,3 +109,5 @@ inline MachinePeak measure_machine_peak(int threads) {
 #undef PERCEIVER_PEAK_LOOP
 #undef PERCEIVER_PEAK_16
 #undef PERCEIVER_PEAK_ONE
+#undef PERCEIVER_PEAK_ZERO
+#undef PERCEIVER_PEAK_Z

@@ -61,10 +61,16 @@ void check_args(const Tensor& q, const Tensor& y, const KvProjection& p, int hea
         y.defined() ? shape_str(y.shape()) : "undefined");
   check(chunk >= 1, "[chunked_kv_attention] chunk must be >= 1, got ", chunk);
   check(heads >= 1, "[chunked_kv_attention] heads must be >= 1, got ", heads);
-  check(p.wk.defined() && p.wv.defined() && p.wk.rank() == 2 && p.wv.rank() == 2 &&
-            p.wk.dim(0) == q.dim(2),
-        "[chunked_kv_attention] key weight must be (", q.dim(2), ", C), got ",
-        p.wk.defined() ? shape_str(p.wk.shape()) : "undefined");
+  const int64_t c = y.dim(2);
+  auto shape_of = [](const Tensor& t) { return t.defined() ? shape_str(t.shape()) : std::string("undefined"); };
+  check(p.wk.defined() && p.wk.shape() == Shape({q.dim(2), c}), "[chunked_kv_attention] key weight must be (",
+        q.dim(2), ", ", c, "), got ", shape_of(p.wk));
+  check(p.wv.defined() && p.wv.rank() == 2 && p.wv.dim(1) == c && p.wv.dim(0) % heads == 0,
+        "[chunked_kv_attention] value weight must be (H*Dv, ", c, ") with H = ", heads, ", got ", shape_of(p.wv));
+  check(p.ln_weight.defined() && p.ln_weight.shape() == Shape({c}) && p.ln_bias.defined() &&
+            p.ln_bias.shape() == Shape({c}),
+        "[chunked_kv_attention] layer norm weight and bias must be (", c, "), got ", shape_of(p.ln_weight), " and ",
+        shape_of(p.ln_bias));
 }
 
 }  // namespace

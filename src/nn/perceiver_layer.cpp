@@ -9,10 +9,6 @@
 
 namespace perceiver::nn {
 
-// Inputs per chunk of the cross-attention K/V projection under activation checkpointing
-// (ag::chunked_kv_attention): 4,096 keeps a chunk's K and V at a few MiB (perf_notes.md item 4).
-constexpr int64_t kKvChunk = 4096;
-
 PerceiverLayerConfig resolve_layer_config(PerceiverLayerConfig c, bool cross_shape_kv) {
   check(c.q_dim > 0, "[PerceiverLayer] q_dim must be positive, got ", c.q_dim);
   if (!c.is_cross) c.kv_dim = c.q_dim;
@@ -54,7 +50,8 @@ PerceiverLayer::PerceiverLayer(const PerceiverLayerConfig& config, Rng& rng)
 }
 
 Tensor PerceiverLayer::forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const {
-  if (!activation_checkpointing()) return forward_impl(x, y, key_mask, rng);
+  // bf16 is inference-only: no checkpointing there, so a bf16 forward with gradients on throws here
+  if (!activation_checkpointing() || precision() == Precision::kBF16) return forward_impl(x, y, key_mask, rng);
   // keep x and y only; backward recomputes this layer (autograd/checkpoint.h)
   return ag::checkpoint(
       [this, key_mask](const std::vector<Tensor>& in, Rng* r) { return forward_impl(in[0], in[1], key_mask, r); },
@@ -80,11 +77,11 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.qk_channels / c.num_heads));
   Tensor context;
   if (c.is_cross && activation_checkpointing() && precision() == Precision::kF32 &&
-      y.dim(1) > kKvChunk) {
-    // the same, with LN2, K and V formed kKvChunk inputs at a time (never for all M inputs)
+      y.dim(1) > c.kv_chunk) {
+    // the same, with LN2, K and V formed c.kv_chunk inputs at a time (never for all M inputs)
     const ag::KvProjection p{layernorm2_->weight(), layernorm2_->bias(), layernorm2_->eps(),
                              key_->weight(), key_->bias(), value_->weight(), value_->bias()};
-    context = ag::chunked_kv_attention(q, y, p, c.num_heads, scale, key_mask, kKvChunk);
+    context = ag::chunked_kv_attention(q, y, p, c.num_heads, scale, key_mask, c.kv_chunk);
   } else {
     Tensor yn = c.is_cross ? layernorm2_->forward(y) : xn;
     Tensor k = key_->forward(yn);

@@ -131,7 +131,8 @@ TEST(Bf16Attention, MatchesDoubleAttentionOfRoundedOperands) {
   check_attention_bf16({2, 5, 37, 3, 7, 11, false}, 0, 100);
   check_attention_bf16({2, 9, 200, 2, 16, 8, true}, 16, 200);  // 13 key blocks, ragged last
   check_attention_bf16({1, 64, 300, 4, 32, 32, true}, 64, 300);
-  check_attention_bf16({3, 1, 50, 1, 5, 3, true}, 0, 400);     // rows split across threads
+  check_attention_bf16({3, 1, 50, 1, 5, 3, true}, 0, 400);     // one query per sample
+  check_attention_bf16({1, 64, 300, 1, 8, 8, true}, 0, 500);   // one (b, h): rows split over threads
 }
 
 TEST(Bf16Attention, DiffersFromF32AndIsRejectedUnderGrad) {

@@ -21,6 +21,8 @@ using Segment = std::function<Tensor(const std::vector<Tensor>& inputs, Rng* rng
 //   2. back-propagates the output gradient through that fresh graph: the parameters fn uses get
 //      their gradients added directly, the inputs' gradients are returned to the outer walk.
 // Peak memory of a stack of checkpointed segments is their inputs plus one segment's graph.
+// Unlike other nodes, the parameters' gradients are added while the outer walk runs (not at its
+// end), so a rule that throws later in that walk leaves them partly accumulated.
 // With recording off, or when neither an input nor a parameter of fn needs a gradient
 // (params_need_grad false), this is just fn(inputs, rng).
 Tensor checkpoint(const Segment& fn, const std::vector<Tensor>& inputs, Rng* rng,

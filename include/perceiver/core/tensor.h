@@ -78,7 +78,8 @@ class Tensor {
   Tensor clone() const;              // deep copy of data (no autograd state)
   void copy_from(const Tensor& src);  // same shape and dtype required
   // Rebinds this tensor (every handle of it) to src's data without copying; same shape and
-  // dtype required. Loading uses it so weights are not held twice.
+  // dtype required. Loading uses it so weights are not held twice. Views taken earlier
+  // (reshape, slice0, detach) are separate tensors and keep the old data.
   void share_data(const Tensor& src);
   void fill(float value);
   std::vector<float> to_vector() const;

@@ -23,6 +23,10 @@ struct PerceiverLayerConfig {
   float dropout = 0.0f;         // on the attention output and MLP output, before each residual
   float layer_norm_eps = 1e-5f;
   float init_std = 0.0f;        // Linear init: > 0 fixed std, <= 0 LeCun 1/sqrt(fan_in)
+  // Under activation checkpointing a cross layer over more than kv_chunk inputs forms LN2, K
+  // and V kv_chunk inputs at a time (ag::chunked_kv_attention); 4,096 keeps a chunk's K and V at
+  // a few MiB (perf_notes.md item 4).
+  int64_t kv_chunk = 4096;
 };
 
 // Resolves unset (0) qk/v widths with the HF rules (spec section 3) and validates the result.

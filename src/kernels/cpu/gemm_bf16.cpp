@@ -157,8 +157,10 @@ void gemm_via_f32(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
 void gemm_onednn_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                       const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb, float beta,
                       float* c, int64_t ldc) {
+  // One thread inside a parallel region too, so that the cache key and oneDNN's plan (made for
+  // the team size at creation) both say 1 thread: oneDNN runs nested calls on one thread.
   std::optional<OmpSingleThread> one;
-  if (detail::serial_gemm(m, n, k)) one.emplace();
+  if (detail::serial_gemm(m, n, k) || in_parallel_region()) one.emplace();
   const Matmul& mm = cached(make_key(ta, tb, m, n, k, alpha, lda, ldb, beta, ldc));
   if (mm.prim == nullptr) {
     gemm_via_f32(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

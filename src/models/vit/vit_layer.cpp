@@ -24,7 +24,8 @@ ViTLayer::ViTLayer(const ViTConfig& c, Rng& rng)
 }
 
 Tensor ViTLayer::forward(const Tensor& h, Rng* rng, Tensor* attention_output) const {
-  if (!activation_checkpointing() || attention_output != nullptr) return forward_impl(h, rng, attention_output);
+  if (!activation_checkpointing() || attention_output != nullptr || precision() == Precision::kBF16)
+    return forward_impl(h, rng, attention_output);
   return ag::checkpoint([this](const std::vector<Tensor>& in, Rng* r) { return forward_impl(in[0], r, nullptr); },
                         {h}, rng, any_parameter_requires_grad());
 }
