@@ -52,8 +52,10 @@ TEST(HfAutoencode, ChunkedEqualsUnchunkedAndTheReference) {
   for (const char* name : {"logits.audio", "logits.image", "logits.label"}) {
     ASSERT_TRUE(chunked.count(name) && whole.count(name)) << name;
     ASSERT_TRUE(testing::same_shape(chunked.at(name), full.at(name), name));
-    EXPECT_LE(testing::forward_ratio(chunked.at(name), full.at(name)), 0.01) << name;
-    EXPECT_LE(testing::forward_ratio(whole.at(name), full.at(name)), 0.01) << name;
+    // 0.05 = 5e-6 absolute: chunks of different row counts may take different GEMM kernels
+    // (matmul primitive vs dnnl_sgemm), which round differently
+    EXPECT_LE(testing::forward_ratio(chunked.at(name), full.at(name)), 0.05) << name;
+    EXPECT_LE(testing::forward_ratio(whole.at(name), full.at(name)), 0.05) << name;
   }
   EXPECT_EQ(chunked.at("logits.image").shape(), (Shape{2, 4 * 16 * 16, 3}));
   EXPECT_EQ(chunked.at("logits.audio").shape(), (Shape{2, 128}));

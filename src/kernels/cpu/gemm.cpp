@@ -1,4 +1,5 @@
-// Provider dispatch for the row-major GEMM: oneDNN dnnl_sgemm (default), OpenBLAS cblas_sgemm
+// Provider dispatch for the row-major GEMM: oneDNN (default: the matmul primitive for
+// latent-sized products, dnnl_sgemm otherwise), OpenBLAS cblas_sgemm
 // (thread count follows perceiver::num_threads()), or a plain loop nest (naive). GEMMs too
 // small to thread well run on one thread.
 #include "kernels/cpu/gemm.h"
@@ -12,6 +13,7 @@
 #include <optional>
 
 #include "kernels/cpu/gemm_common.h"
+#include "kernels/cpu/onednn_matmul.h"
 #include "perceiver/core/gemm_provider.h"
 #include "perceiver/core/parallel.h"
 
@@ -22,11 +24,25 @@ using detail::OmpSingleThread;
 using detail::scale_c;
 using detail::set_openblas_threads;
 
+// Which oneDNN call runs a GEMM. The matmul primitive runs latent-sized products up to ~30%
+// faster than dnnl_sgemm on 2 threads (512 x 1024 x 1024: 479 vs 368 GFLOP/s; equal or a few %
+// better on one thread), but dnnl_sgemm stays ahead for tall input projections (50,176 rows), and
+// on the Fashion-MNIST model's small, transposed-A backward GEMMs the primitive made a training
+// step ~10% slower (bench_train_step, docs/BENCHMARKS.md). So: the primitive only for
+// non-transposed A with every dimension in [256, 8192] rows.
+bool use_matmul_primitive(bool ta, int64_t m, int64_t n, int64_t k) {
+  return !ta && m >= 256 && m <= 8192 && n >= 256 && k >= 256;
+}
+
 void gemm_onednn(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                  int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
                  bool serial) {
+  // one thread inside a parallel region too: the matmul primitive is planned for the team size
   std::optional<OmpSingleThread> one;
-  if (serial) one.emplace();
+  if (serial || in_parallel_region()) one.emplace();
+  if (use_matmul_primitive(ta, m, n, k) && detail::onednn_matmul(detail::MatmulType::kF32, ta, tb, m, n, k, alpha,
+                                                   a, lda, b, ldb, beta, c, ldc))
+    return;
   const dnnl_status_t st =
       dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (st != dnnl_success) {  // internal invariant: ops/ validated every dimension
