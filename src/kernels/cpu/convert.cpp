@@ -11,7 +11,8 @@
 #include "kernels/cpu/simd_avx512.h"
 #endif
 
-namespace perceiver::cpu {
+// Compiled once per ISA variant (CMakeLists.txt, kernels/cpu/isa_dispatch.cpp).
+namespace perceiver::cpu::PERCEIVER_ISA {
 
 void f32_to_bf16(const float* x, uint16_t* y, int64_t n) {
 #if defined(__AVX512BF16__) && defined(__AVX512BW__)
@@ -34,4 +35,13 @@ void bf16_to_f32(const uint16_t* x, float* y, int64_t n) {
   }
 }
 
-}  // namespace perceiver::cpu
+// Whether this variant was compiled with AVX512-BF16 instructions (then the CPU must have them).
+bool variant_uses_avx512_bf16() {
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace perceiver::cpu::PERCEIVER_ISA

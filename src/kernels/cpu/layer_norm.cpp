@@ -9,7 +9,8 @@
 #include "kernels/cpu/simd_avx512.h"
 #include "perceiver/core/parallel.h"
 
-namespace perceiver::cpu {
+// Compiled once per ISA variant (CMakeLists.txt, kernels/cpu/isa_dispatch.cpp).
+namespace perceiver::cpu::PERCEIVER_ISA {
 namespace {
 
 constexpr int64_t kGrainElems = 1 << 15;  // elements per thread before splitting pays off
@@ -140,4 +141,4 @@ void layer_norm_backward(float* dx, float* dw, float* db, const float* dy, const
   }
 }
 
-}  // namespace perceiver::cpu
+}  // namespace perceiver::cpu::PERCEIVER_ISA

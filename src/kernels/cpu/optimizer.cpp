@@ -13,7 +13,8 @@
 #include "kernels/cpu/simd_avx512.h"
 #include "perceiver/core/parallel.h"
 
-namespace perceiver::cpu {
+// Compiled once per ISA variant (CMakeLists.txt, kernels/cpu/isa_dispatch.cpp).
+namespace perceiver::cpu::PERCEIVER_ISA {
 namespace {
 
 // Fixed block size: the unit of parallel work and of reduction partials (128 KiB of floats).
@@ -217,4 +218,4 @@ void scale_inplace(float* x, int64_t n, float s) {
   });
 }
 
-}  // namespace perceiver::cpu
+}  // namespace perceiver::cpu::PERCEIVER_ISA

@@ -1,0 +1,119 @@
+// Dispatchers for the kernels compiled per ISA (kernels/cpu/isa.h): each public
+// perceiver::cpu::<kernel> forwards to perceiver::cpu::avx512::<kernel> or ::generic::<kernel>.
+// The list below is the one place that names the dispatched kernels and their signatures.
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/convert.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/layer_norm.h"
+#include "kernels/cpu/optimizer.h"
+
+// X(return type, name, (parameters), (arguments))
+#define PERCEIVER_DISPATCHED_KERNELS(X)                                                              \
+  X(void, gelu_forward, (float* y, const float* x, int64_t n), (y, x, n))                           \
+  X(void, gelu_backward, (float* dx, const float* dy, const float* x, int64_t n), (dx, dy, x, n))   \
+  X(void, relu_forward, (float* y, const float* x, int64_t n), (y, x, n))                           \
+  X(void, relu_backward, (float* dx, const float* dy, const float* x, int64_t n), (dx, dy, x, n))   \
+  X(void, softmax_forward, (float* y, const float* x, int64_t rows, int64_t cols), (y, x, rows, cols)) \
+  X(void, softmax_backward, (float* dx, const float* dy, const float* y, int64_t rows, int64_t cols), \
+    (dx, dy, y, rows, cols))                                                                         \
+  X(float, softmax_row, (float* y, const float* x, int64_t cols), (y, x, cols))                     \
+  X(void, f32_to_bf16, (const float* x, uint16_t* y, int64_t n), (x, y, n))                         \
+  X(void, bf16_to_f32, (const uint16_t* x, float* y, int64_t n), (x, y, n))                         \
+  X(void, layer_norm_forward,                                                                       \
+    (float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,            \
+     int64_t rows, int64_t cols, float eps),                                                        \
+    (y, mean, rstd, x, w, b, rows, cols, eps))                                                      \
+  X(void, layer_norm_backward,                                                                      \
+    (float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,              \
+     const float* mean, const float* rstd, int64_t rows, int64_t cols),                             \
+    (dx, dw, db, dy, x, w, mean, rstd, rows, cols))                                                 \
+  X(void, adamw_update,                                                                             \
+    (float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,   \
+     float eps, float weight_decay, float bias_correction1, float bias_correction2),                \
+    (p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2))       \
+  X(LambNorms, lamb_moments,                                                                        \
+    (const float* p, const float* g, float* m, float* v, int64_t n, float beta1, float beta2,       \
+     float eps, float weight_decay, float bias_correction1, float bias_correction2),                \
+    (p, g, m, v, n, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2))           \
+  X(void, lamb_apply,                                                                               \
+    (float* p, const float* m, const float* v, int64_t n, float step_size, float eps,               \
+     float weight_decay, float bias_correction1, float bias_correction2),                           \
+    (p, m, v, n, step_size, eps, weight_decay, bias_correction1, bias_correction2))                 \
+  X(float, lamb_trust_ratio, (const LambNorms& norms), (norms))                                     \
+  X(double, sum_squares_f64, (const float* x, int64_t n), (x, n))                                   \
+  X(float, sum_squares, (const float* x, int64_t n), (x, n))                                        \
+  X(void, scale_inplace, (float* x, int64_t n, float s), (x, n, s))
+
+namespace perceiver::cpu {
+
+#define PERCEIVER_DECLARE_KERNEL(ret, name, params, args) ret name params;
+namespace generic {
+PERCEIVER_DISPATCHED_KERNELS(PERCEIVER_DECLARE_KERNEL)
+bool variant_uses_avx512_bf16();
+}  // namespace generic
+namespace avx512 {
+PERCEIVER_DISPATCHED_KERNELS(PERCEIVER_DECLARE_KERNEL)
+bool variant_uses_avx512_bf16();
+}  // namespace avx512
+
+namespace {
+
+bool detect_avx512() {
+  __builtin_cpu_init();
+  const bool base = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  return base && (!avx512::variant_uses_avx512_bf16() || __builtin_cpu_supports("avx512bf16"));
+}
+
+KernelIsa initial_isa() {
+  const bool avx512_ok = detect_avx512();
+  const char* env = std::getenv("PERCEIVER_ISA");
+  if (env != nullptr && *env != '\0') {
+    if (std::strcmp(env, "generic") == 0) return KernelIsa::kGeneric;
+    if (std::strcmp(env, "avx512") == 0) {
+      if (avx512_ok) return KernelIsa::kAvx512;
+      std::fprintf(stderr, "[isa] PERCEIVER_ISA=avx512 but this CPU lacks the AVX-512 features the "
+                           "variant was built for; using generic\n");
+      return KernelIsa::kGeneric;
+    }
+    // Read lazily from inside kernels, which must not throw: report and keep the default.
+    std::fprintf(stderr, "[isa] unknown PERCEIVER_ISA '%s', expected generic or avx512; using %s\n", env,
+                 avx512_ok ? "avx512" : "generic");
+  }
+  return avx512_ok ? KernelIsa::kAvx512 : KernelIsa::kGeneric;
+}
+
+std::atomic<KernelIsa>& isa_slot() {
+  static std::atomic<KernelIsa> slot{initial_isa()};
+  return slot;
+}
+
+}  // namespace
+
+KernelIsa kernel_isa() { return isa_slot().load(std::memory_order_relaxed); }
+
+bool cpu_supports_avx512_variant() {
+  static const bool ok = detect_avx512();
+  return ok;
+}
+
+bool set_kernel_isa(KernelIsa isa) {
+  if (isa == KernelIsa::kAvx512 && !cpu_supports_avx512_variant()) return false;
+  isa_slot().store(isa, std::memory_order_relaxed);
+  return true;
+}
+
+const char* kernel_isa_name(KernelIsa isa) { return isa == KernelIsa::kAvx512 ? "avx512" : "generic"; }
+
+#define PERCEIVER_DEFINE_DISPATCHER(ret, name, params, args)                          \
+  ret name params {                                                                   \
+    return kernel_isa() == KernelIsa::kAvx512 ? avx512::name args : generic::name args; \
+  }
+PERCEIVER_DISPATCHED_KERNELS(PERCEIVER_DEFINE_DISPATCHER)
+
+}  // namespace perceiver::cpu
