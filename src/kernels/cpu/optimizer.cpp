@@ -78,7 +78,8 @@ void adamw_range(float* p, const float* g, float* m, float* v, int64_t n, Moment
     const __m512 upd = _mm512_div_ps(_mm512_mul_ps(ss, mi), denom);
     store(p + i, _mm512_fmsub_ps(load(p + i, k), dec, upd), k);
   });
-#else
+#else  // the arrays never alias: let the compiler vectorise (AVX2 in the generic variant)
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i];
     const float mi = mo.beta1 * m[i] + mo.c1 * gi;
@@ -114,6 +115,8 @@ LambNorms lamb_moments_range(const float* p, const float* g, float* m, float* v,
   out.param_sq = _mm512_reduce_add_pd(_mm512_add_pd(p_lo, p_hi));
   out.update_sq = _mm512_reduce_add_pd(_mm512_add_pd(u_lo, u_hi));
 #else
+  double param_sq = 0, update_sq = 0;
+#pragma omp simd reduction(+ : param_sq, update_sq)
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i];
     const float mi = mo.beta1 * m[i] + mo.c1 * gi;
@@ -121,9 +124,11 @@ LambNorms lamb_moments_range(const float* p, const float* g, float* m, float* v,
     m[i] = mi;
     v[i] = vi;
     const float u = (mi * d.inv_bc1) / (std::sqrt(vi * d.inv_bc2) + d.eps) + d.wd * p[i];
-    out.param_sq += static_cast<double>(p[i]) * p[i];
-    out.update_sq += static_cast<double>(u) * u;
+    param_sq += static_cast<double>(p[i]) * p[i];
+    update_sq += static_cast<double>(u) * u;
   }
+  out.param_sq = param_sq;
+  out.update_sq = update_sq;
 #endif
   return out;
 }
@@ -138,6 +143,7 @@ void lamb_apply_range(float* p, const float* m, const float* v, int64_t n, float
     store(p + i, _mm512_fnmadd_ps(ss, u, pi), k);
   });
 #else
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float u = (m[i] * d.inv_bc1) / (std::sqrt(v[i] * d.inv_bc2) + d.eps) + d.wd * p[i];
     p[i] = p[i] - step_size * u;
