@@ -19,7 +19,8 @@
 #include "kernels/cpu/gemm.h"
 #include "perceiver/core/parallel.h"
 
-namespace perceiver::cpu {
+// Compiled once per ISA variant (CMakeLists.txt, kernels/cpu/isa_dispatch.cpp).
+namespace perceiver::cpu::PERCEIVER_ISA {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -270,4 +271,4 @@ void attention_backward(const AttentionShape& s, const float* dout, const float*
   });
 }
 
-}  // namespace perceiver::cpu
+}  // namespace perceiver::cpu::PERCEIVER_ISA

@@ -1,5 +1,5 @@
-// Run-time choice between the two compiled variants of the SIMD kernels (activation, convert,
-// layer_norm, optimizer; see CMakeLists.txt): `avx512` where the CPU has AVX-512 F/BW/DQ/VL (and
+// Run-time choice between the two compiled variants of the SIMD kernels (activation, attention,
+// convert, layer_norm, optimizer; see CMakeLists.txt): `avx512` where the CPU has AVX-512 F/BW/DQ/VL (and
 // AVX512-BF16 if that variant was compiled with it), `generic` (AVX2 at most) otherwise. The
 // environment variable PERCEIVER_ISA=generic|avx512 overrides the choice at first use (an
 // unsupported request falls back to generic with a message); tests switch with set_kernel_isa.

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/cpu/activation.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/layer_norm.h"
@@ -22,6 +23,23 @@
   X(void, softmax_backward, (float* dx, const float* dy, const float* y, int64_t rows, int64_t cols), \
     (dx, dy, y, rows, cols))                                                                         \
   X(float, softmax_row, (float* y, const float* x, int64_t cols), (y, x, cols))                     \
+  X(int64_t, attention_key_block, (int64_t rows), (rows))                                           \
+  X(void, attention_forward,                                                                        \
+    (const AttentionShape& s, const float* q, const float* k, const float* v, const float* mask,    \
+     float scale, float* out, float* lse, int64_t key_block),                                       \
+    (s, q, k, v, mask, scale, out, lse, key_block))                                                 \
+  X(void, attention_forward_bf16,                                                                   \
+    (const AttentionShape& s, const uint16_t* q, const uint16_t* k, const uint16_t* v,              \
+     const float* mask, float scale, float* out, float* lse, int64_t key_block),                    \
+    (s, q, k, v, mask, scale, out, lse, key_block))                                                 \
+  X(void, attention_merge,                                                                          \
+    (const AttentionShape& s, float* out, float* lse, const float* out_blk, const float* lse_blk),  \
+    (s, out, lse, out_blk, lse_blk))                                                                \
+  X(void, attention_backward,                                                                       \
+    (const AttentionShape& s, const float* dout, const float* q, const float* k, const float* v,     \
+     const float* out, const float* lse, const float* mask, float scale, float* dq, float* dk,      \
+     float* dv, int64_t key_block),                                                                 \
+    (s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block))                               \
   X(void, f32_to_bf16, (const float* x, uint16_t* y, int64_t n), (x, y, n))                         \
   X(void, bf16_to_f32, (const uint16_t* x, float* y, int64_t n), (x, y, n))                         \
   X(void, layer_norm_forward,                                                                       \
