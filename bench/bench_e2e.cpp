@@ -115,7 +115,10 @@ int run(int argc, char** argv) {
   const double rss_after_load = peak_rss_bytes() / 1048576.0;
   const bool train = mode == "train";
   r.module().train(train);
-  r.module().set_precision(parse_precision(precision));
+  if (precision == "bf16") {  // inference only: the Linear weights become bf16, fp32 memory returned
+    r.module().set_precision(Precision::kBF16, /*keep_f32_weights=*/false);
+    release_cached_memory();
+  }
   r.module().set_activation_checkpointing(checkpointing);
   std::unique_ptr<optim::Optimizer> opt;
   if (train) {
@@ -160,6 +163,7 @@ int run(int argc, char** argv) {
                         {"mean_ms", std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size()},
                         {"peak_rss_mib", peak_rss_bytes() / 1048576.0},
                         {"rss_after_load_mib", rss_after_load},
+                        {"rss_end_mib", current_rss_bytes() / 1048576.0},
                         {"precision", precision},
                         {"checkpointing", checkpointing}};
   if (train) res["loss_first"] = first_loss;

@@ -66,7 +66,7 @@ Runner add_autoencode_command(CLI::App& sub) {
   return [a]() {
     apply_common_options(a->common);
     std::unique_ptr<pio::PerceiverIO> model = load_task_model(a->model, {pio::PerceiverTask::kMultimodalAutoencoding}, "autoencode");
-    model->set_precision(precision(a->common));
+    apply_precision(*model, a->common);
     pio::TensorMap inputs;
     std::string ignored;
     for (auto& [name, t] : io::load_safetensors(a->inputs).tensors) {

@@ -144,7 +144,7 @@ Runner add_classify_command(CLI::App& sub) {
     std::vector<data::RgbImage> images;  // decode everything first: a bad file fails before the model loads
     for (const std::string& path : a->images) images.push_back(data::load_image_rgb(path));
     const Classifier classifier = arch.load(a->model);
-    classifier.module->set_precision(precision(a->common));
+    apply_precision(*classifier.module, a->common);
     check(classifier.required_size == 0 || (processor.do_resize && processor.size == classifier.required_size),
           "[classify] ", a->model, ": ", arch.name, " takes ", classifier.required_size, " x ", classifier.required_size,
           " images (config image_size), got a processor size of ", processor.size, "; set --size ",

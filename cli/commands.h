@@ -7,6 +7,7 @@
 #include <string>
 
 #include "perceiver/core/precision.h"
+#include "perceiver/nn/module.h"
 
 namespace perceiver::cli {
 
@@ -31,8 +32,11 @@ struct CommonOptions {
 };
 void add_common_options(CLI::App& sub, CommonOptions& o);
 void apply_common_options(const CommonOptions& o);
-// --precision f32|bf16 for the inference commands; precision() parses it.
+// --precision f32|bf16 for the inference commands; precision() parses it. apply_precision sets
+// it on a loaded model for inference only: in bf16 the Linear weights are replaced by bf16
+// copies and the released fp32 memory is given back to the system.
 void add_precision_option(CLI::App& sub, CommonOptions& o);
 Precision precision(const CommonOptions& o);
+void apply_precision(nn::Module& model, const CommonOptions& o);
 
 }  // namespace perceiver::cli

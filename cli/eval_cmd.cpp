@@ -25,7 +25,7 @@ Runner add_eval_command(CLI::App& sub) {
     apply_common_options(a->common);
     train::Checkpoint ckpt = train::read_checkpoint(a->checkpoint);
     auto model = train::model_from_checkpoint(ckpt, a->checkpoint);
-    model->set_precision(precision(a->common));
+    apply_precision(*model, a->common);
     const std::string dir = a->data_dir.empty() ? ckpt.config.data.dir : a->data_dir;
     data::Dataset test = data::load_fashion_mnist(dir, false);
     if (a->limit > 0 && a->limit < test.images.dim(0)) {

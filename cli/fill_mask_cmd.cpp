@@ -98,7 +98,7 @@ Runner add_fill_mask_command(CLI::App& sub) {
     apply_common_options(a->common);
     const std::vector<int32_t> content = masked_content(a->text, a->spans);
     std::unique_ptr<pio::PerceiverIO> model = load_task_model(a->model, {pio::PerceiverTask::kMaskedLM}, "fill-mask");
-    model->set_precision(precision(a->common));
+    apply_precision(*model, a->common);
     const int64_t vocab = model->config().vocab_size, max_len = model->config().max_position_embeddings;
     check(vocab == bt::kVocabSize, "[fill-mask] ", a->model, ": the byte tokenizer needs vocab_size ", bt::kVocabSize,
           ", got ", vocab);

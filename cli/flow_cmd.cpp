@@ -47,7 +47,7 @@ Runner add_flow_command(CLI::App& sub) {
     check(f1.height == f2.height && f1.width == f2.width, "[flow] the frames must have the same size, got ", f1.height,
           " x ", f1.width, " (", a->frame1, ") and ", f2.height, " x ", f2.width, " (", a->frame2, ")");
     std::unique_ptr<pio::PerceiverIO> model = load_task_model(a->model, {pio::PerceiverTask::kOpticalFlow}, "flow");
-    model->set_precision(precision(a->common));
+    apply_precision(*model, a->common);
     const int64_t th = model->config().train_size[0], tw = model->config().train_size[1];
     const size_t tiles = data::flow_tile_origins(f1.height, f1.width, th, tw, a->min_overlap).size();
     autograd::NoGradGuard no_grad;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "perceiver/core/allocator.h"
 #include "perceiver/core/error.h"
 #include "perceiver/core/gemm_provider.h"
 #include "perceiver/core/parallel.h"
@@ -29,6 +30,13 @@ void add_precision_option(CLI::App& sub, CommonOptions& o) {
 }
 
 Precision precision(const CommonOptions& o) { return parse_precision(o.precision); }
+
+void apply_precision(nn::Module& model, const CommonOptions& o) {
+  const Precision p = precision(o);
+  if (p == Precision::kF32) return;
+  model.set_precision(p, /*keep_f32_weights=*/false);
+  release_cached_memory();  // the fp32 weights just freed
+}
 
 void apply_common_options(const CommonOptions& o) {
   if (!o.gemm.empty()) set_gemm_provider(parse_gemm_provider(o.gemm));

@@ -31,7 +31,7 @@ Runner add_predict_command(CLI::App& sub) {
     apply_common_options(a->common);
     train::Checkpoint ckpt = train::read_checkpoint(a->checkpoint);
     auto model = train::model_from_checkpoint(ckpt, a->checkpoint);
-    model->set_precision(precision(a->common));
+    apply_precision(*model, a->common);
     const std::vector<int64_t> size = model->image_size();
     const int64_t num_classes = model->num_classes();
     check(size.size() == 2 && model->in_channels() == 1, "[predict] the model does not take 2-D grey images");

@@ -39,7 +39,7 @@ Runner add_run_command(CLI::App& sub) {
     if (is_vit_folder(a->model)) {
       check(a->chunk_size == 0, "[run] ", a->model, ": --chunk-size applies to Perceiver IO decoders, not to a ViT");
       std::unique_ptr<models::ViT> model = load_vit_folder(a->model);
-      model->set_precision(precision(a->common));
+      apply_precision(*model, a->common);
       const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
       const Tensor& pixels = vit_input(inputs, "pixel_values", a->inputs, "run");
       autograd::NoGradGuard no_grad;
@@ -48,7 +48,7 @@ Runner add_run_command(CLI::App& sub) {
       out = a->logits_only ? pio::TensorMap{{"logits", logits}} : trace.to_map();
     } else {
       std::unique_ptr<pio::PerceiverIO> model = pio::load_model_folder(a->model);
-      model->set_precision(precision(a->common));
+      apply_precision(*model, a->common);
       const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
       autograd::NoGradGuard no_grad;
       if (a->chunk_size > 0) {

@@ -100,19 +100,29 @@ void release_cached_memory() {
   }
 }
 
-size_t peak_rss_bytes() {
+namespace {
+
+// A "Vm...:  N kB" field of /proc/self/status in bytes, 0 if unknown.
+size_t proc_status_bytes(const char* field) {
   FILE* f = std::fopen("/proc/self/status", "r");
   if (f == nullptr) return 0;
+  const size_t len = std::strlen(field);
   char line[256];
   size_t kb = 0;
   while (std::fgets(line, sizeof(line), f)) {
-    if (std::strncmp(line, "VmHWM:", 6) == 0) {
-      kb = std::strtoull(line + 6, nullptr, 10);
+    if (std::strncmp(line, field, len) == 0) {
+      kb = std::strtoull(line + len, nullptr, 10);
       break;
     }
   }
   std::fclose(f);
   return kb * 1024;
 }
+
+}  // namespace
+
+size_t peak_rss_bytes() { return proc_status_bytes("VmHWM:"); }
+
+size_t current_rss_bytes() { return proc_status_bytes("VmRSS:"); }
 
 }  // namespace perceiver

@@ -176,6 +176,15 @@ void Tensor::share_data(const Tensor& src) {
   impl_->offset_bytes = src.impl_->offset_bytes;
 }
 
+void Tensor::assign(const Tensor& src) {
+  require_defined("assign");
+  check(src.defined(), "[assign] source tensor is undefined");
+  impl_->storage = src.impl_->storage;
+  impl_->offset_bytes = src.impl_->offset_bytes;
+  impl_->shape = src.impl_->shape;
+  impl_->dtype = src.impl_->dtype;
+}
+
 void Tensor::fill(float value) {
   float* p = data<float>();
   const int64_t n = numel();

@@ -42,7 +42,19 @@ Tensor Linear::forward(const Tensor& x) const {
 }
 
 void Linear::on_precision_changed() {
-  weight_bf16_ = precision() == Precision::kBF16 ? ops::to_bf16(weight_.detach()) : Tensor();
+  if (precision() == Precision::kF32) {
+    if (weight_.dtype() == DType::kBF16) weight_.assign(ops::to_f32(weight_.detach()));  // widen back
+    weight_bf16_ = Tensor();
+    return;
+  }
+  if (weight_.dtype() == DType::kBF16) {  // already stored in bf16
+    weight_bf16_ = weight_;
+  } else if (keeps_f32_weights()) {
+    weight_bf16_ = ops::to_bf16(weight_.detach());
+  } else {  // the parameter itself becomes bf16; the fp32 data is released
+    weight_.assign(ops::to_bf16(weight_.detach()));
+    weight_bf16_ = weight_;
+  }
 }
 
 LayerNorm::LayerNorm(int64_t channels, float eps) : eps_(eps) {

@@ -68,10 +68,11 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& tensors, const
   refresh_precision();
 }
 
-void Module::set_precision(Precision p) {
+void Module::set_precision(Precision p, bool keep_f32_weights) {
   precision_ = p;
+  keep_f32_weights_ = keep_f32_weights;
   on_precision_changed();
-  for (auto& [name, child] : children_) child->set_precision(p);
+  for (auto& [name, child] : children_) child->set_precision(p, keep_f32_weights);
 }
 
 void Module::set_activation_checkpointing(bool on) {

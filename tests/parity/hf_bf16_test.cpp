@@ -122,5 +122,39 @@ TEST(HfBf16, ReloadRefreshesBf16Copies) {
   EXPECT_LE(e.rel_rms, 2e-2) << "bf16 output does not follow the reloaded weights";
 }
 
+// Inference-only bf16 (keep_f32_weights = false, what the CLI uses): the Linear weight
+// parameters themselves become bfloat16, the logits equal those of the copy mode bit for bit,
+// loading fp32 weights into them is refused, and switching back to f32 widens them.
+TEST(HfBf16, ReplacingWeightsEqualsCopyMode) {
+  const testing::HfFixture fx = testing::load_hf_fixture("vit");
+  const auto state = io::load_safetensors(fx.dir + "/model.safetensors").tensors;
+  std::unique_ptr<models::ViT> model = models::make_vit_from_hf(fx.meta, state, "vit fixture");
+  const Tensor& pixels = fx.inputs.at("pixel_values");
+  autograd::NoGradGuard no_grad;
+  model->set_precision(Precision::kBF16);
+  const Tensor copy_mode = model->forward_pixels(pixels);
+  model->set_precision(Precision::kF32);
+  const Tensor f32 = model->forward_pixels(pixels);
+  model->set_precision(Precision::kBF16, /*keep_f32_weights=*/false);
+  int bf16_params = 0;
+  model->visit_parameters([&](const std::string& name, Tensor& p) {
+    bf16_params += p.dtype() == DType::kBF16;
+    if (p.dtype() == DType::kBF16) EXPECT_NE(name.find("weight"), std::string::npos) << name;
+  });
+  EXPECT_GE(bf16_params, 6) << "the Linear weights were not replaced";
+  EXPECT_EQ(model->forward_pixels(pixels).to_vector(), copy_mode.to_vector());
+  try {
+    model->load_state_dict(state, "fp32 weights");
+    ADD_FAILURE() << "loading fp32 weights into bf16 parameters must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bfloat16"), std::string::npos) << e.what();
+  }
+  model->set_precision(Precision::kF32);
+  model->visit_parameters([](const std::string& name, Tensor& p) { EXPECT_EQ(p.dtype(), DType::kF32) << name; });
+  const ErrorStats e = error_stats(model->forward_pixels(pixels), f32);
+  EXPECT_GT(e.rel_rms, 0.0) << "widened bf16 weights cannot equal the fp32 originals";
+  EXPECT_LE(e.rel_rms, 2e-2);
+}
+
 }  // namespace
 }  // namespace perceiver

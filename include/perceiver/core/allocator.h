@@ -23,5 +23,7 @@ void release_cached_memory();  // give cached blocks back (tests, end of program
 
 // Peak resident set size of this process in bytes (VmHWM), 0 if unknown.
 size_t peak_rss_bytes();
+// Current resident set size (VmRSS), 0 if unknown.
+size_t current_rss_bytes();
 
 }  // namespace perceiver

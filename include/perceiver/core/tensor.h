@@ -81,6 +81,9 @@ class Tensor {
   // dtype required. Loading uses it so weights are not held twice. Views taken earlier
   // (reshape, slice0, detach) are separate tensors and keep the old data.
   void share_data(const Tensor& src);
+  // Rebinds this tensor (every handle of it) to src's data, shape and dtype, without copying;
+  // autograd state is kept. Used to store a parameter in another dtype in place.
+  void assign(const Tensor& src);
   void fill(float value);
   std::vector<float> to_vector() const;
   bool same_storage(const Tensor& other) const;

@@ -37,12 +37,16 @@ class Module {
   void train(bool on = true);  // sets the mode recursively (dropout, augment-only paths)
   bool is_training() const { return training_; }
 
-  // Inference precision of this module and its children (core/precision.h). kBF16 makes every
-  // Linear keep a bf16 copy of its weight beside the fp32 parameter (which loading, saving and
-  // optimizers keep using) and runs attention in bf16; kF32 drops the copies. The copies are a
-  // snapshot: load_state_dict refreshes them, and code that writes parameters some other way
-  // calls refresh_precision(). Forward passes in bf16 with gradients on throw.
-  void set_precision(Precision p);
+  // Inference precision of this module and its children (core/precision.h). kBF16 runs every
+  // Linear and attention in bf16. With keep_f32_weights (default) each Linear keeps a bf16 copy
+  // of its weight beside the fp32 parameter (which loading, saving and optimizers keep using;
+  // switching back to kF32 restores the exact fp32 model); without it the weight parameters
+  // themselves become bfloat16 (half the memory: for inference-only runs; switching back to
+  // kF32 widens them, the rounding stays, and loading fp32 weights into them is refused). The
+  // copies are a snapshot: load_state_dict refreshes them, and code that writes parameters some
+  // other way calls refresh_precision(). Forward passes in bf16 with gradients on throw.
+  void set_precision(Precision p, bool keep_f32_weights = true);
+  bool keeps_f32_weights() const { return keep_f32_weights_; }
   Precision precision() const { return precision_; }
   void refresh_precision();  // re-derives every module's precision copies from its parameters
 
@@ -72,6 +76,7 @@ class Module {
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
   Precision precision_ = Precision::kF32;
+  bool keep_f32_weights_ = true;
   bool checkpointing_ = false;
 };
 
