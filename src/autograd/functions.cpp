@@ -13,6 +13,7 @@
 #include "perceiver/ops/linear.h"
 #include "perceiver/ops/loss.h"
 #include "perceiver/ops/reduce.h"
+#include "perceiver/ops/tokens.h"
 
 namespace perceiver::ag {
 
@@ -162,6 +163,49 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, f
            });
   }
   return out.out;
+}
+
+Tensor concat_tokens(const std::vector<Tensor>& xs) {
+  Tensor y = ops::concat_tokens(xs);
+  if (xs.size() == 1) return y;  // the input itself
+  bool rec = false;
+  for (const Tensor& x : xs) rec = rec || should_record({&x});
+  if (rec) {
+    std::vector<int64_t> sizes;
+    for (const Tensor& x : xs) sizes.push_back(x.dim(1));
+    record("concat_tokens", xs, {&y}, [sizes](const Grads& g) -> Grads {
+      Grads out;  // each input's rows of dy
+      int64_t start = 0;
+      for (int64_t n : sizes) {
+        out.push_back(ops::slice_tokens(g[0], start, n));
+        start += n;
+      }
+      return out;
+    });
+  }
+  return y;
+}
+
+Tensor slice_tokens(const Tensor& x, int64_t start, int64_t len) {
+  Tensor y = ops::slice_tokens(x, start, len);
+  if (should_record({&x})) {
+    const Shape xs = x.shape();
+    record("slice_tokens", {x}, {&y}, [xs, start](const Grads& g) -> Grads {
+      return {ops::slice_tokens_backward(g[0], xs, start)};
+    });
+  }
+  return y;
+}
+
+Tensor gather_tokens(const Tensor& x, const std::vector<int64_t>& idx) {
+  Tensor y = ops::gather_tokens(x, idx);
+  if (should_record({&x})) {
+    const Shape xs = x.shape();
+    record("gather_tokens", {x}, {&y}, [xs, idx](const Grads& g) -> Grads {
+      return {ops::gather_tokens_backward(g[0], xs, idx)};
+    });
+  }
+  return y;
 }
 
 Tensor dropout(const Tensor& x, float p, bool training, Rng& rng) {

@@ -7,6 +7,8 @@
 #include "perceiver/core/random.h"
 #include "perceiver/core/tensor.h"
 
+#include <vector>
+
 namespace perceiver::ag {
 
 // x w^T + b. A bfloat16 w (inference, see core/precision.h) is rejected when gradients are on.
@@ -26,6 +28,10 @@ Tensor embedding(const Tensor& indices, const Tensor& table);
 // Precision::kBF16 is inference-only: rejected when gradients are on.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
                  const Tensor& key_mask, Precision precision = Precision::kF32);
+// Token axis (axis 1) of (B, T, ...) arrays, see ops/tokens.h.
+Tensor concat_tokens(const std::vector<Tensor>& xs);
+Tensor slice_tokens(const Tensor& x, int64_t start, int64_t len);
+Tensor gather_tokens(const Tensor& x, const std::vector<int64_t>& idx);  // backward scatter-adds
 // Inverted dropout; identity when !training or p == 0.
 Tensor dropout(const Tensor& x, float p, bool training, Rng& rng);
 // Scalar losses ('mean' reduction).

@@ -116,7 +116,7 @@ Tensor ClassificationDecoder::forward(const Tensor& query, const Tensor& latents
                                       const EncoderState&) const {
   // logits = self.decoder(query, z).logits[:, 0, :]                               (B, K)
   Tensor out = decoder_->decode(query, latents);  // (B, 1, K)
-  return ag::reshape(out.dim(1) == 1 ? out : slice_tokens(out, 0, 1), {out.dim(0), out.dim(2)});
+  return ag::reshape(out.dim(1) == 1 ? out : ag::slice_tokens(out, 0, 1), {out.dim(0), out.dim(2)});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ int64_t OpticalFlowDecoder::num_outputs(const std::string&, const EncoderState& 
 Tensor OpticalFlowDecoder::query(const EncoderState& state, const OutputPoints& points) const {
   // decoder_query returns the preprocessed inputs themselves                      (B, M, C)
   if (points.find("") == points.end()) return state.inputs;
-  return gather_tokens(state.inputs, selected_points(points, "", state.inputs.dim(1), "optical_flow_decoder"));
+  return ag::gather_tokens(state.inputs, selected_points(points, "", state.inputs.dim(1), "optical_flow_decoder"));
 }
 
 Tensor OpticalFlowDecoder::to_image(const Tensor& flat) const {
@@ -208,7 +208,7 @@ Tensor MultimodalDecoder::query(const EncoderState& state, const OutputPoints& p
     parts.push_back(q);  // (B, O_m, Cq)
   }
   check(!parts.empty(), "[multimodal_decoder] no output points selected");
-  return concat_tokens(parts);  // (B, O, Cq)
+  return ag::concat_tokens(parts);  // (B, O, Cq)
 }
 
 Tensor MultimodalDecoder::forward(const Tensor& query, const Tensor& latents, const OutputPoints&,

@@ -363,7 +363,7 @@ TensorMap PerceiverIO::decode_chunked(const EncoderState& state, int64_t chunk_s
     for (auto& [name, t] : decode(state, points)) pieces[name].push_back(t);
   }
   TensorMap out;
-  for (auto& [name, parts] : pieces) out[name] = concat_tokens(parts);
+  for (auto& [name, parts] : pieces) out[name] = ag::concat_tokens(parts);
   if (config_.task == PerceiverTask::kOpticalFlow)
     out["logits"] = static_cast<const OpticalFlowDecoder&>(dec).to_image(out["logits"]);
   return out;

@@ -12,7 +12,7 @@ ClassificationPostprocessor::ClassificationPostprocessor(int64_t in_channels, in
 
 Tensor ClassificationPostprocessor::forward(const Tensor& x) const {
   // logits = self.classifier(inputs); return logits[:, 0, :]                     (B, K)
-  Tensor logits = classifier_->forward(x.dim(1) == 1 ? x : slice_tokens(x, 0, 1));
+  Tensor logits = classifier_->forward(x.dim(1) == 1 ? x : ag::slice_tokens(x, 0, 1));
   return ag::reshape(logits, {logits.dim(0), logits.dim(2)});
 }
 
@@ -45,7 +45,7 @@ TensorMap MultimodalPostprocessor::forward(const Tensor& x, const ModalitySizes&
     auto it = modalities_.find(m);
     check(it != modalities_.end(), "[multimodal_postprocessor] no postprocessor for modality '", m, "'");
     const bool whole = start == 0 && n == x.dim(1);
-    out["logits." + m] = it->second->forward(whole ? x : slice_tokens(x, start, n));
+    out["logits." + m] = it->second->forward(whole ? x : ag::slice_tokens(x, start, n));
     start += n;
   }
   check(start == x.dim(1), "[multimodal_postprocessor] modality sizes add up to ", start,

@@ -325,7 +325,7 @@ Preprocessed MultimodalPreprocessor::forward(const TensorMap& inputs, Rng* rng) 
     parts.push_back(x);
   }
   // final_inputs = cat(padded, dim=1)                                              (B, M, C)
-  out.inputs = concat_tokens(parts);
+  out.inputs = ag::concat_tokens(parts);
   return out;
 }
 

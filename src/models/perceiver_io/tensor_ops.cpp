@@ -1,5 +1,5 @@
-// Token-axis helpers and raw-input layout moves for the Perceiver IO models, with their
-// gradient rules recorded on the tape (same convention as src/autograd/functions.cpp).
+// Perceiver IO helpers beyond the shared ag:: set (row lookups, row broadcast, division, NCHW to
+// tokens) and raw-input layout moves, with their gradient rules recorded on the tape.
 #include "perceiver/models/perceiver_io/tensor_ops.h"
 
 #include <cstring>
@@ -13,121 +13,6 @@ namespace perceiver::models::perceiver_io {
 using autograd::record;
 using autograd::should_record;
 using Grads = std::vector<Tensor>;
-
-namespace {
-
-// x viewed as (outer = dim0, tokens = dim1, inner = product of the rest).
-int64_t inner_size(const Tensor& x) {
-  int64_t n = 1;
-  for (int i = 2; i < x.rank(); ++i) n *= x.dim(i);
-  return n;
-}
-
-void expect_tokens(const char* op, const Tensor& x) {
-  check(x.defined() && x.dtype() == DType::kF32 && x.rank() >= 2, "[", op,
-        "] expected a float32 tensor (B, T, ...), got ",
-        x.defined() ? dtype_name(x.dtype()) + shape_str(x.shape()) : std::string("undefined"));
-}
-
-}  // namespace
-
-Tensor concat_tokens(const std::vector<Tensor>& xs) {
-  check(!xs.empty(), "[concat_tokens] needs at least one tensor");
-  for (const Tensor& x : xs) expect_tokens("concat_tokens", x);
-  if (xs.size() == 1) return xs[0];
-  Shape shape = xs[0].shape();
-  int64_t total = 0;
-  for (const Tensor& x : xs) {
-    Shape a = x.shape(), b = shape;
-    a[1] = b[1] = 0;
-    check(a == b, "[concat_tokens] expected shapes that differ only in axis 1, got ",
-          shape_str(xs[0].shape()), " and ", shape_str(x.shape()));
-    total += x.dim(1);
-  }
-  shape[1] = total;
-  Tensor y = Tensor::empty(shape);
-  const int64_t outer = shape[0], inner = inner_size(xs[0]);
-  float* dst = y.f32();
-  for (int64_t b = 0; b < outer; ++b) {
-    for (const Tensor& x : xs) {
-      const int64_t n = x.dim(1) * inner;
-      std::memcpy(dst, x.f32() + b * n, static_cast<size_t>(n) * sizeof(float));
-      dst += n;
-    }
-  }
-  bool rec = false;
-  for (const Tensor& x : xs) rec = rec || should_record({&x});
-  if (rec) {
-    std::vector<int64_t> sizes;
-    for (const Tensor& x : xs) sizes.push_back(x.dim(1));
-    record("concat_tokens", xs, {&y}, [sizes](const Grads& g) -> Grads {
-      Grads out;
-      int64_t start = 0;
-      for (int64_t n : sizes) {
-        out.push_back(slice_tokens(g[0], start, n));
-        start += n;
-      }
-      return out;
-    });
-  }
-  return y;
-}
-
-Tensor slice_tokens(const Tensor& x, int64_t start, int64_t len) {
-  expect_tokens("slice_tokens", x);
-  check(start >= 0 && len >= 1 && start + len <= x.dim(1), "[slice_tokens] rows [", start, ", ",
-        start + len, ") are outside axis 1 of ", shape_str(x.shape()));
-  Shape shape = x.shape();
-  shape[1] = len;
-  Tensor y = Tensor::empty(shape);
-  const int64_t outer = x.dim(0), t = x.dim(1), inner = inner_size(x);
-  for (int64_t b = 0; b < outer; ++b)
-    std::memcpy(y.f32() + b * len * inner, x.f32() + (b * t + start) * inner,
-                static_cast<size_t>(len * inner) * sizeof(float));
-  if (should_record({&x})) {
-    const Shape xs = x.shape();
-    record("slice_tokens", {x}, {&y}, [xs, start, len](const Grads& g) -> Grads {
-      Tensor dx = Tensor::zeros(xs);
-      const int64_t inner2 = shape_numel(xs) / (xs[0] * xs[1]);
-      for (int64_t b = 0; b < xs[0]; ++b)
-        std::memcpy(dx.f32() + (b * xs[1] + start) * inner2, g[0].f32() + b * len * inner2,
-                    static_cast<size_t>(len * inner2) * sizeof(float));
-      return {dx};
-    });
-  }
-  return y;
-}
-
-Tensor gather_tokens(const Tensor& x, const std::vector<int64_t>& idx) {
-  expect_tokens("gather_tokens", x);
-  check(!idx.empty(), "[gather_tokens] needs at least one index");
-  const int64_t outer = x.dim(0), t = x.dim(1), inner = inner_size(x), n = static_cast<int64_t>(idx.size());
-  for (int64_t i : idx)
-    check(i >= 0 && i < t, "[gather_tokens] index ", i, " is outside [0, ", t, ")");
-  Shape shape = x.shape();
-  shape[1] = n;
-  Tensor y = Tensor::empty(shape);
-  for (int64_t b = 0; b < outer; ++b)
-    for (int64_t j = 0; j < n; ++j)
-      std::memcpy(y.f32() + (b * n + j) * inner, x.f32() + (b * t + idx[j]) * inner,
-                  static_cast<size_t>(inner) * sizeof(float));
-  if (should_record({&x})) {
-    const Shape xs = x.shape();
-    record("gather_tokens", {x}, {&y}, [xs, idx](const Grads& g) -> Grads {
-      Tensor dx = Tensor::zeros(xs);
-      const int64_t t2 = xs[1], inner2 = shape_numel(xs) / (xs[0] * xs[1]);
-      const int64_t n2 = static_cast<int64_t>(idx.size());
-      for (int64_t b = 0; b < xs[0]; ++b)
-        for (int64_t j = 0; j < n2; ++j) {
-          float* d = dx.f32() + (b * t2 + idx[j]) * inner2;
-          const float* s = g[0].f32() + (b * n2 + j) * inner2;
-          for (int64_t c = 0; c < inner2; ++c) d[c] += s[c];
-        }
-      return {dx};
-    });
-  }
-  return y;
-}
 
 Tensor gather_rows(const Tensor& table, const std::vector<int64_t>& idx) {
   check(table.defined() && table.rank() == 2, "[gather_rows] table must be (T, C), got ",

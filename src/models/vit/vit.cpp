@@ -9,14 +9,10 @@
 #include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/functions_conv.h"
 #include "perceiver/autograd/functions_interpolate.h"
-#include "perceiver/models/perceiver_io/tensor_ops.h"
 
 namespace perceiver::models {
 
 namespace {
-
-using perceiver_io::concat_tokens;
-using perceiver_io::slice_tokens;
 
 // k same-shape tensors -> (k, ...), a plain copy (trace output, no autograd).
 Tensor stack_copy(const std::vector<Tensor>& xs) {
@@ -70,15 +66,15 @@ Tensor ViT::position_embeddings(int64_t grid_h, int64_t grid_w) const {
   check(grid_h >= 1 && grid_w >= 1, "[ViT] patch grid must be at least 1 x 1, got ", grid_h, " x ", grid_w);
   if (grid_h == h0 && grid_w == w0) return ag::reshape(position_table_, {1 + h0 * w0, d});
   // HF interpolate_pos_encoding: class_pos_embed = position_embeddings[:, :1]
-  Tensor class_pos = slice_tokens(position_table_, 0, 1);                 // (1, 1, D)
+  Tensor class_pos = ag::slice_tokens(position_table_, 0, 1);                 // (1, 1, D)
   // patch_pos_embed = position_embeddings[:, 1:].reshape(1, h0, w0, D).permute(0, 3, 1, 2)
-  Tensor grid = ag::tokens_to_channels_first(slice_tokens(position_table_, 1, h0 * w0), h0, w0);
+  Tensor grid = ag::tokens_to_channels_first(ag::slice_tokens(position_table_, 1, h0 * w0), h0, w0);
   // nn.functional.interpolate(size=(new_height, new_width), mode="bicubic", align_corners=False)
   grid = ag::interpolate_bicubic(grid, grid_h, grid_w, false);            // (1, D, gh, gw)
   // .permute(0, 2, 3, 1).view(1, -1, D)
   Tensor patch_pos = ag::channels_last_tokens(grid);                      // (1, gh * gw, D)
   // torch.cat((class_pos_embed, patch_pos_embed), dim=1)
-  return ag::reshape(concat_tokens({class_pos, patch_pos}), {1 + grid_h * grid_w, d});
+  return ag::reshape(ag::concat_tokens({class_pos, patch_pos}), {1 + grid_h * grid_w, d});
 }
 
 Tensor ViT::forward_pixels(const Tensor& pixel_values, ViTTrace* trace, Rng* rng) const {
@@ -100,7 +96,7 @@ Tensor ViT::forward_pixels(const Tensor& pixel_values, ViTTrace* trace, Rng* rng
   // .flatten(2).transpose(1, 2): patches row-major over the grid                      (B, N, D)
   Tensor patches = ag::channels_last_tokens(x);
   // ViTEmbeddings: torch.cat((cls_token.expand(B, -1, -1), embeddings), dim=1)         (B, 1 + N, D)
-  Tensor h = concat_tokens({ag::expand_leading(ag::reshape(cls_token_, {1, d}), b), patches});
+  Tensor h = ag::concat_tokens({ag::expand_leading(ag::reshape(cls_token_, {1, d}), b), patches});
   // embeddings + position_embeddings (interpolate_pos_encoding when the grid differs)
   h = ag::add(h, position_embeddings(gh, gw));
   // dropout(embeddings)
@@ -121,7 +117,7 @@ Tensor ViT::forward_pixels(const Tensor& pixel_values, ViTTrace* trace, Rng* rng
   // ViTModel: sequence_output = layernorm(encoder_output)
   Tensor z = layernorm_->forward(h);
   // ViTForImageClassification: classifier(sequence_output[:, 0, :])  ("mean": the patch-token mean)
-  Tensor pooled = c.pooling == "cls" ? ag::reshape(slice_tokens(z, 0, 1), {b, d}) : ag::mean(slice_tokens(z, 1, n), 1);
+  Tensor pooled = c.pooling == "cls" ? ag::reshape(ag::slice_tokens(z, 0, 1), {b, d}) : ag::mean(ag::slice_tokens(z, 1, n), 1);
   Tensor logits = classifier_->forward(pooled);
   if (trace) {
     trace->final_layernorm_output = z;

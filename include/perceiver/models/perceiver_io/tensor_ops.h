@@ -1,6 +1,6 @@
-// Token-axis helpers the Perceiver IO models need beyond the shared ag:: set: concatenation,
-// slicing and gathering along axis 1 of (B, T, ...) arrays, broadcasting a learned row to every
-// token, float32 division, and the (non-differentiable) layout moves of raw model inputs.
+// Helpers the Perceiver IO models need beyond the shared ag:: set (which has the token-axis
+// concat / slice / gather): row lookups, broadcasting a learned row to every token, float32
+// division, and the (non-differentiable) layout moves of raw model inputs.
 // Differentiable helpers record their own gradient rule on the tape (autograd/tape.h).
 #pragma once
 
@@ -11,12 +11,6 @@
 
 namespace perceiver::models::perceiver_io {
 
-// Concatenates along axis 1: (B, T_i, ...) -> (B, sum T_i, ...); trailing dims must agree.
-Tensor concat_tokens(const std::vector<Tensor>& xs);
-// Rows [start, start + len) of axis 1: (B, T, ...) -> (B, len, ...).
-Tensor slice_tokens(const Tensor& x, int64_t start, int64_t len);
-// Rows idx of axis 1 in the given order: (B, T, C) -> (B, n, C); backward scatter-adds.
-Tensor gather_tokens(const Tensor& x, const std::vector<int64_t>& idx);
 // Rows idx of a table: (T, C) -> (n, C) (a differentiable lookup).
 Tensor gather_rows(const Tensor& table, const std::vector<int64_t>& idx);
 // A learned row (1, C) or (C) repeated for every token: -> (B, T, C).
