@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "perceiver/autograd/functions.h"
+#include "perceiver/core/allocator.h"
 #include "perceiver/ops/convert.h"
 
 namespace perceiver::nn {
@@ -54,6 +55,10 @@ void Linear::on_precision_changed() {
   } else {  // the parameter itself becomes bf16; the fp32 data is released
     weight_.assign(ops::to_bf16(weight_.detach()));
     weight_bf16_ = weight_;
+    // Hand the freed fp32 block back to the system now (the caching allocator would keep it, and
+    // a bf16 block never reuses an fp32-sized one): converting layer by layer then peaks at the
+    // fp32 model plus one layer's bf16 copy instead of both whole models.
+    release_cached_memory();
   }
 }
 
