@@ -27,6 +27,7 @@
 #include "perceiver/core/parallel.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/models/image_classifier.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/models/perceiver_io/model_folder.h"
 #include "perceiver/optim/optimizer.h"
 
@@ -67,7 +68,7 @@ Runner build(const std::string& dir, bool load_weights) {
       r.classifier->load_state_dict(io::load_safetensors(w).tensors, w);
     }
   } else if (load_weights) {
-    r.hf = pio::load_model_folder(dir);
+    r.hf = io::load_model_folder(dir);
   } else {
     r.hf = pio::create_perceiver_io(pio::load_hf_config(cfg_path), 0);
   }

@@ -12,6 +12,7 @@
 #include "perceiver/autograd/tape.h"
 #include "perceiver/core/random.h"
 #include "perceiver/io/safetensors.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/models/perceiver_io/model_folder.h"
 
 namespace perceiver::cli {
@@ -45,7 +46,7 @@ Runner add_grad_command(CLI::App& sub) {
       Rng rng(0);
       collect_loss_and_grads(ag::cross_entropy(model->forward_pixels(pixels, nullptr, &rng), labels, 0.0f), *model);
     } else {
-      std::unique_ptr<pio::PerceiverIO> model = pio::load_model_folder(a->model);
+      std::unique_ptr<pio::PerceiverIO> model = io::load_model_folder(a->model);
       const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
       model->train(true);  // BatchNorm on batch statistics; attention dropout is not applied
       collect_loss_and_grads(model->loss(model->forward(inputs), inputs), *model);

@@ -8,6 +8,7 @@
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
 #include "perceiver/io/state_dict.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/models/perceiver_io/model_folder.h"
 #include "perceiver/models/vit/vit_config.h"
 
@@ -37,7 +38,7 @@ std::unique_ptr<pio::PerceiverIO> load_task_model(const std::string& dir, const 
     ok = ok || arch == pio::architecture_name(t);
   }
   check(ok, "[", command, "] ", dir, ": expected a ", expected, " model folder, got ", arch);
-  return pio::load_model_folder(dir);
+  return io::load_model_folder(dir);
 }
 
 bool is_vit_folder(const std::string& dir) {

@@ -12,6 +12,7 @@
 #include "hf_task_util.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/io/safetensors.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/models/perceiver_io/model_folder.h"
 
 namespace perceiver::cli {
@@ -47,7 +48,7 @@ Runner add_run_command(CLI::App& sub) {
       const Tensor logits = model->forward_pixels(pixels, a->logits_only ? nullptr : &trace);
       out = a->logits_only ? pio::TensorMap{{"logits", logits}} : trace.to_map();
     } else {
-      std::unique_ptr<pio::PerceiverIO> model = pio::load_model_folder(a->model);
+      std::unique_ptr<pio::PerceiverIO> model = io::load_model_folder(a->model);
       apply_precision(*model, a->common);
       const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
       autograd::NoGradGuard no_grad;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "parity/hf_parity_util.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/autograd/checkpoint.h"
 #include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/grad_mode.h"
@@ -107,7 +108,7 @@ TEST(ActivationCheckpointing, PerceiverGradientsUnchangedWithDropout) {
 TEST(ActivationCheckpointing, HfPerceiverIoGradientsUnchanged) {
   testing::HfFixture fx = testing::load_hf_fixture("language-perceiver");
   testing::TempDir tmp;
-  auto model = models::perceiver_io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/lm"));
+  auto model = io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/lm"));
   model->train(true);
   auto loss_of = [&] { return model->loss(model->forward(fx.inputs), fx.inputs); };
   const StepResult plain = train_step(*model, false, loss_of);

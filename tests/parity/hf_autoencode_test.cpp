@@ -2,6 +2,7 @@
 // the reconstruction at the fixture's subsampled points equals the reference logits, the
 // reconstructions are the logits in the input layouts; errors are one line.
 #include "parity/hf_task_cli_util.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/autograd/grad_mode.h"
 
 namespace perceiver {
@@ -43,7 +44,7 @@ TEST(HfAutoencode, ChunkedEqualsUnchunkedAndTheReference) {
   const TensorMap whole = autoencode(dir, in, tmp.path + "/w.safetensors", int64_t{1} << 30);  // one chunk
 
   // Unchunked in process: decode(state) with every output point.
-  auto model = pio::load_model_folder(dir);
+  auto model = io::load_model_folder(dir);
   autograd::NoGradGuard no_grad;
   TensorMap enc_inputs;
   for (const auto& [name, t] : fx.inputs)

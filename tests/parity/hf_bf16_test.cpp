@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "parity/hf_parity_util.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/models/vit/vit.h"
 
@@ -46,7 +47,7 @@ void check_bf16_family(const std::string& family) {
   testing::HfFixture fx = testing::load_hf_fixture(family);
   testing::TempDir tmp;
   std::unique_ptr<PerceiverIO> model =
-      models::perceiver_io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
+      io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
   const TensorMap f32 = logits_of(*model, fx.inputs);
   model->set_precision(Precision::kBF16);
   const TensorMap bf16 = logits_of(*model, fx.inputs);

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "parity/hf_task_cli_util.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/data/image_processor.h"
 #include "perceiver/ops/activation.h"
@@ -26,7 +27,7 @@ nlohmann::json labels(int n) {
 
 // The CLI's report for one image, computed in-process from (1, 3, H, W) pixel values.
 std::string expected_report(const std::string& dir, const std::string& path, const Tensor& pixels, int top) {
-  auto model = pio::load_model_folder(dir);
+  auto model = io::load_model_folder(dir);
   autograd::NoGradGuard no_grad;
   const Tensor probs = ops::softmax(model->forward({{"inputs", pixels}}).at("logits"));
   const int64_t k = probs.dim(-1);

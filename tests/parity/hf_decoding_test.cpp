@@ -2,6 +2,7 @@
 // gives the matching rows of the full decoding, and decoding everything in chunks of any size
 // gives the full result (masked LM, classification, optical flow, multimodal).
 #include "parity/hf_parity_util.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/autograd/grad_mode.h"
 
 namespace perceiver {
@@ -14,7 +15,7 @@ using models::perceiver_io::TensorMap;
 
 std::unique_ptr<PerceiverIO> load(const std::string& family, const testing::TempDir& tmp, testing::HfFixture& fx) {
   fx = testing::load_hf_fixture(family);
-  return models::perceiver_io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
+  return io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
 }
 
 // Rows `idx` of axis 1 of t (B, O, ...).

@@ -2,6 +2,7 @@
 // a full in-process forward pass at the masked positions; --mask spans equal literal [MASK]s;
 // bad flags, texts and folders fail with one-line errors.
 #include "parity/hf_task_cli_util.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/data/byte_tokenizer.h"
 
@@ -13,7 +14,7 @@ using testing::run_perceiver;
 
 // The reference: pad like HF, full forward, argmax over bytes at every [MASK], decode the content.
 std::string expected_fill(const std::string& model_dir, const std::string& text) {
-  auto model = pio::load_model_folder(model_dir);
+  auto model = io::load_model_folder(model_dir);
   const int64_t max_len = model->config().max_position_embeddings;
   const data::ByteEncoding e = data::encode_bytes(text, max_len);
   autograd::NoGradGuard no_grad;

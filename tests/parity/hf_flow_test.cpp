@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "parity/hf_task_cli_util.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/error.h"
 #include "perceiver/core/random.h"
@@ -103,7 +104,7 @@ TEST(HfFlow, BlendingWeightsAreDistanceToEdge) {
 TEST(HfFlow, CliSingleTileIsTheModelOutputAndTilesBlend) {
   testing::TempDir tmp;
   const std::string dir = testing::make_family_folder("optical-flow-perceiver", tmp.path + "/m");
-  auto model = pio::load_model_folder(dir);
+  auto model = io::load_model_folder(dir);
   autograd::NoGradGuard no_grad;
   auto run_model = [&](const Tensor& x) { return model->forward({{"inputs", x}}).at("logits"); };
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "parity/hf_parity_util.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/autograd/tape.h"
 #include "perceiver/ops/elementwise.h"
@@ -36,7 +37,7 @@ void check_family(const std::string& family) {
   testing::HfFixture fx = testing::load_hf_fixture(family);
   testing::TempDir tmp;
   std::unique_ptr<PerceiverIO> model =
-      models::perceiver_io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
+      io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
   ASSERT_EQ(model->config().architecture, fx.meta.at("model_class").get<std::string>());
 
   // 1. Eval-mode forward: every stored tensor.

@@ -5,6 +5,7 @@
 
 #include "io/torch_bin_util.h"
 #include "parity/hf_parity_util.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/autograd/grad_mode.h"
 
 namespace perceiver {
@@ -65,7 +66,7 @@ TEST(HfWeights, PytorchModelBinGivesTheFixtureOutputs) {
     const io::SafetensorsFile sd = io::load_safetensors(dir + "/model.safetensors");
     std::filesystem::remove(dir + "/model.safetensors");
     write_torch_bin(dir + "/pytorch_model.bin", sd, false);
-    auto model = models::perceiver_io::load_model_folder(dir);
+    auto model = io::load_model_folder(dir);
     autograd::NoGradGuard no_grad;
     TensorMap trace;
     model->forward(fx.inputs, &trace);
@@ -83,7 +84,7 @@ TEST(HfWeights, PytorchModelBinGivesTheFixtureOutputs) {
 
 // Runs the model loaded from `dir` and a float32 model holding `rounded` weights; both must agree.
 void expect_same_as_rounded(const std::string& dir, const testing::HfFixture& fx, const TensorMap& rounded) {
-  auto loaded = models::perceiver_io::load_model_folder(dir);
+  auto loaded = io::load_model_folder(dir);
   auto reference = models::perceiver_io::create_perceiver_io(loaded->config());
   models::perceiver_io::load_perceiver_state(*reference, rounded, "rounded weights");
   reference->train(false);

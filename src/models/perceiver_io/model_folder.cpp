@@ -1,4 +1,5 @@
-// Loading hub-layout model folders (config.json + model.safetensors / pytorch_model.bin).
+// Strict loading of a state dict into a Perceiver IO model, and the weights-file lookup of a
+// hub-layout folder (reading the files is io/model_folder.cpp).
 #include "perceiver/models/perceiver_io/model_folder.h"
 
 #include <sys/stat.h>
@@ -6,7 +7,6 @@
 #include <set>
 #include <vector>
 
-#include "perceiver/io/state_dict.h"
 #include "perceiver/nn/layers.h"
 
 namespace perceiver::models::perceiver_io {
@@ -70,22 +70,6 @@ void load_perceiver_state(PerceiverIO& model, const std::map<std::string, Tensor
     else dst.copy_from(src);
   }
   model.refresh_precision();
-}
-
-std::unique_ptr<PerceiverIO> load_model_folder(const std::string& dir) {
-  const std::string config_path = dir + "/config.json";
-  check(is_file(config_path), "[model_folder] ", dir, ": expected a config.json in the model folder");
-  HfPerceiverConfig config = load_hf_config(config_path);
-  const std::string weights = find_weights_file(dir);
-  io::StateDict sd = io::load_state_dict_file(weights);  // safetensors or torch zip, by content
-  std::unique_ptr<PerceiverIO> model;
-  {
-    nn::SkipInitGuard no_init;  // every parameter is overwritten by the strict load below
-    model = create_perceiver_io(config);
-  }
-  load_perceiver_state(*model, sd.tensors, weights, /*share_storage=*/true);  // sd is dropped below
-  model->train(false);
-  return model;
 }
 
 }  // namespace perceiver::models::perceiver_io

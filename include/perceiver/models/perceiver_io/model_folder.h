@@ -22,7 +22,7 @@ std::string find_weights_file(const std::string& dir);
 void load_perceiver_state(PerceiverIO& model, const std::map<std::string, Tensor>& tensors,
                           const std::string& what, bool share_storage = false);
 
-// Reads dir/config.json and the weights file; the model is returned in eval mode.
-std::unique_ptr<PerceiverIO> load_model_folder(const std::string& dir);
+// Reading a whole folder (config + weights file) is io::load_model_folder (io/model_folder.h),
+// in the io layer above the models.
 
 }  // namespace perceiver::models::perceiver_io
