@@ -607,6 +607,10 @@ class Harness:
         rec["gflops_best"] = flops / 1e9 / (rec["min_ms"] / 1e3)
         peak = self.peaks.get(rec["threads"])
         if peak:
+            # bf16 rows against the bf16 peak: vdpbf16ps does twice the multiply-adds of an fp32
+            # FMA per cycle (perf_notes.md: 445 / 876 GFLOP/s measured against 222 / 438)
+            if rec["impl"] in ("cpp_bf16", "torch_bf16_autocast"):
+                peak *= 2
             rec["pct_sgemm_peak"] = 100.0 * rec["gflops"] / peak
 
     def compare(self, case, mode, batch, threads, a_impl, a_out, b_impl, b_out, tol):
