@@ -118,7 +118,6 @@ int run(int argc, char** argv) {
   r.module().train(train);
   if (precision == "bf16") {  // inference only: the Linear weights become bf16, fp32 memory returned
     r.module().set_precision(Precision::kBF16, /*keep_f32_weights=*/false);
-    release_cached_memory();
   }
   r.module().set_activation_checkpointing(checkpointing);
   std::unique_ptr<optim::Optimizer> opt;

@@ -34,8 +34,7 @@ Precision precision(const CommonOptions& o) { return parse_precision(o.precision
 void apply_precision(nn::Module& model, const CommonOptions& o) {
   const Precision p = precision(o);
   if (p == Precision::kF32) return;
-  model.set_precision(p, /*keep_f32_weights=*/false);
-  release_cached_memory();  // the fp32 weights just freed
+  model.set_precision(p, /*keep_f32_weights=*/false);  // each Linear returns its fp32 block
 }
 
 void apply_common_options(const CommonOptions& o) {

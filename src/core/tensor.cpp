@@ -178,7 +178,8 @@ void Tensor::share_data(const Tensor& src) {
 
 void Tensor::assign(const Tensor& src) {
   require_defined("assign");
-  check(src.defined(), "[assign] source tensor is undefined");
+  check(src.defined() && src.shape() == shape(), "[assign] expected a source of shape ",
+        shape_str(shape()), ", got ", src.defined() ? shape_str(src.shape()) : std::string("undefined"));
   impl_->storage = src.impl_->storage;
   impl_->offset_bytes = src.impl_->offset_bytes;
   impl_->shape = src.impl_->shape;

@@ -44,7 +44,10 @@ Tensor Linear::forward(const Tensor& x) const {
 
 void Linear::on_precision_changed() {
   if (precision() == Precision::kF32) {
-    if (weight_.dtype() == DType::kBF16) weight_.assign(ops::to_f32(weight_.detach()));  // widen back
+    if (weight_.dtype() == DType::kBF16) {  // widen back
+      weight_.assign(ops::to_f32(weight_.detach()));
+      weight_.zero_grad();
+    }
     weight_bf16_ = Tensor();
     return;
   }
@@ -54,6 +57,7 @@ void Linear::on_precision_changed() {
     weight_bf16_ = ops::to_bf16(weight_.detach());
   } else {  // the parameter itself becomes bf16; the fp32 data is released
     weight_.assign(ops::to_bf16(weight_.detach()));
+    weight_.zero_grad();  // an fp32 gradient would no longer match
     weight_bf16_ = weight_;
     // Hand the freed fp32 block back to the system now (the caching allocator would keep it, and
     // a bf16 block never reuses an fp32-sized one): converting layer by layer then peaks at the

@@ -58,5 +58,25 @@ TEST(IsaDispatch, BothVariantsMatchTheReference) {
   cpu::set_kernel_isa(saved);
 }
 
+// GELU at huge |x| (x^2 / 2 overflows float): x for large positive, -0 for large negative, never
+// NaN, in both variants.
+TEST(IsaDispatch, GeluOfHugeInputsIsFinite) {
+  const KernelIsa saved = cpu::kernel_isa();
+  const std::vector<float> x = {1e30f, -1e30f, 3e38f, -3e38f, 2.7e19f, -2.7e19f, 14.5f, -14.5f};
+  for (KernelIsa isa : {KernelIsa::kGeneric, KernelIsa::kAvx512}) {
+    if (!cpu::set_kernel_isa(isa)) continue;
+    std::vector<float> y(x.size()), dx(x.size());
+    const std::vector<float> dy(x.size(), 1.0f);
+    cpu::gelu_forward(y.data(), x.data(), static_cast<int64_t>(x.size()));
+    cpu::gelu_backward(dx.data(), dy.data(), x.data(), static_cast<int64_t>(x.size()));
+    for (size_t i = 0; i < x.size(); ++i) {
+      const std::string what = std::string(cpu::kernel_isa_name(isa)) + " x=" + std::to_string(x[i]);
+      EXPECT_EQ(y[i], x[i] > 0 ? x[i] : 0.0f) << what;
+      EXPECT_EQ(dx[i], x[i] > 0 ? 1.0f : 0.0f) << what;
+    }
+  }
+  cpu::set_kernel_isa(saved);
+}
+
 }  // namespace
 }  // namespace perceiver

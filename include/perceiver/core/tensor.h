@@ -81,8 +81,9 @@ class Tensor {
   // dtype required. Loading uses it so weights are not held twice. Views taken earlier
   // (reshape, slice0, detach) are separate tensors and keep the old data.
   void share_data(const Tensor& src);
-  // Rebinds this tensor (every handle of it) to src's data, shape and dtype, without copying;
-  // autograd state is kept. Used to store a parameter in another dtype in place.
+  // Rebinds this tensor (every handle of it) to src's data and dtype, without copying; same
+  // shape required. Autograd state is kept (a caller changing a parameter's dtype drops its
+  // gradient with zero_grad). Used to store a parameter in another dtype in place.
   void assign(const Tensor& src);
   void fill(float value);
   std::vector<float> to_vector() const;

@@ -44,7 +44,8 @@ class Module {
   // themselves become bfloat16 (half the memory: for inference-only runs; switching back to
   // kF32 widens them, the rounding stays, and loading fp32 weights into them is refused). The
   // copies are a snapshot: load_state_dict refreshes them, and code that writes parameters some
-  // other way calls refresh_precision(). Forward passes in bf16 with gradients on throw.
+  // other way calls refresh_precision(). Forward passes in bf16 with gradients on throw. Not to
+  // be called while another thread runs a forward pass of this model.
   void set_precision(Precision p, bool keep_f32_weights = true);
   bool keeps_f32_weights() const { return keep_f32_weights_; }
   Precision precision() const { return precision_; }

@@ -42,11 +42,16 @@ inline __m512 phi_cdf(__m512 x, __m512* gauss) {
                                  1.00002368f, -1.26551223f};
   __m512 p = _mm512_set1_ps(kP[0]);
   for (int k = 1; k < 10; ++k) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(kP[k]));
-  const __m512 hx = _mm512_mul_ps(x, _mm512_set1_ps(-0.5f));  // exact
-  const __m512 hi = _mm512_mul_ps(hx, x);
-  const __m512 lo = _mm512_fmsub_ps(hx, x, hi);  // hx * x - hi, exact
+  // -x^2/2 from |x| clamped at 14, so huge |x| cannot overflow to -inf and turn exp(hi) * lo
+  // into 0 * inf = NaN
+  const __m512 xc = _mm512_min_ps(_mm512_abs_ps(x), _mm512_set1_ps(14.0f));
+  const __m512 hx = _mm512_mul_ps(xc, _mm512_set1_ps(-0.5f));  // exact
+  const __m512 hi = _mm512_mul_ps(hx, xc);
+  const __m512 lo = _mm512_fmsub_ps(hx, xc, hi);  // hx * xc - hi, exact
   const __m512 e = simd::exp(hi);
-  *gauss = _mm512_fmadd_ps(e, lo, e);
+  // exp(-x^2/2) is exactly 0 for |x| > 14 (the clamp would leave exp(-98), a denormal)
+  const __mmask16 far = _mm512_cmp_ps_mask(_mm512_abs_ps(x), _mm512_set1_ps(14.0f), _CMP_GT_OQ);
+  *gauss = _mm512_maskz_fmadd_ps(static_cast<__mmask16>(~far), e, lo, e);
   const __m512 half_erfc =
       _mm512_mul_ps(_mm512_mul_ps(t, simd::exp(p)), _mm512_mul_ps(*gauss, _mm512_set1_ps(0.5f)));
   const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
@@ -121,7 +126,8 @@ inline float phi_cdf_scalar(float x, float* gauss) {
   p = p * t + 0.37409196f;
   p = p * t + 1.00002368f;
   p = p * t - 1.26551223f;
-  const double h = -0.5 * static_cast<double>(x) * static_cast<double>(x);
+  const double xc = std::min(std::fabs(static_cast<double>(x)), 14.0);  // no overflow to -inf
+  const double h = -0.5 * xc * xc;
   const float hi = static_cast<float>(h);
   const float lo = static_cast<float>(h - static_cast<double>(hi));
   const float e = exp_approx(hi);

@@ -10,7 +10,9 @@
 
 namespace perceiver::cpu {
 
-inline float exp_approx(float x) {
+// static: every translation unit keeps its own copy, so the generic and AVX-512 kernel variants
+// (compiled with different ISA flags, CMakeLists.txt) never share one out-of-line definition.
+static inline float exp_approx(float x) {
   constexpr float kShifter = 12582912.0f;  // 1.5 * 2^23: t + kShifter has round(t) in its low bits
   const float xc = std::min(std::max(x, -87.0f), 88.0f);
   const float shifted = xc * 1.44269504088896341f + kShifter;

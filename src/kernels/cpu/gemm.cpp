@@ -29,7 +29,7 @@ using detail::set_openblas_threads;
 // better on one thread), but dnnl_sgemm stays ahead for tall input projections (50,176 rows), and
 // on the Fashion-MNIST model's small, transposed-A backward GEMMs the primitive made a training
 // step ~10% slower (bench_train_step, docs/BENCHMARKS.md). So: the primitive only for
-// non-transposed A with every dimension in [256, 8192] rows.
+// non-transposed A with 256 <= m <= 8,192 rows and n, k >= 256.
 bool use_matmul_primitive(bool ta, int64_t m, int64_t n, int64_t k) {
   return !ta && m >= 256 && m <= 8192 && n >= 256 && k >= 256;
 }
