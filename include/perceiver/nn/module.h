@@ -42,7 +42,8 @@ class Module {
   // of its weight beside the fp32 parameter (which loading, saving and optimizers keep using;
   // switching back to kF32 restores the exact fp32 model); without it the weight parameters
   // themselves become bfloat16 (half the memory: for inference-only runs; switching back to
-  // kF32 widens them, the rounding stays, and loading fp32 weights into them is refused). The
+  // kF32 widens them, the rounding stays, and loading fp32 weights into them is refused; a later
+  // set_precision(kBF16) with keep_f32_weights cannot bring the fp32 values back). The
   // copies are a snapshot: load_state_dict refreshes them, and code that writes parameters some
   // other way calls refresh_precision(). Forward passes in bf16 with gradients on throw. Not to
   // be called while another thread runs a forward pass of this model.
