@@ -118,9 +118,7 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
     }
-  benchmark::AddCustomContext("peak_f32_gflops", std::to_string(g_peak.f32_gflops));
-  benchmark::AddCustomContext("peak_bf16_gflops", std::to_string(g_peak.bf16_gflops));
-  benchmark::AddCustomContext("triad_gbs", std::to_string(g_peak.triad_gbs));
+  perceiver::bench::add_peak_context(g_peak);
   const dnnl_version_t* v = dnnl_version();
   benchmark::AddCustomContext("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) +
                                             "." + std::to_string(v->patch));

@@ -147,9 +147,7 @@ BENCHMARK(BM_attention_forward)
 
 int main(int argc, char** argv) {
   g_peak = perceiver::bench::measure_machine_peak(perceiver::num_threads());
-  benchmark::AddCustomContext("peak_f32_gflops", std::to_string(g_peak.f32_gflops));
-  benchmark::AddCustomContext("peak_bf16_gflops", std::to_string(g_peak.bf16_gflops));
-  benchmark::AddCustomContext("triad_gbs", std::to_string(g_peak.triad_gbs));
+  perceiver::bench::add_peak_context(g_peak);
   benchmark::AddCustomContext("threads", std::to_string(perceiver::num_threads()));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

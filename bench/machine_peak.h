@@ -7,9 +7,12 @@
 
 #include <omp.h>
 
+#include <benchmark/benchmark.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 
@@ -102,6 +105,13 @@ inline MachinePeak measure_machine_peak(int threads) {
   }
   p.triad_gbs = best * 1e-9 + (a[n / 2] == -1.0f ? 1 : 0);
   return p;
+}
+
+// Adds the measured limits to Google Benchmark's context block (call before Initialize).
+inline void add_peak_context(const MachinePeak& p) {
+  benchmark::AddCustomContext("peak_f32_gflops", std::to_string(p.f32_gflops));
+  benchmark::AddCustomContext("peak_bf16_gflops", std::to_string(p.bf16_gflops));
+  benchmark::AddCustomContext("triad_gbs", std::to_string(p.triad_gbs));
 }
 
 }  // namespace perceiver::bench

@@ -2,6 +2,7 @@
 #include "perceiver/ops/tokens.h"
 
 #include "kernels/cpu/tokens.h"
+#include "ops/validate.h"
 
 namespace perceiver::ops {
 namespace {
@@ -13,10 +14,10 @@ int64_t inner_size(const Shape& s) {
   return n;
 }
 
+// A float32 (B, T, ...) tensor.
 void expect_tokens(const char* op, const char* name, const Tensor& x) {
-  check(x.defined() && x.dtype() == DType::kF32 && x.rank() >= 2, "[", op, "] ", name,
-        " must be a float32 tensor (B, T, ...), got ",
-        x.defined() ? dtype_name(x.dtype()) + shape_str(x.shape()) : std::string("undefined"));
+  detail::expect_f32(op, name, x);
+  detail::expect_min_rank(op, name, x, 2);
 }
 
 Shape with_tokens(Shape s, int64_t t) {

@@ -5,7 +5,6 @@
 // reloading weights refreshes the bf16 copies, and a bf16 forward with gradients on throws.
 // The figures are printed (docs/BENCHMARKS.md, bf16 accuracy).
 #include <cstdio>
-#include <tuple>
 
 #include "parity/hf_parity_util.h"
 #include "perceiver/io/model_folder.h"
@@ -79,18 +78,16 @@ TEST(HfBf16, OpticalFlowPerceiver) { check_bf16_family("optical-flow-perceiver")
 TEST(HfBf16, VisionPerceiverConv) { check_bf16_family("vision-perceiver-conv"); }
 TEST(HfBf16, MultimodalPerceiver) { check_bf16_family("multimodal-perceiver"); }
 
-// The ViT fixture: its tensors, its state dict and the model built from them.
-struct VitFixture {
+// The ViT fixture: its tensors, its state dict, the model built from them and its input.
+class HfBf16Vit : public ::testing::Test {
+ protected:
   testing::HfFixture fx = testing::load_hf_fixture("vit");
   std::map<std::string, Tensor> state = io::load_safetensors(fx.dir + "/model.safetensors").tensors;
   std::unique_ptr<models::ViT> model = models::make_vit_from_hf(fx.meta, state, "vit fixture");
+  const Tensor& pixels = fx.inputs.at("pixel_values");
 };
 
-TEST(HfBf16, ViT) {
-  const VitFixture v;
-  const auto& [fx, state] = std::tie(v.fx, v.state);
-  models::ViT* model = v.model.get();
-  const Tensor& pixels = fx.inputs.at("pixel_values");
+TEST_F(HfBf16Vit, ViT) {
   autograd::NoGradGuard no_grad;
   const Tensor f32 = model->forward_pixels(pixels);
   model->set_precision(Precision::kBF16);
@@ -105,11 +102,7 @@ TEST(HfBf16, ViT) {
 
 // The bf16 weight copies follow a reload: load other weights while in bf16, and the bf16 output
 // must follow the new weights (stale copies would reproduce the old output).
-TEST(HfBf16, ReloadRefreshesBf16Copies) {
-  const VitFixture v;
-  const auto& [fx, state] = std::tie(v.fx, v.state);
-  models::ViT* model = v.model.get();
-  const Tensor& pixels = fx.inputs.at("pixel_values");
+TEST_F(HfBf16Vit, ReloadRefreshesBf16Copies) {
   autograd::NoGradGuard no_grad;
   model->set_precision(Precision::kBF16);
   const Tensor before = model->forward_pixels(pixels);
@@ -134,11 +127,7 @@ TEST(HfBf16, ReloadRefreshesBf16Copies) {
 // Inference-only bf16 (keep_f32_weights = false, what the CLI uses): the Linear weight
 // parameters themselves become bfloat16, the logits equal those of the copy mode bit for bit,
 // loading fp32 weights into them is refused, and switching back to f32 widens them.
-TEST(HfBf16, ReplacingWeightsEqualsCopyMode) {
-  const VitFixture v;
-  const auto& [fx, state] = std::tie(v.fx, v.state);
-  models::ViT* model = v.model.get();
-  const Tensor& pixels = fx.inputs.at("pixel_values");
+TEST_F(HfBf16Vit, ReplacingWeightsEqualsCopyMode) {
   autograd::NoGradGuard no_grad;
   model->set_precision(Precision::kBF16);
   const Tensor copy_mode = model->forward_pixels(pixels);

@@ -6,29 +6,29 @@ namespace perceiver::autograd {
 bool grad_enabled();
 void set_grad_enabled(bool on);
 
-// RAII: disables recording in a scope (inference, optimizer updates, evaluation).
-class NoGradGuard {
+// RAII: sets grad mode for a scope and restores the previous mode.
+class GradModeGuard {
  public:
-  NoGradGuard() : prev_(grad_enabled()) { set_grad_enabled(false); }
-  ~NoGradGuard() { set_grad_enabled(prev_); }
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  explicit GradModeGuard(bool on) : prev_(grad_enabled()) { set_grad_enabled(on); }
+  ~GradModeGuard() { set_grad_enabled(prev_); }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
 
  private:
   bool prev_;
 };
 
-// RAII: enables recording in a scope (activation checkpointing re-runs a forward with recording
-// inside a backward rule, which otherwise runs with recording off).
-class EnableGradGuard {
+// Disables recording in a scope (inference, optimizer updates, evaluation).
+class NoGradGuard : public GradModeGuard {
  public:
-  EnableGradGuard() : prev_(grad_enabled()) { set_grad_enabled(true); }
-  ~EnableGradGuard() { set_grad_enabled(prev_); }
-  EnableGradGuard(const EnableGradGuard&) = delete;
-  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+  NoGradGuard() : GradModeGuard(false) {}
+};
 
- private:
-  bool prev_;
+// Enables recording in a scope (activation checkpointing re-runs a forward with recording
+// inside a backward rule, which otherwise runs with recording off).
+class EnableGradGuard : public GradModeGuard {
+ public:
+  EnableGradGuard() : GradModeGuard(true) {}
 };
 
 }  // namespace perceiver::autograd
