@@ -6,11 +6,15 @@
 #include <atomic>
 #include <cmath>
 #include <chrono>
+#include <pthread.h>
+#include <signal.h>
+
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <thread>
 
 #include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/grad_mode.h"
@@ -97,10 +101,29 @@ void append_metrics(const std::string& path, const nlohmann::json& record) {
 
 }  // namespace
 
+// SIGINT/SIGTERM are blocked in the calling thread before the worker threads exist (OpenMP's
+// threads inherit the mask) and taken by one watcher thread with sigwait, so no thread running
+// oneDNN or our kernels is interrupted asynchronously: a SIGINT landing in oneDNN work corrupted
+// the heap in ~1-2% of interrupted runs. Threads that libraries started earlier (OpenBLAS's pool)
+// keep the handler, which only sets the flag. A second signal ends the process at once.
 void install_interrupt_handler() {
   g_signal.store(0);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set]() {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) return;
+    g_signal.store(sig);
+    if (sigwait(&set, &sig) != 0) return;
+    std::signal(sig, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    raise(sig);
+  }).detach();
 }
 
 bool interrupt_requested() { return g_signal.load() != 0; }
