@@ -115,7 +115,7 @@ const Architecture& find_architecture(const std::string& dir) {
 data::ImageProcessorConfig processor_for(const ClassifyArgs& a, const Architecture& arch) {
   data::ImageProcessorConfig p = arch.processor(read_folder_config(a.model), a.model);
   const std::string file = a.model + "/preprocessor_config.json";
-  if (std::filesystem::exists(file)) p = data::parse_preprocessor_config(read_json_file(file), file, p);
+  if (std::filesystem::exists(file)) p = data::parse_preprocessor_config(read_json_file(file, "image_processor"), file, p);
   if (a.size > 0) p.size = a.size;
   if (a.crop_size > 0) p.crop_size = a.crop_size;
   if (!a.crop_offset.empty()) p.crop_offset = a.crop_offset == "floor" ? data::CropOffset::kFloor : data::CropOffset::kCeil;

@@ -16,7 +16,7 @@ namespace perceiver::cli {
 
 namespace pio = models::perceiver_io;
 
-nlohmann::json read_folder_config(const std::string& dir) { return read_json_file(dir + "/config.json"); }
+nlohmann::json read_folder_config(const std::string& dir) { return read_json_file(dir + "/config.json", "hf_config"); }
 
 std::string folder_architecture(const nlohmann::json& config, const std::string& dir, const std::string& command) {
   if (config.is_object()) {
@@ -44,7 +44,7 @@ std::unique_ptr<pio::PerceiverIO> load_task_model(const std::string& dir, const 
 bool is_vit_folder(const std::string& dir) {
   const std::string path = dir + "/config.json";
   if (!std::filesystem::is_regular_file(path)) return false;
-  return models::is_hf_vit_config(read_json_file(path));
+  return models::is_hf_vit_config(read_json_file(path, "hf_config"));
 }
 
 std::unique_ptr<models::ViT> load_vit_folder(const std::string& dir) {

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "perceiver/core/error.h"
+#include "perceiver/core/json_reader.h"
 #include "perceiver/io/atomic_file.h"
 
 namespace perceiver::data {
@@ -106,33 +107,38 @@ void check_image(const RgbImage& image, const char* who) {
         image.height, " x ", image.width, " with ", image.pixels.size(), " bytes");
 }
 
-int64_t json_side(const nlohmann::json& v, const std::string& what, const char* key) {
-  auto side = [&](const nlohmann::json& x) -> int64_t {
-    check(x.is_number_integer() && x.get<int64_t>() >= 1 && x.get<int64_t>() <= kMaxSide, "[image_processor] ", what,
-          ": ", key, ": expected an integer in [1, ", kMaxSide, "], got ", x.dump());
-    return x.get<int64_t>();
-  };
-  if (v.is_object()) {
-    if (v.contains("shortest_edge")) return side(v.at("shortest_edge"));
-    check(v.contains("height") && v.contains("width"), "[image_processor] ", what, ": ", key,
-          ": expected {\"height\", \"width\"} or {\"shortest_edge\"}, got ", v.dump());
-    const int64_t h = side(v.at("height")), w = side(v.at("width"));
-    check(h == w, "[image_processor] ", what, ": ", key, ": expected a square size, got ", h, " x ", w);
+// "size" / "crop_size": an integer, {"height": h, "width": w} with h == w, or {"shortest_edge": s}.
+int64_t json_side(JsonObject& o, const char* key, int64_t def) {
+  const nlohmann::json* v = o.find(key);
+  if (!v) return def;
+  const std::string exp = "an integer in [1, " + std::to_string(kMaxSide) + "], {\"height\": h, \"width\": h} or "
+                          "{\"shortest_edge\": s}";
+  int64_t h = 0, w = 0;
+  if (json_to_int(*v, 1, kMaxSide, h)) return h;
+  if (v->is_object() && v->contains("shortest_edge") && json_to_int(v->at("shortest_edge"), 1, kMaxSide, h)) return h;
+  if (v->is_object() && v->contains("height") && v->contains("width") && json_to_int(v->at("height"), 1, kMaxSide, h) &&
+      json_to_int(v->at("width"), 1, kMaxSide, w)) {
+    if (h != w) throw_error(o.name(key), ": expected a square size, got ", h, " x ", w);
     return h;
   }
-  return side(v);
+  o.fail(key, exp, *v);
 }
 
-std::array<float, 3> json_triple(nlohmann::json v, const std::string& what, const char* key, bool positive) {
+// "image_mean" / "image_std": one number or three, finite (and positive for the std).
+std::array<float, 3> json_triple(JsonObject& o, const char* key, std::array<float, 3> def, bool positive) {
+  const nlohmann::json* v = o.find(key);
+  if (!v) return def;
+  auto ok = [&](const nlohmann::json& x) {
+    return x.is_number() && std::fabs(x.get<double>()) <= 1e30 && (!positive || x.get<double>() > 0);
+  };
   std::array<float, 3> out{};
-  if (v.is_number()) v = nlohmann::json::array({v, v, v});
-  check(v.is_array() && v.size() == 3, "[image_processor] ", what, ": ", key, ": expected 3 numbers, got ", v.dump());
-  for (size_t i = 0; i < 3; ++i) {
-    check(v[i].is_number() && std::isfinite(v[i].get<double>()) && (!positive || v[i].get<double>() > 0),
-          "[image_processor] ", what, ": ", key, ": expected 3 finite", positive ? " positive" : "", " numbers, got ",
-          v.dump());
-    out[i] = static_cast<float>(v[i].get<double>());
+  if (ok(*v)) {
+    out.fill(static_cast<float>(v->get<double>()));
+    return out;
   }
+  if (!v->is_array() || v->size() != 3 || !ok((*v)[0]) || !ok((*v)[1]) || !ok((*v)[2]))
+    o.fail(key, std::string("1 or 3 finite") + (positive ? " positive" : "") + " numbers", *v);
+  for (size_t i = 0; i < 3; ++i) out[i] = static_cast<float>((*v)[i].get<double>());
   return out;
 }
 
@@ -215,25 +221,19 @@ ImageProcessorConfig vit_processor_config() {
 }
 
 ImageProcessorConfig parse_preprocessor_config(const nlohmann::json& j, const std::string& what, ImageProcessorConfig c) {
-  check(j.is_object(), "[image_processor] ", what, ": expected a JSON object, got ", j.type_name());
-  auto flag = [&](const char* key, bool& out) {
-    if (!j.contains(key) || j.at(key).is_null()) return;
-    check(j.at(key).is_boolean(), "[image_processor] ", what, ": ", key, ": expected true or false, got ", j.at(key).dump());
-    out = j.at(key).get<bool>();
-  };
-  flag("do_center_crop", c.do_center_crop);
-  flag("do_resize", c.do_resize);
-  flag("do_normalize", c.do_normalize);
-  if (j.contains("crop_size") && !j.at("crop_size").is_null()) c.crop_size = json_side(j.at("crop_size"), what, "crop_size");
-  if (j.contains("size") && !j.at("size").is_null()) c.size = json_side(j.at("size"), what, "size");
-  if (j.contains("resample") && !j.at("resample").is_null()) {
-    const nlohmann::json& r = j.at("resample");
-    check(r.is_number_integer() && (r.get<int64_t>() == 2 || r.get<int64_t>() == 3), "[image_processor] ", what,
-          ": resample: expected 2 (bilinear) or 3 (bicubic), got ", r.dump());
-    c.resample = static_cast<Resample>(r.get<int>());
+  JsonObject o(j, JsonObject::Mode::kLenient, "image_processor", what);
+  c.do_center_crop = o.get_bool("do_center_crop", c.do_center_crop);
+  c.do_resize = o.get_bool("do_resize", c.do_resize);
+  c.do_normalize = o.get_bool("do_normalize", c.do_normalize);
+  c.crop_size = json_side(o, "crop_size", c.crop_size);
+  c.size = json_side(o, "size", c.size);
+  if (const nlohmann::json* r = o.find("resample")) {
+    int64_t v = 0;
+    if (!json_to_int(*r, 2, 3, v)) o.fail("resample", "2 (bilinear) or 3 (bicubic)", *r);
+    c.resample = static_cast<Resample>(v);
   }
-  if (j.contains("image_mean") && !j.at("image_mean").is_null()) c.image_mean = json_triple(j.at("image_mean"), what, "image_mean", false);
-  if (j.contains("image_std") && !j.at("image_std").is_null()) c.image_std = json_triple(j.at("image_std"), what, "image_std", true);
+  c.image_mean = json_triple(o, "image_mean", c.image_mean, false);
+  c.image_std = json_triple(o, "image_std", c.image_std, true);
   return c;
 }
 

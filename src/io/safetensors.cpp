@@ -177,49 +177,54 @@ ojson parse_header(const std::string& text, const std::string& path) {
 SafetensorsEntry parse_entry(const std::string& name, const ojson& v, uint64_t data_size,
                              const std::string& path) {
   const std::string where = "tensor \"" + name + "\"";
-  check(v.is_object(), "[safetensors] ", path, ": ", where, ": expected an object, got ",
-        short_json(v));
+  if (!(v.is_object()))
+    throw_error("[safetensors] ", path, ": ", where, ": expected an object, got ",
+                short_json(v));
   for (const auto& [key, _] : v.items())
     check(key == "dtype" || key == "shape" || key == "data_offsets", "[safetensors] ", path, ": ",
           where, ": unexpected key \"", key, "\" (expected dtype, shape, data_offsets)");
-  check(v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"),
-        "[safetensors] ", path, ": ", where, ": needs dtype, shape and data_offsets, got ",
-        short_json(v));
+  if (!(v.contains("dtype") && v.contains("shape") && v.contains("data_offsets")))
+    throw_error("[safetensors] ", path, ": ", where, ": needs dtype, shape and data_offsets, got ",
+                short_json(v));
   SafetensorsEntry e;
   e.name = name;
   const ojson& dt = v["dtype"];
-  check(dt.is_string(), "[safetensors] ", path, ": ", where, ": dtype must be a string, got ",
-        short_json(dt));
+  if (!(dt.is_string()))
+    throw_error("[safetensors] ", path, ": ", where, ": dtype must be a string, got ",
+                short_json(dt));
   e.dtype = dt.get<std::string>();
   const DTypeInfo* info = find_dtype(e.dtype);
   check(info != nullptr, "[safetensors] ", path, ": ", where, ": unknown dtype \"", e.dtype,
         "\" (expected one of ", known_dtypes(), ")");
 
   const ojson& sh = v["shape"];
-  check(sh.is_array(), "[safetensors] ", path, ": ", where, ": shape must be an array, got ",
-        short_json(sh));
+  if (!(sh.is_array()))
+    throw_error("[safetensors] ", path, ": ", where, ": shape must be an array, got ",
+                short_json(sh));
   check(sh.size() <= 64, "[safetensors] ", path, ": ", where, ": rank ", sh.size(),
         " exceeds the limit of 64");
   uint64_t numel = 1;
   for (const auto& d : sh) {
-    check(d.is_number_unsigned(), "[safetensors] ", path, ": ", where,
-          ": shape entries must be non-negative integers, got ", short_json(sh));
+    if (!(d.is_number_unsigned()))
+      throw_error("[safetensors] ", path, ": ", where,
+                  ": shape entries must be non-negative integers, got ", short_json(sh));
     const uint64_t u = d.get<uint64_t>();
-    check(u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) &&
-              !__builtin_mul_overflow(numel, u, &numel),
-          "[safetensors] ", path, ": ", where, ": shape ", short_json(sh),
-          " overflows the element count");
+    if (!(u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) &&
+              !__builtin_mul_overflow(numel, u, &numel)))
+      throw_error("[safetensors] ", path, ": ", where, ": shape ", short_json(sh),
+                  " overflows the element count");
     e.shape.push_back(static_cast<int64_t>(u));
   }
   uint64_t nbytes = 0;
-  check(!__builtin_mul_overflow(numel, static_cast<uint64_t>(info->size), &nbytes) &&
-            numel <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
-        "[safetensors] ", path, ": ", where, ": shape ", short_json(sh),
-        " overflows the byte count");
+  if (!(!__builtin_mul_overflow(numel, static_cast<uint64_t>(info->size), &nbytes) &&
+            numel <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())))
+    throw_error("[safetensors] ", path, ": ", where, ": shape ", short_json(sh),
+                " overflows the byte count");
 
   const ojson& off = v["data_offsets"];
-  check(off.is_array() && off.size() == 2, "[safetensors] ", path, ": ", where,
-        ": data_offsets must be [begin, end], got ", short_json(off));
+  if (!(off.is_array() && off.size() == 2))
+    throw_error("[safetensors] ", path, ": ", where,
+                ": data_offsets must be [begin, end], got ", short_json(off));
   e.begin = get_u64(off[0], path, where + " data_offsets[0]");
   e.end = get_u64(off[1], path, where + " data_offsets[1]");
   check(e.begin <= e.end, "[safetensors] ", path, ": ", where, ": data_offsets [", e.begin, ", ",
@@ -267,11 +272,13 @@ SafetensorsHeader read_header(std::FILE* f, uint64_t file_size, const std::strin
   h.data_size = file_size - h.data_start;
   for (const auto& [key, v] : j.items()) {
     if (key == kMetadataKey) {
-      check(v.is_object(), "[safetensors] ", path, ": __metadata__ must be an object, got ",
-            short_json(v));
+      if (!(v.is_object()))
+        throw_error("[safetensors] ", path, ": __metadata__ must be an object, got ",
+                    short_json(v));
       for (const auto& [mk, mv] : v.items()) {
-        check(mv.is_string(), "[safetensors] ", path, ": __metadata__ value for \"", mk,
-              "\" must be a string, got ", short_json(mv));
+        if (!(mv.is_string()))
+          throw_error("[safetensors] ", path, ": __metadata__ value for \"", mk,
+                      "\" must be a string, got ", short_json(mv));
         h.metadata[mk] = mv.get<std::string>();
       }
       continue;

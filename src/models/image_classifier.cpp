@@ -2,6 +2,7 @@
 #include "perceiver/models/image_classifier.h"
 
 #include "perceiver/core/error.h"
+#include "perceiver/core/json_reader.h"
 #include "perceiver/models/perceiver.h"
 #include "perceiver/models/vit/vit.h"
 
@@ -11,14 +12,14 @@ std::vector<std::string> image_classifier_types() { return {"perceiver", "vit"};
 
 namespace {
 std::string type_of(const nlohmann::json& j, const std::string& path) {
-  check(j.is_object(), "[config] ", path, ": expected an object, got ", j.dump());
+  if (!j.is_object()) throw_error("[config] ", path, ": expected an object, got ", json_shown(j));
   if (!j.contains("type")) return "perceiver";
   const auto& t = j.at("type");
   const auto types = image_classifier_types();
   std::string allowed;
   for (const auto& s : types) allowed += (allowed.empty() ? "\"" : ", \"") + s + "\"";
-  check(t.is_string() && std::find(types.begin(), types.end(), t.get<std::string>()) != types.end(),
-        "[config] ", path, ".type: expected one of ", allowed, ", got ", t.dump());
+  if (!t.is_string() || std::find(types.begin(), types.end(), t.get<std::string>()) == types.end())
+    throw_error("[config] ", path, ".type: expected one of ", allowed, ", got ", json_shown(t));
   return t.get<std::string>();
 }
 }  // namespace

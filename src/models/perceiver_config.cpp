@@ -62,9 +62,9 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   c.head_layernorm = o.get_bool("head_layernorm", c.head_layernorm);
   c.decoder_heads = static_cast<int>(o.get_int("decoder_heads", c.decoder_heads, 1, 1024));
   c.num_classes = o.get_int("num_classes", c.num_classes, 1, 1 << 20);
-  c.dropout = static_cast<float>(o.get_number("dropout", c.dropout, 0.0, 0.99));
+  c.dropout = o.get_float("dropout", c.dropout, 0.0, 0.99);
   c.init = o.get_string("init", c.init, {"lecun", "normal"});
-  c.init_std = static_cast<float>(o.get_number("init_std", c.init_std, 1e-6, 10.0));
+  c.init_std = o.get_float("init_std", c.init_std, 1e-6, 10.0);
   o.finish();
 
   check(c.max_resolution.size() == c.image_size.size(), "[config] ", path, ".max_resolution: expected ",

@@ -1,6 +1,7 @@
 // Checkpoint save/load (format described in checkpoint.h).
 #include "perceiver/train/checkpoint.h"
 
+#include "perceiver/core/json_reader.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/nn/layers.h"
 
@@ -36,7 +37,7 @@ Checkpoint read_checkpoint(const std::string& path) {
         "' is not supported, expected '", kCheckpointFormat, "'");
   Checkpoint ckpt;
   try {
-    ckpt.config = parse_run_config(nlohmann::json::parse(meta("config")));
+    ckpt.config = parse_run_config(parse_json(meta("config"), path + ": metadata config", "checkpoint"));
   } catch (const std::exception& e) {
     throw_error("[checkpoint] ", path, ": invalid config in metadata: ", e.what());
   }

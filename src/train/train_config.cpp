@@ -23,17 +23,17 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   t.batch_size = tr.get_int("batch_size", t.batch_size, 1, 1 << 20);
   t.eval_batch_size = tr.get_int("eval_batch_size", t.eval_batch_size, 1, 1 << 20);
   t.optimizer = tr.get_string("optimizer", t.optimizer, {"adamw", "lamb"});
-  t.lr = static_cast<float>(tr.get_number("lr", t.lr, 1e-12, 10.0));
-  t.weight_decay = static_cast<float>(tr.get_number("weight_decay", t.weight_decay, 0.0, 10.0));
-  t.beta1 = static_cast<float>(tr.get_number("beta1", t.beta1, 0.0, 0.999999));
-  t.beta2 = static_cast<float>(tr.get_number("beta2", t.beta2, 0.0, 0.999999));
-  t.eps = static_cast<float>(tr.get_number("eps", t.eps, 1e-12, 1.0));
+  t.lr = tr.get_float("lr", t.lr, 1e-12, 10.0);
+  t.weight_decay = tr.get_float("weight_decay", t.weight_decay, 0.0, 10.0);
+  t.beta1 = tr.get_float("beta1", t.beta1, 0.0, 0.999999);
+  t.beta2 = tr.get_float("beta2", t.beta2, 0.0, 0.999999);
+  t.eps = tr.get_float("eps", t.eps, 1e-12, 1.0);
   t.schedule = tr.get_string("schedule", t.schedule, {"constant", "warmup_cosine", "constant_cosine"});
   t.warmup_steps = tr.get_int("warmup_steps", t.warmup_steps, 0, int64_t(1) << 40);
-  t.final_lr_fraction = static_cast<float>(tr.get_number("final_lr_fraction", t.final_lr_fraction, 0.0, 1.0));
-  t.constant_fraction = static_cast<float>(tr.get_number("constant_fraction", t.constant_fraction, 0.0, 1.0));
-  t.grad_clip = static_cast<float>(tr.get_number("grad_clip", t.grad_clip, 0.0, 1e6));
-  t.label_smoothing = static_cast<float>(tr.get_number("label_smoothing", t.label_smoothing, 0.0, 0.99));
+  t.final_lr_fraction = tr.get_float("final_lr_fraction", t.final_lr_fraction, 0.0, 1.0);
+  t.constant_fraction = tr.get_float("constant_fraction", t.constant_fraction, 0.0, 1.0);
+  t.grad_clip = tr.get_float("grad_clip", t.grad_clip, 0.0, 1e6);
+  t.label_smoothing = tr.get_float("label_smoothing", t.label_smoothing, 0.0, 0.99);
   t.seed = static_cast<uint64_t>(tr.get_int("seed", 0, 0, INT64_MAX));
   t.threads = static_cast<int>(tr.get_int("threads", t.threads, 0, 1024));
   t.log_every = tr.get_int("log_every", t.log_every, 1, int64_t(1) << 40);
@@ -53,7 +53,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
 }
 
 RunConfig load_run_config(const std::string& path) {
-  const nlohmann::json j = read_json_file(path);
+  const nlohmann::json j = read_json_file(path, "config");
   try {
     return parse_run_config(j);
   } catch (const Error& e) {

@@ -20,6 +20,7 @@
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/autograd/tape.h"
 #include "perceiver/core/allocator.h"
+#include "perceiver/core/json_reader.h"
 #include "perceiver/core/parallel.h"
 #include "perceiver/data/augment.h"
 #include "perceiver/data/fashion_mnist.h"
@@ -62,8 +63,11 @@ void truncate_metrics(const std::string& path, int64_t step) {
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     try {
-      if (nlohmann::json::parse(line).value("step", int64_t(0)) > step) continue;
-    } catch (const nlohmann::json::exception&) {
+      const nlohmann::json record = parse_json(line, path, "metrics");
+      int64_t s = 0;
+      if (record.is_object() && record.contains("step") && json_to_int(record.at("step"), 0, INT64_MAX, s) && s > step)
+        continue;
+    } catch (const Error&) {
       continue;  // a torn last line from a crash
     }
     kept += line + "\n";

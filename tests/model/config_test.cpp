@@ -2,6 +2,12 @@
 // the key and the allowed values; the shipped configs parse.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+
+#include "perceiver/core/json_reader.h"
 #include "perceiver/models/perceiver_config.h"
 #include "perceiver/train/train_config.h"
 
@@ -110,6 +116,140 @@ TEST(Config, HeadDivisibilityAndResidualWidths) {
   j = base();
   j["model"]["v_channels"] = 16;
   expect_error(j, {"must equal d_latents = 32"});
+}
+
+// A run must always reload its own config (checkpoint metadata holds config.to_json().dump()):
+// every numeric field, set to each end of its range, survives to_json -> text -> parse_json ->
+// parse_run_config unchanged. Float fields are stored as float32, so this catches validation in
+// double (0.99f reads back as 0.9900000095367432). A numeric field missing from the table fails.
+struct FieldEnds {
+  const char* section;
+  const char* key;
+  double min, max;
+  json patch;  // other fields set so that cross-field rules hold at the ends
+};
+
+void expect_round_trips(const json& base_config, const std::vector<FieldEnds>& table) {
+  const json written = train::parse_run_config(base_config).to_json();
+  for (const char* section : {"model", "train", "data"})
+    for (auto it = written.at(section).begin(); it != written.at(section).end(); ++it) {
+      if (!it.value().is_number() && !(it.value().is_array() && !it.value().empty() && it.value()[0].is_number()))
+        continue;
+      bool listed = false;
+      for (const FieldEnds& f : table) listed = listed || (f.section == std::string(section) && f.key == it.key());
+      EXPECT_TRUE(listed) << section << "." << it.key() << " has no range-end entry in the round-trip table";
+    }
+  for (const FieldEnds& f : table)
+    for (double end : {f.min, f.max}) {
+      json j = base_config;
+      const json& current = written.at(f.section).at(f.key);
+      const bool is_float = current.is_number_float();
+      json value = is_float ? json(static_cast<float>(end)) : json(static_cast<int64_t>(end));
+      if (current.is_array()) value = json::array({value, value});
+      j[f.section][f.key] = value;
+      if (!f.patch.is_null())
+        for (auto it = f.patch.begin(); it != f.patch.end(); ++it) j[f.section][it.key()] = it.value();
+      SCOPED_TRACE(std::string(f.section) + "." + f.key + " = " + value.dump());
+      train::RunConfig first;
+      ASSERT_NO_THROW(first = train::parse_run_config(j));
+      const std::string text = first.to_json().dump();  // what a checkpoint stores
+      train::RunConfig again;
+      ASSERT_NO_THROW(again = train::parse_run_config(parse_json(text, "checkpoint metadata config", "checkpoint")));
+      EXPECT_EQ(again.to_json(), first.to_json());
+    }
+}
+
+const std::vector<FieldEnds>& train_and_data_ends() {
+  static const std::vector<FieldEnds> t = {
+      {"train", "epochs", 1, 100000, {}},
+      {"train", "batch_size", 1, 1 << 20, {}},
+      {"train", "eval_batch_size", 1, 1 << 20, {}},
+      {"train", "lr", 1e-12, 10.0, {}},
+      {"train", "weight_decay", 0.0, 10.0, {}},
+      {"train", "beta1", 0.0, 0.999999, {}},
+      {"train", "beta2", 0.0, 0.999999, {}},
+      {"train", "eps", 1e-12, 1.0, {}},
+      {"train", "warmup_steps", 0, double(int64_t(1) << 40), {}},
+      {"train", "final_lr_fraction", 0.0, 1.0, {}},
+      {"train", "constant_fraction", 0.0, 1.0, {}},
+      {"train", "grad_clip", 0.0, 1e6, {}},
+      {"train", "label_smoothing", 0.0, 0.99, {}},
+      {"train", "seed", 0, 9.2e18, {}},
+      {"train", "threads", 0, 1024, {}},
+      {"train", "log_every", 1, double(int64_t(1) << 40), {}},
+      {"train", "checkpoint_every", 0, double(int64_t(1) << 40), {}},
+      {"train", "max_steps", 0, double(int64_t(1) << 40), {}},
+      {"data", "train_limit", 0, double(int64_t(1) << 40), {}},
+      {"data", "test_limit", 0, double(int64_t(1) << 40), {}},
+      {"data", "max_shift", 0, 64, {}},
+  };
+  return t;
+}
+
+TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
+  std::vector<FieldEnds> perceiver = train_and_data_ends();
+  const json no_self = {{"self_attends_per_block", 0}};
+  perceiver.insert(perceiver.end(), {
+      {"model", "image_size", 1, 4096, {{"max_resolution", {4096, 4096}}}},
+      {"model", "in_channels", 1, 4096, {}},
+      {"model", "num_fourier_bands", 1, 1024, {}},
+      {"model", "max_resolution", 1, 65536, {}},
+      {"model", "num_latents", 1, 1 << 20, {}},
+      {"model", "d_latents", 1, 1 << 16, {{"self_attention_heads", 1}}},
+      {"model", "qk_channels", 0, 1 << 16, {{"self_attention_heads", 1}, {"v_channels", 32}}},
+      {"model", "v_channels", 0, 1 << 16, no_self},
+      {"model", "cross_attention_heads", 1, 1024, {{"qk_channels", 1024}, {"v_channels", 1024}, {"self_attends_per_block", 0}}},
+      {"model", "self_attention_heads", 1, 1024, {{"d_latents", 1024}}},
+      {"model", "cross_attention_widening_factor", 1, 64, {}},
+      {"model", "self_attention_widening_factor", 1, 64, {}},
+      {"model", "num_cross_attends", 1, 64, {}},
+      {"model", "self_attends_per_block", 0, 256, {}},
+      {"model", "num_blocks", 1, 256, {}},
+      {"model", "decoder_heads", 1, 1024, {}},
+      {"model", "num_classes", 1, 1 << 20, {}},
+      {"model", "dropout", 0.0, 0.99, {}},
+      {"model", "init_std", 1e-6, 10.0, {}},
+  });
+  expect_round_trips(base(), perceiver);
+
+  std::vector<FieldEnds> vit = train_and_data_ends();
+  vit.insert(vit.end(), {
+      {"model", "image_size", 1, 65536, {{"patch_size", 1}}},
+      {"model", "patch_size", 1, 65536, {{"image_size", 65536}}},
+      {"model", "in_channels", 1, 4096, {}},
+      {"model", "hidden_size", 1, 65536, {{"num_attention_heads", 1}}},
+      {"model", "num_hidden_layers", 0, 1024, {}},
+      {"model", "num_attention_heads", 1, 4096, {{"hidden_size", 4096}}},
+      {"model", "intermediate_size", 1, 1 << 20, {}},
+      {"model", "layer_norm_eps", 0.0, 1.0, {}},
+      {"model", "num_classes", 1, 1 << 20, {}},
+      {"model", "dropout", 0.0, 0.99, {}},
+      {"model", "init_std", 1e-6, 10.0, {}},
+  });
+  json vit_base = base();
+  vit_base["model"] = {{"type", "vit"}, {"image_size", 28}, {"patch_size", 4}, {"hidden_size", 32},
+                       {"num_attention_heads", 4}};
+  expect_round_trips(vit_base, vit);
+}
+
+TEST(Config, NumbersThatCannotBeHeldAreRangeErrors) {
+  json j = base();
+  j["model"]["num_latents"] = 1e30;  // was a float-to-int cast overflow (UB)
+  expect_error(j, {"model.num_latents", "expected an integer in [1, 1048576]", "got 1e+30"});
+  j = base();
+  j["train"]["seed"] = -1.0;
+  expect_error(j, {"train.seed"});
+  j = base();
+  j["model"]["dropout"] = 1e300;
+  expect_error(j, {"model.dropout", "[0, 0.99]"});
+  const std::string path = ::testing::TempDir() + "/overflow.json";
+  std::ofstream(path) << R"({"model": {"num_latents": 1e400}})";
+  try {
+    train::load_run_config(path);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[config] " + path + ": model.num_latents: "), std::string::npos) << e.what();
+  }
 }
 
 TEST(Config, MissingAndInvalidFiles) {

@@ -22,82 +22,6 @@ const std::vector<std::pair<std::string, PerceiverTask>>& task_table() {
   return t;
 }
 
-std::string shown(const nlohmann::json& v) {
-  std::string s = v.dump();
-  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
-}
-
-// Typed field reader over one JSON object; null counts as absent (HF writes null for unset
-// qk_channels / v_channels). Unknown keys are allowed: hub files carry PretrainedConfig keys.
-class Fields {
- public:
-  Fields(const nlohmann::json& j, std::string what) : j_(j), what_(std::move(what)) {}
-
-  const nlohmann::json* find(const std::string& key) const {
-    auto it = j_.find(key);
-    return it == j_.end() || it->is_null() ? nullptr : &*it;
-  }
-  [[noreturn]] void fail(const std::string& key, const std::string& expected,
-                         const nlohmann::json& got) const {
-    throw_error("[hf_config] ", what_, ": ", key, ": expected ", expected, ", got ", shown(got));
-  }
-  void integer(const std::string& key, int64_t& out, int64_t min, int64_t max) const {
-    const nlohmann::json* v = find(key);
-    if (!v) return;
-    const std::string exp = "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
-    if (!v->is_number_integer()) fail(key, exp, *v);
-    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(max)) fail(key, exp, *v);
-    const int64_t x = v->get<int64_t>();
-    if (x < min || x > max) fail(key, exp, *v);
-    out = x;
-  }
-  void number(const std::string& key, double& out, double min, double max) const {
-    const nlohmann::json* v = find(key);
-    if (!v) return;
-    const std::string exp = "a number in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
-    if (!v->is_number() || !(v->get<double>() >= min && v->get<double>() <= max)) fail(key, exp, *v);
-    out = v->get<double>();
-  }
-  void boolean(const std::string& key, bool& out) const {
-    const nlohmann::json* v = find(key);
-    if (!v) return;
-    if (!v->is_boolean()) fail(key, "true or false", *v);
-    out = v->get<bool>();
-  }
-  void string(const std::string& key, std::string& out, const std::vector<std::string>& allowed) const {
-    const nlohmann::json* v = find(key);
-    if (!v) return;
-    std::string exp = "one of";
-    for (size_t i = 0; i < allowed.size(); ++i) exp += (i ? ", \"" : " \"") + allowed[i] + "\"";
-    if (!v->is_string()) fail(key, exp, *v);
-    for (const auto& a : allowed)
-      if (a == v->get<std::string>()) {
-        out = a;
-        return;
-      }
-    fail(key, exp, *v);
-  }
-  void int_list(const std::string& key, std::vector<int64_t>& out, size_t len, int64_t min,
-                int64_t max) const {
-    const nlohmann::json* v = find(key);
-    if (!v) return;
-    const std::string exp = "a list of " + std::to_string(len) + " integers in [" +
-                            std::to_string(min) + ", " + std::to_string(max) + "]";
-    if (!v->is_array() || v->size() != len) fail(key, exp, *v);
-    std::vector<int64_t> r;
-    for (const auto& e : *v) {
-      if (!e.is_number_integer() || e.get<int64_t>() < min || e.get<int64_t>() > max) fail(key, exp, *v);
-      r.push_back(e.get<int64_t>());
-    }
-    out = r;
-  }
-  const std::string& what() const { return what_; }
-
- private:
-  const nlohmann::json& j_;
-  std::string what_;
-};
-
 constexpr int64_t kMaxWidth = 1 << 20;   // channels, latents, labels
 constexpr int64_t kMaxCount = 1 << 30;   // positions, samples
 
@@ -124,29 +48,27 @@ std::vector<std::string> supported_architectures() {
 }
 
 HfPerceiverConfig parse_hf_config(const nlohmann::json& root, const std::string& what) {
-  check(root.is_object(), "[hf_config] ", what, ": expected a JSON object, got ", shown(root));
+  JsonObject top(root, JsonObject::Mode::kLenient, "hf_config", what);
   HfPerceiverConfig c;
   const nlohmann::json* body = &root;
-  if (root.contains("model_class")) {
+  if (top.has("model_class")) {
     // Fixture wrapper: {"model_class": "PerceiverFor...", "config": {PerceiverConfig fields}}.
-    const auto& mc = root.at("model_class");
-    check(mc.is_string(), "[hf_config] ", what, ": model_class: expected a string, got ", shown(mc));
-    check(root.contains("config") && root.at("config").is_object(), "[hf_config] ", what,
-          ": a file with \"model_class\" must hold the PerceiverConfig under \"config\" (an object)");
-    c.architecture = mc.get<std::string>();
-    body = &root.at("config");
+    c.architecture = top.get_string("model_class", "");
+    const nlohmann::json* inner = top.find("config");
+    if (!inner || !inner->is_object())
+      throw_error("[hf_config] ", what, ": a file with \"model_class\" must hold the PerceiverConfig under "
+                  "\"config\" (an object)");
+    body = inner;
   } else {
     // Hub config.json: the task class is architectures[0].
-    check(root.contains("architectures"), "[hf_config] ", what,
-          ": architectures: expected a list naming the HF class (e.g. [\"PerceiverForOpticalFlow\"]), "
-          "got no such key");
-    const auto& a = root.at("architectures");
-    check(a.is_array() && a.size() == 1 && a[0].is_string(), "[hf_config] ", what,
-          ": architectures: expected a list with one class name, got ", shown(a));
-    c.architecture = a[0].get<std::string>();
-    if (root.contains("model_type") && !root.at("model_type").is_null())
-      check(root.at("model_type") == "perceiver", "[hf_config] ", what,
-            ": model_type: expected \"perceiver\", got ", shown(root.at("model_type")));
+    const nlohmann::json* a = top.find("architectures");
+    if (!a)
+      throw_error("[hf_config] ", what, ": architectures: expected a list naming the HF class (e.g. "
+                  "[\"PerceiverForOpticalFlow\"]), got no such key");
+    if (!a->is_array() || a->size() != 1 || !(*a)[0].is_string())
+      top.fail("architectures", "a list with one class name", *a);
+    c.architecture = (*a)[0].get<std::string>();
+    top.get_string("model_type", "perceiver", {"perceiver"});
   }
   try {
     c.task = task_from_architecture(c.architecture);
@@ -154,64 +76,46 @@ HfPerceiverConfig parse_hf_config(const nlohmann::json& root, const std::string&
     throw_error("[hf_config] ", what, ": ", std::string(e.what()).substr(12));
   }
 
-  Fields f(*body, what);
-  f.integer("num_latents", c.num_latents, 1, kMaxWidth);
-  f.integer("d_latents", c.d_latents, 1, kMaxWidth);
-  f.integer("d_model", c.d_model, 1, kMaxWidth);
-  f.integer("num_blocks", c.num_blocks, 0, 4096);
-  f.integer("num_self_attends_per_block", c.num_self_attends_per_block, 0, 4096);
-  f.integer("num_self_attention_heads", c.num_self_attention_heads, 1, 4096);
-  f.integer("num_cross_attention_heads", c.num_cross_attention_heads, 1, 4096);
-  f.integer("qk_channels", c.qk_channels, 1, kMaxWidth);
-  f.integer("v_channels", c.v_channels, 1, kMaxWidth);
-  f.string("cross_attention_shape_for_attention", c.cross_attention_shape_for_attention, {"kv", "q"});
-  f.integer("self_attention_widening_factor", c.self_attention_widening_factor, 1, 1024);
-  f.integer("cross_attention_widening_factor", c.cross_attention_widening_factor, 1, 1024);
-  if (const nlohmann::json* v = f.find("hidden_act")) {
-    // PerceiverMLP uses ACT2FN[hidden_act]; every checkpoint uses "gelu" (exact erf form).
-    if (!v->is_string() || v->get<std::string>() != "gelu")
-      f.fail("hidden_act", "\"gelu\" (the only activation implemented: exact erf GELU)", *v);
-  }
-  f.number("attention_probs_dropout_prob", c.attention_probs_dropout_prob, 0.0, 1.0);
-  f.boolean("use_query_residual", c.use_query_residual);
-  double unused = 0.0;
-  f.number("layer_norm_eps", unused, 0.0, 1.0);     // never read by the model (LayerNorm eps 1e-5)
-  f.number("initializer_range", unused, 0.0, 1e6);  // only for training from scratch
-  f.integer("vocab_size", c.vocab_size, 1, kMaxCount);
-  f.integer("max_position_embeddings", c.max_position_embeddings, 1, kMaxCount);
-  f.integer("image_size", c.image_size, 1, kMaxCount);
-  f.int_list("train_size", c.train_size, 2, 1, kMaxCount);
-  f.integer("num_frames", c.num_frames, 1, kMaxCount);
-  f.integer("audio_samples_per_frame", c.audio_samples_per_frame, 1, kMaxCount);
-  f.integer("samples_per_patch", c.samples_per_patch, 1, kMaxCount);
-  f.int_list("output_shape", c.output_shape, 4, 1, kMaxCount);
-  f.integer("output_num_channels", c.output_num_channels, 1, kMaxWidth);
-  f.integer("_label_trainable_num_channels", c.label_trainable_num_channels, 1, kMaxWidth);
-  f.integer("num_labels", c.num_labels, 1, kMaxWidth);
-
-  if (const nlohmann::json* v = f.find("id2label")) {
-    // {"0": "tench, Tinca tinca", ...}: ids 0..n-1, each exactly once.
-    if (!v->is_object() || v->empty()) f.fail("id2label", "an object {\"0\": name, ...}", *v);
-    std::map<int64_t, std::string> by_id;
-    for (auto it = v->begin(); it != v->end(); ++it) {
-      int64_t id = -1;
-      try {
-        size_t pos = 0;
-        id = std::stoll(it.key(), &pos);
-        if (pos != it.key().size()) id = -1;
-      } catch (const std::exception&) {
-        id = -1;
-      }
-      if (id < 0 || !it.value().is_string())
-        f.fail("id2label", "integer keys >= 0 mapped to label strings", nlohmann::json{{it.key(), it.value()}});
-      by_id[id] = it.value().get<std::string>();
-    }
-    const int64_t n = static_cast<int64_t>(by_id.size());
-    if (by_id.rbegin()->first != n - 1)
-      f.fail("id2label", "the ids 0.." + std::to_string(n - 1) + " each once", *v);
-    c.id2label.clear();
-    for (const auto& [id, name] : by_id) c.id2label.push_back(name);
-    c.num_labels = n;  // PretrainedConfig: id2label wins over num_labels
+  JsonObject f(*body, JsonObject::Mode::kLenient, "hf_config", what);
+  c.num_latents = f.get_int("num_latents", c.num_latents, 1, kMaxWidth);
+  c.d_latents = f.get_int("d_latents", c.d_latents, 1, kMaxWidth);
+  c.d_model = f.get_int("d_model", c.d_model, 1, kMaxWidth);
+  c.num_blocks = f.get_int("num_blocks", c.num_blocks, 0, 4096);
+  c.num_self_attends_per_block = f.get_int("num_self_attends_per_block", c.num_self_attends_per_block, 0, 4096);
+  c.num_self_attention_heads = f.get_int("num_self_attention_heads", c.num_self_attention_heads, 1, 4096);
+  c.num_cross_attention_heads = f.get_int("num_cross_attention_heads", c.num_cross_attention_heads, 1, 4096);
+  c.qk_channels = f.get_int("qk_channels", c.qk_channels, 1, kMaxWidth);
+  c.v_channels = f.get_int("v_channels", c.v_channels, 1, kMaxWidth);
+  c.cross_attention_shape_for_attention =
+      f.get_string("cross_attention_shape_for_attention", c.cross_attention_shape_for_attention, {"kv", "q"});
+  c.self_attention_widening_factor =
+      f.get_int("self_attention_widening_factor", c.self_attention_widening_factor, 1, 1024);
+  c.cross_attention_widening_factor =
+      f.get_int("cross_attention_widening_factor", c.cross_attention_widening_factor, 1, 1024);
+  // PerceiverMLP uses ACT2FN[hidden_act]; every checkpoint uses "gelu" (exact erf form).
+  if (const nlohmann::json* v = f.find("hidden_act"); v && !(v->is_string() && *v == "gelu"))
+    f.fail("hidden_act", "\"gelu\" (the only activation implemented: exact erf GELU)", *v);
+  c.attention_probs_dropout_prob = f.get_number("attention_probs_dropout_prob", c.attention_probs_dropout_prob, 0.0, 1.0);
+  c.use_query_residual = f.get_bool("use_query_residual", c.use_query_residual);
+  f.get_number("layer_norm_eps", 0.0, 0.0, 1.0);     // never read by the model (LayerNorm eps 1e-5)
+  f.get_number("initializer_range", 0.0, 0.0, 1e6);  // only for training from scratch
+  c.vocab_size = f.get_int("vocab_size", c.vocab_size, 1, kMaxCount);
+  c.max_position_embeddings = f.get_int("max_position_embeddings", c.max_position_embeddings, 1, kMaxCount);
+  c.image_size = f.get_int("image_size", c.image_size, 1, kMaxCount);
+  c.train_size = f.get_int_list("train_size", c.train_size, 1, kMaxCount, 2, 2);
+  c.num_frames = f.get_int("num_frames", c.num_frames, 1, kMaxCount);
+  c.audio_samples_per_frame = f.get_int("audio_samples_per_frame", c.audio_samples_per_frame, 1, kMaxCount);
+  c.samples_per_patch = f.get_int("samples_per_patch", c.samples_per_patch, 1, kMaxCount);
+  c.output_shape = f.get_int_list("output_shape", c.output_shape, 1, kMaxCount, 4, 4);
+  c.output_num_channels = f.get_int("output_num_channels", c.output_num_channels, 1, kMaxWidth);
+  c.label_trainable_num_channels =
+      f.get_int("_label_trainable_num_channels", c.label_trainable_num_channels, 1, kMaxWidth);
+  c.num_labels = f.get_int("num_labels", c.num_labels, 1, kMaxWidth);
+  c.id2label = f.get_labels("id2label", c.id2label);
+  if (!c.id2label.empty()) {
+    if (static_cast<int64_t>(c.id2label.size()) > kMaxWidth)
+      throw_error(f.name("id2label"), ": expected at most ", kMaxWidth, " labels, got ", c.id2label.size());
+    c.num_labels = static_cast<int64_t>(c.id2label.size());  // PretrainedConfig: id2label wins over num_labels
   }
 
   // Checks HF makes when building the model (PerceiverEncoder.__init__).
@@ -225,13 +129,7 @@ HfPerceiverConfig parse_hf_config(const nlohmann::json& root, const std::string&
 }
 
 HfPerceiverConfig load_hf_config(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = read_json_file(path);
-  } catch (const Error& e) {
-    throw_error("[hf_config] ", path, ": ", e.what());
-  }
-  return parse_hf_config(j, path);
+  return parse_hf_config(read_json_file(path, "hf_config"), path);
 }
 
 nlohmann::json to_hub_json(const HfPerceiverConfig& c) {
