@@ -32,6 +32,7 @@ struct ClassifyArgs {
   int top = 5;
   int64_t size = 0, crop_size = 0;  // 0: from preprocessor_config.json or the hub default
   std::string crop_offset;
+  int64_t max_pixels = data::kDefaultMaxImagePixels;
   CommonOptions common;
 };
 
@@ -128,13 +129,14 @@ Runner add_classify_command(CLI::App& sub) {
   auto a = std::make_shared<ClassifyArgs>();
   sub.add_option("--model", a->model, "HF image classification folder (config.json + model.safetensors or pytorch_model.bin"
                  " [+ preprocessor_config.json])")->required()->check(CLI::ExistingDirectory);
-  sub.add_option("images", a->images, "image files (PNG, JPEG, BMP, ...)")->required();
+  sub.add_option("images", a->images, "image files (PNG or JPEG)")->required();
   sub.add_option("--top", a->top, "number of labels to print per image (default 5)")->check(CLI::Range(1, 100000));
   sub.add_option("--size", a->size, "processor output size (default 224, ViT: config image_size, or preprocessor_config.json)")->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   sub.add_option("--crop-size", a->crop_size, "Perceiver crop: side = floor(size / crop-size * min(H, W)) (default 256)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   sub.add_option("--crop-offset", a->crop_offset, "odd crop margins: ceil (transformers 4.19, default) or floor (newer releases)")
       ->check(CLI::IsMember({"ceil", "floor"}));
+  add_image_limit_option(sub, a->max_pixels);
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
   return [a]() {
@@ -142,7 +144,7 @@ Runner add_classify_command(CLI::App& sub) {
     const Architecture& arch = find_architecture(a->model);
     const data::ImageProcessorConfig processor = processor_for(*a, arch);
     std::vector<data::RgbImage> images;  // decode everything first: a bad file fails before the model loads
-    for (const std::string& path : a->images) images.push_back(data::load_image_rgb(path));
+    for (const std::string& path : a->images) images.push_back(data::load_image_rgb(path, a->max_pixels));
     const Classifier classifier = arch.load(a->model);
     apply_precision(*classifier.module, a->common);
     check(classifier.required_size == 0 || (processor.do_resize && processor.size == classifier.required_size),

@@ -36,6 +36,10 @@ void apply_common_options(const CommonOptions& o);
 // it on a loaded model for inference only: in bf16 the Linear weights are replaced by bf16
 // copies and the released fp32 memory is given back to the system.
 void add_precision_option(CLI::App& sub, CommonOptions& o);
+// --max-image-pixels for commands that read images (refused from the header when larger).
+void add_image_limit_option(CLI::App& sub, int64_t& max_pixels);
+// A number in [lo, hi] that is finite: CLI::Range lets "nan" through (every comparison is false).
+CLI::Validator finite_range(double lo, double hi);
 Precision precision(const CommonOptions& o);
 void apply_precision(nn::Module& model, const CommonOptions& o);
 

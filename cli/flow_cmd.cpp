@@ -21,29 +21,32 @@ Runner add_flow_command(CLI::App& sub) {
     std::string model, frame1, frame2, out, png;
     int64_t min_overlap = 20, tile_batch = 1;
     float flow_scale = 20.0f, max_flow = 0.0f;
+    int64_t max_pixels = data::kDefaultMaxImagePixels;
     CommonOptions common;
   };
   auto a = std::make_shared<Args>();
   sub.add_option("--model", a->model, "HF PerceiverForOpticalFlow folder (config.json + model.safetensors or pytorch_model.bin)")
       ->required()->check(CLI::ExistingDirectory);
-  sub.add_option("frame1", a->frame1, "first frame (PNG, JPEG, ...)")->required();
+  sub.add_option("frame1", a->frame1, "first frame (PNG or JPEG)")->required();
   sub.add_option("frame2", a->frame2, "second frame, same size")->required();
   sub.add_option("--out", a->out, "output flow, Middlebury .flo")->required();
   sub.add_option("--png", a->png, "also write the flow as a colour-wheel PNG");
   sub.add_option("--min-overlap", a->min_overlap, "minimum overlap of neighbouring tiles in pixels (default 20)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
   sub.add_option("--flow-scale", a->flow_scale, "multiply the model output by this (default 20: pixels)")
-      ->check(CLI::Range(-1e6f, 1e6f));
+      ->check(finite_range(-1e6, 1e6));
   sub.add_option("--tile-batch", a->tile_batch, "tiles per forward pass (default 1; more is faster, uses more memory)")
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   sub.add_option("--max-flow", a->max_flow, "PNG: flow magnitude of full saturation (default: the largest in the field)")
-      ->check(CLI::Range(0.0f, 1e9f));
+      ->check(finite_range(0.0, 1e9));
+  add_image_limit_option(sub, a->max_pixels);
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
   return [a]() {
     namespace pio = models::perceiver_io;
     apply_common_options(a->common);
-    const data::RgbImage f1 = data::load_image_rgb(a->frame1), f2 = data::load_image_rgb(a->frame2);
+    const data::RgbImage f1 = data::load_image_rgb(a->frame1, a->max_pixels),
+                         f2 = data::load_image_rgb(a->frame2, a->max_pixels);
     check(f1.height == f2.height && f1.width == f2.width, "[flow] the frames must have the same size, got ", f1.height,
           " x ", f1.width, " (", a->frame1, ") and ", f2.height, " x ", f2.width, " (", a->frame2, ")");
     std::unique_ptr<pio::PerceiverIO> model = load_task_model(a->model, {pio::PerceiverTask::kOpticalFlow}, "flow");

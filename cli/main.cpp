@@ -2,8 +2,11 @@
 // any perceiver::Error becomes a one-line "perceiver: error: ..." and exit code 1.
 #include <unistd.h>
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <exception>
 #include <string>
 #include <utility>
@@ -14,6 +17,7 @@
 #include "perceiver/core/error.h"
 #include "perceiver/core/gemm_provider.h"
 #include "perceiver/core/parallel.h"
+#include "perceiver/data/image_codec.h"
 
 namespace perceiver::cli {
 
@@ -27,6 +31,30 @@ void add_precision_option(CLI::App& sub, CommonOptions& o) {
                  "f32, or bf16: linear layers and attention in bfloat16 with fp32 accumulation "
                  "(AVX512-BF16; about 2x faster, ~1% relative error)")
       ->check(CLI::IsMember({"f32", "fp32", "bf16", "bfloat16"}));
+}
+
+void add_image_limit_option(CLI::App& sub, int64_t& max_pixels) {
+  sub.add_option("--max-image-pixels", max_pixels,
+                 "refuse images with more pixels than this, from the file header (default 100000000)")
+      ->check(CLI::Range(int64_t{1}, data::kMaxImageSide * data::kMaxImageSide));
+}
+
+CLI::Validator finite_range(double lo, double hi) {
+  std::ostringstream desc;
+  desc << "FINITE in [" << lo << " - " << hi << "]";
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double v = std::strtod(text.c_str(), &end);
+        std::ostringstream why;
+        why << "expected a finite number in [" << lo << ", " << hi << "], got " << text;
+        if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(v) || v < lo ||
+            v > hi)
+          return why.str();
+        return {};
+      },
+      desc.str());
 }
 
 Precision precision(const CommonOptions& o) { return parse_precision(o.precision); }

@@ -18,6 +18,7 @@ Runner add_predict_command(CLI::App& sub) {
     std::vector<std::string> images;
     int top = 3;
     bool invert = false;
+    int64_t max_pixels = data::kDefaultMaxImagePixels;
     CommonOptions common;
   };
   auto a = std::make_shared<Args>();
@@ -25,6 +26,7 @@ Runner add_predict_command(CLI::App& sub) {
   sub.add_option("images", a->images, "PNG/JPEG files (resized to the model's input and converted to grey)")->required();
   sub.add_option("--top", a->top, "number of classes to print")->check(CLI::Range(1, 1000));
   sub.add_flag("--invert", a->invert, "invert grey levels (dark object on light background -> Fashion-MNIST's light on dark)");
+  add_image_limit_option(sub, a->max_pixels);
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
   return [a]() {
@@ -38,7 +40,7 @@ Runner add_predict_command(CLI::App& sub) {
     const std::vector<std::string> names = data::fashion_mnist_class_names();
     autograd::NoGradGuard no_grad;
     for (const std::string& path : a->images) {
-      Tensor img = data::load_image_grey(path, static_cast<int>(size[0]), static_cast<int>(size[1]));
+      Tensor img = data::load_image_grey(path, static_cast<int>(size[0]), static_cast<int>(size[1]), a->max_pixels);
       if (a->invert) {
         float* p = img.f32();
         for (int64_t i = 0; i < img.numel(); ++i) p[i] = 1.0f - p[i];

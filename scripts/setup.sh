@@ -7,7 +7,7 @@ PKGS=(
   libdnnl-dev libopenblas-dev        # GEMM providers (oneDNN is the default)
   opencl-headers ocl-icd-opencl-dev  # Debian's oneDNN CMake package requires OpenCL at configure time
   nlohmann-json3-dev libcli11-dev    # configs, command line
-  libstb-dev zlib1g-dev              # image decoding, gzip'd IDX files
+  libpng-dev libjpeg62-turbo-dev zlib1g-dev  # image decoding (PNG, JPEG), gzip'd IDX files
   libgtest-dev libbenchmark-dev      # tests, benchmarks
   dataset-fashion-mnist              # the default training data
 )

@@ -1,8 +1,5 @@
-// Image decoding (stb_image), grey conversion, area/bilinear resizing, grey PNG writing.
+// Grey image loading (image_codec), area/bilinear resizing, grey PNG writing.
 #include "perceiver/data/image.h"
-
-#include <stb/stb_image.h>
-#include <stb/stb_image_write.h>
 
 #include <algorithm>
 #include <cmath>
@@ -10,6 +7,7 @@
 #include <memory>
 
 #include "perceiver/core/error.h"
+#include "perceiver/data/image_codec.h"
 #include "perceiver/io/atomic_file.h"
 
 namespace perceiver::data {
@@ -55,10 +53,6 @@ void check_out_size(const std::string& where, int out_h, int out_w) {
         ": output size must be in [1, ", kMaxSide, "], got ", out_h, " x ", out_w);
 }
 
-void write_to_string(void* ctx, void* data, int size) {
-  static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), static_cast<size_t>(size));
-}
-
 }  // namespace
 
 Tensor resize_grey(const Tensor& image, int out_h, int out_w) {
@@ -94,32 +88,16 @@ Tensor resize_grey(const Tensor& image, int out_h, int out_w) {
   return out;
 }
 
-Tensor load_image_grey(const std::string& path, int out_h, int out_w) {
+Tensor load_image_grey(const std::string& path, int out_h, int out_w, int64_t max_pixels) {
   check_out_size("[image] " + path, out_h, out_w);
-  const std::string bytes = io::read_file(path);  // clear errno-based errors for missing files
-  check(!bytes.empty(), "[image] ", path, ": file is empty");
-  check(bytes.size() <= static_cast<size_t>(std::numeric_limits<int>::max()), "[image] ", path,
-        ": file is too large (", bytes.size(), " bytes)");
-  int w = 0, h = 0, channels = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
-                            static_cast<int>(bytes.size()), &w, &h, &channels, 0),
-      stbi_image_free);
-  if (!pixels) {
-    const char* why = stbi_failure_reason();
-    throw_error("[image] ", path, ": cannot decode image (", bytes.size(), " bytes): ",
-                why ? why : "unknown reason",
-                "; supported formats: PNG, JPEG, BMP, GIF, TGA, PSD, HDR, PIC, PNM");
-  }
-  check(w >= 1 && h >= 1 && channels >= 1 && channels <= 4, "[image] ", path,
-        ": decoded an invalid image: ", w, " x ", h, " with ", channels, " channels");
-  Tensor grey = Tensor::empty({h, w});
+  const DecodedImage d = decode_image(io::read_file(path), path, max_pixels);
+  Tensor grey = Tensor::empty({d.height, d.width});
   float* g = grey.f32();
-  const stbi_uc* p = pixels.get();
-  const int64_t n = static_cast<int64_t>(w) * h;
+  const uint8_t* p = d.pixels.data();
+  const int64_t n = d.height * d.width;
   for (int64_t i = 0; i < n; ++i) {
-    const stbi_uc* px = p + i * channels;
-    const float v = channels >= 3 ? 0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2] : px[0];
+    const uint8_t* px = p + i * d.channels;
+    const float v = d.channels == 3 ? 0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2] : px[0];  // BT.601 luma
     g[i] = v / 255.0f;
   }
   return resize_grey(grey, out_h, out_w);
@@ -139,11 +117,7 @@ void write_png_grey(const std::string& path, const Tensor& image) {
     const float v = std::isfinite(src[i]) ? std::clamp(src[i], 0.0f, 1.0f) : 0.0f;
     px[i] = static_cast<uint8_t>(std::lround(v * 255.0f));
   }
-  std::string png;
-  const int ok = stbi_write_png_to_func(write_to_string, &png, static_cast<int>(w),
-                                        static_cast<int>(h), 1, px.data(), static_cast<int>(w));
-  check(ok != 0 && !png.empty(), "[image] ", path, ": PNG encoding failed");
-  io::write_file_atomic(path, png);
+  io::write_file_atomic(path, encode_png(px.data(), h, w, 1, path));
 }
 
 }  // namespace perceiver::data

@@ -1,8 +1,6 @@
-// HF image processors of the vision checkpoints: RGB decoding (stb_image), the Perceiver centre
+// HF image processors of the vision checkpoints: RGB decoding (image_codec), the Perceiver centre
 // crop, Pillow-exact fixed-point BICUBIC/BILINEAR resampling, float32 normalisation.
 #include "perceiver/data/image_processor.h"
-
-#include <stb/stb_image.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +9,7 @@
 
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
+#include "perceiver/data/image_codec.h"
 #include "perceiver/io/atomic_file.h"
 
 namespace perceiver::data {
@@ -150,27 +149,17 @@ RgbImage make_rgb_image(int64_t height, int64_t width, std::vector<uint8_t> pixe
   return image;
 }
 
-RgbImage decode_image_rgb(const std::string& bytes, const std::string& what) {
-  check(!bytes.empty(), "[image] ", what, ": file is empty");
-  check(bytes.size() <= static_cast<size_t>(std::numeric_limits<int>::max()), "[image] ", what,
-        ": file is too large (", bytes.size(), " bytes)");
-  int w = 0, h = 0, channels = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> px(
-      stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
-                            &channels, 3),
-      stbi_image_free);
-  if (!px) {
-    const char* why = stbi_failure_reason();
-    throw_error("[image] ", what, ": cannot decode image (", bytes.size(), " bytes): ", why ? why : "unknown reason",
-                "; supported formats: PNG, JPEG, BMP, GIF, TGA, PSD, HDR, PIC, PNM");
-  }
-  check(w >= 1 && h >= 1 && w <= kMaxSide && h <= kMaxSide, "[image] ", what, ": image size must be in [1, ", kMaxSide,
-        "] a side, got ", w, " x ", h);
-  const size_t n = static_cast<size_t>(w) * static_cast<size_t>(h) * 3;
-  return RgbImage{h, w, std::vector<uint8_t>(px.get(), px.get() + n)};
+RgbImage decode_image_rgb(const std::string& bytes, const std::string& what, int64_t max_pixels) {
+  DecodedImage d = decode_image(bytes, what, max_pixels);
+  if (d.channels == 3) return RgbImage{d.height, d.width, std::move(d.pixels)};
+  std::vector<uint8_t> rgb(d.pixels.size() * 3);  // grey -> RGB replicates, like Pillow's convert("RGB")
+  for (size_t i = 0; i < d.pixels.size(); ++i) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = d.pixels[i];
+  return RgbImage{d.height, d.width, std::move(rgb)};
 }
 
-RgbImage load_image_rgb(const std::string& path) { return decode_image_rgb(io::read_file(path), path); }
+RgbImage load_image_rgb(const std::string& path, int64_t max_pixels) {
+  return decode_image_rgb(io::read_file(path), path, max_pixels);
+}
 
 RgbImage crop(const RgbImage& image, int64_t top, int64_t left, int64_t h, int64_t w) {
   check_image(image, "crop");

@@ -2,7 +2,6 @@
 // Middlebury .flo reading/writing, Baker et al. colour wheel, RGB PNG writing.
 #include "perceiver/data/optical_flow.h"
 
-#include <stb/stb_image_write.h>
 
 #include <algorithm>
 #include <array>
@@ -10,6 +9,7 @@
 #include <cstring>
 
 #include "perceiver/core/error.h"
+#include "perceiver/data/image_codec.h"
 #include "perceiver/io/atomic_file.h"
 
 namespace perceiver::data {
@@ -41,10 +41,6 @@ std::vector<std::array<int, 3>> color_wheel() {
 
 bool known(float u, float v) {
   return std::isfinite(u) && std::isfinite(v) && std::fabs(u) <= kUnknownFlow && std::fabs(v) <= kUnknownFlow;
-}
-
-void append_to_string(void* ctx, void* data, int size) {
-  static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), static_cast<size_t>(size));
 }
 
 }  // namespace
@@ -217,11 +213,7 @@ void write_png_rgb(const std::string& path, const RgbImage& image) {
             image.pixels.size() == static_cast<size_t>(image.height * image.width * 3),
         "[image] ", path, ": expected an RGB image of 1 to ", kMaxFloSide, " pixels a side, got ", image.height, " x ",
         image.width);
-  std::string png;
-  const int ok = stbi_write_png_to_func(append_to_string, &png, static_cast<int>(image.width), static_cast<int>(image.height),
-                                        3, image.pixels.data(), static_cast<int>(image.width * 3));
-  check(ok != 0 && !png.empty(), "[image] ", path, ": PNG encoding failed");
-  io::write_file_atomic(path, png);
+  io::write_file_atomic(path, encode_png(image.pixels.data(), image.height, image.width, 3, path));
 }
 
 }  // namespace perceiver::data

@@ -1,5 +1,5 @@
-// Image files to model inputs: decode with stb_image (PNG, JPEG, BMP, GIF, TGA, PSD, HDR, PIC,
-// PNM), convert to grey with ITU-R BT.601 luma (alpha is ignored), resize with an area filter
+// Image files to model inputs: decode a PNG or JPEG (data/image_codec.h), convert colour to grey
+// with ITU-R BT.601 luma (transparency is dropped), resize with an area filter
 // when shrinking (antialiased) and bilinear interpolation when enlarging. Errors read
 // "[image] <path>: ...".
 #pragma once
@@ -9,11 +9,12 @@
 #include <vector>
 
 #include "perceiver/core/tensor.h"
+#include "perceiver/data/image_codec.h"
 
 namespace perceiver::data {
 
-// float32 (out_h, out_w) in [0, 1].
-Tensor load_image_grey(const std::string& path, int out_h, int out_w);
+// float32 (out_h, out_w) in [0, 1]; images over max_pixels are refused before decoding.
+Tensor load_image_grey(const std::string& path, int out_h, int out_w, int64_t max_pixels = kDefaultMaxImagePixels);
 
 // Resizes a float32 (H, W) image to (out_h, out_w): area average per output pixel along an axis
 // that shrinks, bilinear (pixel centres aligned, edges clamped) along one that grows.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "perceiver/core/tensor.h"
+#include "perceiver/data/image_codec.h"
 
 namespace perceiver::data {
 
@@ -30,10 +31,11 @@ struct RgbImage {
 // An RgbImage over the given pixels (size must be h * w * 3).
 RgbImage make_rgb_image(int64_t height, int64_t width, std::vector<uint8_t> pixels);
 
-// Decodes a PNG/JPEG/BMP/GIF/TGA/PNM... file (stb_image) to 8-bit RGB like Pillow's convert("RGB"):
-// grey is replicated, alpha is dropped. JPEGs may differ from libjpeg-turbo by a few levels.
-RgbImage load_image_rgb(const std::string& path);
-RgbImage decode_image_rgb(const std::string& bytes, const std::string& what);
+// Decodes a PNG or JPEG (data/image_codec.h) to 8-bit RGB like Pillow's convert("RGB"): grey is
+// replicated, transparency is dropped; refuses images over max_pixels before decoding them.
+RgbImage load_image_rgb(const std::string& path, int64_t max_pixels = kDefaultMaxImagePixels);
+RgbImage decode_image_rgb(const std::string& bytes, const std::string& what,
+                          int64_t max_pixels = kDefaultMaxImagePixels);
 
 // Pixels [top, top + h) x [left, left + w); the box must lie inside the image.
 RgbImage crop(const RgbImage& image, int64_t top, int64_t left, int64_t h, int64_t w);
