@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/reference/activation.h"
@@ -107,6 +108,20 @@ TEST(ActivationOp, GeluTailsAndSpecialValues) {
   EXPECT_TRUE(all_close(ops::gelu(x), y, f32_tol(1), "gelu tails"));
   const std::vector<float> nan_in = {std::nanf("")};
   EXPECT_TRUE(std::isnan(ops::gelu(Tensor::from_vector({1}, nan_in)).item()));
+}
+
+TEST(ActivationOp, SoftmaxRowWithNaNOrInfIsNaN) {
+  for (int64_t n : {5, 40}) {  // the vector body and the masked tail
+    Tensor x = randn({3, n}, 9);
+    x.f32()[3] = std::nanf("");
+    x.f32()[n + 1] = std::numeric_limits<float>::infinity();
+    const Tensor y = ops::softmax(x);
+    for (int64_t j = 0; j < n; ++j) {
+      EXPECT_TRUE(std::isnan(y.f32()[j])) << n << " row 0 col " << j;
+      EXPECT_TRUE(std::isnan(y.f32()[n + j])) << n << " row 1 col " << j;
+      EXPECT_TRUE(std::isfinite(y.f32()[2 * n + j])) << n << " row 2 col " << j;
+    }
+  }
 }
 
 TEST(ActivationOp, RejectsBadInputs) {

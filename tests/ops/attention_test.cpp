@@ -144,6 +144,47 @@ void expect_error(const Fn& fn, const std::string& prefix) {
   }
 }
 
+// A NaN anywhere in a query's inputs makes that query's output NaN (never a finite value that
+// hides it): in q, in k, in v, in the mask; several key blocks; f32 and bf16; forward and backward.
+TEST(AttentionTest, NaNPropagatesInsteadOfBeingDropped) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (Precision p : {Precision::kF32, Precision::kBF16}) {
+    for (const char* where : {"q", "k", "v", "mask", "k_inf"}) {
+      Case c = make_case(2, 5, 300, 2, 8, 8, true, 71);  // 300 keys: several blocks below
+      const int64_t key = 250;  // a key in a later block
+      if (std::string(where) == "q") c.q.f32()[1 * 5 * 16 + 2 * 16 + 3] = nan;  // batch 1, query 2, head 0
+      if (std::string(where) == "k") c.k.f32()[1 * 300 * 16 + key * 16 + 1] = nan;
+      if (std::string(where) == "k_inf") {
+        c.k.f32()[1 * 300 * 16 + key * 16 + 1] = kInf;
+        c.q.f32()[1 * 5 * 16 + 2 * 16 + 1] = 1.0f;  // query 2: q.k = +inf
+      }
+      if (std::string(where) == "v") c.v.f32()[1 * 300 * 16 + key * 16 + 2] = nan;
+      if (std::string(where) == "mask") c.mask.f32()[1 * 300 + key] = nan;
+      SCOPED_TRACE(std::string(where) + (p == Precision::kBF16 ? " bf16" : " f32"));
+      const ops::AttentionOut r = ops::attention(c.q, c.k, c.v, 2, scale_of(c), c.mask, p);
+      const float* o = r.out.f32();
+      // A bad query: its head-0 output (batch 1, query 2, columns 0..7) is NaN. A bad key: the
+      // outputs of batch 1 hold NaN (an inf key gives -inf scores, a legitimate mask, for the
+      // queries with q.k < 0, and NaN for the others).
+      bool any_nan = false;
+      if (std::string(where) == "q" || std::string(where) == "k_inf")
+        for (int64_t col = 0; col < 8; ++col) any_nan = any_nan || std::isnan(o[(1 * 5 + 2) * 16 + col]);
+      else
+        for (int64_t i = 5 * 16; i < 10 * 16; ++i) any_nan = any_nan || std::isnan(o[i]);
+      EXPECT_TRUE(any_nan);
+      // batch 0 is untouched and finite.
+      for (int64_t i = 0; i < 5 * 16; ++i) ASSERT_TRUE(std::isfinite(o[i])) << i;
+      if (p == Precision::kF32 && std::string(where) != "k_inf") {
+        const ops::AttentionGrads g = ops::attention_backward(Tensor::full(r.out.shape(), 1.0f), c.q, c.k, c.v, r.out,
+                                                              r.lse, 2, scale_of(c), c.mask);
+        bool grad_nan = false;
+        for (int64_t i = 0; i < g.dq.numel(); ++i) grad_nan = grad_nan || std::isnan(g.dq.f32()[i]);
+        EXPECT_TRUE(grad_nan);
+      }
+    }
+  }
+}
+
 TEST(AttentionTest, ShapeErrors) {
   const Tensor q = randn({2, 5, 12}, 1), k = randn({2, 7, 12}, 2), v = randn({2, 7, 6}, 3);
   expect_error([&] { ops::attention(q, k, v, 5, 1.0f, Tensor()); },

@@ -84,8 +84,15 @@ float online_softmax_row(float* row, int64_t mb, float& run_max, float& run_sum)
 #pragma omp simd reduction(max : bmax)
   for (int64_t j = 0; j < mb; ++j) bmax = std::max(bmax, row[j]);
   const float new_max = std::max(run_max, bmax);
-  if (new_max == kNegInf) {  // every score so far masked out
-    std::fill(row, row + mb, 0.0f);
+  if (new_max == -kNegInf) {  // a +inf score: e^{inf - inf} is NaN, as in exact arithmetic
+    std::fill(row, row + mb, std::numeric_limits<float>::quiet_NaN());
+    run_sum = std::numeric_limits<float>::quiet_NaN();
+    return 1.0f;
+  }
+  if (new_max == kNegInf) {  // every score so far masked out, or NaN (which the max skips)
+    const bool nan = std::any_of(row, row + mb, [](float x) { return std::isnan(x); });
+    std::fill(row, row + mb, nan ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
+    if (nan) run_sum = std::numeric_limits<float>::quiet_NaN();
     return 1.0f;
   }
   float sum = 0.0f;
@@ -174,6 +181,9 @@ void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, con
 #pragma omp simd
         for (int64_t c = 0; c < s.dv; ++c) orow[c] *= inv;
         lp[i] = run_max[i] + std::log(run_sum[i]);
+      } else if (std::isnan(run_sum[i])) {  // a NaN (or +inf) score: the output is NaN, never hidden
+        std::fill(orow, orow + s.dv, std::numeric_limits<float>::quiet_NaN());
+        lp[i] = std::numeric_limits<float>::quiet_NaN();
       } else {  // no keys, or all masked to -inf
         std::fill(orow, orow + s.dv, 0.0f);
         lp[i] = kNegInf;
