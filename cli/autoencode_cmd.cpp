@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "finite_check.h"
 #include "hf_task_util.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/error.h"
@@ -63,9 +64,11 @@ Runner add_autoencode_command(CLI::App& sub) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
+  add_nonfinite_option(sub, a->common.allow_nonfinite);
   return [a]() {
     apply_common_options(a->common);
     std::unique_ptr<pio::PerceiverIO> model = load_task_model(a->model, {pio::PerceiverTask::kMultimodalAutoencoding}, "autoencode");
+    check_finite_parameters(*model, "autoencode", a->model, a->common.allow_nonfinite);
     apply_precision(*model, a->common);
     pio::TensorMap inputs;
     std::string ignored;
@@ -74,6 +77,7 @@ Runner add_autoencode_command(CLI::App& sub) {
       else ignored += (ignored.empty() ? "" : ", ") + name;
     }
     check(!inputs.empty(), "[autoencode] ", a->inputs, ": expected tensors named inputs.image, inputs.audio, inputs.label, got none");
+    check_finite(inputs, "autoencode", a->inputs, "input", a->common.allow_nonfinite);
     if (!ignored.empty()) std::printf("ignoring %s (autoencode reads inputs.* and decodes every output)\n", ignored.c_str());
 
     autograd::NoGradGuard no_grad;
@@ -92,6 +96,7 @@ Runner add_autoencode_command(CLI::App& sub) {
       if (in.shape() == out.at("reconstruction.audio").shape() && in.dtype() == DType::kF32)
         std::printf("audio reconstruction mse %.6g\n", mean_squared_error(out.at("reconstruction.audio"), in));
     }
+    check_finite(out, "autoencode", a->outputs, "output", a->common.allow_nonfinite);  // nothing is written then
     std::vector<std::pair<std::string, Tensor>> tensors(out.begin(), out.end());
     io::save_safetensors(a->outputs, tensors, {{"format", "pt"}});
     for (const auto& [name, t] : tensors) std::printf("%s %s\n", name.c_str(), shape_str(t.shape()).c_str());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "finite_check.h"
 #include "hf_task_util.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/error.h"
@@ -139,6 +140,7 @@ Runner add_classify_command(CLI::App& sub) {
   add_image_limit_option(sub, a->max_pixels);
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
+  add_nonfinite_option(sub, a->common.allow_nonfinite);
   return [a]() {
     apply_common_options(a->common);
     const Architecture& arch = find_architecture(a->model);
@@ -146,6 +148,7 @@ Runner add_classify_command(CLI::App& sub) {
     std::vector<data::RgbImage> images;  // decode everything first: a bad file fails before the model loads
     for (const std::string& path : a->images) images.push_back(data::load_image_rgb(path, a->max_pixels));
     const Classifier classifier = arch.load(a->model);
+    check_finite_parameters(*classifier.module, "classify", a->model, a->common.allow_nonfinite);
     apply_precision(*classifier.module, a->common);
     check(classifier.required_size == 0 || (processor.do_resize && processor.size == classifier.required_size),
           "[classify] ", a->model, ": ", arch.name, " takes ", classifier.required_size, " x ", classifier.required_size,
@@ -154,6 +157,7 @@ Runner add_classify_command(CLI::App& sub) {
     autograd::NoGradGuard no_grad;
     for (size_t i = 0; i < images.size(); ++i) {
       const Tensor logits = classifier.logits(data::preprocess_images({images[i]}, processor));
+      check_finite("logits", logits, "classify", a->images[i], "output", a->common.allow_nonfinite);
       const int64_t k = logits.dim(-1);
       check(static_cast<int64_t>(classifier.labels.size()) >= k, "[classify] ", a->model, ": the model gives ", k,
             " logits but id2label has ", classifier.labels.size(), " labels");

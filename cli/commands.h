@@ -29,6 +29,7 @@ struct CommonOptions {
   int threads = 0;
   std::string gemm;
   std::string precision = "f32";  // inference commands only (add_precision_option)
+  bool allow_nonfinite = false;   // add_nonfinite_option (finite_check.h)
 };
 void add_common_options(CLI::App& sub, CommonOptions& o);
 void apply_common_options(const CommonOptions& o);

@@ -1,7 +1,10 @@
 // `perceiver eval --checkpoint C`: test accuracy and the confusion matrix.
 #include <cstdio>
 
+#include <cmath>
+
 #include "commands.h"
+#include "finite_check.h"
 #include "perceiver/data/fashion_mnist.h"
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/trainer.h"
@@ -21,10 +24,12 @@ Runner add_eval_command(CLI::App& sub) {
   sub.add_option("--limit", a->limit, "evaluate only the first N test images (0 = all)")->check(CLI::NonNegativeNumber);
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
+  add_nonfinite_option(sub, a->common.allow_nonfinite);
   return [a]() {
     apply_common_options(a->common);
     train::Checkpoint ckpt = train::read_checkpoint(a->checkpoint);
     auto model = train::model_from_checkpoint(ckpt, a->checkpoint);
+    check_finite_parameters(*model, "eval", a->checkpoint, a->common.allow_nonfinite);
     apply_precision(*model, a->common);
     const std::string dir = a->data_dir.empty() ? ckpt.config.data.dir : a->data_dir;
     data::Dataset test = data::load_fashion_mnist(dir, false);
@@ -33,6 +38,8 @@ Runner add_eval_command(CLI::App& sub) {
       test.labels = test.labels.slice0(0, a->limit);
     }
     train::EvalResult r = train::evaluate(*model, test.images, test.labels, a->batch);
+    check(a->common.allow_nonfinite || std::isfinite(r.loss), "[eval] ", a->checkpoint, ": the test loss is ", r.loss,
+          " although the weights are finite (the computation overflowed); pass --allow-nonfinite to print it anyway");
     std::printf("test accuracy: %.4f (%lld/%lld), loss %.4f\n", r.accuracy(), (long long)r.correct,
                 (long long)r.count, r.loss);
     const int64_t k = r.num_classes;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "finite_check.h"
 #include "hf_task_util.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/error.h"
@@ -94,10 +95,12 @@ Runner add_fill_mask_command(CLI::App& sub) {
   sub.add_option("--top", a->top, "also list the K most likely bytes of every masked position")->check(CLI::Range(0, 262));
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
+  add_nonfinite_option(sub, a->common.allow_nonfinite);
   return [a]() {
     apply_common_options(a->common);
     const std::vector<int32_t> content = masked_content(a->text, a->spans);
     std::unique_ptr<pio::PerceiverIO> model = load_task_model(a->model, {pio::PerceiverTask::kMaskedLM}, "fill-mask");
+    check_finite_parameters(*model, "fill-mask", a->model, a->common.allow_nonfinite);
     apply_precision(*model, a->common);
     const int64_t vocab = model->config().vocab_size, max_len = model->config().max_position_embeddings;
     check(vocab == bt::kVocabSize, "[fill-mask] ", a->model, ": the byte tokenizer needs vocab_size ", bt::kVocabSize,
@@ -123,6 +126,7 @@ Runner add_fill_mask_command(CLI::App& sub) {
                                    {"attention_mask", Tensor::from_vector_i32({1, max_len}, mask)}};
     const pio::EncoderState state = model->encode(inputs);
     const Tensor logits = model->decode(state, {{"", positions}}).at("logits");  // (1, n, V)
+    check_finite("logits", logits, "fill-mask", a->model, "output", a->common.allow_nonfinite);
     const Tensor probs = ops::softmax(logits);
     const float* p = probs.f32();
 

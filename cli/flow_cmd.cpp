@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "finite_check.h"
 #include "hf_task_util.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/error.h"
@@ -42,6 +43,7 @@ Runner add_flow_command(CLI::App& sub) {
   add_image_limit_option(sub, a->max_pixels);
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
+  add_nonfinite_option(sub, a->common.allow_nonfinite);
   return [a]() {
     namespace pio = models::perceiver_io;
     apply_common_options(a->common);
@@ -50,6 +52,7 @@ Runner add_flow_command(CLI::App& sub) {
     check(f1.height == f2.height && f1.width == f2.width, "[flow] the frames must have the same size, got ", f1.height,
           " x ", f1.width, " (", a->frame1, ") and ", f2.height, " x ", f2.width, " (", a->frame2, ")");
     std::unique_ptr<pio::PerceiverIO> model = load_task_model(a->model, {pio::PerceiverTask::kOpticalFlow}, "flow");
+    check_finite_parameters(*model, "flow", a->model, a->common.allow_nonfinite);
     apply_precision(*model, a->common);
     const int64_t th = model->config().train_size[0], tw = model->config().train_size[1];
     const size_t tiles = data::flow_tile_origins(f1.height, f1.width, th, tw, a->min_overlap).size();
@@ -57,6 +60,7 @@ Runner add_flow_command(CLI::App& sub) {
     Tensor flow = data::tiled_flow(
         f1, f2, th, tw, a->min_overlap,
         [&model](const Tensor& features) { return model->forward({{"inputs", features}}).at("logits"); }, a->tile_batch);
+    check_finite("flow", flow, "flow", a->out, "output", a->common.allow_nonfinite);  // nothing is written then
     float max_rad = 0;
     for (int64_t i = 0; i < flow.numel(); ++i) flow.f32()[i] *= a->flow_scale;
     for (int64_t i = 0; i < flow.numel(); i += 2) max_rad = std::max(max_rad, std::hypot(flow.f32()[i], flow.f32()[i + 1]));

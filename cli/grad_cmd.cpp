@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "finite_check.h"
 #include "hf_task_util.h"
 #include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/tape.h"
@@ -27,9 +28,11 @@ Runner add_grad_command(CLI::App& sub) {
   sub.add_option("--inputs", a->inputs, "inputs and labels/targets (.safetensors)")->required()->check(CLI::ExistingFile);
   sub.add_option("--outputs", a->outputs, "where to write loss and gradients (.safetensors)")->required();
   add_common_options(sub, a->common);
+  add_nonfinite_option(sub, a->common.allow_nonfinite);
   return [a]() {
     namespace pio = models::perceiver_io;
     apply_common_options(a->common);
+    const bool allow = a->common.allow_nonfinite;
     std::vector<std::pair<std::string, Tensor>> tensors;
     auto collect_loss_and_grads = [&tensors](const Tensor& loss, auto& model) {
       autograd::backward(loss);
@@ -39,7 +42,9 @@ Runner add_grad_command(CLI::App& sub) {
     };
     if (is_vit_folder(a->model)) {
       std::unique_ptr<models::ViT> model = load_vit_folder(a->model);
+      check_finite_parameters(*model, "grad", a->model, allow);
       const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
+      check_finite(inputs, "grad", a->inputs, "input", allow);
       const Tensor& pixels = vit_input(inputs, "pixel_values", a->inputs, "grad");
       const Tensor& labels = vit_input(inputs, "labels", a->inputs, "grad");
       model->train(true);
@@ -47,11 +52,16 @@ Runner add_grad_command(CLI::App& sub) {
       collect_loss_and_grads(ag::cross_entropy(model->forward_pixels(pixels, nullptr, &rng), labels, 0.0f), *model);
     } else {
       std::unique_ptr<pio::PerceiverIO> model = io::load_model_folder(a->model);
+      check_finite_parameters(*model, "grad", a->model, allow);
       const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
+      check_finite(inputs, "grad", a->inputs, "input", allow);
       model->train(true);  // BatchNorm on batch statistics; attention dropout is not applied
       collect_loss_and_grads(model->loss(model->forward(inputs), inputs), *model);
     }
     const Tensor& loss = tensors.front().second;
+    check_finite("loss", loss, "grad", a->outputs, "loss", allow);  // nothing is written then
+    for (size_t i = 1; i < tensors.size(); ++i)
+      check_finite(tensors[i].first, tensors[i].second, "grad", a->outputs, "gradient", allow);
     io::save_safetensors(a->outputs, tensors, {{"format", "pt"}});
     std::printf("loss %.9g, %zu gradients\n", loss.item(), tensors.size() - 1);
     return 0;

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "commands.h"
+#include "finite_check.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/data/fashion_mnist.h"
 #include "perceiver/data/image.h"
@@ -29,10 +30,12 @@ Runner add_predict_command(CLI::App& sub) {
   add_image_limit_option(sub, a->max_pixels);
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
+  add_nonfinite_option(sub, a->common.allow_nonfinite);
   return [a]() {
     apply_common_options(a->common);
     train::Checkpoint ckpt = train::read_checkpoint(a->checkpoint);
     auto model = train::model_from_checkpoint(ckpt, a->checkpoint);
+    check_finite_parameters(*model, "predict", a->checkpoint, a->common.allow_nonfinite);
     apply_precision(*model, a->common);
     const std::vector<int64_t> size = model->image_size();
     const int64_t num_classes = model->num_classes();
@@ -46,6 +49,7 @@ Runner add_predict_command(CLI::App& sub) {
         for (int64_t i = 0; i < img.numel(); ++i) p[i] = 1.0f - p[i];
       }
       Tensor probs = ops::softmax(model->forward(img.reshape({1, size[0], size[1]})));
+      check_finite("probabilities", probs, "predict", path, "output", a->common.allow_nonfinite);
       const float* p = probs.f32();
       std::vector<int64_t> idx(num_classes);
       std::iota(idx.begin(), idx.end(), 0);

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "finite_check.h"
 #include "hf_task_util.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/io/safetensors.h"
@@ -33,15 +34,19 @@ Runner add_run_command(CLI::App& sub) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
+  add_nonfinite_option(sub, a->common.allow_nonfinite);
   return [a]() {
     namespace pio = models::perceiver_io;
     apply_common_options(a->common);
+    const bool allow = a->common.allow_nonfinite;
     pio::TensorMap out;
     if (is_vit_folder(a->model)) {
       check(a->chunk_size == 0, "[run] ", a->model, ": --chunk-size applies to Perceiver IO decoders, not to a ViT");
       std::unique_ptr<models::ViT> model = load_vit_folder(a->model);
+      check_finite_parameters(*model, "run", a->model, allow);
       apply_precision(*model, a->common);
       const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
+      check_finite(inputs, "run", a->inputs, "input", allow);
       const Tensor& pixels = vit_input(inputs, "pixel_values", a->inputs, "run");
       autograd::NoGradGuard no_grad;
       models::ViTTrace trace;
@@ -49,8 +54,10 @@ Runner add_run_command(CLI::App& sub) {
       out = a->logits_only ? pio::TensorMap{{"logits", logits}} : trace.to_map();
     } else {
       std::unique_ptr<pio::PerceiverIO> model = io::load_model_folder(a->model);
+      check_finite_parameters(*model, "run", a->model, allow);
       apply_precision(*model, a->common);
       const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
+      check_finite(inputs, "run", a->inputs, "input", allow);
       autograd::NoGradGuard no_grad;
       if (a->chunk_size > 0) {
         check(model->output_points_from_inputs(inputs).empty(), "[run] --chunk-size decodes every output; "
@@ -62,6 +69,7 @@ Runner add_run_command(CLI::App& sub) {
         if (!a->logits_only) out = trace;
       }
     }
+    check_finite(out, "run", a->outputs, "output", allow);  // nothing is written then
     std::vector<std::pair<std::string, Tensor>> tensors(out.begin(), out.end());
     io::save_safetensors(a->outputs, tensors, {{"format", "pt"}});
     for (const auto& [name, t] : tensors) std::printf("%s %s\n", name.c_str(), shape_str(t.shape()).c_str());

@@ -35,6 +35,8 @@ Runner add_train_command(CLI::App& sub) {
                 r.interrupted ? "stopped" : "finished", (long long)r.steps, r.seconds, r.train_samples_per_s,
                 r.last_eval.accuracy(), peak_rss_bytes() / 1048576.0);
     if (!r.interrupted) std::printf("weights: %s/model.safetensors\n", a->out.c_str());
+    if (r.diverged)
+      std::printf("warning: training diverged (the loss rose above 10x its start; see %s/metrics.jsonl)\n", a->out.c_str());
     return r.interrupted && train::interrupt_requested() ? 128 + train::interrupt_signal() : 0;
   };
 }

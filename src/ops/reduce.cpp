@@ -2,6 +2,9 @@
 // The tensor is viewed as (outer, len, inner) around the reduced axis.
 #include "perceiver/ops/reduce.h"
 
+#include <cstring>
+#include <sstream>
+
 #include "kernels/cpu/reduce.h"
 #include "ops/validate.h"
 
@@ -59,6 +62,30 @@ Tensor sum_all(const Tensor& x) {
   Tensor out = Tensor::empty({});
   cpu::sum_all_forward(out.f32(), x.f32(), x.numel());
   return out;
+}
+
+NonFinite count_nonfinite(const Tensor& x) {
+  check(x.defined(), "[count_nonfinite] x: expected a tensor, got an undefined one");
+  NonFinite r;
+  if (x.dtype() == DType::kF32) {
+    r.count = cpu::count_nonfinite(x.f32(), x.numel(), &r.first);
+    if (r.count) r.first_value = x.f32()[r.first];
+  } else if (x.dtype() == DType::kBF16) {
+    const uint16_t* p = x.bf16();
+    r.count = cpu::count_nonfinite_bf16(p, x.numel(), &r.first);
+    if (r.count) {
+      const uint32_t bits = static_cast<uint32_t>(p[r.first]) << 16;
+      std::memcpy(&r.first_value, &bits, sizeof bits);
+    }
+  }
+  return r;
+}
+
+std::string NonFinite::describe() const {
+  std::ostringstream os;
+  os << count << " non-finite value" << (count == 1 ? "" : "s") << " (first: " << first_value << " at element "
+     << first << ")";
+  return os.str();
 }
 
 }  // namespace perceiver::ops

@@ -4,6 +4,7 @@
 #include "perceiver/core/json_reader.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/nn/layers.h"
+#include "perceiver/ops/reduce.h"
 
 namespace perceiver::train {
 
@@ -22,6 +23,11 @@ void save_checkpoint(const std::string& path, nn::Module& model, const optim::Op
     meta["optimizer"] = config.train.optimizer;
     for (auto& [name, t] : optimizer->state_tensors()) tensors.emplace_back(kOptPrefix + name, t);
   }
+  // A checkpoint never holds NaN/Inf: the previous file stays in place instead.
+  for (const auto& [name, t] : tensors)
+    if (const ops::NonFinite r = ops::count_nonfinite(t))
+      throw_error("[checkpoint] refusing to write ", path, ": '", name, "' holds ", r.describe(),
+                  "; the previous file is kept");
   io::save_safetensors(path, tensors, meta);
 }
 

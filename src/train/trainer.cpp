@@ -26,6 +26,7 @@
 #include "perceiver/data/fashion_mnist.h"
 #include "perceiver/io/atomic_file.h"
 #include "perceiver/ops/loss.h"
+#include "perceiver/ops/reduce.h"
 #include "perceiver/optim/clip.h"
 #include "perceiver/optim/schedule.h"
 #include "perceiver/train/checkpoint.h"
@@ -35,6 +36,9 @@ namespace perceiver::train {
 namespace {
 
 std::atomic<int> g_signal{0};
+
+// A training loss this many times its first value is reported as divergence.
+constexpr double kDivergenceFactor = 10.0;
 
 void on_signal(int sig) {
   g_signal.store(sig);       // lock-free atomic store: async-signal-safe
@@ -73,6 +77,30 @@ void truncate_metrics(const std::string& path, int64_t step) {
     kept += line + "\n";
   }
   io::write_file_atomic(path, kept);
+}
+
+// The parameters whose gradient holds NaN/Inf, nearest the loss first (reverse of the
+// parameter order, which is roughly the order backward reaches them): at most three named.
+std::string nonfinite_gradients(const std::vector<nn::NamedTensor>& params) {
+  std::string names;
+  int found = 0;
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    const Tensor& g = it->second.grad();
+    if (!g.defined()) continue;
+    const ops::NonFinite r = ops::count_nonfinite(g);
+    if (!r) continue;
+    if (found++ < 3) names += (names.empty() ? "" : ", ") + it->first + " (" + r.describe() + ")";
+  }
+  return std::to_string(found) + " parameter" + (found == 1 ? "" : "s") + ", nearest the loss: " + names;
+}
+
+// The first parameter or optimizer-state tensor that holds NaN/Inf, "" when all are finite.
+std::string first_nonfinite_state(const std::vector<nn::NamedTensor>& params, const optim::Optimizer& optimizer) {
+  for (const auto& [name, t] : params)
+    if (const ops::NonFinite r = ops::count_nonfinite(t)) return "parameter " + name + " holds " + r.describe();
+  for (const auto& [name, t] : optimizer.state_tensors())
+    if (const ops::NonFinite r = ops::count_nonfinite(t)) return "optimizer state " + name + " holds " + r.describe();
+  return "";
 }
 
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) {
@@ -228,6 +256,8 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     }
     model.load_state_dict(ckpt.params, ckpt_path);
     optimizer->load_state(ckpt.optimizer_state, ckpt.step);
+    if (const std::string bad = first_nonfinite_state(params, *optimizer); !bad.empty())
+      throw_error("[train] ", ckpt_path, ": cannot resume: the checkpoint's ", bad);
     step = ckpt.step;
     truncate_metrics(metrics_path, step);
     check(step <= total, "[train] ", ckpt_path, ": checkpoint step ", step, " is past the end of training (",
@@ -245,6 +275,7 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
                    std::to_string(tc.batch_size) + "; " + std::to_string(num_threads()) + " threads");
 
   TrainResult result;
+  double initial_loss = -1;  // the first step's loss in this process (divergence reference)
   const auto t_start = Clock::now();
   auto t_window = t_start;
   int64_t window_samples = 0, window_correct = 0, run_samples = 0;
@@ -292,18 +323,25 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     Tensor logits = model.forward(x, &step_rng);
     Tensor loss = ag::cross_entropy(logits, y, tc.label_smoothing);
     const float loss_value = loss.item();
-    check(std::isfinite(loss_value), "[train] the loss became non-finite (", loss_value, ") at step ", step,
-          "; lower train.lr or enable train.grad_clip");
+    const std::string intact = "; the weights were not updated and the last checkpoint (" + ckpt_path +
+                               ") is intact; lower train.lr or enable train.grad_clip";
+    if (!std::isfinite(loss_value))
+      throw_error("[train] step ", step, ": the loss became non-finite (", loss_value, ")", intact);
     optimizer->zero_grad();
     autograd::backward(loss);
     // A non-finite gradient must never reach the weights (nor, through them, a checkpoint).
     const float gnorm = tc.grad_clip > 0 ? optim::clip_grad_norm(params, tc.grad_clip) : optim::grad_norm(params);
-    check(std::isfinite(gnorm), "[train] the gradient became non-finite at step ", step,
-          "; the weights were not updated and the last checkpoint (", ckpt_path,
-          ") is intact; lower train.lr or enable train.grad_clip");
+    if (!std::isfinite(gnorm))
+      throw_error("[train] step ", step, ": the gradient became non-finite in ", nonfinite_gradients(params), intact);
     const float lr = optim::learning_rate(sched, step);
     optimizer->step(lr);
+    // A finite gradient can still overflow the update (e.g. AdamW's squared-gradient average):
+    // stop before such state reaches a checkpoint.
+    if (const std::string bad = first_nonfinite_state(params, *optimizer); !bad.empty())
+      throw_error("[train] step ", step, ": the update overflowed: ", bad, "; training stops here and the "
+                  "last checkpoint (", ckpt_path, ") is intact; lower train.lr or enable train.grad_clip");
     ++step;
+    if (initial_loss < 0) initial_loss = loss_value;
 
     window_loss += loss_value;
     window_steps += 1;
@@ -331,6 +369,16 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
       append_metrics(metrics_path, {{"type", "train"}, {"epoch", epoch + 1}, {"step", step},
                                     {"loss", ps.loss}, {"accuracy", ps.accuracy}, {"lr", lr},
                                     {"samples_per_s", ps.samples_per_s}, {"elapsed_s", run_s}});
+      if (!result.diverged && ps.loss > kDivergenceFactor * initial_loss && initial_loss > 0) {
+        result.diverged = true;
+        char line[320];
+        std::snprintf(line, sizeof(line), "warning: the training loss (%.4g at step %lld) is more than %.0fx its start "
+                      "(%.4g): training is diverging; lower train.lr or enable train.grad_clip",
+                      ps.loss, (long long)step, kDivergenceFactor, initial_loss);
+        progress.message(line);
+        append_metrics(metrics_path, {{"type", "warning"}, {"what", "divergence"}, {"step", step},
+                                      {"loss", ps.loss}, {"initial_loss", initial_loss}});
+      }
       window_loss = 0;
       window_steps = 0;
       window_correct = window_samples = 0;

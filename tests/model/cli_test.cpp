@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -101,6 +102,19 @@ TEST(Cli, TrainEvalPredictEndToEnd) {
   EXPECT_NE(p.out.find("x.png:"), std::string::npos) << p.out;
   std::ofstream(tmp.path + "/broken.png") << "\x89PNG garbage";
   expect_fails("predict --checkpoint " + out + "/model.safetensors " + tmp.path + "/broken.png", "broken.png");
+
+  // NaN weights (written by hand: the trainer never writes them) are refused, naming the tensor.
+  io::SafetensorsFile f = io::load_safetensors(out + "/model.safetensors");
+  const std::string name = f.tensors.begin()->first;
+  Tensor w = f.tensors.begin()->second.clone();
+  w.f32()[1] = std::nanf("");
+  f.tensors[name] = w;
+  const std::string bad = tmp.path + "/nan.safetensors";
+  io::save_safetensors(bad, std::vector<std::pair<std::string, Tensor>>(f.tensors.begin(), f.tensors.end()), f.metadata);
+  for (const std::string cmd : {"eval --data-dir " + tmp.path, "predict " + tmp.path + "/x.png"})
+    expect_fails(cmd + " --checkpoint " + bad, "weight '" + name + "' holds 1 non-finite value (first: nan at element 1)");
+  CliResult allowed = run_cli("eval --allow-nonfinite --data-dir " + tmp.path + " --checkpoint " + bad);
+  EXPECT_EQ(allowed.code, 0) << allowed.out;
 }
 
 TEST(Cli, ConvertsTorchBinAndRefusesMaliciousPickles) {

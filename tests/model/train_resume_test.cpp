@@ -3,9 +3,14 @@
 // which must not change a single number); checkpoints are complete and validated.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 
+#include "perceiver/io/atomic_file.h"
 #include "perceiver/io/safetensors.h"
+#include "perceiver/models/image_classifier.h"
+#include "perceiver/ops/reduce.h"
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/trainer.h"
 #include "testing/tiny_data.h"
@@ -75,6 +80,75 @@ TEST(TrainResume, InterruptedPlusResumedEqualsUninterrupted) {
   }
   EXPECT_EQ(evals, 2);
   EXPECT_EQ(last_train_step, 8);
+}
+
+// A huge learning rate without clipping: the update overflows (AdamW's squared-gradient average
+// becomes Inf although the gradient is finite) or the loss explodes. Training stops with an
+// error naming the tensor, or warns of divergence; either way every checkpoint on disk holds only
+// finite values and resumes.
+TEST(TrainResume, OverflowStopsBeforeACheckpointAndDivergenceIsReported) {
+  testing::TempDir tmp;
+  testing::make_tiny_fashion_mnist(tmp.path, 64, 16);
+  train::RunConfig rc = tiny_run(tmp.path);
+  rc.train.lr = 10.0f;
+  rc.train.weight_decay = 10.0f;
+  rc.train.grad_clip = 0.0f;
+  rc.train.checkpoint_every = 1;
+  rc.train.epochs = 40;
+  train::TrainOptions opt;
+  opt.quiet = true;
+  opt.out_dir = tmp.path + "/overflow";
+  std::string error;
+  train::TrainResult r;
+  try {
+    r = train::run_training(rc, opt);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("[train] step "), std::string::npos) << error;
+  EXPECT_NE(error.find("the update overflowed: optimizer state "), std::string::npos) << error;
+  EXPECT_NE(error.find("exp_avg_sq holds "), std::string::npos) << error;
+  EXPECT_NE(error.find("is intact"), std::string::npos) << error;
+  const std::string ckpt = opt.out_dir + "/checkpoint.safetensors";
+  ASSERT_TRUE(std::filesystem::exists(ckpt));
+  for (const auto& [name, t] : io::load_safetensors(ckpt).tensors)
+    EXPECT_EQ(ops::count_nonfinite(t).count, 0) << name << " in the checkpoint is non-finite";
+  EXPECT_NO_THROW(train::read_checkpoint(ckpt));
+
+  // Without weight decay the loss explodes instead: a divergence warning, in metrics.jsonl too.
+  rc.train.weight_decay = 0.0f;
+  rc.train.lr = 3.0f;
+  rc.train.epochs = 3;
+  rc.train.checkpoint_every = 0;
+  opt.out_dir = tmp.path + "/diverge";
+  r = train::run_training(rc, opt);
+  EXPECT_TRUE(r.diverged);
+  std::ifstream metrics(opt.out_dir + "/metrics.jsonl");
+  std::string line;
+  bool warned = false;
+  while (std::getline(metrics, line)) warned = warned || line.find("\"divergence\"") != std::string::npos;
+  EXPECT_TRUE(warned);
+}
+
+TEST(TrainResume, CheckpointsWithNonFiniteValuesAreNeverWritten) {
+  testing::TempDir tmp;
+  train::RunConfig rc = tiny_run(tmp.path);
+  auto model = models::make_image_classifier(rc.model, 1);
+  const std::string path = tmp.path + "/ckpt.safetensors";
+  train::save_checkpoint(path, *model, nullptr, 1, rc);
+  const std::string before = io::read_file(path);
+  model->visit_parameters([](const std::string& name, Tensor& p) {
+    if (name.find("latents") != std::string::npos) p.f32()[3] = std::nanf("");
+  });
+  try {
+    train::save_checkpoint(path, *model, nullptr, 2, rc);
+    FAIL() << "a checkpoint with NaN was written";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("refusing to write " + path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("latents' holds 1 non-finite value (first: nan at element 3)"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(io::read_file(path), before);
 }
 
 TEST(TrainResume, ChangedTrainingSettingsAndOccupiedOutputDirAreRefused) {

@@ -2,10 +2,14 @@
 // and threaded shapes; axis, shape and dtype errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/reference/reduce.h"
 #include "ops/op_test_util.h"
+#include "perceiver/ops/convert.h"
 #include "perceiver/ops/reduce.h"
 #include "testing/compare.h"
 
@@ -80,6 +84,46 @@ TEST_P(ReduceOp, SumAllMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, ReduceOp,
                          ::testing::Values(Shape{1, 1}, Shape{3, 7}, Shape{5, 17, 33},
                                            Shape{2, 3, 129}, Shape{64, 1031, 3}, Shape{2, 70001}));
+
+TEST_P(ReduceOp, CountNonFiniteMatchesReference) {
+  const Shape shape = GetParam();
+  Tensor x = randn(shape, 11);
+  const int64_t n = x.numel();
+  // None, then NaN / +inf / -inf scattered (incl. the last element), with huge finite values
+  // (FLT_MAX, denormals) that must not count.
+  x.f32()[0] = std::numeric_limits<float>::max();
+  if (n > 1) x.f32()[n - 1] = std::numeric_limits<float>::denorm_min();
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1) {
+      const float bad[] = {std::nanf(""), std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+      for (int64_t i = n / 3, k = 0; i < n; i += std::max<int64_t>(1, n / 5), ++k) x.f32()[i] = bad[k % 3];
+      x.f32()[n - 1] = std::nanf("");
+    }
+    int64_t ref_first = 0;
+    const int64_t ref = ref::count_nonfinite(x.f32(), n, &ref_first);
+    const ops::NonFinite got = ops::count_nonfinite(x);
+    EXPECT_EQ(got.count, ref) << shape_str(shape) << " round " << round;
+    EXPECT_EQ(got.first, ref_first) << shape_str(shape) << " round " << round;
+    EXPECT_EQ(static_cast<bool>(got), round == 1);
+    // bf16: the same positions are non-finite after conversion (FLT_MAX rounds to bf16 inf: skip it).
+    if (round == 1) {
+      Tensor xb = x;
+      xb.f32()[0] = 1.0f;
+      const ops::NonFinite fb = ops::count_nonfinite(ops::to_bf16(xb));
+      int64_t rf = 0;
+      EXPECT_EQ(fb.count, ref::count_nonfinite(xb.f32(), n, &rf));
+      EXPECT_EQ(fb.first, rf);
+    }
+  }
+}
+
+TEST(ReduceOp, NonFiniteDescriptionAndIntegers) {
+  Tensor x = Tensor::from_vector({4}, {1.0f, std::numeric_limits<float>::infinity(), std::nanf(""), 2.0f});
+  const ops::NonFinite r = ops::count_nonfinite(x);
+  EXPECT_EQ(r.describe(), "2 non-finite values (first: inf at element 1)");
+  EXPECT_FALSE(ops::count_nonfinite(Tensor::zeros({5}, DType::kI32)));
+  EXPECT_FALSE(ops::count_nonfinite(Tensor::zeros({0})));
+}
 
 TEST(ReduceOp, SumAllOfOnesIsExact) {
   EXPECT_EQ(ops::sum_all(Tensor::full({100003}, 1.0f)).item(), 100003.0f);

@@ -4,8 +4,11 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
+#include <limits>
 
 #include "parity/hf_parity_util.h"
+#include "perceiver/ops/reduce.h"
 
 namespace perceiver {
 namespace {
@@ -183,6 +186,44 @@ TEST(HfCli, WrongInputsGiveClearErrors) {
   EXPECT_NE(r.out.find("missing input 'inputs', got inputs: pixels"), std::string::npos) << r.out;
   r = run_cli("grad --model " + dir + " --inputs " + fx.dir + "/outputs.safetensors --outputs " + tmp.path + "/o.safetensors");
   EXPECT_EQ(r.code, 1) << r.out;
+}
+
+// NaN/Inf at the command boundary: inputs and weights with NaN are errors naming the tensor;
+// --allow-nonfinite lets them through, and the NaN then reaches the outputs (never hidden).
+TEST(HfCli, NonFiniteInputsWeightsAndOutputsAreErrors) {
+  testing::TempDir tmp;
+  testing::HfFixture fx = testing::load_hf_fixture("vision-perceiver-fourier");
+  const std::string dir = testing::make_hub_folder(fx, tmp.path + "/m");
+  TensorMap inputs = fx.inputs;
+  Tensor pixels = inputs.at("inputs").clone();
+  pixels.f32()[5] = std::nanf("");
+  inputs["inputs"] = pixels;
+  const std::string in = tmp.path + "/nan.safetensors", out = tmp.path + "/o.safetensors";
+  io::save_safetensors(in, std::vector<std::pair<std::string, Tensor>>(inputs.begin(), inputs.end()));
+  for (const char* cmd : {"run", "grad"}) {
+    CliResult r = run_cli(std::string(cmd) + " --model " + dir + " --inputs " + in + " --outputs " + out);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("[" + std::string(cmd) + "] " + in + ": input 'inputs' holds 1 non-finite value "
+                         "(first: nan at element 5); pass --allow-nonfinite"),
+              std::string::npos) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(out)) << cmd;
+    r = run_cli(std::string(cmd) + " --model " + dir + " --inputs " + in + " --outputs " + out + " --allow-nonfinite");
+    EXPECT_EQ(r.code, 0) << r.out;
+    const TensorMap got = io::load_safetensors(out).tensors;
+    const Tensor& t = got.at(std::string(cmd) == "run" ? "logits" : "loss");
+    EXPECT_GT(ops::count_nonfinite(t).count, 0) << cmd << ": the NaN input must reach " << (std::string(cmd) == "run" ? "logits" : "loss");
+    std::filesystem::remove(out);
+  }
+  // A weight with an Inf: refused when loading, naming the parameter.
+  TensorMap weights = io::load_safetensors(dir + "/model.safetensors").tensors;
+  const std::string name = weights.begin()->first;
+  Tensor w = weights.begin()->second.clone();
+  w.f32()[0] = std::numeric_limits<float>::infinity();
+  weights[name] = w;
+  io::save_safetensors(dir + "/model.safetensors", std::vector<std::pair<std::string, Tensor>>(weights.begin(), weights.end()));
+  CliResult r = run_cli("run --model " + dir + " --inputs " + fx.dir + "/inputs.safetensors --outputs " + out);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("weight '" + name + "' holds 1 non-finite value (first: inf at element 0)"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Reductions.
 #pragma once
 
+#include <string>
+
 #include "perceiver/core/tensor.h"
 
 namespace perceiver::ops {
@@ -11,5 +13,17 @@ Tensor mean(const Tensor& x, int axis);
 Tensor mean_backward(const Tensor& dy, const Shape& input_shape, int axis);
 
 Tensor sum_all(const Tensor& x);  // scalar (shape {})
+
+// NaN and Inf values of a tensor: how many, and the first (flat index, value). Integer tensors
+// are always finite; bf16 tensors are read as bf16.
+struct NonFinite {
+  int64_t count = 0;
+  int64_t first = -1;
+  float first_value = 0.0f;
+  explicit operator bool() const { return count > 0; }
+  // "3 non-finite values (first: nan at element 7)"
+  std::string describe() const;
+};
+NonFinite count_nonfinite(const Tensor& x);
 
 }  // namespace perceiver::ops

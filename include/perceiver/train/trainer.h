@@ -31,6 +31,7 @@ struct TrainResult {
   EvalResult last_eval;      // after the last completed epoch (count 0 if none)
   double seconds = 0;
   double train_samples_per_s = 0;
+  bool diverged = false;  // the training loss rose above 10x its start (a warning was printed)
 };
 
 TrainResult run_training(const RunConfig& config, const TrainOptions& options);

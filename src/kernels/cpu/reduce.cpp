@@ -3,6 +3,8 @@
 #include "kernels/cpu/reduce.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "perceiver/core/parallel.h"
@@ -81,6 +83,38 @@ void sum_all_forward(float* out, const float* x, int64_t n) {
     return acc;
   });
   *out = static_cast<float>(s);
+}
+
+namespace {
+
+// Blocks counted in parallel; the first index is searched only when something was found.
+template <typename T, typename Bad>
+int64_t count_bad(const T* x, int64_t n, int64_t* first, Bad bad) {
+  const double total = blocked_sum(n, [&](int64_t i0, int64_t i1) {
+    int64_t c = 0;
+#pragma omp simd reduction(+ : c)
+    for (int64_t i = i0; i < i1; ++i) c += bad(x[i]) ? 1 : 0;
+    return static_cast<double>(c);
+  });
+  *first = -1;
+  if (total > 0)
+    for (int64_t i = 0; i < n; ++i)
+      if (bad(x[i])) {
+        *first = i;
+        break;
+      }
+  return static_cast<int64_t>(total);
+}
+
+}  // namespace
+
+int64_t count_nonfinite(const float* x, int64_t n, int64_t* first) {
+  // !(|v| <= max) is true exactly for NaN and +-inf.
+  return count_bad(x, n, first, [](float v) { return !(std::fabs(v) <= std::numeric_limits<float>::max()); });
+}
+
+int64_t count_nonfinite_bf16(const uint16_t* x, int64_t n, int64_t* first) {
+  return count_bad(x, n, first, [](uint16_t v) { return (v & 0x7F80u) == 0x7F80u; });
 }
 
 }  // namespace perceiver::cpu

@@ -21,4 +21,9 @@ void sum_all_forward(float* out, const float* x, int64_t n);
 // block order: deterministic whatever the thread count (shared with the losses).
 double blocked_sum(int64_t n, const std::function<double(int64_t, int64_t)>& block_sum);
 
+// Number of NaN/Inf values in x (n); *first = index of the first one (-1 when none).
+int64_t count_nonfinite(const float* x, int64_t n, int64_t* first);
+// The same for bf16 values (exponent bits all ones).
+int64_t count_nonfinite_bf16(const uint16_t* x, int64_t n, int64_t* first);
+
 }  // namespace perceiver::cpu

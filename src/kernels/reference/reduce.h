@@ -2,6 +2,7 @@
 // run in double by the tests as the oracle for kernels/cpu/reduce.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 namespace perceiver::ref {
@@ -30,6 +31,17 @@ T sum_all(const T* x, int64_t n) {
   T s = 0;
   for (int64_t i = 0; i < n; ++i) s += x[i];
   return s;
+}
+
+// Number of NaN/Inf values; *first = index of the first (-1 when none).
+inline int64_t count_nonfinite(const float* x, int64_t n, int64_t* first) {
+  int64_t c = 0;
+  *first = -1;
+  for (int64_t i = 0; i < n; ++i)
+    if (std::isnan(x[i]) || std::isinf(x[i])) {
+      if (c++ == 0) *first = i;
+    }
+  return c;
 }
 
 }  // namespace perceiver::ref
