@@ -30,6 +30,7 @@ struct CommonOptions {
   std::string gemm;
   std::string precision = "f32";  // inference commands only (add_precision_option)
   bool allow_nonfinite = false;   // add_nonfinite_option (finite_check.h)
+  bool skip_memory_check = false;
 };
 void add_common_options(CLI::App& sub, CommonOptions& o);
 void apply_common_options(const CommonOptions& o);

@@ -1,6 +1,8 @@
 // Shared helpers of the Hugging Face Perceiver task commands (see hf_task_util.h).
 #include "hf_task_util.h"
 
+#include "perceiver/core/allocator.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <numeric>
@@ -49,10 +51,11 @@ bool is_vit_folder(const std::string& dir) {
 
 std::unique_ptr<models::ViT> load_vit_folder(const std::string& dir) {
   const std::string config_path = dir + "/config.json";
-  const nlohmann::json config = read_json_file(config_path);
+  const nlohmann::json config = read_json_file(config_path, "vit_config");
   (void)models::parse_hf_vit_config(config, config_path);  // config errors name config.json, before any weights are read
   const std::string weights = pio::find_weights_file(dir);
   const io::StateDict sd = io::load_state_dict_file(weights);  // safetensors or torch zip, by content
+  AllocationBudget budget(machine_memory_bytes(), "building the model of " + config_path);
   return models::make_vit_from_hf(config, sd.tensors, weights);
 }
 

@@ -24,6 +24,8 @@ namespace perceiver::cli {
 void add_common_options(CLI::App& sub, CommonOptions& o) {
   sub.add_option("--threads", o.threads, "worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
   sub.add_option("--gemm", o.gemm, "GEMM provider: onednn, openblas or naive (default onednn)");
+  sub.add_flag("--skip-memory-check", o.skip_memory_check,
+               "do not refuse models and runs whose memory estimate exceeds this machine's memory");
 }
 
 void add_precision_option(CLI::App& sub, CommonOptions& o) {
@@ -68,6 +70,7 @@ void apply_precision(nn::Module& model, const CommonOptions& o) {
 void apply_common_options(const CommonOptions& o) {
   if (!o.gemm.empty()) set_gemm_provider(parse_gemm_provider(o.gemm));
   if (o.threads > 0) set_num_threads(o.threads);
+  if (o.skip_memory_check) set_memory_checks(false);
 }
 
 }  // namespace perceiver::cli

@@ -1,6 +1,10 @@
 // Caching allocator: size classes with free lists, blocks never returned in steady state.
 #include "perceiver/core/allocator.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+
 #include <sys/mman.h>
 
 #include <cstdio>
@@ -42,7 +46,39 @@ Pool& pool() {
 
 }  // namespace
 
+namespace {
+thread_local AllocationBudget* g_budget = nullptr;
+std::atomic<bool> g_memory_checks{true};
+}  // namespace
+
+AllocationBudget::AllocationBudget(size_t limit_bytes, std::string what)
+    : limit_(limit_bytes), what_(std::move(what)), outer_(g_budget) {
+  g_budget = this;
+}
+
+AllocationBudget::~AllocationBudget() { g_budget = outer_; }
+
+void set_memory_checks(bool enabled) { g_memory_checks.store(enabled); }
+bool memory_checks_enabled() { return g_memory_checks.load(); }
+
+std::string format_bytes(double bytes) {
+  char buf[64];
+  const char* unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 6) bytes /= 1024.0, ++u;
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", bytes, unit[u]);
+  return buf;
+}
+
 void* storage_alloc(size_t bytes) {
+  if (AllocationBudget* b = g_budget; b != nullptr && memory_checks_enabled()) {
+    if (bytes > b->limit_ - std::min(b->used_, b->limit_))
+      throw_error("[memory] ", b->what_, " needs more than ", format_bytes(static_cast<double>(b->limit_)),
+                  " (this machine's memory): ", format_bytes(static_cast<double>(b->used_)),
+                  " allocated so far and a further ", format_bytes(static_cast<double>(bytes)),
+                  " requested; check the sizes in the config, or pass --skip-memory-check");
+    b->used_ += bytes;
+  }
   const size_t cls = size_class(bytes);
   Pool& p = pool();
   {
@@ -124,5 +160,25 @@ size_t proc_status_bytes(const char* field) {
 size_t peak_rss_bytes() { return proc_status_bytes("VmHWM:"); }
 
 size_t current_rss_bytes() { return proc_status_bytes("VmRSS:"); }
+
+size_t machine_memory_bytes() {
+  size_t total = 0;
+  if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    unsigned long long kb = 0;
+    while (std::fgets(line, sizeof(line), f))
+      if (std::sscanf(line, "MemTotal: %llu kB", &kb) == 1) total = static_cast<size_t>(kb) * 1024;
+    std::fclose(f);
+  }
+  // cgroup v2 (memory.max: a number or "max") and v1 limits, when smaller.
+  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"})
+    if (std::FILE* f = std::fopen(path, "r")) {
+      unsigned long long limit = 0;
+      if (std::fscanf(f, "%llu", &limit) == 1 && limit > 0 && (total == 0 || limit < total))
+        total = static_cast<size_t>(limit);
+      std::fclose(f);
+    }
+  return total > 0 ? total : SIZE_MAX;
+}
 
 }  // namespace perceiver

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "perceiver/core/allocator.h"
 #include "perceiver/io/state_dict.h"
 #include "perceiver/models/perceiver_io/hf_config.h"
 #include "perceiver/models/perceiver_io/model_folder.h"
@@ -22,6 +23,7 @@ std::unique_ptr<models::perceiver_io::PerceiverIO> load_model_folder(const std::
   std::unique_ptr<pio::PerceiverIO> model;
   {
     nn::SkipInitGuard no_init;  // every parameter is overwritten by the strict load below
+    AllocationBudget budget(machine_memory_bytes(), "building the model of " + config_path);
     model = pio::create_perceiver_io(config);
   }
   pio::load_perceiver_state(*model, sd.tensors, weights, /*share_storage=*/true);  // sd is dropped below

@@ -1,6 +1,8 @@
 // Perceiver classifier: construction from a config and the forward pass.
 #include "perceiver/models/perceiver.h"
 
+#include <algorithm>
+
 #include "perceiver/autograd/functions.h"
 #include "perceiver/models/perceiver_io/position_encoding.h"
 
@@ -104,6 +106,29 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
   Tensor pooled = ag::mean(z, 1);                               // (B, D)
   if (head_norm_) pooled = head_norm_->forward(pooled);
   return final_layer_->forward(pooled);
+}
+
+int64_t Perceiver::training_activation_bytes(bool checkpointing) const {
+  const auto& c = config_;
+  const int64_t m = c.num_inputs(), n = c.num_latents;
+  int64_t kept = m * (c.in_channels + c.input_width());  // pixels and the [pixels, Fourier] inputs
+  int64_t largest = 0;                                    // the biggest single layer
+  for (int i = 0; i < c.num_cross_attends; ++i) {
+    const WeightSet& set = sets_[c.share_weights ? std::min(i, 1) : i];
+    const int64_t cross = set.cross->activation_floats(n, m);
+    kept += checkpointing ? n * c.d_latents : cross;
+    largest = std::max(largest, cross);
+    for (int r = 0; r < c.num_blocks; ++r)
+      for (const auto& layer : set.self_attends) {
+        const int64_t self = layer->activation_floats(n, 0);
+        kept += checkpointing ? n * c.d_latents : self;
+        largest = std::max(largest, self);
+      }
+  }
+  if (decoder_) kept += decoder_->activation_floats(1, n);
+  // Backward holds the gradients of one layer's activations at a time, and with checkpointing
+  // also that layer's recomputed activations: the largest layer once or twice more.
+  return static_cast<int64_t>(sizeof(float)) * (kept + (checkpointing ? 2 : 1) * largest);
 }
 
 }  // namespace perceiver::models

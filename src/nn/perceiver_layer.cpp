@@ -98,4 +98,15 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
   return ag::add(a, m);
 }
 
+int64_t PerceiverLayer::activation_floats(int64_t n, int64_t m) const {
+  const auto& c = config_;
+  const int64_t out = c.is_cross ? c.q_dim : c.v_channels, wide = c.widening_factor * out;
+  const int64_t drop = c.dropout > 0.0f ? 2 * out : 0;  // dropout masks
+  // xn, q, context (+ lse), a, a + x, LN(a), dense2, sum; dense1 and GELU of the MLP
+  const int64_t per_query = c.q_dim + c.qk_channels + c.v_channels + c.num_heads + 5 * out + 2 * wide + drop;
+  // yn, k, v over the inputs (cross layers only)
+  const int64_t per_input = c.is_cross ? c.kv_dim + c.qk_channels + c.v_channels : 0;
+  return n * per_query + m * per_input;
+}
+
 }  // namespace perceiver::nn

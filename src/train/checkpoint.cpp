@@ -1,6 +1,7 @@
 // Checkpoint save/load (format described in checkpoint.h).
 #include "perceiver/train/checkpoint.h"
 
+#include "perceiver/core/allocator.h"
 #include "perceiver/core/json_reader.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/nn/layers.h"
@@ -62,6 +63,7 @@ std::unique_ptr<models::ImageClassifier> model_from_checkpoint(const Checkpoint&
   std::unique_ptr<models::ImageClassifier> model;
   {
     nn::SkipInitGuard no_init;  // load_state_dict below is strict: every parameter is overwritten
+    AllocationBudget budget(machine_memory_bytes(), "building the model of " + path);
     model = models::make_image_classifier(ckpt.config.model, ckpt.config.train.seed);
   }
   model->load_state_dict(ckpt.params, path);

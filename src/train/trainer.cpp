@@ -103,6 +103,24 @@ std::string first_nonfinite_state(const std::vector<nn::NamedTensor>& params, co
   return "";
 }
 
+// Size before allocation: weights, gradients and the two optimizer slots (AdamW and LAMB keep
+// two moments), a training batch's activations and the data must fit the machine's memory.
+void check_memory_estimate(const models::ImageClassifier& model, const TrainConfig& tc, int64_t examples,
+                           size_t data_bytes) {
+  if (!memory_checks_enabled()) return;
+  const double params = 4.0 * sizeof(float) * static_cast<double>(const_cast<models::ImageClassifier&>(model).num_parameters());
+  const double batch_size = static_cast<double>(std::min(std::max(tc.batch_size, tc.eval_batch_size), examples));
+  const double activations = batch_size * static_cast<double>(model.training_activation_bytes(tc.activation_checkpointing));
+  const double total = params + activations + static_cast<double>(data_bytes);
+  const double machine = static_cast<double>(machine_memory_bytes());
+  if (total <= machine) return;
+  throw_error("[train] this run needs about ", format_bytes(total), " of memory (parameters with gradients and "
+              "optimizer state ", format_bytes(params), ", activations of a batch of ", batch_size, " ",
+              format_bytes(activations), ", data ", format_bytes(static_cast<double>(data_bytes)), "), more than this "
+              "machine's ", format_bytes(machine), "; reduce the model or train.batch_size, enable "
+              "train.activation_checkpointing, or pass --skip-memory-check");
+}
+
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) {
   std::vector<int64_t> perm(n);
   std::iota(perm.begin(), perm.end(), 0);
@@ -192,9 +210,12 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   std::error_code ec;
   std::filesystem::create_directories(opt.out_dir, ec);
   check(!ec, "[train] cannot create output directory '", opt.out_dir, "': ", ec.message());
+  const std::vector<std::string> stale = io::remove_stale_temp_files(opt.out_dir);
   const std::string ckpt_path = opt.out_dir + "/checkpoint.safetensors";
   const std::string metrics_path = opt.out_dir + "/metrics.jsonl";
   Progress progress(opt.quiet);
+  for (const std::string& name : stale)
+    progress.message("removed " + opt.out_dir + "/" + name + ", a temporary file left by a writer that no longer runs");
 
   // Data: images (n, 28, 28) in [0, 1], labels int32.
   data::Dataset train_set = data::load_fashion_mnist(cfg.data.dir, true);
@@ -210,9 +231,15 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   check(train_set.images.dim(0) > 0, "[train] ", cfg.data.dir, ": the training set is empty");
   check(test_set.images.dim(0) > 0, "[train] ", cfg.data.dir, ": the test set is empty");
   const int64_t h = train_set.images.dim(1), w = train_set.images.dim(2);
-  std::unique_ptr<models::ImageClassifier> model_ptr = models::make_image_classifier(cfg.model, tc.seed);
+  std::unique_ptr<models::ImageClassifier> model_ptr;
+  {
+    AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
+    model_ptr = models::make_image_classifier(cfg.model, tc.seed);
+  }
   models::ImageClassifier& model = *model_ptr;
   model.set_activation_checkpointing(tc.activation_checkpointing);
+  check_memory_estimate(model, tc, std::max(train_set.images.dim(0), test_set.images.dim(0)),
+                        train_set.images.nbytes() + test_set.images.nbytes());
   check(model.image_size() == std::vector<int64_t>{h, w} && model.in_channels() == 1,
         "[train] model.image_size must be [", h, ", ", w, "] with in_channels 1 for this data, got ",
         shape_str(model.image_size()), " with in_channels ", model.in_channels());

@@ -2,6 +2,8 @@
 #include "perceiver/io/atomic_file.h"
 
 #include <gtest/gtest.h>
+#include <algorithm>
+#include <sys/wait.h>
 
 #include <stdexcept>
 
@@ -60,6 +62,24 @@ TEST(ReadFile, Errors) {
   EXPECT_TRUE(throws_error([&] { io::read_file(missing); },
                            {"[read_file] ", missing, "No such file or directory"}));
   EXPECT_TRUE(throws_error([&] { io::read_file(tmp.dir()); }, {"[read_file] ", "not a regular"}));
+}
+
+TEST(AtomicFile, StaleTempFilesOfDeadWritersAreRemoved) {
+  TempDir tmp;
+  // A pid that is not running: the child of a fork that has exited and been reaped.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  const std::string dead = "checkpoint.safetensors.tmp." + std::to_string(child);
+  const std::string alive = "metrics.jsonl.tmp." + std::to_string(::getpid());
+  for (const std::string& name : {dead, alive, std::string("notes.tmp.abc"), std::string("model.safetensors")})
+    testing::write_bytes(tmp.file(name), "x");
+  const std::vector<std::string> removed = io::remove_stale_temp_files(tmp.dir());
+  EXPECT_EQ(removed, std::vector<std::string>{dead});
+  std::vector<std::string> left = tmp.list();
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{alive, "model.safetensors", "notes.tmp.abc"}));
+  EXPECT_TRUE(io::remove_stale_temp_files(tmp.file("missing-dir")).empty());
 }
 
 }  // namespace

@@ -117,6 +117,31 @@ TEST(Cli, TrainEvalPredictEndToEnd) {
   EXPECT_EQ(allowed.code, 0) << allowed.out;
 }
 
+// Size before allocation: configs whose fields are each in range but whose model or run cannot
+// fit this machine are refused with the estimate, before anything big is allocated.
+TEST(Cli, OversizedModelsAndRunsAreRefusedBeforeAllocating) {
+  testing::TempDir tmp;
+  testing::make_tiny_fashion_mnist(tmp.path, 16, 8);
+  auto config = [&](const std::string& model, int batch) {
+    const std::string path = tmp.path + "/big.json";
+    std::ofstream(path) << R"({"model": {)" << model << R"(}, "train": {"epochs": 1, "batch_size": )" << batch
+                        << R"(}, "data": {"dir": ")" << tmp.path << R"("}})";
+    return path;
+  };
+  // 2^20 latents x 2^16 channels: 256 GiB of latents alone.
+  const auto start = std::chrono::steady_clock::now();
+  expect_fails("train --config " + config(R"("num_latents": 1048576, "d_latents": 65536)", 8) + " --out " + tmp.path + "/a",
+               "[memory] building the model of this run config needs more than");
+  // Parameters that fit, activations that do not (2^20 latents per sample).
+  CliResult r = run_cli("train --config " + config(R"("num_latents": 1048576, "d_latents": 64)", 16) + " --out " +
+                        tmp.path + "/b");
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("[train] this run needs about "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("activations of a batch of 16 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--skip-memory-check"), std::string::npos) << r.out;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
+}
+
 TEST(Cli, ConvertsTorchBinAndRefusesMaliciousPickles) {
   testing::TempDir tmp;
   const std::string data = std::string(PERCEIVER_SOURCE_DIR) + "/tests/data/torch_bin/";

@@ -226,5 +226,20 @@ TEST(HfCli, NonFiniteInputsWeightsAndOutputsAreErrors) {
   EXPECT_NE(r.out.find("weight '" + name + "' holds 1 non-finite value (first: inf at element 0)"), std::string::npos) << r.out;
 }
 
+// A hub config.json with in-range but enormous sizes is refused before the model is allocated.
+TEST(HfCli, EnormousConfigIsRefusedBeforeAllocating) {
+  testing::TempDir tmp;
+  testing::HfFixture fx = testing::load_hf_fixture("vision-perceiver-fourier");
+  const std::string dir = testing::make_hub_folder(fx, tmp.path + "/m");
+  nlohmann::json cfg = fx.meta.at("config");
+  cfg["architectures"] = {fx.meta.at("model_class")};
+  cfg["num_latents"] = 1 << 20;
+  cfg["d_latents"] = 1 << 20;  // 4 TiB of latents
+  write_config(dir, cfg);
+  CliResult r = run_cli("run --model " + dir + " --inputs " + fx.dir + "/inputs.safetensors --outputs " + tmp.path + "/o");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("[memory] building the model of " + dir + "/config.json needs more than"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace perceiver

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace perceiver {
 
@@ -25,5 +26,34 @@ void release_cached_memory();  // give cached blocks back (tests, end of program
 size_t peak_rss_bytes();
 // Current resident set size (VmRSS), 0 if unknown.
 size_t current_rss_bytes();
+
+// The memory this process may use: physical memory (MemTotal), or a smaller cgroup limit.
+size_t machine_memory_bytes();
+
+// Size before allocation: while a budget is active on this thread, tensor storage requested in
+// total beyond `limit` bytes throws "[memory] <what> needs more than <limit> ..." before the
+// allocation is attempted (e.g. a config.json asking for terabytes of parameters). Nested
+// budgets: the innermost applies. Disabled by set_memory_checks(false) (--skip-memory-check).
+class AllocationBudget {
+ public:
+  AllocationBudget(size_t limit_bytes, std::string what);
+  ~AllocationBudget();
+  AllocationBudget(const AllocationBudget&) = delete;
+  AllocationBudget& operator=(const AllocationBudget&) = delete;
+  size_t used() const { return used_; }
+
+ private:
+  friend void* storage_alloc(size_t bytes);
+  size_t limit_, used_ = 0;
+  std::string what_;
+  AllocationBudget* outer_;
+};
+
+// Process-wide switch for the memory checks (budgets and the trainer's estimate); on by default.
+void set_memory_checks(bool enabled);
+bool memory_checks_enabled();
+
+// "23.5 GiB"
+std::string format_bytes(double bytes);
 
 }  // namespace perceiver

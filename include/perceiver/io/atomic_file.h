@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace perceiver::io {
 
@@ -19,6 +20,10 @@ void write_file_atomic(const std::string& path, const std::function<void(std::FI
 // Atomically writes `size` bytes from `data` to `path`.
 void write_file_atomic(const std::string& path, const void* data, size_t size);
 void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// Removes `<name>.tmp.<pid>` files in `dir` whose writer process no longer runs (left behind by
+// a kill -9 during a write); files of live processes are kept. Returns the names removed.
+std::vector<std::string> remove_stale_temp_files(const std::string& dir);
 
 // Whole-file read; Error "[read_file] <path>: ..." if missing, a directory or unreadable.
 std::string read_file(const std::string& path);

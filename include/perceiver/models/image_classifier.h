@@ -22,6 +22,9 @@ class ImageClassifier : public nn::Module {
   virtual int64_t in_channels() const = 0;
   virtual int64_t num_classes() const = 0;
   virtual nlohmann::json config_json() const = 0;  // normalised config (all keys), with "type"
+  // Bytes of activations one training sample keeps for backward (fp32), with or without
+  // activation checkpointing: the trainer's memory estimate (tests hold it to the measured peak).
+  virtual int64_t training_activation_bytes(bool checkpointing) const = 0;
 };
 
 // Model types a run config may name.

@@ -30,6 +30,7 @@ class Perceiver : public ImageClassifier {
   int64_t in_channels() const override { return config_.in_channels; }
   int64_t num_classes() const override { return config_.num_classes; }
   nlohmann::json config_json() const override { return config_.to_json(); }
+  int64_t training_activation_bytes(bool checkpointing) const override;
 
   const PerceiverConfig& config() const { return config_; }
 

@@ -40,6 +40,9 @@ class PerceiverLayer : public Module {
   // on (Module::set_activation_checkpointing) only x and y are kept for backward.
   Tensor forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const;
   const PerceiverLayerConfig& config() const { return config_; }
+  // Floats this layer keeps per sample for backward in training (n queries, m inputs; m is
+  // ignored by self-attention layers): LN, Q/K/V, attention output, residuals and the MLP.
+  int64_t activation_floats(int64_t n, int64_t m) const;
 
  private:
   Tensor forward_impl(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const;

@@ -152,4 +152,18 @@ std::unique_ptr<ViT> make_vit_from_hf(const nlohmann::json& hf_config, const std
   return model;
 }
 
+int64_t ViT::training_activation_bytes(bool checkpointing) const {
+  const ViTConfig& c = config_;
+  const int64_t t = c.num_patches() + 1, d = c.hidden_size;
+  const int64_t patches = c.num_patches() * c.in_channels * c.patch_size[0] * c.patch_size[1];  // unfolded pixels
+  const int64_t drop = c.dropout > 0.0f ? 2 * d : 0;
+  // per token and layer: LN, q, k, v, context (+ lse), dense, residual, LN, output, residual;
+  // the MLP's dense and GELU
+  const int64_t layer = t * (9 * d + c.num_attention_heads + 2 * c.intermediate_size + drop);
+  const int64_t embed = patches + 3 * t * d;  // projection, [cls, patches] + positions
+  // backward: one layer's activation gradients at a time (+ its recomputation when checkpointing)
+  const int64_t layers = c.num_hidden_layers * (checkpointing ? t * d : layer) + (checkpointing ? 2 : 1) * layer;
+  return static_cast<int64_t>(sizeof(float)) * (embed + layers + 2 * t * d);
+}
+
 }  // namespace perceiver::models

@@ -46,6 +46,7 @@ class ViT : public ImageClassifier {
   int64_t in_channels() const override { return config_.in_channels; }
   int64_t num_classes() const override { return config_.num_classes; }
   nlohmann::json config_json() const override { return config_.to_json(); }
+  int64_t training_activation_bytes(bool checkpointing) const override;
 
   // HF ViTForImageClassification(pixel_values, interpolate_pos_encoding=True): pixel_values
   // (B, C, H, W) NCHW, H >= patch height, W >= patch width (trailing pixels that do not fill a
