@@ -1,0 +1,164 @@
+// Fuzz targets over every loader of untrusted input (see targets.h).
+#include "targets.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "io/restricted_unpickler.h"
+#include "perceiver/core/allocator.h"
+#include "perceiver/core/error.h"
+#include "perceiver/core/json_reader.h"
+#include "perceiver/data/idx.h"
+#include "perceiver/data/image_codec.h"
+#include "perceiver/data/image_processor.h"
+#include "perceiver/data/optical_flow.h"
+#include "perceiver/io/safetensors.h"
+#include "perceiver/io/torch_pickle.h"
+#include "perceiver/models/perceiver_io/hf_config.h"
+#include "perceiver/models/vit/vit_config.h"
+#include "perceiver/train/checkpoint.h"
+#include "perceiver/train/train_config.h"
+
+namespace perceiver::fuzz {
+namespace {
+
+// Models built from fuzzed configs may use this much memory; more is refused as an Error, as
+// the product refuses what exceeds the machine (AllocationBudget).
+constexpr size_t kModelBudget = size_t(256) << 20;
+constexpr int64_t kImagePixels = 4'000'000;
+
+// The file-based loaders read a per-process scratch file.
+const std::string& scratch_path() {
+  static const std::string path = [] {
+    const char* dir = std::getenv("PERCEIVER_FUZZ_TMP");
+    return std::string(dir ? dir : "/tmp") + "/perceiver_fuzz_" + std::to_string(::getpid());
+  }();
+  return path;
+}
+
+const std::string& as_file(const uint8_t* data, size_t size) {
+  const std::string& path = scratch_path();
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) throw std::runtime_error("cannot write " + path);
+  if (size && std::fwrite(data, 1, size, f) != size) throw std::runtime_error("cannot write " + path);
+  std::fclose(f);
+  return path;
+}
+
+template <typename Fn>
+void expect_error_or_success(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error&) {
+    // a clean rejection
+  }
+}
+
+void check(bool ok, const std::string& what) {
+  if (!ok) throw InvariantViolation(what);
+}
+
+// to_json -> text -> parse_json -> parse_run_config gives the same config (a checkpoint's path).
+bool reads_back(const train::RunConfig& rc) {
+  try {
+    return train::parse_run_config(parse_json(rc.to_json().dump(), "re-read")).to_json() == rc.to_json();
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+void safetensors(const uint8_t* d, size_t n) {
+  expect_error_or_success([&] { io::load_safetensors(as_file(d, n)); });
+}
+
+void checkpoint(const uint8_t* d, size_t n) {
+  expect_error_or_success([&] {
+    const std::string& path = as_file(d, n);
+    train::Checkpoint ck = train::read_checkpoint(path);
+    // what a checkpoint stores must read back (eval, predict and --resume depend on it)
+    check(reads_back(ck.config), "checkpoint config does not round-trip");
+    AllocationBudget budget(kModelBudget, "fuzz model");
+    train::model_from_checkpoint(ck, path);
+  });
+}
+
+void torch_zip(const uint8_t* d, size_t n) {
+  expect_error_or_success([&] { io::load_pytorch_bin(as_file(d, n)); });
+}
+
+void pickle(const uint8_t* d, size_t n) {
+  expect_error_or_success([&] { io::pickle::unpickle_state_dict(std::string(reinterpret_cast<const char*>(d), n), "fuzz"); });
+}
+
+void run_config(const uint8_t* d, size_t n) {
+  expect_error_or_success([&] {
+    const train::RunConfig rc = train::parse_run_config(parse_json({reinterpret_cast<const char*>(d), n}, "fuzz"));
+    // a run must always reload its own config (it is stored in every checkpoint)
+    check(reads_back(rc), "run config does not read back unchanged");
+  });
+}
+
+void hub_config(const uint8_t* d, size_t n) {
+  nlohmann::json j;
+  try {
+    j = parse_json({reinterpret_cast<const char*>(d), n}, "fuzz", "hf_config");
+  } catch (const Error&) {
+    return;
+  }
+  expect_error_or_success([&] {
+    namespace pio = models::perceiver_io;
+    const pio::HfPerceiverConfig c = pio::parse_hf_config(j, "fuzz");
+    bool same = false;
+    try {  // what we export as config.json must load again, unchanged
+      same = pio::to_hub_json(pio::parse_hf_config(pio::to_hub_json(c), "re-read")) == pio::to_hub_json(c);
+    } catch (const Error&) {
+    }
+    check(same, "hub config does not read back unchanged");
+  });
+  expect_error_or_success([&] { models::parse_hf_vit_config(j, "fuzz"); });
+  expect_error_or_success([&] { data::parse_preprocessor_config(j, "fuzz", data::perceiver_processor_config()); });
+}
+
+void idx(const uint8_t* d, size_t n) {
+  expect_error_or_success([&] { data::read_idx(as_file(d, n)); });
+}
+
+void image(const uint8_t* d, size_t n) {
+  const std::string_view bytes(reinterpret_cast<const char*>(d), n);
+  expect_error_or_success([&] { data::read_image_header(bytes, "fuzz"); });
+  expect_error_or_success([&] {
+    const data::DecodedImage img = data::decode_image(bytes, "fuzz", kImagePixels);
+    check(img.pixels.size() == static_cast<size_t>(img.height * img.width * img.channels), "decoded size");
+  });
+}
+
+void flo(const uint8_t* d, size_t n) {
+  expect_error_or_success([&] { data::read_flo(as_file(d, n)); });
+}
+
+}  // namespace
+
+const std::vector<Target>& targets() {
+  static const std::vector<Target> t = {
+      {"safetensors", safetensors, "safetensors files (weights, inputs, checkpoints' container)"},
+      {"checkpoint", checkpoint, "perceiver.cpp checkpoints: metadata config, tensors, model build"},
+      {"torch_zip", torch_zip, "PyTorch pytorch_model.bin (zip + restricted unpickler)"},
+      {"pickle", pickle, "the restricted unpickler on raw data.pkl bytes"},
+      {"run_config", run_config, "run configs (JSON) incl. the read-back invariant"},
+      {"hub_config", hub_config, "Hugging Face config.json (Perceiver IO, ViT) and preprocessor_config.json"},
+      {"idx", idx, "IDX arrays (Fashion-MNIST), plain and gzip"},
+      {"image", image, "PNG (libpng) and JPEG (libjpeg-turbo) decoding with the header limits"},
+      {"flo", flo, "Middlebury .flo optical flow files"},
+  };
+  return t;
+}
+
+const Target* find_target(const std::string& name) {
+  for (const Target& t : targets())
+    if (name == t.name) return &t;
+  return nullptr;
+}
+
+}  // namespace perceiver::fuzz
