@@ -56,8 +56,9 @@ RunConfig load_run_config(const std::string& path) {
   const nlohmann::json j = read_json_file(path, "config");
   try {
     return parse_run_config(j);
-  } catch (const Error& e) {
-    throw Error(std::string(e.what()) + " (in " + path + ")");
+  } catch (const Error& e) {  // "[config] model.x: ..." -> "[config] <path>: model.x: ..."
+    const std::string m = e.what(), prefix = "[config] ";
+    throw Error(m.rfind(prefix, 0) == 0 ? prefix + path + ": " + m.substr(prefix.size()) : m + " (in " + path + ")");
   }
 }
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -70,7 +71,7 @@ TEST(Cli, BadConfigAndCorruptFilesGiveOneLineErrors) {
   std::ofstream(cfg) << R"({"model": {"num_latent": 4}})";
   CliResult r = run_cli("train --config " + cfg + " --out " + tmp.path + "/o");
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("perceiver: error: [config] model: unknown key 'num_latent'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("perceiver: error: [config] " + cfg + ": model: unknown key 'num_latent'"), std::string::npos) << r.out;
   std::ofstream(tmp.path + "/junk.safetensors") << "not a safetensors file at all";
   expect_fails("eval --checkpoint " + tmp.path + "/junk.safetensors", "[safetensors]");
   // Corrupt IDX data: training names the file.
@@ -140,6 +141,33 @@ TEST(Cli, OversizedModelsAndRunsAreRefusedBeforeAllocating) {
   EXPECT_NE(r.out.find("activations of a batch of 16 "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("--skip-memory-check"), std::string::npos) << r.out;
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
+}
+
+// The hostile files of the fuzzing campaign (tests/fuzz/regressions) through the program itself:
+// each is a one-line error with exit code 1, never a crash, a hang or a silent success.
+TEST(Cli, HostileFilesGiveOneLineErrors) {
+  testing::TempDir tmp;
+  testing::make_tiny_fashion_mnist(tmp.path, 16, 8);
+  const std::string out = tmp.path + "/run";
+  ASSERT_EQ(run_cli("train --config " + write_config(tmp.path, tmp.path, 1) + " --out " + out).code, 0);
+  const std::string dir = std::string(PERCEIVER_SOURCE_DIR) + "/tests/fuzz/regressions/";
+  for (const auto& e : std::filesystem::directory_iterator(dir + "image")) {
+    const CliResult r = run_cli("predict --checkpoint " + out + "/model.safetensors " + e.path().string());
+    EXPECT_EQ(r.code, 1) << e.path() << "\n" << r.out;
+    EXPECT_EQ(r.out.rfind("perceiver: error: [image] ", 0), 0u) << r.out;
+    EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;
+  }
+  for (const char* name : {"deep_nesting_5000.json", "json_get_int_float_cast_overflow.json", "json_number_overflow_1e400.json"}) {
+    const CliResult r = run_cli("train --config " + dir + "run_config/" + name + " --out " + tmp.path + "/x");
+    EXPECT_EQ(r.code, 1) << name << "\n" << r.out;
+    EXPECT_EQ(r.out.rfind("perceiver: error: [config] " + dir + "run_config/" + name + ": ", 0), 0u) << r.out;
+    EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;
+  }
+  for (const auto& e : std::filesystem::directory_iterator(dir + "checkpoint")) {
+    const CliResult r = run_cli("eval --checkpoint " + e.path().string() + " --data-dir " + tmp.path);
+    EXPECT_EQ(r.code, 1) << e.path() << "\n" << r.out;
+    EXPECT_EQ(r.out.rfind("perceiver: error: [", 0), 0u) << r.out;
+  }
 }
 
 TEST(Cli, ConvertsTorchBinAndRefusesMaliciousPickles) {
