@@ -15,6 +15,7 @@
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/layer_norm.h"
 #include "kernels/cpu/optimizer.h"
+#include "kernels/cpu/reduce.h"
 #include "machine_peak.h"
 #include "perceiver/core/parallel.h"
 
@@ -92,6 +93,19 @@ void BM_adamw_update(benchmark::State& state) {
   report_bytes(state, 7.0 * 4.0 * double(n));  // reads p, g, m, v; writes p, m, v
 }
 
+// The trainer's per-step NaN/Inf scan of parameters and optimizer state (3 x the parameters):
+// compare with one training step (bench_train_step) for its overhead.
+void BM_count_nonfinite(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  const std::vector<float> x = filled(n, 0.5f);
+  int64_t first = 0, total = 0;
+  for (auto _ : state) {
+    total += perceiver::cpu::count_nonfinite(x.data(), n, &first);
+    benchmark::DoNotOptimize(total);
+  }
+  report_bytes(state, 4.0 * double(n));
+}
+
 void BM_f32_to_bf16(benchmark::State& state) {
   const int64_t n = state.range(0);
   const std::vector<float> x = filled(n, 2.0f);
@@ -138,6 +152,7 @@ BENCHMARK(BM_layer_norm_backward)->Args({512, 1024})->Args({50176, 261})->UseRea
 BENCHMARK(BM_gelu_forward)->Arg(512 * 1024)->Arg(64 * 32 * 512)->UseRealTime();
 BENCHMARK(BM_softmax_forward)->Args({64, 10})->Args({512, 4096})->UseRealTime();
 BENCHMARK(BM_adamw_update)->Arg(580811)->Arg(48440627)->UseRealTime();
+BENCHMARK(BM_count_nonfinite)->Arg(3 * 580811)->Arg(3 * 48440627)->UseRealTime();
 BENCHMARK(BM_f32_to_bf16)->Arg(50176 * 1024)->Arg(512 * 1024)->UseRealTime();
 // cross-attention (1 head of 1024 over 50,176 inputs) and a latent self-attention (8 x 128)
 BENCHMARK(BM_attention_forward)
