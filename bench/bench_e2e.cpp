@@ -28,30 +28,30 @@
 #include "perceiver/io/safetensors.h"
 #include "perceiver/models/image_classifier.h"
 #include "perceiver/io/model_folder.h"
-#include "perceiver/models/perceiver_io/model_folder.h"
+#include "perceiver/models/registry.h"
 #include "perceiver/optim/optimizer.h"
 
 namespace {
 
 using namespace perceiver;
-namespace pio = models::perceiver_io;
+using models::TensorMap;
 using Clock = std::chrono::steady_clock;
 
 // One model behind the two kinds: forward -> logits, loss on those logits.
 struct Runner {
   std::unique_ptr<models::ImageClassifier> classifier;
-  std::unique_ptr<pio::PerceiverIO> hf;
+  std::unique_ptr<models::Model> hf;  // any model folder (models::Model)
 
   nn::Module& module() { return classifier ? static_cast<nn::Module&>(*classifier) : *hf; }
   std::vector<nn::NamedTensor> state() { return classifier ? classifier->named_parameters() : hf->state_dict(); }
   std::vector<nn::NamedTensor> params() { return module().named_parameters(); }
-  Tensor logits(const pio::TensorMap& in) {
+  Tensor logits(const TensorMap& in) {
     if (classifier) return classifier->forward(in.at("images"));
-    pio::TensorMap out = hf->forward(in);
+    TensorMap out = hf->forward(in);
     check(out.size() == 1, "[bench_e2e] expected one logits tensor, got ", out.size());
     return out.begin()->second;
   }
-  Tensor loss(const Tensor& logits, const pio::TensorMap& in) {
+  Tensor loss(const Tensor& logits, const TensorMap& in) {
     if (classifier) return ag::cross_entropy(logits, in.at("labels"), 0.0f);
     return hf->loss({{"logits", logits}}, in);
   }
@@ -59,7 +59,7 @@ struct Runner {
 
 Runner build(const std::string& dir, bool load_weights) {
   const std::string cfg_path = dir + "/config.json";
-  const nlohmann::json j = read_json_file(cfg_path);
+  const nlohmann::json j = read_json_file(cfg_path, "hf_config");
   Runner r;
   if (j.is_object() && j.contains("model")) {
     r.classifier = models::make_image_classifier(models::normalize_image_classifier_config(j.at("model")), 0);
@@ -70,7 +70,7 @@ Runner build(const std::string& dir, bool load_weights) {
   } else if (load_weights) {
     r.hf = io::load_model_folder(dir);
   } else {
-    r.hf = pio::create_perceiver_io(pio::load_hf_config(cfg_path), 0);
+    r.hf = models::create_model(j, cfg_path, 0);
   }
   return r;
 }
@@ -110,7 +110,7 @@ int run(int argc, char** argv) {
   }
   check(!inputs.empty(), "[bench_e2e] --inputs is required unless --save-init is given");
   Runner r = build(model, true);
-  const pio::TensorMap in = io::load_safetensors(inputs).tensors;
+  const TensorMap in = io::load_safetensors(inputs).tensors;
   if (r.classifier) check(in.count("images"), "[bench_e2e] ", inputs, ": expected an \"images\" tensor");
   if (mode == "train") check(in.count("labels") || !r.classifier, "[bench_e2e] ", inputs, ": train mode needs \"labels\"");
   const double rss_after_load = peak_rss_bytes() / 1048576.0;

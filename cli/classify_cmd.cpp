@@ -15,6 +15,8 @@
 #include "commands.h"
 #include "finite_check.h"
 #include "hf_task_util.h"
+#include "perceiver/models/registry.h"
+#include "perceiver/models/vit/vit.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
@@ -45,30 +47,26 @@ struct Classifier {
   int64_t required_size = 0;  // > 0: the model only takes this input size (learned positions)
 };
 
-Classifier load_perceiver_classifier(const std::string& dir) {
-  std::shared_ptr<pio::PerceiverIO> model = load_task_model(
-      dir,
-      {pio::PerceiverTask::kImageClassificationLearned, pio::PerceiverTask::kImageClassificationFourier,
-       pio::PerceiverTask::kImageClassificationConv},
-      "classify");
+// Any image classification folder through the one reader: HF Perceiver classifiers take
+// "inputs", ViT takes "pixel_values" (both (B, 3, H, W)).
+Classifier load_classifier(const std::string& dir, const nlohmann::json& config, const std::vector<std::string>& accept) {
+  std::shared_ptr<models::Model> model = io::load_model_folder(dir, config, accept, "classify");
   Classifier c;
-  c.labels = model->config().id2label;
-  for (int64_t i = static_cast<int64_t>(c.labels.size()); i < model->config().num_labels; ++i)
-    c.labels.push_back("LABEL_" + std::to_string(i));
-  if (model->task() == pio::PerceiverTask::kImageClassificationLearned) c.required_size = model->config().image_size;
-  c.module = model;
-  c.logits = [model](const Tensor& pixels) { return model->forward({{"inputs", pixels}}).at("logits"); };
-  return c;
-}
-
-Classifier load_vit_classifier(const std::string& dir) {
-  std::shared_ptr<models::ViT> model = load_vit_folder(dir);
-  Classifier c;
-  c.labels = model->config().id2label;
-  for (int64_t i = static_cast<int64_t>(c.labels.size()); i < model->num_classes(); ++i)
+  int64_t num_labels = 0;
+  std::string input = "inputs";
+  if (auto* p = dynamic_cast<pio::PerceiverIO*>(model.get())) {
+    c.labels = p->config().id2label;
+    num_labels = p->config().num_labels;
+    if (p->task() == pio::PerceiverTask::kImageClassificationLearned) c.required_size = p->config().image_size;
+  } else if (auto* v = dynamic_cast<models::ViT*>(model.get())) {
+    c.labels = v->config().id2label;
+    num_labels = v->num_classes();
+    input = "pixel_values";
+  }
+  for (int64_t i = static_cast<int64_t>(c.labels.size()); i < num_labels; ++i)
     c.labels.push_back("LABEL_" + std::to_string(i));
   c.module = model;
-  c.logits = [model](const Tensor& pixels) { return model->forward_pixels(pixels); };
+  c.logits = [model, input](const Tensor& pixels) { return model->forward({{input, pixels}}).at("logits"); };
   return c;
 }
 
@@ -85,37 +83,37 @@ data::ImageProcessorConfig vit_processor(const nlohmann::json& config, const std
   return p;
 }
 
-// One row per supported architecture: its image processor (from the folder's config.json) and its
-// model loader (null: the processor exists but the model is not built into this engine).
+// One row per supported architecture: its image processor (from the folder's config.json).
 struct Architecture {
   const char* name;
   data::ImageProcessorConfig (*processor)(const nlohmann::json& config, const std::string& dir);
-  Classifier (*load)(const std::string& dir);
 };
 
 const Architecture kArchitectures[] = {
-    {"PerceiverForImageClassificationLearned", perceiver_processor, load_perceiver_classifier},
-    {"PerceiverForImageClassificationFourier", perceiver_processor, load_perceiver_classifier},
-    {"PerceiverForImageClassificationConvProcessing", perceiver_processor, load_perceiver_classifier},
-    {"ViTForImageClassification", vit_processor, load_vit_classifier},
+    {"PerceiverForImageClassificationLearned", perceiver_processor},
+    {"PerceiverForImageClassificationFourier", perceiver_processor},
+    {"PerceiverForImageClassificationConvProcessing", perceiver_processor},
+    {"ViTForImageClassification", vit_processor},
 };
 
-const Architecture& find_architecture(const std::string& dir) {
-  const std::string arch = folder_architecture(read_folder_config(dir), dir, "classify");
+std::vector<std::string> classifier_names() {
+  std::vector<std::string> names;
+  for (const Architecture& a : kArchitectures) names.push_back(a.name);
+  return names;
+}
+
+const Architecture& find_architecture(const std::string& dir, const nlohmann::json& config) {
+  const std::string arch = models::architecture_of(config, dir + "/config.json");
   std::string supported;
   for (const Architecture& a : kArchitectures) {
-    if (arch == a.name) {
-      check(a.load != nullptr, "[classify] ", dir, ": ", arch, " is recognised (its image processor is implemented) but "
-            "this version has no ", arch, " model");
-      return a;
-    }
-    if (a.load) supported += std::string(supported.empty() ? "" : ", ") + a.name;
+    if (arch == a.name) return a;
+    supported += std::string(supported.empty() ? "" : ", ") + a.name;
   }
   throw_error("[classify] ", dir, ": expected an image classification model folder (", supported, "), got ", arch);
 }
 
-data::ImageProcessorConfig processor_for(const ClassifyArgs& a, const Architecture& arch) {
-  data::ImageProcessorConfig p = arch.processor(read_folder_config(a.model), a.model);
+data::ImageProcessorConfig processor_for(const ClassifyArgs& a, const Architecture& arch, const nlohmann::json& config) {
+  data::ImageProcessorConfig p = arch.processor(config, a.model);
   const std::string file = a.model + "/preprocessor_config.json";
   if (std::filesystem::exists(file)) p = data::parse_preprocessor_config(read_json_file(file, "image_processor"), file, p);
   if (a.size > 0) p.size = a.size;
@@ -143,11 +141,12 @@ Runner add_classify_command(CLI::App& sub) {
   add_nonfinite_option(sub, a->common.allow_nonfinite);
   return [a]() {
     apply_common_options(a->common);
-    const Architecture& arch = find_architecture(a->model);
-    const data::ImageProcessorConfig processor = processor_for(*a, arch);
+    const nlohmann::json config = io::read_folder_config(a->model);  // parsed once
+    const Architecture& arch = find_architecture(a->model, config);
+    const data::ImageProcessorConfig processor = processor_for(*a, arch, config);
     std::vector<data::RgbImage> images;  // decode everything first: a bad file fails before the model loads
     for (const std::string& path : a->images) images.push_back(data::load_image_rgb(path, a->max_pixels));
-    const Classifier classifier = arch.load(a->model);
+    const Classifier classifier = load_classifier(a->model, config, classifier_names());
     check_finite_parameters(*classifier.module, "classify", a->model, a->common.allow_nonfinite);
     apply_precision(*classifier.module, a->common);
     check(classifier.required_size == 0 || (processor.do_resize && processor.size == classifier.required_size),

@@ -14,7 +14,6 @@
 #include "perceiver/core/random.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/io/model_folder.h"
-#include "perceiver/models/perceiver_io/model_folder.h"
 
 namespace perceiver::cli {
 
@@ -33,31 +32,19 @@ Runner add_grad_command(CLI::App& sub) {
     namespace pio = models::perceiver_io;
     apply_common_options(a->common);
     const bool allow = a->common.allow_nonfinite;
-    std::vector<std::pair<std::string, Tensor>> tensors;
-    auto collect_loss_and_grads = [&tensors](const Tensor& loss, auto& model) {
-      autograd::backward(loss);
-      tensors = {{"loss", loss.detach()}};
-      for (auto& [name, p] : model.named_parameters())
-        tensors.emplace_back(name, p.grad().defined() ? p.grad() : Tensor::zeros(p.shape()));
-    };
-    if (is_vit_folder(a->model)) {
-      std::unique_ptr<models::ViT> model = load_vit_folder(a->model);
-      check_finite_parameters(*model, "grad", a->model, allow);
-      const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
-      check_finite(inputs, "grad", a->inputs, "input", allow);
-      const Tensor& pixels = vit_input(inputs, "pixel_values", a->inputs, "grad");
-      const Tensor& labels = vit_input(inputs, "labels", a->inputs, "grad");
-      model->train(true);
-      Rng rng(0);
-      collect_loss_and_grads(ag::cross_entropy(model->forward_pixels(pixels, nullptr, &rng), labels, 0.0f), *model);
-    } else {
-      std::unique_ptr<pio::PerceiverIO> model = io::load_model_folder(a->model);
-      check_finite_parameters(*model, "grad", a->model, allow);
-      const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
-      check_finite(inputs, "grad", a->inputs, "input", allow);
-      model->train(true);  // BatchNorm on batch statistics; attention dropout is not applied
-      collect_loss_and_grads(model->loss(model->forward(inputs), inputs), *model);
-    }
+    std::unique_ptr<models::Model> model = io::load_model_folder(a->model);
+    check_finite_parameters(*model, "grad", a->model, allow);
+    const models::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
+    check_finite(inputs, "grad", a->inputs, "input", allow);
+    // Train mode: BatchNorm on batch statistics; dropout, where a model has any, draws from a
+    // fixed seed (Perceiver IO applies no attention dropout).
+    model->train(true);
+    Rng rng(0);
+    const Tensor loss_value = model->loss(model->forward(inputs, nullptr, &rng), inputs);
+    autograd::backward(loss_value);
+    std::vector<std::pair<std::string, Tensor>> tensors = {{"loss", loss_value.detach()}};
+    for (auto& [name, p] : model->named_parameters())
+      tensors.emplace_back(name, p.grad().defined() ? p.grad() : Tensor::zeros(p.shape()));
     const Tensor& loss = tensors.front().second;
     check_finite("loss", loss, "grad", a->outputs, "loss", allow);  // nothing is written then
     for (size_t i = 1; i < tensors.size(); ++i)

@@ -2,7 +2,7 @@
 // Face Perceiver IO model folder on named inputs ("inputs", "attention_mask", "inputs.<m>",
 // "subsampled_output_points[.<m>]") and writes the logits ("logits" / "logits.<m>") and the
 // intermediate tensors under the fixtures' names (encoder_input, latents_*, decoder_query,
-// decoder_output). A Hugging Face ViT folder (config.json with model_type "vit") takes
+// decoder_output). Any model folder works the same way (models::Model): a ViT takes
 // "pixel_values" (B, C, H, W) of any H x W (the position table is resampled bicubically when the
 // patch grid differs) and writes "logits" plus patch_embeddings, embeddings,
 // attention_block_output_each_layer, hidden_states_after_each_layer and final_layernorm_output.
@@ -14,7 +14,6 @@
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/io/model_folder.h"
-#include "perceiver/models/perceiver_io/model_folder.h"
 
 namespace perceiver::cli {
 
@@ -39,34 +38,26 @@ Runner add_run_command(CLI::App& sub) {
     namespace pio = models::perceiver_io;
     apply_common_options(a->common);
     const bool allow = a->common.allow_nonfinite;
-    pio::TensorMap out;
-    if (is_vit_folder(a->model)) {
-      check(a->chunk_size == 0, "[run] ", a->model, ": --chunk-size applies to Perceiver IO decoders, not to a ViT");
-      std::unique_ptr<models::ViT> model = load_vit_folder(a->model);
-      check_finite_parameters(*model, "run", a->model, allow);
-      apply_precision(*model, a->common);
-      const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
-      check_finite(inputs, "run", a->inputs, "input", allow);
-      const Tensor& pixels = vit_input(inputs, "pixel_values", a->inputs, "run");
-      autograd::NoGradGuard no_grad;
-      models::ViTTrace trace;
-      const Tensor logits = model->forward_pixels(pixels, a->logits_only ? nullptr : &trace);
-      out = a->logits_only ? pio::TensorMap{{"logits", logits}} : trace.to_map();
+    std::unique_ptr<models::Model> model = io::load_model_folder(a->model);
+    check_finite_parameters(*model, "run", a->model, allow);
+    apply_precision(*model, a->common);
+    const models::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
+    check_finite(inputs, "run", a->inputs, "input", allow);
+    autograd::NoGradGuard no_grad;
+    models::TensorMap out;
+    if (a->chunk_size > 0) {
+      const auto* io_model = dynamic_cast<const pio::PerceiverIO*>(model.get());
+      check(io_model != nullptr, "[run] ", a->model, ": --chunk-size applies to Perceiver IO decoders, not to a ",
+            model->architecture());
+      check(io_model->output_points_from_inputs(inputs).empty(), "[run] --chunk-size decodes every output; "
+            "the inputs also select subsampled_output_points");
+      out = io_model->decode_chunked(io_model->encode(inputs), a->chunk_size);
     } else {
-      std::unique_ptr<pio::PerceiverIO> model = io::load_model_folder(a->model);
-      check_finite_parameters(*model, "run", a->model, allow);
-      apply_precision(*model, a->common);
-      const pio::TensorMap inputs = io::load_safetensors(a->inputs).tensors;
-      check_finite(inputs, "run", a->inputs, "input", allow);
-      autograd::NoGradGuard no_grad;
-      if (a->chunk_size > 0) {
-        check(model->output_points_from_inputs(inputs).empty(), "[run] --chunk-size decodes every output; "
-              "the inputs also select subsampled_output_points");
-        out = model->decode_chunked(model->encode(inputs), a->chunk_size);
-      } else {
-        pio::TensorMap trace;
-        out = model->forward(inputs, a->logits_only ? nullptr : &trace);
-        if (!a->logits_only) out = trace;
+      models::TensorMap trace;
+      out = model->forward(inputs, a->logits_only ? nullptr : &trace);
+      if (!a->logits_only) {
+        trace.insert(out.begin(), out.end());  // the outputs are part of the trace
+        out = std::move(trace);
       }
     }
     check_finite(out, "run", a->outputs, "output", allow);  // nothing is written then

@@ -1,32 +1,67 @@
-// Reading a Hugging Face Perceiver IO model folder (io/model_folder.h): config.json through the
-// models' HF config parser, the weights file through io/state_dict, strict in-place loading.
+// The one model-folder reader (io/model_folder.h): config.json through the registry, the weights
+// file through io/state_dict, strict in-place loading with Module::load_state_dict.
 #include "perceiver/io/model_folder.h"
 
-#include <filesystem>
+#include <sys/stat.h>
 
 #include "perceiver/core/allocator.h"
+#include "perceiver/core/error.h"
+#include "perceiver/core/json_reader.h"
 #include "perceiver/io/state_dict.h"
-#include "perceiver/models/perceiver_io/hf_config.h"
-#include "perceiver/models/perceiver_io/model_folder.h"
+#include "perceiver/models/registry.h"
 #include "perceiver/nn/layers.h"
 
 namespace perceiver::io {
 
-namespace pio = models::perceiver_io;
+namespace {
+bool is_file(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+}  // namespace
 
-std::unique_ptr<models::perceiver_io::PerceiverIO> load_model_folder(const std::string& dir) {
+std::string find_weights_file(const std::string& dir) {
+  for (const char* name : {"model.safetensors", "pytorch_model.bin"}) {
+    const std::string path = dir + "/" + name;
+    if (is_file(path)) return path;
+  }
+  throw_error("[model_folder] ", dir, ": expected model.safetensors or pytorch_model.bin, found neither");
+}
+
+nlohmann::json read_folder_config(const std::string& dir) {
+  const std::string path = dir + "/config.json";
+  if (!is_file(path)) throw_error("[model_folder] ", dir, ": expected a config.json in the model folder");
+  return read_json_file(path, "hf_config");
+}
+
+std::unique_ptr<models::Model> load_model_folder(const std::string& dir, const std::vector<std::string>& accept,
+                                                 const std::string& command) {
+  return load_model_folder(dir, read_folder_config(dir), accept, command);
+}
+
+std::unique_ptr<models::Model> load_model_folder(const std::string& dir, const nlohmann::json& config,
+                                                 const std::vector<std::string>& accept, const std::string& command) {
   const std::string config_path = dir + "/config.json";
-  check(std::filesystem::is_regular_file(config_path), "[model_folder] ", dir, ": expected a config.json in the model folder");
-  pio::HfPerceiverConfig config = pio::load_hf_config(config_path);
-  const std::string weights = pio::find_weights_file(dir);
-  StateDict sd = load_state_dict_file(weights);  // safetensors or torch zip, by content
-  std::unique_ptr<pio::PerceiverIO> model;
+  const std::string arch = models::architecture_of(config, config_path);
+  if (!accept.empty()) {
+    std::string expected;
+    bool ok = false;
+    for (const std::string& a : accept) {
+      expected += (expected.empty() ? "" : " or ") + a;
+      ok = ok || a == arch;
+    }
+    if (!ok) throw_error("[", command, "] ", dir, ": expected a ", expected, " model folder, got ", arch);
+  }
+  const models::ModelClass& cls = models::find_model_class(arch, config_path);
+  std::unique_ptr<models::Model> model;
   {
     nn::SkipInitGuard no_init;  // every parameter is overwritten by the strict load below
     AllocationBudget budget(machine_memory_bytes(), "building the model of " + config_path);
-    model = pio::create_perceiver_io(config);
+    model = cls.create(config, config_path, 0);  // config errors name config.json, before any weights are read
   }
-  pio::load_perceiver_state(*model, sd.tensors, weights, /*share_storage=*/true);  // sd is dropped below
+  const std::string weights = find_weights_file(dir);
+  StateDict sd = load_state_dict_file(weights);  // safetensors or torch zip, by content
+  model->load_state_dict(sd.tensors, weights, /*strict=*/true, /*share_storage=*/true);  // sd is dropped below
   model->train(false);
   return model;
 }

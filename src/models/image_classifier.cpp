@@ -1,6 +1,7 @@
 // Image-classifier factory: "type" -> config parser and constructor.
 #include "perceiver/models/image_classifier.h"
 
+#include "perceiver/autograd/functions.h"
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
 #include "perceiver/models/perceiver.h"
@@ -23,6 +24,19 @@ std::string type_of(const nlohmann::json& j, const std::string& path) {
   return t.get<std::string>();
 }
 }  // namespace
+
+Tensor ImageClassifier::loss(const TensorMap& outputs, const TensorMap& inputs) const {
+  auto logits = outputs.find("logits");
+  auto labels = inputs.find("labels");
+  if (logits == outputs.end()) throw_error("[", architecture(), "] loss: expected outputs with 'logits'");
+  if (labels == inputs.end() || labels->second.dtype() != DType::kI32) {
+    std::string got;
+    for (const auto& [n, t] : inputs) got += (got.empty() ? "" : ", ") + n + " (" + dtype_name(t.dtype()) + ")";
+    throw_error("[", architecture(), "] loss: expected int32 'labels' (class ids) among the inputs, got inputs: ",
+                got.empty() ? "none" : got);
+  }
+  return ag::cross_entropy(logits->second, labels->second, 0.0f);
+}
 
 nlohmann::json normalize_image_classifier_config(const nlohmann::json& j, const std::string& path) {
   const std::string type = type_of(j, path);

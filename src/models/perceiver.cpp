@@ -108,6 +108,23 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
   return final_layer_->forward(pooled);
 }
 
+TensorMap Perceiver::forward(const TensorMap& inputs, TensorMap* trace, Rng* rng) const {
+  auto it = inputs.find("inputs");
+  if (it == inputs.end()) {
+    std::string got;
+    for (const auto& [n, t] : inputs) got += (got.empty() ? "" : ", ") + n;
+    throw_error("[Perceiver] expected the input 'inputs' (B, H, W) or (B, H, W, C), got ", got.empty() ? "none" : got);
+  }
+  (void)trace;
+  return {{"logits", forward(it->second, rng)}};
+}
+
+nlohmann::json Perceiver::hub_config() const {
+  nlohmann::json j = config_.to_json();
+  j["architectures"] = {kArchitecture};
+  return j;
+}
+
 int64_t Perceiver::training_activation_bytes(bool checkpointing) const {
   const auto& c = config_;
   const int64_t m = c.num_inputs(), n = c.num_latents;

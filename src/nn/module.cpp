@@ -29,27 +29,48 @@ int64_t Module::num_parameters() {
   return n;
 }
 
-void Module::load_state_dict(const std::map<std::string, Tensor>& tensors, const std::string& what,
-                             bool strict) {
-  std::vector<std::string> missing, mismatched;
+Tensor Module::register_buffer(const std::string& name, Tensor value) {
+  for (auto& [n, t] : buffers_)
+    check(n != name, "[Module] buffer '", name, "' registered twice");
+  buffers_.emplace_back(name, value);
+  return buffers_.back().second;
+}
+
+void Module::visit_buffers(const std::function<void(const std::string&, Tensor&)>& fn, const std::string& prefix) {
+  for (auto& [name, t] : buffers_) fn(prefix + name, t);
+  for (auto& [name, child] : children_) child->visit_buffers(fn, prefix + name + ".");
+}
+
+std::vector<NamedTensor> Module::state_dict() {
+  std::vector<NamedTensor> out = named_parameters();
+  visit_buffers([&](const std::string& n, Tensor& t) { out.emplace_back(n, t); });
+  return out;
+}
+
+void Module::load_state_dict(const std::map<std::string, Tensor>& tensors, const std::string& what, bool strict,
+                             bool share_storage) {
+  std::vector<std::string> missing, mismatched, unexpected;
   std::map<std::string, bool> used;
   for (const auto& kv : tensors) used[kv.first] = false;
-  visit_parameters([&](const std::string& name, Tensor& p) {
+  std::vector<NamedTensor> state = state_dict();
+  auto matches = [](const Tensor& src, const Tensor& dst) {
+    return src.shape() == dst.shape() && src.dtype() == dst.dtype();
+  };
+  for (auto& [name, dst] : state) {
     auto it = tensors.find(name);
     if (it == tensors.end()) {
       missing.push_back(name);
-      return;
+      continue;
     }
     used[name] = true;
-    if (it->second.shape() != p.shape() || it->second.dtype() != p.dtype())
-      mismatched.push_back(name + " (expected " + dtype_name(p.dtype()) + shape_str(p.shape()) + ", got " +
+    if (!matches(it->second, dst))
+      mismatched.push_back(name + " (expected " + dtype_name(dst.dtype()) + shape_str(dst.shape()) + ", got " +
                            dtype_name(it->second.dtype()) + shape_str(it->second.shape()) + ")");
-  });
-  std::vector<std::string> unexpected;
+  }
   for (const auto& [name, u] : used)
     if (!u) unexpected.push_back(name);
   if (strict && (!missing.empty() || !unexpected.empty() || !mismatched.empty())) {
-    std::string msg = "[load] " + what + ": parameters do not match the model.";
+    std::string msg = "[load] " + what + ": the tensors do not match the model.";
     auto list = [&](const char* title, const std::vector<std::string>& v) {
       if (v.empty()) return;
       msg += std::string("\n  ") + title + " (" + std::to_string(v.size()) + "):";
@@ -60,11 +81,19 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& tensors, const
     list("shape/dtype mismatch", mismatched);
     throw Error(msg);
   }
-  visit_parameters([&](const std::string& name, Tensor& p) {
+  // A tensor whose storage backs another entry too (tied weights in a torch zip) is copied, so
+  // that two model tensors never alias one buffer.
+  auto aliased = [&](const Tensor& t) {
+    int users = 0;
+    for (const auto& [other_name, other] : tensors) users += other.same_storage(t);
+    return users > 1;
+  };
+  for (auto& [name, dst] : state) {
     auto it = tensors.find(name);
-    if (it != tensors.end() && it->second.shape() == p.shape() && it->second.dtype() == p.dtype())
-      p.copy_from(it->second);
-  });
+    if (it == tensors.end() || !matches(it->second, dst)) continue;
+    if (share_storage && !aliased(it->second)) dst.share_data(it->second);
+    else dst.copy_from(it->second);
+  }
   refresh_precision();
 }
 

@@ -108,7 +108,7 @@ TEST(ActivationCheckpointing, PerceiverGradientsUnchangedWithDropout) {
 TEST(ActivationCheckpointing, HfPerceiverIoGradientsUnchanged) {
   testing::HfFixture fx = testing::load_hf_fixture("language-perceiver");
   testing::TempDir tmp;
-  auto model = io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/lm"));
+  auto model = testing::load_perceiver_io_folder(testing::make_hub_folder(fx, tmp.path + "/lm"));
   model->train(true);
   auto loss_of = [&] { return model->loss(model->forward(fx.inputs), fx.inputs); };
   const StepResult plain = train_step(*model, false, loss_of);

@@ -44,7 +44,7 @@ TEST(HfAutoencode, ChunkedEqualsUnchunkedAndTheReference) {
   const TensorMap whole = autoencode(dir, in, tmp.path + "/w.safetensors", int64_t{1} << 30);  // one chunk
 
   // Unchunked in process: decode(state) with every output point.
-  auto model = io::load_model_folder(dir);
+  auto model = testing::load_perceiver_io_folder(dir);
   autograd::NoGradGuard no_grad;
   TensorMap enc_inputs;
   for (const auto& [name, t] : fx.inputs)

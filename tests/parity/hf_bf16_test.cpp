@@ -47,7 +47,7 @@ void check_bf16_family(const std::string& family) {
   testing::HfFixture fx = testing::load_hf_fixture(family);
   testing::TempDir tmp;
   std::unique_ptr<PerceiverIO> model =
-      io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
+      testing::load_perceiver_io_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
   const TensorMap f32 = logits_of(*model, fx.inputs);
   model->set_precision(Precision::kBF16);
   const TensorMap bf16 = logits_of(*model, fx.inputs);
@@ -83,7 +83,7 @@ class HfBf16Vit : public ::testing::Test {
  protected:
   testing::HfFixture fx = testing::load_hf_fixture("vit");
   std::map<std::string, Tensor> state = io::load_safetensors(fx.dir + "/model.safetensors").tensors;
-  std::unique_ptr<models::ViT> model = models::make_vit_from_hf(fx.meta, state, "vit fixture");
+  std::unique_ptr<models::ViT> model = testing::model_from_state<models::ViT>(fx.meta, state, "vit fixture");
   const Tensor& pixels = fx.inputs.at("pixel_values");
 };
 

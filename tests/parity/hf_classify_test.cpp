@@ -27,7 +27,7 @@ nlohmann::json labels(int n) {
 
 // The CLI's report for one image, computed in-process from (1, 3, H, W) pixel values.
 std::string expected_report(const std::string& dir, const std::string& path, const Tensor& pixels, int top) {
-  auto model = io::load_model_folder(dir);
+  auto model = testing::load_perceiver_io_folder(dir);
   autograd::NoGradGuard no_grad;
   const Tensor probs = ops::softmax(model->forward({{"inputs", pixels}}).at("logits"));
   const int64_t k = probs.dim(-1);

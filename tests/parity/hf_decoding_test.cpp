@@ -15,7 +15,7 @@ using models::perceiver_io::TensorMap;
 
 std::unique_ptr<PerceiverIO> load(const std::string& family, const testing::TempDir& tmp, testing::HfFixture& fx) {
   fx = testing::load_hf_fixture(family);
-  return io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
+  return testing::load_perceiver_io_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
 }
 
 // Rows `idx` of axis 1 of t (B, O, ...).

@@ -14,7 +14,7 @@ using testing::run_perceiver;
 
 // The reference: pad like HF, full forward, argmax over bytes at every [MASK], decode the content.
 std::string expected_fill(const std::string& model_dir, const std::string& text) {
-  auto model = io::load_model_folder(model_dir);
+  auto model = testing::load_perceiver_io_folder(model_dir);
   const int64_t max_len = model->config().max_position_embeddings;
   const data::ByteEncoding e = data::encode_bytes(text, max_len);
   autograd::NoGradGuard no_grad;

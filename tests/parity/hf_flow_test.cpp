@@ -104,7 +104,7 @@ TEST(HfFlow, BlendingWeightsAreDistanceToEdge) {
 TEST(HfFlow, CliSingleTileIsTheModelOutputAndTilesBlend) {
   testing::TempDir tmp;
   const std::string dir = testing::make_family_folder("optical-flow-perceiver", tmp.path + "/m");
-  auto model = io::load_model_folder(dir);
+  auto model = testing::load_perceiver_io_folder(dir);
   autograd::NoGradGuard no_grad;
   auto run_model = [&](const Tensor& x) { return model->forward({{"inputs", x}}).at("logits"); };
 

@@ -14,12 +14,45 @@
 
 #include "perceiver/core/json_reader.h"
 #include "perceiver/io/safetensors.h"
-#include "perceiver/models/perceiver_io/model_folder.h"
+#include "perceiver/io/model_folder.h"
+#include "perceiver/models/perceiver_io/perceiver_io.h"
+#include "perceiver/models/registry.h"
+#include "perceiver/models/vit/vit.h"
+#include "perceiver/nn/layers.h"
 #include "testing/tiny_data.h"
 
 namespace perceiver::testing {
 
 using models::perceiver_io::TensorMap;
+
+// A loaded model as its concrete class (the test knows which class the folder holds).
+template <typename M>
+std::unique_ptr<M> downcast(std::unique_ptr<models::Model> model) {
+  M* m = dynamic_cast<M*>(model.get());
+  if (m == nullptr) throw Error("[test] the model is a " + model->architecture() + ", not the expected class");
+  model.release();
+  return std::unique_ptr<M>(m);
+}
+
+// io::load_model_folder of a Perceiver IO folder.
+inline std::unique_ptr<models::perceiver_io::PerceiverIO> load_perceiver_io_folder(const std::string& dir) {
+  return downcast<models::perceiver_io::PerceiverIO>(io::load_model_folder(dir));
+}
+
+// A model of a config.json (either layout) with the given state dict, loaded strictly (registry +
+// Module::load_state_dict, as io::load_model_folder does), in eval mode.
+template <typename M>
+std::unique_ptr<M> model_from_state(const nlohmann::json& config, const std::map<std::string, Tensor>& state,
+                                    const std::string& what) {
+  std::unique_ptr<models::Model> model;
+  {
+    nn::SkipInitGuard skip;
+    model = models::create_model(config, what, 0);
+  }
+  model->load_state_dict(state, what, true);
+  model->train(false);
+  return downcast<M>(std::move(model));
+}
 
 inline std::string hf_fixture_dir(const std::string& family) {
   return std::string(PERCEIVER_SOURCE_DIR) + "/tests/data/hf/" + family;

@@ -37,7 +37,7 @@ void check_family(const std::string& family) {
   testing::HfFixture fx = testing::load_hf_fixture(family);
   testing::TempDir tmp;
   std::unique_ptr<PerceiverIO> model =
-      io::load_model_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
+      testing::load_perceiver_io_folder(testing::make_hub_folder(fx, tmp.path + "/" + family));
   ASSERT_EQ(model->config().architecture, fx.meta.at("model_class").get<std::string>());
 
   // 1. Eval-mode forward: every stored tensor.

@@ -66,7 +66,7 @@ TEST(HfWeights, PytorchModelBinGivesTheFixtureOutputs) {
     const io::SafetensorsFile sd = io::load_safetensors(dir + "/model.safetensors");
     std::filesystem::remove(dir + "/model.safetensors");
     write_torch_bin(dir + "/pytorch_model.bin", sd, false);
-    auto model = io::load_model_folder(dir);
+    auto model = testing::load_perceiver_io_folder(dir);
     autograd::NoGradGuard no_grad;
     TensorMap trace;
     model->forward(fx.inputs, &trace);
@@ -84,9 +84,9 @@ TEST(HfWeights, PytorchModelBinGivesTheFixtureOutputs) {
 
 // Runs the model loaded from `dir` and a float32 model holding `rounded` weights; both must agree.
 void expect_same_as_rounded(const std::string& dir, const testing::HfFixture& fx, const TensorMap& rounded) {
-  auto loaded = io::load_model_folder(dir);
+  auto loaded = testing::load_perceiver_io_folder(dir);
   auto reference = models::perceiver_io::create_perceiver_io(loaded->config());
-  models::perceiver_io::load_perceiver_state(*reference, rounded, "rounded weights");
+  reference->load_state_dict(rounded, "rounded weights");
   reference->train(false);
   autograd::NoGradGuard no_grad;
   const Tensor a = loaded->forward(fx.inputs).at("logits"), b = reference->forward(fx.inputs).at("logits");

@@ -25,7 +25,7 @@ std::string make_vit_folder(const std::string& dir) {
 }
 
 std::unique_ptr<models::ViT> load_in_process(const std::string& dir) {
-  return models::make_vit_from_hf(read_json_file(dir + "/config.json"),
+  return testing::model_from_state<models::ViT>(read_json_file(dir + "/config.json"),
                                   io::load_safetensors(dir + "/model.safetensors").tensors, "model.safetensors");
 }
 
@@ -174,11 +174,11 @@ TEST(ViTCli, ErrorsAreClear) {
   io::save_safetensors(in, {{"inputs", Tensor::zeros({1, 3, 32, 32})}});
   testing::CliRun r = run_perceiver({"run", "--model", dir, "--inputs", in, "--outputs", out});
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("a ViT model folder takes 'pixel_values', got inputs: inputs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[ViT] expected the input 'pixel_values' (B, C, H, W), got inputs"), std::string::npos) << r.out;
   io::save_safetensors(in, {{"pixel_values", Tensor::zeros({1, 3, 32, 32})}});
   r = run_perceiver({"grad", "--model", dir, "--inputs", in, "--outputs", out});
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("a ViT model folder takes 'labels', got inputs: pixel_values"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("loss: expected int32 'labels' (class ids) among the inputs, got inputs: pixel_values (float32)"), std::string::npos) << r.out;
   io::save_safetensors(in, {{"pixel_values", Tensor::zeros({1, 1, 32, 32})}});
   r = run_perceiver({"run", "--model", dir, "--inputs", in, "--outputs", out});
   EXPECT_EQ(r.code, 1) << r.out;

@@ -32,7 +32,7 @@ float loss_and_grads(ViT& model, const Tensor& pixels, const Tensor& labels) {
 }
 
 std::unique_ptr<ViT> load_fixture_model(const testing::HfFixture& fx) {
-  return models::make_vit_from_hf(fx.meta, io::load_safetensors(fx.dir + "/model.safetensors").tensors,
+  return testing::model_from_state<models::ViT>(fx.meta, io::load_safetensors(fx.dir + "/model.safetensors").tensors,
                                   fx.dir + "/model.safetensors");
 }
 
@@ -147,7 +147,7 @@ TEST(ViTParity, StrictLoadingListsBadTensors) {
   state["vit.pooler.dense.weight"] = Tensor::zeros({64, 64});
   state["vit.layernorm.weight"] = Tensor::zeros({65});
   try {
-    models::make_vit_from_hf(fx.meta, state, "model.safetensors");
+    testing::model_from_state<models::ViT>(fx.meta, state, "model.safetensors");
     FAIL() << "expected an error";
   } catch (const Error& e) {
     const std::string msg = e.what();

@@ -9,15 +9,22 @@
 #include <vector>
 
 #include "perceiver/core/random.h"
+#include "perceiver/models/model.h"
 #include "perceiver/nn/module.h"
 
 namespace perceiver::models {
 
-class ImageClassifier : public nn::Module {
+// An image classifier of run configs (the trainer's Fashion-MNIST path) and a Model: its named
+// forward takes the images under input_name() and returns "logits"; the loss is the
+// cross-entropy against "labels" (int32 class ids).
+class ImageClassifier : public Model {
  public:
+  using Model::forward;
   // images (B, H, W) for one channel or (B, H, W, C) -> logits (B, K); rng drives dropout in
   // training mode (may be null when the model has no dropout or in eval mode).
   virtual Tensor forward(const Tensor& images, Rng* rng = nullptr) const = 0;
+  Tensor loss(const TensorMap& outputs, const TensorMap& inputs) const override;
+  std::vector<std::string> target_names() const override { return {"labels"}; }
   virtual std::vector<int64_t> image_size() const = 0;  // (H, W)
   virtual int64_t in_channels() const = 0;
   virtual int64_t num_classes() const = 0;

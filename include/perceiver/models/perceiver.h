@@ -26,6 +26,12 @@ class Perceiver : public ImageClassifier {
   // images (B, H, W) for one channel or (B, H, W, C); rng drives dropout in training mode
   // (may be null when dropout is 0 or in eval mode). Returns logits (B, K).
   Tensor forward(const Tensor& images, Rng* rng = nullptr) const override;
+  // Model: "inputs" (images as above) -> "logits".
+  TensorMap forward(const TensorMap& inputs, TensorMap* trace = nullptr, Rng* rng = nullptr) const override;
+  std::string architecture() const override { return kArchitecture; }
+  // The run-config "model" object with "architectures": ["PerceiverClassifier"].
+  nlohmann::json hub_config() const override;
+  static constexpr const char* kArchitecture = "PerceiverClassifier";
   std::vector<int64_t> image_size() const override { return config_.image_size; }
   int64_t in_channels() const override { return config_.in_channels; }
   int64_t num_classes() const override { return config_.num_classes; }

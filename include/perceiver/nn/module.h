@@ -27,12 +27,19 @@ class Module {
                         const std::string& prefix = "");
   std::vector<NamedTensor> named_parameters();
   int64_t num_parameters();
+  // Buffers: state that is saved and loaded but not trained (BatchNorm running statistics).
+  void visit_buffers(const std::function<void(const std::string&, Tensor&)>& fn, const std::string& prefix = "");
+  // The state dict: parameters, then buffers, under their full names (the HF state_dict).
+  std::vector<NamedTensor> state_dict();
 
-  // Copies tensors into the parameters by name. Strict: every missing name, unexpected name and
-  // shape mismatch is listed in one Error (prefixed by `what`, e.g. the file name); nothing is
-  // changed unless all match. Non-strict mode loads what matches and ignores the rest.
+  // The one strict loader: copies tensors into the parameters and buffers by name. Strict: every
+  // missing name, unexpected name and shape/dtype mismatch is listed in one Error (prefixed by
+  // `what`, e.g. the file name); nothing is changed unless all match. Non-strict mode loads what
+  // matches and ignores the rest. With share_storage the model's tensors take over the given
+  // tensors' data instead of copying (for a state dict read from a file and dropped afterwards,
+  // so the weights are held once); tensors that share one storage (tied weights) are copied.
   void load_state_dict(const std::map<std::string, Tensor>& tensors, const std::string& what,
-                       bool strict = true);
+                       bool strict = true, bool share_storage = false);
 
   void train(bool on = true);  // sets the mode recursively (dropout, augment-only paths)
   bool is_training() const { return training_; }
@@ -65,6 +72,8 @@ class Module {
   // module keeps that handle as a member. Visitors change parameter data in place (copy_from),
   // never rebind the handle, so module members and the registry always agree.
   Tensor register_parameter(const std::string& name, Tensor value);
+  // Registers a buffer (saved and loaded, never trained) and returns a handle sharing its data.
+  Tensor register_buffer(const std::string& name, Tensor value);
   // Called on this module after its precision changed or its parameters were reloaded.
   virtual void on_precision_changed() {}
   template <typename M>
@@ -74,7 +83,7 @@ class Module {
   }
 
  private:
-  std::vector<NamedTensor> params_;
+  std::vector<NamedTensor> params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
   Precision precision_ = Precision::kF32;

@@ -22,18 +22,10 @@ ConvDownsample::ConvDownsample(int64_t in_channels, int64_t out_channels, bool u
   if (use_batchnorm_) {
     bn_weight_ = register_parameter("batchnorm.weight", Tensor::full({out_channels}, 1.0f));
     bn_bias_ = register_parameter("batchnorm.bias", Tensor::zeros({out_channels}));
-    running_mean_ = Tensor::zeros({out_channels});
-    running_var_ = Tensor::full({out_channels}, 1.0f);
-    num_batches_tracked_ = Tensor::from_vector_i32({}, {0});
+    running_mean_ = register_buffer("batchnorm.running_mean", Tensor::zeros({out_channels}));
+    running_var_ = register_buffer("batchnorm.running_var", Tensor::full({out_channels}, 1.0f));
+    num_batches_tracked_ = register_buffer("batchnorm.num_batches_tracked", Tensor::from_vector_i32({}, {0}));
   }
-}
-
-void ConvDownsample::visit_buffers(const std::function<void(const std::string&, Tensor&)>& fn,
-                                   const std::string& prefix) {
-  if (!use_batchnorm_) return;
-  fn(prefix + "batchnorm.running_mean", running_mean_);
-  fn(prefix + "batchnorm.running_var", running_var_);
-  fn(prefix + "batchnorm.num_batches_tracked", num_batches_tracked_);
 }
 
 Tensor ConvDownsample::forward(const Tensor& x) const {

@@ -441,14 +441,4 @@ Tensor PerceiverIO::loss(const TensorMap& logits, const TensorMap& inputs) const
   }
 }
 
-void PerceiverIO::visit_buffers(const std::function<void(const std::string&, Tensor&)>& fn) {
-  if (image_ && image_->convnet()) image_->convnet()->visit_buffers(fn, "perceiver.input_preprocessor.convnet.");
-}
-
-std::vector<nn::NamedTensor> PerceiverIO::state_dict() {
-  std::vector<nn::NamedTensor> out = named_parameters();
-  visit_buffers([&](const std::string& name, Tensor& t) { out.emplace_back(name, t); });
-  return out;
-}
-
 }  // namespace perceiver::models::perceiver_io

@@ -139,17 +139,17 @@ Tensor ViT::forward(const Tensor& images, Rng* rng) const {
   return forward_pixels(pixels, nullptr, rng);
 }
 
-std::unique_ptr<ViT> make_vit_from_hf(const nlohmann::json& hf_config, const std::map<std::string, Tensor>& state,
-                                      const std::string& what) {
-  const ViTConfig config = parse_hf_vit_config(hf_config, what);
-  std::unique_ptr<ViT> model;
-  {
-    nn::SkipInitGuard skip;  // every parameter is overwritten by the strict load
-    model = std::make_unique<ViT>(config, 0);
+TensorMap ViT::forward(const TensorMap& inputs, TensorMap* trace, Rng* rng) const {
+  auto it = inputs.find("pixel_values");
+  if (it == inputs.end()) {
+    std::string got;
+    for (const auto& [n, t] : inputs) got += (got.empty() ? "" : ", ") + n;
+    throw_error("[ViT] expected the input 'pixel_values' (B, C, H, W), got ", got.empty() ? "none" : got);
   }
-  model->load_state_dict(state, what, true);
-  model->train(false);
-  return model;
+  ViTTrace t;
+  const Tensor logits = forward_pixels(it->second, trace ? &t : nullptr, rng);
+  if (trace) *trace = t.to_map();
+  return {{"logits", logits}};
 }
 
 int64_t ViT::training_activation_bytes(bool checkpointing) const {

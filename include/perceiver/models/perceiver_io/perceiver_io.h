@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "perceiver/models/model.h"
 #include "perceiver/models/perceiver_io/decoders.h"
 #include "perceiver/models/perceiver_io/hf_config.h"
 #include "perceiver/models/perceiver_io/postprocessors.h"
@@ -55,14 +56,16 @@ class PerceiverModel : public nn::Module {
 };
 
 // An HF Perceiver task model (one of the six checkpoint classes).
-class PerceiverIO : public nn::Module {
+class PerceiverIO : public Model {
  public:
   // Builds the task model of config.architecture with freshly initialised weights (load a
-  // checkpoint over them with load_perceiver_state, model_folder.h). Starts in eval mode.
+  // checkpoint over them with Module::load_state_dict). Starts in eval mode.
   explicit PerceiverIO(const HfPerceiverConfig& config, uint64_t init_seed = 0);
 
   const HfPerceiverConfig& config() const { return config_; }
   PerceiverTask task() const { return config_.task; }
+  std::string architecture() const override { return config_.architecture; }
+  nlohmann::json hub_config() const override { return to_hub_json(config_); }
   PerceiverModel& perceiver() const { return *perceiver_; }
 
   // The encoder pass (see PerceiverModel::encode). Inputs by fixture name: "inputs" (text ids,
@@ -77,20 +80,16 @@ class PerceiverIO : public nn::Module {
   // encode + decode, the output points taken from the inputs (HF subsampled_output_points:
   // "subsampled_output_points.<m>" for the multimodal model, "subsampled_output_points" for a
   // single-output decoder). trace receives every intermediate tensor under its fixture name.
-  TensorMap forward(const TensorMap& inputs, TensorMap* trace = nullptr, Rng* rng = nullptr) const;
+  TensorMap forward(const TensorMap& inputs, TensorMap* trace = nullptr, Rng* rng = nullptr) const override;
   OutputPoints output_points_from_inputs(const TensorMap& inputs) const;
 
   // The task's training loss (fixtures README 3.2) on forward() outputs: masked LM and image
   // classifiers: cross-entropy against "labels" (ignoring labels < 0); optical flow: MSE against
   // "target"; multimodal: one MSE over all elements of every "logits.<m>" against "target.<m>".
-  Tensor loss(const TensorMap& logits, const TensorMap& inputs) const;
+  Tensor loss(const TensorMap& logits, const TensorMap& inputs) const override;
   // Names of the inputs loss() reads.
-  std::vector<std::string> target_names() const;
+  std::vector<std::string> target_names() const override;
 
-  // Buffers (BatchNorm running statistics and num_batches_tracked) under their HF names.
-  void visit_buffers(const std::function<void(const std::string&, Tensor&)>& fn);
-  // Parameters and buffers (the HF state_dict), by name.
-  std::vector<nn::NamedTensor> state_dict();
 
  private:
   // decoder output -> logits by name.

@@ -11,12 +11,13 @@
 
 #include "perceiver/core/random.h"
 #include "perceiver/models/perceiver_io/position_encoding.h"
+#include "perceiver/models/model.h"
 #include "perceiver/nn/layers.h"
 
 namespace perceiver::models::perceiver_io {
 
 // Named tensors: model inputs ("inputs", "attention_mask", "inputs.image", ...) and outputs.
-using TensorMap = std::map<std::string, Tensor>;
+using TensorMap = models::TensorMap;
 // Tokens per modality in the encoder input, in HF's (alphabetical) order.
 using ModalitySizes = std::vector<std::pair<std::string, int64_t>>;
 
@@ -63,8 +64,7 @@ class ConvDownsample : public nn::Module {
  public:
   ConvDownsample(int64_t in_channels, int64_t out_channels, bool use_batchnorm, Rng& rng);
   Tensor forward(const Tensor& x) const;  // (B, Cin, H, W) -> (B, Cout, H', W')
-  // Buffers (not parameters): running_mean, running_var, num_batches_tracked.
-  void visit_buffers(const std::function<void(const std::string&, Tensor&)>& fn, const std::string& prefix);
+  // Buffers (registered, not parameters): batchnorm.running_mean, running_var, num_batches_tracked.
 
  private:
   Tensor conv_weight_;  // "conv.weight" (Cout, Cin, 7, 7)

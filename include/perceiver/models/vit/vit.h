@@ -42,6 +42,10 @@ class ViT : public ImageClassifier {
 
   // ImageClassifier: images (B, H, W) for one channel or (B, H, W, C) channels-last.
   Tensor forward(const Tensor& images, Rng* rng = nullptr) const override;
+  // Model: "pixel_values" (B, C, H, W) -> "logits" (forward_pixels); trace receives ViTTrace::to_map().
+  TensorMap forward(const TensorMap& inputs, TensorMap* trace = nullptr, Rng* rng = nullptr) const override;
+  std::string architecture() const override { return "ViTForImageClassification"; }
+  nlohmann::json hub_config() const override { return config_.to_hub_json(); }
   std::vector<int64_t> image_size() const override { return config_.image_size; }
   int64_t in_channels() const override { return config_.in_channels; }
   int64_t num_classes() const override { return config_.num_classes; }
@@ -70,10 +74,5 @@ class ViT : public ImageClassifier {
   std::shared_ptr<nn::Linear> classifier_;
 };
 
-// Builds a ViT from an HF config.json (parsed JSON, either layout) and its state dict (HF names,
-// float32), loading strictly (every missing, unexpected or mis-shaped tensor is listed in one
-// Error prefixed by `what`); returned in eval mode. No random initialisation is drawn.
-std::unique_ptr<ViT> make_vit_from_hf(const nlohmann::json& hf_config, const std::map<std::string, Tensor>& state,
-                                      const std::string& what);
 
 }  // namespace perceiver::models
