@@ -63,12 +63,12 @@ for t in "${targets[@]}"; do
   [ -d tests/fuzz/regressions/$t ] && seeds+=(tests/fuzz/regressions/$t)
   echo "[fuzz] $t: ${seconds}s, $jobs job(s); corpus $corpus, log $log"
   set +e
+  parallel=()
+  [ "$jobs" -gt 1 ] && parallel=(-fork="$jobs")  # worker processes; their output joins this log
   ./build-fuzz/tests/fuzz/fuzz_$t "$corpus" "${seeds[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -max_len=1048576 -print_final_stats=1 -artifact_prefix="$findings/" -jobs="$jobs" -workers="$jobs" \
-    >"$log" 2>&1
+    -max_len=1048576 -print_final_stats=1 -artifact_prefix="$findings/" "${parallel[@]}" >"$log" 2>&1
   rc=$?
   set -e
-  [ "$jobs" -gt 1 ] && cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log
   execs=$( (grep -ho "stat::number_of_executed_units: *[0-9]*" "$log" || true) | awk '{s += $2} END {print s + 0}')
   cov=$( (grep -o "cov: [0-9]*" "$log" || true) | tail -1 | awk '{print $2}')
   ft=$( (grep -o "ft: [0-9]*" "$log" || true) | tail -1 | awk '{print $2}')
