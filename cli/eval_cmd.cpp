@@ -5,7 +5,7 @@
 
 #include "commands.h"
 #include "finite_check.h"
-#include "perceiver/data/fashion_mnist.h"
+#include "perceiver/train/datasets.h"
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/trainer.h"
 
@@ -19,9 +19,9 @@ Runner add_eval_command(CLI::App& sub) {
   };
   auto a = std::make_shared<Args>();
   sub.add_option("--checkpoint", a->checkpoint, "checkpoint or model .safetensors")->required()->check(CLI::ExistingFile);
-  sub.add_option("--data-dir", a->data_dir, "Fashion-MNIST IDX directory (default: the checkpoint's)");
+  sub.add_option("--data-dir", a->data_dir, "the data directory (default: the checkpoint's data.dir; same format and split)");
   sub.add_option("--batch-size", a->batch, "evaluation batch size")->check(CLI::Range(1, 1 << 20));
-  sub.add_option("--limit", a->limit, "evaluate only the first N test images (0 = all)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--limit", a->limit, "evaluate only the first N test examples (0 = all)")->check(CLI::NonNegativeNumber);
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
   add_nonfinite_option(sub, a->common.allow_nonfinite);
@@ -31,13 +31,11 @@ Runner add_eval_command(CLI::App& sub) {
     auto model = train::model_from_checkpoint(ckpt, a->checkpoint);
     check_finite_parameters(*model, "eval", a->checkpoint, a->common.allow_nonfinite);
     apply_precision(*model, a->common);
-    const std::string dir = a->data_dir.empty() ? ckpt.config.data.dir : a->data_dir;
-    data::Dataset test = data::load_fashion_mnist(dir, false);
-    if (a->limit > 0 && a->limit < test.images.dim(0)) {
-      test.images = test.images.slice0(0, a->limit);
-      test.labels = test.labels.slice0(0, a->limit);
-    }
-    train::EvalResult r = train::evaluate(*model, test.images, test.labels, a->batch);
+    train::DataConfig data_config = ckpt.config.data;  // the run's test data (format, split, ...)
+    if (!a->data_dir.empty()) data_config.dir = a->data_dir;
+    data_config.test_limit = a->limit;
+    const data::Dataset test = train::load_dataset(data_config, false);
+    train::EvalResult r = train::evaluate(*model, test.inputs, test.labels, a->batch);
     check(a->common.allow_nonfinite || std::isfinite(r.loss), "[eval] ", a->checkpoint, ": the test loss is ", r.loss,
           " although the weights are finite (the computation overflowed); pass --allow-nonfinite to print it anyway");
     std::printf("test accuracy: %.4f (%lld/%lld), loss %.4f\n", r.accuracy(), (long long)r.correct,

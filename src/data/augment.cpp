@@ -67,4 +67,10 @@ void augment(Tensor& images, const AugmentConfig& cfg, Rng& rng) {
   for (int64_t i = 0; i < b; ++i) augment_image(p + i * h * w, h, w, cfg, rng);
 }
 
+void augment_time_shift(float* frames, int64_t t, int64_t f, int max_shift, Rng& rng) {
+  if (max_shift <= 0) return;
+  const int64_t d = static_cast<int64_t>(rng.below(static_cast<uint32_t>(2 * max_shift + 1))) - max_shift;
+  shift_image(frames, t, f, d, 0);
+}
+
 }  // namespace perceiver::data

@@ -46,8 +46,8 @@ Dataset load_fashion_mnist(const std::string& dir, bool train) {
 
   Dataset ds;
   ds.class_names = fashion_mnist_class_names();
-  ds.images = Tensor::empty({im.count, im.rows, im.cols});
-  float* px = ds.images.f32();
+  ds.inputs = Tensor::empty({im.count, im.rows, im.cols});
+  float* px = ds.inputs.f32();
   const size_t n_px = im.pixels.size();
   for (size_t i = 0; i < n_px; ++i) px[i] = static_cast<float>(im.pixels[i]) / 255.0f;
   ds.labels = Tensor::empty({im.count}, DType::kI32);

@@ -15,6 +15,9 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
   // HF generate_fourier_features over the linspace(-1, 1) grid: [pos, sin, cos] (spec 5.2-5.3)
   positions_ = c.fourier_spec().grid(c.image_size);
   // HF PerceiverEmbeddings: latents (N, D), trained from N(0, init_std) (truncated).
+  if (c.input_projection > 0)
+    input_projection_ = register_module("perceiver.input_preprocessor.projection",
+                                        std::make_shared<nn::Linear>(c.in_channels, c.input_projection, true, rng, linear_std));
   latents_ = register_parameter("perceiver.embeddings.latents",
                                 nn::init_truncated_normal({c.num_latents, c.d_latents}, c.init_std, rng));
   for (int s = 0; s < c.num_weight_sets(); ++s) {
@@ -87,6 +90,8 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
 
   // inputs = concat([pixels, fourier(pos)], channels)            (B, M, C)
   Tensor pixels = ag::reshape(images, {b, m, c.in_channels});
+  // optional learned projection of each element: GELU(Linear(pixels))       (B, M, P)
+  if (input_projection_) pixels = ag::gelu(input_projection_->forward(pixels));
   Tensor inputs = ag::concat_last(pixels, ag::expand_leading(positions_, b));
   // z = latents broadcast to the batch                           (B, N, D)
   Tensor z = ag::expand_leading(latents_, b);
@@ -128,7 +133,8 @@ nlohmann::json Perceiver::hub_config() const {
 int64_t Perceiver::training_activation_bytes(bool checkpointing) const {
   const auto& c = config_;
   const int64_t m = c.num_inputs(), n = c.num_latents;
-  int64_t kept = m * (c.in_channels + c.input_width());  // pixels and the [pixels, Fourier] inputs
+  // pixels (+ their projection and its GELU) and the [pixels, Fourier] inputs
+  int64_t kept = m * (c.in_channels + 2 * c.input_projection + c.input_width());
   int64_t largest = 0;                                    // the biggest single layer
   for (int i = 0; i < c.num_cross_attends; ++i) {
     const WeightSet& set = sets_[c.share_weights ? std::min(i, 1) : i];

@@ -14,7 +14,7 @@ int64_t PerceiverConfig::num_inputs() const {
 }
 
 int64_t PerceiverConfig::input_width() const {
-  return in_channels + fourier_spec().output_size();
+  return (input_projection > 0 ? input_projection : in_channels) + fourier_spec().output_size();
 }
 
 perceiver_io::FourierSpec PerceiverConfig::fourier_spec() const {
@@ -37,6 +37,7 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   (void)type;
   c.image_size = o.get_int_list("image_size", c.image_size, 1, 4096, 1, 3);
   c.in_channels = o.get_int("in_channels", c.in_channels, 1, 4096);
+  c.input_projection = o.get_int("input_projection", c.input_projection, 0, 1 << 16);
   c.num_fourier_bands = o.get_int("num_fourier_bands", c.num_fourier_bands, 1, 1024);
   c.max_resolution = o.get_int_list("max_resolution", c.image_size, 1, 65536, 1, 3);
   c.concat_pos = o.get_bool("concat_pos", c.concat_pos);
@@ -95,6 +96,7 @@ nlohmann::json PerceiverConfig::to_json() const {
   return {{"type", "perceiver"},
           {"image_size", image_size},
           {"in_channels", in_channels},
+          {"input_projection", input_projection},
           {"num_fourier_bands", num_fourier_bands},
           {"max_resolution", max_resolution},
           {"concat_pos", concat_pos},

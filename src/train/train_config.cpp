@@ -43,11 +43,31 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   tr.finish();
 
   DataConfig& d = rc.data;
+  d.format = data.get_string("format", d.format, {"idx", "wav"});
   d.dir = data.get_string("dir", d.dir);
   d.train_limit = data.get_int("train_limit", d.train_limit, 0, int64_t(1) << 40);
   d.test_limit = data.get_int("test_limit", d.test_limit, 0, int64_t(1) << 40);
   d.max_shift = static_cast<int>(data.get_int("max_shift", d.max_shift, 0, 64));
   d.hflip = data.get_bool("hflip", d.hflip);
+  if (d.format == "wav") {
+    d.pattern = data.get_string("pattern", d.pattern);
+    d.sample_rate = data.get_int("sample_rate", d.sample_rate, 1, 768000);
+    d.length = data.get_int("length", d.length, 1, int64_t(1) << 24);
+    d.frame = data.get_int("frame", d.frame, 1, 4096);
+    d.hop = data.get_int("hop", d.hop, 0, 4096);
+    d.peak_normalize = data.get_bool("peak_normalize", d.peak_normalize);
+    d.test_group = data.get_string("test_group", d.test_group);
+    d.test_index_range = data.get_int_list("test_index_range", d.test_index_range, 0, int64_t(1) << 30, 2, 2);
+    d.test_fraction = data.get_float("test_fraction", d.test_fraction, 0.0, 1.0);
+    d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
+    const int64_t hop = d.hop > 0 ? d.hop : d.frame;
+    check(d.frame <= d.length && (d.length - d.frame) % hop == 0, "[config] data.length (", d.length,
+          ") must be data.frame (", d.frame, ") plus a multiple of the hop (", hop, ")");
+    if (!d.test_index_range.empty() && d.test_index_range[0] > d.test_index_range[1])
+      throw_error("[config] data.test_index_range: expected [lo, hi] with lo <= hi, got [", d.test_index_range[0], ", ",
+                  d.test_index_range[1], "]");
+    check(!d.hflip, "[config] data.hflip applies to images, not to format \"wav\"");
+  }
   data.finish();
   return rc;
 }
@@ -62,6 +82,20 @@ RunConfig load_run_config(const std::string& path) {
   }
 }
 
+namespace {
+nlohmann::json data_json(const DataConfig& d) {
+  nlohmann::json j = {{"format", d.format}, {"dir", d.dir}, {"train_limit", d.train_limit},
+                      {"test_limit", d.test_limit}, {"max_shift", d.max_shift}, {"hflip", d.hflip}};
+  if (d.format == "wav") {
+    j.update({{"pattern", d.pattern}, {"sample_rate", d.sample_rate}, {"length", d.length}, {"frame", d.frame}, {"hop", d.hop},
+              {"peak_normalize", d.peak_normalize}, {"test_group", d.test_group},
+              {"test_index_range", d.test_index_range}, {"test_fraction", d.test_fraction},
+              {"split_seed", d.split_seed}});
+  }
+  return j;
+}
+}  // namespace
+
 nlohmann::json RunConfig::to_json() const {
   const TrainConfig& t = train;
   return {{"model", model},
@@ -75,8 +109,7 @@ nlohmann::json RunConfig::to_json() const {
             {"log_every", t.log_every}, {"checkpoint_every", t.checkpoint_every},
             {"max_steps", t.max_steps}, {"activation_checkpointing", t.activation_checkpointing}}},
           {"data",
-           {{"dir", data.dir}, {"train_limit", data.train_limit}, {"test_limit", data.test_limit},
-            {"max_shift", data.max_shift}, {"hflip", data.hflip}}}};
+           data_json(data)}};
 }
 
 }  // namespace perceiver::train

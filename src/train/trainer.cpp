@@ -23,7 +23,7 @@
 #include "perceiver/core/json_reader.h"
 #include "perceiver/core/parallel.h"
 #include "perceiver/data/augment.h"
-#include "perceiver/data/fashion_mnist.h"
+#include "perceiver/train/datasets.h"
 #include "perceiver/io/atomic_file.h"
 #include "perceiver/ops/loss.h"
 #include "perceiver/ops/reduce.h"
@@ -217,20 +217,17 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   for (const std::string& name : stale)
     progress.message("removed " + opt.out_dir + "/" + name + ", a temporary file left by a writer that no longer runs");
 
-  // Data: images (n, 28, 28) in [0, 1], labels int32.
-  data::Dataset train_set = data::load_fashion_mnist(cfg.data.dir, true);
-  data::Dataset test_set = data::load_fashion_mnist(cfg.data.dir, false);
-  auto limit = [](data::Dataset& d, int64_t n) {
-    if (n > 0 && n < d.images.dim(0)) {
-      d.images = d.images.slice0(0, n);
-      d.labels = d.labels.slice0(0, n);
-    }
-  };
-  limit(train_set, cfg.data.train_limit);
-  limit(test_set, cfg.data.test_limit);
-  check(train_set.images.dim(0) > 0, "[train] ", cfg.data.dir, ": the training set is empty");
-  check(test_set.images.dim(0) > 0, "[train] ", cfg.data.dir, ": the test set is empty");
-  const int64_t h = train_set.images.dim(1), w = train_set.images.dim(2);
+  // Data: inputs (n, example shape) float32, labels int32 (train/datasets.h).
+  const data::Dataset train_set = load_dataset(cfg.data, true);
+  const data::Dataset test_set = load_dataset(cfg.data, false);
+  check(train_set.size() > 0, "[train] ", cfg.data.dir, ": the training set is empty");
+  check(test_set.size() > 0, "[train] ", cfg.data.dir, ": the test set is empty");
+  const Shape example = train_set.example_shape();
+  check(test_set.example_shape() == example, "[train] ", cfg.data.dir, ": test examples ",
+        shape_str(test_set.example_shape()), " differ from training examples ", shape_str(example));
+  const bool augment = cfg.data.max_shift > 0 || cfg.data.hflip;
+  check(!augment || example.size() == 2 || cfg.data.format == "wav", "[train] data.max_shift and data.hflip "
+        "augment grey images (H, W), got examples ", shape_str(example));
   std::unique_ptr<models::ImageClassifier> model_ptr;
   {
     AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
@@ -238,13 +235,19 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   }
   models::ImageClassifier& model = *model_ptr;
   model.set_activation_checkpointing(tc.activation_checkpointing);
-  check_memory_estimate(model, tc, std::max(train_set.images.dim(0), test_set.images.dim(0)),
-                        train_set.images.nbytes() + test_set.images.nbytes());
-  check(model.image_size() == std::vector<int64_t>{h, w} && model.in_channels() == 1,
-        "[train] model.image_size must be [", h, ", ", w, "] with in_channels 1 for this data, got ",
-        shape_str(model.image_size()), " with in_channels ", model.in_channels());
-  check(model.num_classes() >= 10, "[train] model.num_classes must be >= 10 for Fashion-MNIST, got ",
-        model.num_classes());
+  check_memory_estimate(model, tc, std::max(train_set.size(), test_set.size()),
+                        train_set.inputs.nbytes() + test_set.inputs.nbytes());
+  {
+    Shape takes = model.image_size();  // the example shape the model takes
+    if (model.in_channels() > 1 || (example.size() == takes.size() + 1 && example.back() == 1))
+      takes.push_back(model.in_channels());
+    check(takes == example, "[train] the data's examples are ", shape_str(example), " but the model takes ",
+          shape_str(takes), " (model.image_size ", shape_str(model.image_size()), ", in_channels ",
+          model.in_channels(), ")");
+  }
+  const int64_t classes = static_cast<int64_t>(train_set.class_names.size());
+  check(model.num_classes() >= classes, "[train] model.num_classes must be >= ", classes,
+        " (the data's classes), got ", model.num_classes());
   std::vector<nn::NamedTensor> params = model.named_parameters();
   optim::OptimizerOptions oo;
   oo.beta1 = tc.beta1;
@@ -253,7 +256,7 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   oo.weight_decay = tc.weight_decay;
   std::unique_ptr<optim::Optimizer> optimizer = optim::make_optimizer(tc.optimizer, params, oo);
 
-  const int64_t n = train_set.images.dim(0);
+  const int64_t n = train_set.inputs.dim(0);
   const int64_t spe = (n + tc.batch_size - 1) / tc.batch_size;
   const int64_t total = spe * tc.epochs;
   optim::ScheduleConfig sched;
@@ -297,7 +300,7 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   }
   io::write_file_atomic(opt.out_dir + "/config.json", cfg.to_json().dump(2) + "\n");
   progress.message("model: " + std::to_string(model.num_parameters()) + " parameters; " +
-                   std::to_string(n) + " training images, " + std::to_string(test_set.images.dim(0)) +
+                   std::to_string(n) + " training images, " + std::to_string(test_set.inputs.dim(0)) +
                    " test images; " + std::to_string(total) + " steps of batch " +
                    std::to_string(tc.batch_size) + "; " + std::to_string(num_threads()) + " threads");
 
@@ -311,8 +314,10 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   std::vector<int64_t> perm;
   int64_t perm_epoch = -1;
   const data::AugmentConfig aug{cfg.data.max_shift, cfg.data.hflip};
-  const int64_t hw = h * w;
-  const float* all_images = train_set.images.f32();
+  const int64_t ex = train_set.inputs.numel() / n;  // floats per example
+  Shape batch_shape = example;
+  batch_shape.insert(batch_shape.begin(), 0);
+  const float* all_inputs = train_set.inputs.f32();
   const int32_t* all_labels = train_set.labels.data<int32_t>();
 
   while (step < total) {
@@ -334,15 +339,19 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     Rng step_rng(tc.seed, 0x57e90000ULL + static_cast<uint64_t>(step));
 
     // Batch gather + augmentation.
-    Tensor x = Tensor::empty({b, h, w});
+    batch_shape[0] = b;
+    Tensor x = Tensor::empty(batch_shape);
     Tensor y = Tensor::empty({b}, DType::kI32);
     float* xp = x.f32();
     int32_t* yp = y.data<int32_t>();
     for (int64_t i = 0; i < b; ++i) {
       const int64_t src = perm[first + i];
-      std::copy(all_images + src * hw, all_images + (src + 1) * hw, xp + i * hw);
+      std::copy(all_inputs + src * ex, all_inputs + (src + 1) * ex, xp + i * ex);
       yp[i] = all_labels[src];
-      data::augment_image(xp + i * hw, h, w, aug, step_rng);
+      if (cfg.data.format == "wav")  // waveform frames (T, F): a time shift by whole frames
+        data::augment_time_shift(xp + i * ex, example[0], ex / example[0], aug.max_shift, step_rng);
+      else if (augment)
+        data::augment_image(xp + i * ex, example[0], example[1], aug, step_rng);
     }
 
     // Forward, loss, backward, clip, update.
@@ -414,7 +423,7 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     if (epoch_end) {
       model.train(false);
       const auto t_eval = Clock::now();
-      result.last_eval = evaluate(model, test_set.images, test_set.labels, tc.eval_batch_size);
+      result.last_eval = evaluate(model, test_set.inputs, test_set.labels, tc.eval_batch_size);
       const double eval_s = std::chrono::duration<double>(Clock::now() - t_eval).count();
       char line[256];
       std::snprintf(line, sizeof(line), "epoch %lld/%d: test accuracy %.4f, test loss %.4f (%lld images, %.1fs); elapsed %s",

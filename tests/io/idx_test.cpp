@@ -131,12 +131,12 @@ TEST(FashionMnist, LoadsHandMadeDirectory) {
   TempDir tmp;
   write_fmnist(tmp, "t10k", 3, 3, std::string("\x00\x09\x04", 3));
   const data::Dataset ds = data::load_fashion_mnist(tmp.dir(), /*train=*/false);
-  EXPECT_EQ(ds.images.shape(), (Shape{3, 2, 2}));
+  EXPECT_EQ(ds.inputs.shape(), (Shape{3, 2, 2}));
   EXPECT_EQ(ds.labels.shape(), (Shape{3}));
   EXPECT_EQ(ds.labels.data<int32_t>()[1], 9);
   const std::string px = payload(12, 1);
   for (int i = 0; i < 12; ++i)
-    EXPECT_EQ(ds.images.f32()[i], static_cast<uint8_t>(px[i]) / 255.0f);
+    EXPECT_EQ(ds.inputs.f32()[i], static_cast<uint8_t>(px[i]) / 255.0f);
   EXPECT_EQ(ds.class_names.size(), 10u);
   EXPECT_EQ(ds.class_names[0], "T-shirt/top");
   EXPECT_EQ(ds.class_names[9], "Ankle boot");
@@ -161,14 +161,14 @@ TEST(FashionMnist, RealTestSetWhenInstalled) {
       !std::filesystem::exists(dir + "/t10k-images-idx3-ubyte"))
     GTEST_SKIP() << "dataset-fashion-mnist not installed in " << dir;
   const data::Dataset ds = data::load_fashion_mnist(dir, /*train=*/false);
-  ASSERT_EQ(ds.images.shape(), (Shape{10000, 28, 28}));
+  ASSERT_EQ(ds.inputs.shape(), (Shape{10000, 28, 28}));
   ASSERT_EQ(ds.labels.shape(), (Shape{10000}));
   std::vector<int> hist(10, 0);
   const int32_t* lab = ds.labels.data<int32_t>();
   for (int i = 0; i < 10000; ++i) ++hist[static_cast<size_t>(lab[i])];
   EXPECT_EQ(hist, std::vector<int>(10, 1000));
   float lo = 1, hi = 0;
-  for (float v : ds.images.to_vector()) {
+  for (float v : ds.inputs.to_vector()) {
     lo = std::min(lo, v);
     hi = std::max(hi, v);
   }

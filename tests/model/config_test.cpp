@@ -192,6 +192,7 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
   perceiver.insert(perceiver.end(), {
       {"model", "image_size", 1, 4096, {{"max_resolution", {4096, 4096}}}},
       {"model", "in_channels", 1, 4096, {}},
+      {"model", "input_projection", 0, 1 << 16, {}},
       {"model", "num_fourier_bands", 1, 1024, {}},
       {"model", "max_resolution", 1, 65536, {}},
       {"model", "num_latents", 1, 1 << 20, {}},

@@ -22,6 +22,9 @@ void hflip_image(float* image, int64_t h, int64_t w);
 
 // Augments one image in place. Draws, in order: flip (if cfg.hflip), dy, dx (if max_shift > 0).
 void augment_image(float* image, int64_t h, int64_t w, const AugmentConfig& cfg, Rng& rng);
+// A sequence of T frames of F values (waveform frames): moves it by a random whole number of
+// frames in [-max_shift, max_shift] with zero fill (one draw; none when max_shift is 0).
+void augment_time_shift(float* frames, int64_t t, int64_t f, int max_shift, Rng& rng);
 // `images` is (H, W) or (B, H, W) float32; batch items are augmented in order, each with its own
 // draws from rng.
 void augment(Tensor& images, const AugmentConfig& cfg, Rng& rng);

@@ -1,23 +1,18 @@
 // Fashion-MNIST (Xiao et al. 2017) from IDX files: {train,t10k}-{images-idx3,labels-idx1}-ubyte,
 // raw or with a .gz suffix. Debian's dataset-fashion-mnist package installs them in
-// kFashionMnistDefaultDir. Images become float32 in [0, 1], labels int32 in [0, 10).
+// kFashionMnistDefaultDir. Images become float32 (n, 28, 28) in [0, 1], labels int32 in [0, 10).
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include "perceiver/core/tensor.h"
+#include "perceiver/data/dataset.h"
 
 namespace perceiver::data {
 
 inline constexpr const char* kFashionMnistDefaultDir = "/usr/share/datasets/fashion-mnist";
 inline constexpr int kFashionMnistClasses = 10;
 
-struct Dataset {
-  Tensor images;  // (n, rows, cols) float32 in [0, 1]
-  Tensor labels;  // (n) int32
-  std::vector<std::string> class_names;
-};
 
 // The ten class names, index = label.
 const std::vector<std::string>& fashion_mnist_class_names();

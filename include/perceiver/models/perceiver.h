@@ -50,6 +50,7 @@ class Perceiver : public ImageClassifier {
   Tensor latents_;    // (N, D)
   std::vector<WeightSet> sets_;
   // head
+  std::shared_ptr<nn::Linear> input_projection_;  // config.input_projection > 0
   std::shared_ptr<nn::LayerNorm> head_norm_;
   Tensor query_;  // (1, D) for head == "query"
   std::shared_ptr<nn::PerceiverLayer> decoder_;

@@ -18,6 +18,9 @@ struct PerceiverConfig {
   // Input array: (H, W) grid of `in_channels` values + Fourier position features, concatenated.
   std::vector<int64_t> image_size{28, 28};
   int64_t in_channels = 1;
+  // > 0: each input element's channels pass through a learned GELU(Linear(in_channels -> this))
+  // before the Fourier features are appended (a learned filterbank for waveform frames); 0: none.
+  int64_t input_projection = 0;
   int64_t num_fourier_bands = 8;
   std::vector<int64_t> max_resolution{28, 28};  // Nyquist of the training resolution
   bool concat_pos = true;
@@ -54,7 +57,7 @@ struct PerceiverConfig {
   float init_std = 0.02f;
 
   int64_t num_inputs() const;        // M = prod(image_size)
-  int64_t input_width() const;       // C = in_channels + Fourier width
+  int64_t input_width() const;       // C = (input_projection or in_channels) + Fourier width
   perceiver_io::FourierSpec fourier_spec() const;
   int num_weight_sets() const;       // distinct (cross-attend + latent block) weight sets
   nlohmann::json to_json() const;

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -33,11 +34,23 @@ struct TrainConfig {
 };
 
 struct DataConfig {
+  std::string format = "idx";  // "idx": Fashion-MNIST-style IDX files; "wav": a folder of WAV files
   std::string dir = "/usr/share/datasets/fashion-mnist";
-  int64_t train_limit = 0;  // use only the first n training images (0 = all)
+  int64_t train_limit = 0;  // use only the first n training examples (0 = all)
   int64_t test_limit = 0;
-  int max_shift = 0;        // augmentation: random shift by up to this many pixels
-  bool hflip = false;       // augmentation: random horizontal flip
+  int max_shift = 0;        // augmentation: random shift by up to this many pixels (images) or frames (audio)
+  bool hflip = false;       // augmentation: random horizontal flip (images)
+  // format "wav" (data/wav_folder.h): labels from subfolders or the file-name pattern
+  std::string pattern;                   // e.g. "{label}_{group}_{index}.wav" (FSDD); "" = subfolders
+  int64_t sample_rate = 8000;            // every file must have it
+  int64_t length = 6144;                 // samples per example (centre crop / zero pad)
+  int64_t frame = 16;                    // samples per input element
+  int64_t hop = 0;                       // samples between frames (0: = frame): inputs ((length - frame) / hop + 1, frame)
+  bool peak_normalize = true;
+  std::string test_group;                // hold out this group (leave-one-speaker-out)
+  std::vector<int64_t> test_index_range; // or {lo, hi}: these indices are the test set (FSDD: 0-4)
+  float test_fraction = 0.1f;            // or this share of the files, by a seeded hash of the name
+  uint64_t split_seed = 0;
 };
 
 struct RunConfig {
