@@ -300,8 +300,8 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   }
   io::write_file_atomic(opt.out_dir + "/config.json", cfg.to_json().dump(2) + "\n");
   progress.message("model: " + std::to_string(model.num_parameters()) + " parameters; " +
-                   std::to_string(n) + " training images, " + std::to_string(test_set.inputs.dim(0)) +
-                   " test images; " + std::to_string(total) + " steps of batch " +
+                   std::to_string(n) + " training examples, " + std::to_string(test_set.inputs.dim(0)) +
+                   " test examples; " + std::to_string(total) + " steps of batch " +
                    std::to_string(tc.batch_size) + "; " + std::to_string(num_threads()) + " threads");
 
   TrainResult result;
@@ -426,7 +426,7 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
       result.last_eval = evaluate(model, test_set.inputs, test_set.labels, tc.eval_batch_size);
       const double eval_s = std::chrono::duration<double>(Clock::now() - t_eval).count();
       char line[256];
-      std::snprintf(line, sizeof(line), "epoch %lld/%d: test accuracy %.4f, test loss %.4f (%lld images, %.1fs); elapsed %s",
+      std::snprintf(line, sizeof(line), "epoch %lld/%d: test accuracy %.4f, test loss %.4f (%lld examples, %.1fs); elapsed %s",
                     (long long)(epoch + 1), tc.epochs, result.last_eval.accuracy(), result.last_eval.loss,
                     (long long)result.last_eval.count, eval_s, format_duration(run_s).c_str());
       progress.message(line);

@@ -14,6 +14,7 @@
 #include "perceiver/data/image_codec.h"
 #include "perceiver/data/image_processor.h"
 #include "perceiver/data/optical_flow.h"
+#include "perceiver/data/wav.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/io/torch_pickle.h"
 #include "perceiver/models/perceiver_io/hf_config.h"
@@ -134,6 +135,13 @@ void image(const uint8_t* d, size_t n) {
   });
 }
 
+void wav(const uint8_t* d, size_t n) {
+  expect_error_or_success([&] {
+    const data::Wav w = data::decode_wav({reinterpret_cast<const char*>(d), n}, "fuzz", int64_t(1) << 22);
+    check(w.channels >= 1 && w.sample_rate >= 1, "decoded header");
+  });
+}
+
 void flo(const uint8_t* d, size_t n) {
   expect_error_or_success([&] { data::read_flo(as_file(d, n)); });
 }
@@ -151,6 +159,7 @@ const std::vector<Target>& targets() {
       {"idx", idx, "IDX arrays (Fashion-MNIST), plain and gzip"},
       {"image", image, "PNG (libpng) and JPEG (libjpeg-turbo) decoding with the header limits"},
       {"flo", flo, "Middlebury .flo optical flow files"},
+      {"wav", wav, "WAV audio (RIFF chunks, PCM and float formats)"},
   };
   return t;
 }
