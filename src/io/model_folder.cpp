@@ -4,10 +4,15 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include "perceiver/core/allocator.h"
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
+#include "perceiver/io/atomic_file.h"
+#include "perceiver/io/safetensors.h"
 #include "perceiver/io/state_dict.h"
+#include "perceiver/ops/reduce.h"
 #include "perceiver/models/registry.h"
 #include "perceiver/nn/layers.h"
 
@@ -64,6 +69,20 @@ std::unique_ptr<models::Model> load_model_folder(const std::string& dir, const n
   model->load_state_dict(sd.tensors, weights, /*strict=*/true, /*share_storage=*/true);  // sd is dropped below
   model->train(false);
   return model;
+}
+
+void save_model_folder(const std::string& dir, models::Model& model) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw_error("[model_folder] ", dir, ": cannot create the folder: ", ec.message());
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (auto& [name, t] : model.state_dict()) {
+    if (const ops::NonFinite r = ops::count_nonfinite(t))
+      throw_error("[model_folder] refusing to export to ", dir, ": '", name, "' holds ", r.describe());
+    tensors.emplace_back(name, t);
+  }
+  save_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+  write_file_atomic(dir + "/config.json", model.hub_config().dump(2) + "\n");
 }
 
 }  // namespace perceiver::io

@@ -25,6 +25,7 @@
 #include "perceiver/data/augment.h"
 #include "perceiver/train/datasets.h"
 #include "perceiver/io/atomic_file.h"
+#include "perceiver/io/model_folder.h"
 #include "perceiver/ops/loss.h"
 #include "perceiver/ops/reduce.h"
 #include "perceiver/optim/clip.h"
@@ -443,8 +444,10 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   result.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   result.train_samples_per_s = result.seconds > 0 ? run_samples / result.seconds : 0;
   if (!result.interrupted) {
-    // Final weights alone, loadable by `perceiver eval/predict` like a checkpoint.
+    // Final weights alone, loadable by `perceiver eval/predict` like a checkpoint, and the model
+    // as a hub-layout folder for `perceiver run`/`classify` (and transformers, for HF classes).
     save_checkpoint(opt.out_dir + "/model.safetensors", model, nullptr, step, cfg);
+    io::save_model_folder(opt.out_dir + "/export", model);
   }
   return result;
 }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "perceiver/data/image.h"
+#include "perceiver/io/atomic_file.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/train/checkpoint.h"
 #include "testing/tiny_data.h"
@@ -167,6 +168,38 @@ TEST(Cli, HostileFilesGiveOneLineErrors) {
     const CliResult r = run_cli("eval --checkpoint " + e.path().string() + " --data-dir " + tmp.path);
     EXPECT_EQ(r.code, 1) << e.path() << "\n" << r.out;
     EXPECT_EQ(r.out.rfind("perceiver: error: [", 0), 0u) << r.out;
+  }
+}
+
+// Every run exports a hub-layout folder (export/: config.json + model.safetensors under HF names)
+// that `perceiver run` loads through the one folder reader and that gives the training run's
+// logits: the Perceiver classifier and ViT (whose export is an HF ViTForImageClassification).
+TEST(Cli, ExportedFolderGivesTheRunsLogits) {
+  testing::TempDir tmp;
+  testing::make_tiny_fashion_mnist(tmp.path, 24, 8);
+  const std::string vit_cfg = tmp.path + "/vit.json";
+  std::ofstream(vit_cfg) << R"({"model": {"type": "vit", "image_size": 28, "patch_size": 7, "hidden_size": 16,
+    "num_attention_heads": 2, "num_hidden_layers": 1, "intermediate_size": 32},
+    "train": {"epochs": 1, "batch_size": 8, "warmup_steps": 1}, "data": {"dir": ")" << tmp.path << R"("}})";
+  Tensor images = Tensor::zeros({2, 28, 28});
+  for (int64_t i = 0; i < images.numel(); ++i) images.f32()[i] = static_cast<float>((i * 37) % 101) / 100.0f;
+  for (const auto& [name, cfg] : std::vector<std::pair<std::string, std::string>>{
+           {"perceiver", write_config(tmp.path, tmp.path, 1)}, {"vit", vit_cfg}}) {
+    const std::string out = tmp.path + "/" + name;
+    ASSERT_EQ(run_cli("train --quiet --config " + cfg + " --out " + out).code, 0) << name;
+    const nlohmann::json hub = nlohmann::json::parse(io::read_file(out + "/export/config.json"));
+    EXPECT_EQ(hub.at("architectures")[0], name == "vit" ? "ViTForImageClassification" : "PerceiverClassifier");
+    // in-process logits of the run's final weights
+    auto model = train::model_from_checkpoint(train::read_checkpoint(out + "/model.safetensors"), out);
+    const Tensor want = model->forward(images);
+    // through the exported folder and `perceiver run`
+    const std::string in = tmp.path + "/" + name + "_in.safetensors", res = tmp.path + "/" + name + "_out.safetensors";
+    io::save_safetensors(in, {{name == "vit" ? "pixel_values" : "inputs", name == "vit" ? images.reshape({2, 1, 28, 28}) : images}});
+    const CliResult r = run_cli("run --logits-only --model " + out + "/export --inputs " + in + " --outputs " + res);
+    ASSERT_EQ(r.code, 0) << r.out;
+    const Tensor got = io::load_safetensors(res).tensors.at("logits");
+    ASSERT_EQ(got.shape(), want.shape()) << name;
+    for (int64_t i = 0; i < got.numel(); ++i) EXPECT_EQ(got.f32()[i], want.f32()[i]) << name << " logit " << i;
   }
 }
 

@@ -32,4 +32,9 @@ std::unique_ptr<models::Model> load_model_folder(const std::string& dir, const s
 std::unique_ptr<models::Model> load_model_folder(const std::string& dir, const nlohmann::json& config,
                                                  const std::vector<std::string>& accept, const std::string& command);
 
+// Writes a hub-layout folder that load_model_folder (and Hugging Face from_pretrained, for the HF
+// classes) reads: config.json (model.hub_config()) and model.safetensors (the state dict under
+// its HF names, {"format": "pt"}), each file atomically; creates dir. Refuses non-finite weights.
+void save_model_folder(const std::string& dir, models::Model& model);
+
 }  // namespace perceiver::io
