@@ -31,10 +31,10 @@ Runner add_eval_command(CLI::App& sub) {
     auto model = train::model_from_checkpoint(ckpt, a->checkpoint);
     check_finite_parameters(*model, "eval", a->checkpoint, a->common.allow_nonfinite);
     apply_precision(*model, a->common);
-    train::DataConfig data_config = ckpt.config.data;  // the run's test data (format, split, ...)
-    if (!a->data_dir.empty()) data_config.dir = a->data_dir;
-    data_config.test_limit = a->limit;
-    const data::Dataset test = train::load_dataset(data_config, false);
+    train::RunConfig run = ckpt.config;  // the run's test data (format, split, input size, ...)
+    if (!a->data_dir.empty()) run.data.dir = a->data_dir;
+    run.data.test_limit = a->limit;
+    const data::Dataset test = train::load_dataset(run, false);
     train::EvalResult r = train::evaluate(*model, test.inputs, test.labels, a->batch);
     check(a->common.allow_nonfinite || std::isfinite(r.loss), "[eval] ", a->checkpoint, ": the test loss is ", r.loss,
           " although the weights are finite (the computation overflowed); pass --allow-nonfinite to print it anyway");

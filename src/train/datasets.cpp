@@ -3,11 +3,13 @@
 
 #include "perceiver/core/error.h"
 #include "perceiver/data/fashion_mnist.h"
+#include "perceiver/data/image_folder.h"
 #include "perceiver/data/wav_folder.h"
 
 namespace perceiver::train {
 
-data::Dataset load_dataset(const DataConfig& c, bool train) {
+data::Dataset load_dataset(const RunConfig& config, bool train) {
+  const DataConfig& c = config.data;
   data::Dataset d;
   if (c.format == "idx") {
     d = data::load_fashion_mnist(c.dir, train);
@@ -25,8 +27,21 @@ data::Dataset load_dataset(const DataConfig& c, bool train) {
     o.test_fraction = c.test_fraction;
     o.seed = c.split_seed;
     d = data::load_wav_folder(o, train);
+  } else if (c.format == "image_folder") {
+    // the model's input size: image_size [H, W] of the normalised model config
+    const nlohmann::json& size = config.model.at("image_size");
+    if (!size.is_array() || size.size() != 2)
+      throw_error("[config] data.format \"image_folder\" needs a model with a 2-D image_size, got ", size.dump());
+    data::ImageFolderOptions o;
+    o.dir = c.dir;
+    o.height = size[0].get<int64_t>();
+    o.width = size[1].get<int64_t>();
+    o.channels = static_cast<int>(c.channels);
+    o.test_fraction = c.test_fraction;
+    o.seed = c.split_seed;
+    d = data::load_image_folder(o, train);
   } else {
-    throw_error("[config] data.format: expected \"idx\" or \"wav\", got \"", c.format, "\"");
+    throw_error("[config] data.format: expected \"idx\", \"wav\" or \"image_folder\", got \"", c.format, "\"");
   }
   return data::take_first(d, train ? c.train_limit : c.test_limit);
 }

@@ -43,7 +43,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   tr.finish();
 
   DataConfig& d = rc.data;
-  d.format = data.get_string("format", d.format, {"idx", "wav"});
+  d.format = data.get_string("format", d.format, {"idx", "wav", "image_folder"});
   d.dir = data.get_string("dir", d.dir);
   d.train_limit = data.get_int("train_limit", d.train_limit, 0, int64_t(1) << 40);
   d.test_limit = data.get_int("test_limit", d.test_limit, 0, int64_t(1) << 40);
@@ -67,6 +67,11 @@ RunConfig parse_run_config(const nlohmann::json& j) {
       throw_error("[config] data.test_index_range: expected [lo, hi] with lo <= hi, got [", d.test_index_range[0], ", ",
                   d.test_index_range[1], "]");
     check(!d.hflip, "[config] data.hflip applies to images, not to format \"wav\"");
+  } else if (d.format == "image_folder") {
+    d.channels = data.get_int("channels", d.channels, 1, 3);
+    check(d.channels != 2, "[config] data.channels: expected 1 (grey) or 3 (RGB), got 2");
+    d.test_fraction = data.get_float("test_fraction", d.test_fraction, 0.0, 1.0);
+    d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
   }
   data.finish();
   return rc;
@@ -91,6 +96,8 @@ nlohmann::json data_json(const DataConfig& d) {
               {"peak_normalize", d.peak_normalize}, {"test_group", d.test_group},
               {"test_index_range", d.test_index_range}, {"test_fraction", d.test_fraction},
               {"split_seed", d.split_seed}});
+  } else if (d.format == "image_folder") {
+    j.update({{"channels", d.channels}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});
   }
   return j;
 }

@@ -219,8 +219,8 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     progress.message("removed " + opt.out_dir + "/" + name + ", a temporary file left by a writer that no longer runs");
 
   // Data: inputs (n, example shape) float32, labels int32 (train/datasets.h).
-  const data::Dataset train_set = load_dataset(cfg.data, true);
-  const data::Dataset test_set = load_dataset(cfg.data, false);
+  const data::Dataset train_set = load_dataset(cfg, true);
+  const data::Dataset test_set = load_dataset(cfg, false);
   check(train_set.size() > 0, "[train] ", cfg.data.dir, ": the training set is empty");
   check(test_set.size() > 0, "[train] ", cfg.data.dir, ": the test set is empty");
   const Shape example = train_set.example_shape();

@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "perceiver/data/image.h"
+#include "perceiver/data/wav.h"
+#include "perceiver/data/image_codec.h"
 #include "perceiver/io/atomic_file.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/train/checkpoint.h"
@@ -201,6 +203,52 @@ TEST(Cli, ExportedFolderGivesTheRunsLogits) {
     ASSERT_EQ(got.shape(), want.shape()) << name;
     for (int64_t i = 0; i < got.numel(); ++i) EXPECT_EQ(got.f32()[i], want.f32()[i]) << name << " logit " << i;
   }
+}
+
+// Training from an image folder (class subfolders, any image size) and from a WAV folder (FSDD
+// file names) runs end to end; eval reads the same data through the run's config.
+TEST(Cli, TrainsOnImageAndWavFolders) {
+  testing::TempDir tmp;
+  for (int i = 0; i < 12; ++i)
+    for (int c = 0; c < 2; ++c) {
+      const int64_t side = 20 + 3 * i;  // sizes differ: resized to the model's 28 x 28
+      std::vector<uint8_t> px(static_cast<size_t>(side * side));
+      for (int64_t k = 0; k < side * side; ++k) px[static_cast<size_t>(k)] = static_cast<uint8_t>(c ? (k % side) * 9 : 255 - (k / side) * 9);
+      const std::string dir = tmp.path + "/img/" + (c ? "stripes" : "fade");
+      std::filesystem::create_directories(dir);
+      const std::string path = dir + "/" + std::to_string(i) + ".png";
+      io::write_file_atomic(path, data::encode_png(px.data(), side, side, 1, path));
+    }
+  const std::string img_cfg = tmp.path + "/img.json";
+  std::ofstream(img_cfg) << R"({"model": {"num_latents": 4, "d_latents": 16, "num_fourier_bands": 2, "self_attention_heads": 2,
+    "self_attends_per_block": 1, "num_classes": 2}, "train": {"epochs": 2, "batch_size": 8, "warmup_steps": 1},
+    "data": {"format": "image_folder", "dir": ")" << tmp.path << R"(/img", "test_fraction": 0.25}})";
+  CliResult r = run_cli("train --config " + img_cfg + " --out " + tmp.path + "/img_run");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("training examples"), std::string::npos) << r.out;
+  r = run_cli("eval --checkpoint " + tmp.path + "/img_run/model.safetensors");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("stripes"), std::string::npos) << r.out;
+
+  std::filesystem::create_directories(tmp.path + "/wav");
+  for (int d = 0; d < 2; ++d)
+    for (int take = 0; take < 6; ++take) {
+      std::vector<float> x(300 + 7 * take);
+      for (size_t k = 0; k < x.size(); ++k) x[k] = 0.5f * std::sin((d ? 0.9f : 0.2f) * static_cast<float>(k));
+      io::write_file_atomic(tmp.path + "/wav/" + std::to_string(d) + "_amy_" + std::to_string(take) + ".wav",
+                            data::encode_wav_pcm16(x, 8000));
+    }
+  const std::string wav_cfg = tmp.path + "/wav.json";
+  std::ofstream(wav_cfg) << R"({"model": {"image_size": [16], "in_channels": 16, "input_projection": 8, "num_latents": 4,
+    "d_latents": 16, "num_fourier_bands": 2, "self_attention_heads": 2, "self_attends_per_block": 1, "num_classes": 2},
+    "train": {"epochs": 2, "batch_size": 4, "warmup_steps": 1},
+    "data": {"format": "wav", "dir": ")" << tmp.path << R"(/wav", "pattern": "{label}_{group}_{index}.wav",
+             "length": 256, "frame": 16, "test_index_range": [0, 1], "max_shift": 2}})";
+  r = run_cli("train --config " + wav_cfg + " --out " + tmp.path + "/wav_run");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("8 training examples, 4 test examples"), std::string::npos) << r.out;
+  r = run_cli("eval --checkpoint " + tmp.path + "/wav_run/model.safetensors");
+  ASSERT_EQ(r.code, 0) << r.out;
 }
 
 TEST(Cli, ConvertsTorchBinAndRefusesMaliciousPickles) {

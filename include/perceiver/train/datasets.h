@@ -1,6 +1,7 @@
 // The data sources of a run config's "data" object, by data.format: "idx" (Fashion-MNIST-style IDX
-// files) and "wav" (a folder of WAV files, data/wav_folder.h); data.train_limit / test_limit
-// applied.
+// files), "wav" (a folder of WAV files, data/wav_folder.h) and "image_folder" (PNG/JPEG files in
+// class folders, data/image_folder.h, resized to the model's image_size); data.train_limit /
+// test_limit applied.
 #pragma once
 
 #include "perceiver/data/dataset.h"
@@ -8,6 +9,6 @@
 
 namespace perceiver::train {
 
-data::Dataset load_dataset(const DataConfig& config, bool train);
+data::Dataset load_dataset(const RunConfig& config, bool train);
 
 }  // namespace perceiver::train

@@ -34,7 +34,9 @@ struct TrainConfig {
 };
 
 struct DataConfig {
-  std::string format = "idx";  // "idx": Fashion-MNIST-style IDX files; "wav": a folder of WAV files
+  // "idx": Fashion-MNIST-style IDX files; "wav": a folder of WAV files; "image_folder": PNG/JPEG
+  // files in class folders (resized to the model's image_size)
+  std::string format = "idx";
   std::string dir = "/usr/share/datasets/fashion-mnist";
   int64_t train_limit = 0;  // use only the first n training examples (0 = all)
   int64_t test_limit = 0;
@@ -50,7 +52,9 @@ struct DataConfig {
   std::string test_group;                // hold out this group (leave-one-speaker-out)
   std::vector<int64_t> test_index_range; // or {lo, hi}: these indices are the test set (FSDD: 0-4)
   float test_fraction = 0.1f;            // or this share of the files, by a seeded hash of the name
-  uint64_t split_seed = 0;
+  uint64_t split_seed = 0;               // (test_fraction and split_seed: also image_folder)
+  // format "image_folder" (data/image_folder.h)
+  int64_t channels = 1;                  // 1: grey, 3: RGB
 };
 
 struct RunConfig {
