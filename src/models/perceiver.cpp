@@ -114,14 +114,8 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
 }
 
 TensorMap Perceiver::forward(const TensorMap& inputs, TensorMap* trace, Rng* rng) const {
-  auto it = inputs.find("inputs");
-  if (it == inputs.end()) {
-    std::string got;
-    for (const auto& [n, t] : inputs) got += (got.empty() ? "" : ", ") + n;
-    throw_error("[Perceiver] expected the input 'inputs' (B, H, W) or (B, H, W, C), got ", got.empty() ? "none" : got);
-  }
   (void)trace;
-  return {{"logits", forward(it->second, rng)}};
+  return {{"logits", forward(require_input(inputs, "inputs", "Perceiver"), rng)}};
 }
 
 nlohmann::json Perceiver::hub_config() const {

@@ -174,7 +174,7 @@ TEST(ViTCli, ErrorsAreClear) {
   io::save_safetensors(in, {{"inputs", Tensor::zeros({1, 3, 32, 32})}});
   testing::CliRun r = run_perceiver({"run", "--model", dir, "--inputs", in, "--outputs", out});
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("[ViT] expected the input 'pixel_values' (B, C, H, W), got inputs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[ViT] missing input 'pixel_values', got inputs: inputs"), std::string::npos) << r.out;
   io::save_safetensors(in, {{"pixel_values", Tensor::zeros({1, 3, 32, 32})}});
   r = run_perceiver({"grad", "--model", dir, "--inputs", in, "--outputs", out});
   EXPECT_EQ(r.code, 1) << r.out;

@@ -33,4 +33,7 @@ class Model : public nn::Module {
   virtual nlohmann::json hub_config() const = 0;
 };
 
+// inputs.at(name), or "[who] missing input 'name', got inputs: a, b" when it is absent.
+const Tensor& require_input(const TensorMap& inputs, const std::string& name, const std::string& who);
+
 }  // namespace perceiver::models

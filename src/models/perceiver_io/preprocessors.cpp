@@ -8,14 +8,6 @@
 
 namespace perceiver::models::perceiver_io {
 
-const Tensor& require_input(const TensorMap& inputs, const std::string& name, const std::string& who) {
-  auto it = inputs.find(name);
-  if (it != inputs.end() && it->second.defined()) return it->second;
-  std::string given;
-  for (const auto& [n, t] : inputs) given += (given.empty() ? "" : ", ") + n;
-  throw_error("[", who, "] missing input '", name, "', got inputs: ", given.empty() ? "(none)" : given);
-}
-
 Preprocessed ModalityPreprocessor::forward(const TensorMap& inputs, Rng*) const {
   return {process(require_input(inputs, "inputs", "preprocessor")), {}};
 }

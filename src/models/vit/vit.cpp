@@ -140,14 +140,8 @@ Tensor ViT::forward(const Tensor& images, Rng* rng) const {
 }
 
 TensorMap ViT::forward(const TensorMap& inputs, TensorMap* trace, Rng* rng) const {
-  auto it = inputs.find("pixel_values");
-  if (it == inputs.end()) {
-    std::string got;
-    for (const auto& [n, t] : inputs) got += (got.empty() ? "" : ", ") + n;
-    throw_error("[ViT] expected the input 'pixel_values' (B, C, H, W), got ", got.empty() ? "none" : got);
-  }
   ViTTrace t;
-  const Tensor logits = forward_pixels(it->second, trace ? &t : nullptr, rng);
+  const Tensor logits = forward_pixels(require_input(inputs, "pixel_values", "ViT"), trace ? &t : nullptr, rng);
   if (trace) *trace = t.to_map();
   return {{"logits", logits}};
 }

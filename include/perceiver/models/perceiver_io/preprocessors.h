@@ -21,8 +21,7 @@ using TensorMap = models::TensorMap;
 // Tokens per modality in the encoder input, in HF's (alphabetical) order.
 using ModalitySizes = std::vector<std::pair<std::string, int64_t>>;
 
-// The named input, or an Error listing the names that were given.
-const Tensor& require_input(const TensorMap& inputs, const std::string& name, const std::string& who);
+using models::require_input;  // the named input, or an Error listing the given names (model.h)
 
 struct Preprocessed {
   Tensor inputs;                // (B, M, C) encoder input
