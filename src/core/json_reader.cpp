@@ -293,6 +293,28 @@ std::vector<int64_t> JsonObject::get_int_list(const std::string& key, const std:
   return out;
 }
 
+std::vector<float> JsonObject::get_float_list(const std::string& key, const std::vector<float>& def, double min,
+                                              double max, size_t min_len, size_t max_len) {
+  const json* v = find(key);
+  if (!v) return def;
+  const float lo = static_cast<float>(min), hi = static_cast<float>(max);
+  std::vector<float> out;
+  bool ok = v->is_array() && v->size() >= min_len && v->size() <= max_len;
+  for (size_t i = 0; ok && i < v->size(); ++i) {
+    const json& e = (*v)[i];
+    ok = e.is_number() && std::fabs(e.get<double>()) <= std::numeric_limits<float>::max();
+    const float x = ok ? static_cast<float>(e.get<double>()) : 0.0f;
+    ok = ok && x >= lo && x <= hi;
+    out.push_back(x);
+  }
+  if (!ok) {
+    std::string exp = "a list of " + std::to_string(min_len);
+    if (max_len != min_len) exp += " to " + std::to_string(max_len);
+    fail(key, exp + " numbers in " + range_text(min, max), *v);
+  }
+  return out;
+}
+
 std::vector<int64_t> JsonObject::get_int_or_pair(const std::string& key, const std::vector<int64_t>& def,
                                                  int64_t min, int64_t max) {
   const json* v = find(key);

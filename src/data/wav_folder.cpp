@@ -106,6 +106,19 @@ void fit(std::vector<float>& s, const WavFolderOptions& o, float* out) {
   std::copy(s.begin() + start, s.begin() + start + take, out);
 }
 
+// The waveform played `speed` times faster: out[k] = in(k * speed), linear interpolation.
+std::vector<float> resample(const std::vector<float>& in, double speed) {
+  const size_t n = static_cast<size_t>(std::floor(static_cast<double>(in.size() - 1) / speed)) + 1;
+  std::vector<float> out(n);
+  for (size_t k = 0; k < n; ++k) {
+    const double pos = static_cast<double>(k) * speed;
+    const size_t i = std::min(static_cast<size_t>(pos), in.size() - 1);
+    const double frac = pos - static_cast<double>(i);
+    out[k] = i + 1 < in.size() ? static_cast<float>((1 - frac) * in[i] + frac * in[i + 1]) : in[i];
+  }
+  return out;
+}
+
 }  // namespace
 
 Dataset load_wav_folder(const WavFolderOptions& o, bool train) {
@@ -126,15 +139,23 @@ Dataset load_wav_folder(const WavFolderOptions& o, bool train) {
   for (const File& f : all)
     if (in_test_set(f, o) != train) part.push_back(&f);
   if (part.empty()) throw_error("[wav_folder] ", o.dir, ": the ", train ? "training" : "test", " set is empty");
+  for (double s : o.speed_factors)
+    if (!(s >= 0.5 && s <= 2.0)) throw_error("[wav_folder] speed factor ", s, " is outside [0.5, 2]");
+  // (file, speed) pairs: every file at speed 1, and on the training side at each extra factor
+  std::vector<std::pair<const File*, double>> items;
+  for (const File* f : part) items.emplace_back(f, 1.0);
+  if (train)
+    for (double s : o.speed_factors)
+      for (const File* f : part) items.emplace_back(f, s);
 
   Dataset d;
   d.class_names = classes;
-  const int64_t n = static_cast<int64_t>(part.size());
+  const int64_t n = static_cast<int64_t>(items.size());
   d.inputs = Tensor::empty({n, frames, o.frame});
   d.labels = Tensor::empty({n}, DType::kI32);
   std::vector<float> wave(static_cast<size_t>(o.length));
   for (int64_t i = 0; i < n; ++i) {
-    const File& f = *part[static_cast<size_t>(i)];
+    const File& f = *items[static_cast<size_t>(i)].first;
     Wav w = read_wav(f.path);
     if (w.sample_rate != o.sample_rate)
       throw_error("[wav_folder] ", f.path, ": sample rate ", w.sample_rate, " Hz, expected ", o.sample_rate,
@@ -142,6 +163,7 @@ Dataset load_wav_folder(const WavFolderOptions& o, bool train) {
     if (w.samples.empty()) throw_error("[wav_folder] ", f.path, ": no samples");
     for (float v : w.samples)
       if (!std::isfinite(v)) throw_error("[wav_folder] ", f.path, ": holds NaN or Inf samples");
+    if (const double speed = items[static_cast<size_t>(i)].second; speed != 1.0) w.samples = resample(w.samples, speed);
     fit(w.samples, o, wave.data());
     float* out = d.inputs.f32() + i * frames * o.frame;
     for (int64_t t = 0; t < frames; ++t)

@@ -26,6 +26,7 @@ data::Dataset load_dataset(const RunConfig& config, bool train) {
     o.test_index_range = c.test_index_range;
     o.test_fraction = c.test_fraction;
     o.seed = c.split_seed;
+    o.speed_factors.assign(c.speed_perturbation.begin(), c.speed_perturbation.end());
     d = data::load_wav_folder(o, train);
   } else if (c.format == "image_folder") {
     // the model's input size: image_size [H, W] of the normalised model config

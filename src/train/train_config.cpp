@@ -60,6 +60,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
     d.test_index_range = data.get_int_list("test_index_range", d.test_index_range, 0, int64_t(1) << 30, 2, 2);
     d.test_fraction = data.get_float("test_fraction", d.test_fraction, 0.0, 1.0);
     d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
+    d.speed_perturbation = data.get_float_list("speed_perturbation", d.speed_perturbation, 0.5, 2.0, 0, 8);
     const int64_t hop = d.hop > 0 ? d.hop : d.frame;
     check(d.frame <= d.length && (d.length - d.frame) % hop == 0, "[config] data.length (", d.length,
           ") must be data.frame (", d.frame, ") plus a multiple of the hop (", hop, ")");
@@ -95,7 +96,7 @@ nlohmann::json data_json(const DataConfig& d) {
     j.update({{"pattern", d.pattern}, {"sample_rate", d.sample_rate}, {"length", d.length}, {"frame", d.frame}, {"hop", d.hop},
               {"peak_normalize", d.peak_normalize}, {"test_group", d.test_group},
               {"test_index_range", d.test_index_range}, {"test_fraction", d.test_fraction},
-              {"split_seed", d.split_seed}});
+              {"split_seed", d.split_seed}, {"speed_perturbation", d.speed_perturbation}});
   } else if (d.format == "image_folder") {
     j.update({{"channels", d.channels}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});
   }

@@ -142,6 +142,14 @@ TEST(WavFolder, FsddPatternAndTheThreeSplits) {
   EXPECT_GT(a, 5);
   EXPECT_GT(b, 5);
   EXPECT_EQ(data::load_wav_folder(o, true).size(), a);
+  // speed perturbation: the training side gains one resampled copy per factor, the test side none
+  o.test_fraction = 0.5;
+  o.speed_factors = {0.9, 1.1};
+  EXPECT_EQ(data::load_wav_folder(o, true).size(), 3 * a);
+  EXPECT_EQ(data::load_wav_folder(o, false).size(), b);
+  o.speed_factors = {3.0};
+  EXPECT_TRUE(throws_error([&] { data::load_wav_folder(o, true); }, {"speed factor 3 is outside [0.5, 2]"}));
+  o.speed_factors.clear();
   // padding: a length longer than every file zero-pads the end
   o.length = 400;
   const data::Dataset padded = data::load_wav_folder(o, true);

@@ -143,9 +143,9 @@ void expect_round_trips(const json& base_config, const std::vector<FieldEnds>& t
     for (double end : {f.min, f.max}) {
       json j = base_config;
       const json& current = written.at(f.section).at(f.key);
-      const bool is_float = current.is_number_float();
+      const bool is_float = current.is_array() ? !current.empty() && current[0].is_number_float() : current.is_number_float();
       json value = is_float ? json(static_cast<float>(end)) : json(static_cast<int64_t>(end));
-      if (current.is_array()) value = json::array({value, value});
+      if (current.is_array()) value = json(std::vector<json>(std::max<size_t>(current.size(), 1), value));
       j[f.section][f.key] = value;
       if (!f.patch.is_null())
         for (auto it = f.patch.begin(); it != f.patch.end(); ++it) j[f.section][it.key()] = it.value();
@@ -227,6 +227,44 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
       {"model", "dropout", 0.0, 0.99, {}},
       {"model", "init_std", 1e-6, 10.0, {}},
   });
+  // the WAV data keys (written only for data.format "wav")
+  std::vector<FieldEnds> wav = train_and_data_ends();
+  wav.insert(wav.end(), {
+      {"model", "image_size", 1, 4096, {{"max_resolution", {4096}}}},  // 1-D: frames
+      {"model", "in_channels", 1, 4096, {}},
+      {"model", "input_projection", 0, 1 << 16, {}},
+      {"model", "num_fourier_bands", 1, 1024, {}},
+      {"model", "max_resolution", 1, 65536, {}},
+      {"model", "num_latents", 1, 1 << 20, {}},
+      {"model", "d_latents", 1, 1 << 16, {{"self_attention_heads", 1}}},
+      {"model", "qk_channels", 0, 1 << 16, {{"self_attention_heads", 1}, {"v_channels", 32}}},
+      {"model", "v_channels", 0, 1 << 16, no_self},
+      {"model", "cross_attention_heads", 1, 1024, {{"qk_channels", 1024}, {"v_channels", 1024}, {"self_attends_per_block", 0}}},
+      {"model", "self_attention_heads", 1, 1024, {{"d_latents", 1024}}},
+      {"model", "cross_attention_widening_factor", 1, 64, {}},
+      {"model", "self_attention_widening_factor", 1, 64, {}},
+      {"model", "num_cross_attends", 1, 64, {}},
+      {"model", "self_attends_per_block", 0, 256, {}},
+      {"model", "num_blocks", 1, 256, {}},
+      {"model", "decoder_heads", 1, 1024, {}},
+      {"model", "num_classes", 1, 1 << 20, {}},
+      {"model", "dropout", 0.0, 0.99, {}},
+      {"model", "init_std", 1e-6, 10.0, {}},
+      {"data", "sample_rate", 1, 768000, {}},
+      {"data", "length", 1, 1 << 24, {{"frame", 1}}},
+      {"data", "frame", 1, 4096, {{"length", 8192}}},
+      {"data", "hop", 0, 4096, {{"frame", 2048}}},
+      {"data", "test_index_range", 0, 1 << 30, {}},
+      {"data", "test_fraction", 0.0, 1.0, {}},
+      {"data", "split_seed", 0, 9.2e18, {}},
+      {"data", "speed_perturbation", 0.5, 2.0, {}},
+  });
+  json wav_base = base();
+  wav_base["model"] = {{"image_size", {384}}, {"in_channels", 16}, {"num_latents", 16}, {"d_latents", 32}};
+  wav_base["data"] = {{"format", "wav"}, {"pattern", "{label}_{group}_{index}.wav"}, {"test_index_range", {0, 4}},
+                      {"speed_perturbation", {0.9, 1.1}}};
+  expect_round_trips(wav_base, wav);
+
   json vit_base = base();
   vit_base["model"] = {{"type", "vit"}, {"image_size", 28}, {"patch_size", 4}, {"hidden_size", 32},
                        {"num_attention_heads", 4}};

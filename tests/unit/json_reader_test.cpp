@@ -161,6 +161,16 @@ TEST(JsonReader, LabelsAndPairs) {
   EXPECT_THROW(o.get_int_or_pair("q", {}, 1, 9), Error);
 }
 
+TEST(JsonReader, FloatLists) {
+  const json j = parse_json(R"({"s": [0.9, 1.1], "bad": [0.9, "x"], "far": [3.0], "long": [1, 1, 1]})", "t");
+  JsonObject o(j, "data");
+  EXPECT_EQ(o.get_float_list("s", {}, 0.5, 2.0, 0, 2), (std::vector<float>{0.9f, 1.1f}));
+  EXPECT_EQ(o.get_float_list("absent", {1.0f}, 0.5, 2.0, 0, 2), (std::vector<float>{1.0f}));
+  EXPECT_THROW(o.get_float_list("bad", {}, 0.5, 2.0, 0, 2), Error);
+  EXPECT_THROW(o.get_float_list("far", {}, 0.5, 2.0, 0, 2), Error);
+  EXPECT_THROW(o.get_float_list("long", {}, 0.5, 2.0, 0, 2), Error);
+}
+
 TEST(JsonReader, ShownValuesAreBounded) {
   json big = json::array();
   for (int i = 0; i < 100000; ++i) big.push_back(i);

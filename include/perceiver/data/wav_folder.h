@@ -30,6 +30,9 @@ struct WavFolderOptions {
   std::vector<int64_t> test_index_range;  // {lo, hi}: indices in [lo, hi] are the test set
   double test_fraction = 0.1;    // otherwise: this share of the files, chosen by a seeded hash
   uint64_t seed = 0;
+  // Training set only: each file is also added resampled by these factors (speed perturbation,
+  // e.g. {0.9, 1.1}: a 10% slower and a 10% faster copy, linear interpolation).
+  std::vector<double> speed_factors;
 };
 
 // The training or the test part.

@@ -53,6 +53,7 @@ struct DataConfig {
   std::vector<int64_t> test_index_range; // or {lo, hi}: these indices are the test set (FSDD: 0-4)
   float test_fraction = 0.1f;            // or this share of the files, by a seeded hash of the name
   uint64_t split_seed = 0;               // (test_fraction and split_seed: also image_folder)
+  std::vector<float> speed_perturbation; // training copies resampled by these factors, e.g. [0.9, 1.1]
   // format "image_folder" (data/image_folder.h)
   int64_t channels = 1;                  // 1: grey, 3: RGB
 };
