@@ -94,6 +94,13 @@ Tensor scale(const Tensor& x, float s) {
   return y;
 }
 
+Tensor log(const Tensor& x, float eps) {
+  Tensor y = ops::log(x, eps);
+  if (should_record({&x}))
+    record("log", {x}, {&y}, [x, eps](const Grads& g) -> Grads { return {ops::log_backward(g[0], x, eps)}; });
+  return y;
+}
+
 Tensor concat_last(const Tensor& a, const Tensor& b) {
   Tensor y = ops::concat_last(a, b);
   if (should_record({&a, &b})) {

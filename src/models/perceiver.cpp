@@ -16,8 +16,10 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
   positions_ = c.fourier_spec().grid(c.image_size);
   // HF PerceiverEmbeddings: latents (N, D), trained from N(0, init_std) (truncated).
   if (c.input_projection > 0)
-    input_projection_ = register_module("perceiver.input_preprocessor.projection",
-                                        std::make_shared<nn::Linear>(c.in_channels, c.input_projection, true, rng, linear_std));
+    input_projection_ = register_module(
+        "perceiver.input_preprocessor.projection",
+        std::make_shared<nn::Linear>(c.in_channels, (c.input_projection_type == "log_power" ? 2 : 1) * c.input_projection,
+                                     true, rng, linear_std));
   latents_ = register_parameter("perceiver.embeddings.latents",
                                 nn::init_truncated_normal({c.num_latents, c.d_latents}, c.init_std, rng));
   for (int s = 0; s < c.num_weight_sets(); ++s) {
@@ -90,8 +92,15 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
 
   // inputs = concat([pixels, fourier(pos)], channels)            (B, M, C)
   Tensor pixels = ag::reshape(images, {b, m, c.in_channels});
-  // optional learned projection of each element: GELU(Linear(pixels))       (B, M, P)
-  if (input_projection_) pixels = ag::gelu(input_projection_->forward(pixels));
+  if (input_projection_ && c.input_projection_type == "gelu") {
+    // learned projection of each element: GELU(Linear(pixels))            (B, M, P)
+    pixels = ag::gelu(input_projection_->forward(pixels));
+  } else if (input_projection_) {
+    // log power of learned filter pairs: log(mean_pair(Linear(pixels)^2) + 1e-4)   (B, M, P)
+    Tensor y = input_projection_->forward(pixels);                        // (B, M, 2P)
+    Tensor power = ag::mean(ag::reshape(ag::mul(y, y), {b, m, c.input_projection, 2}), 3);
+    pixels = ag::log(power, 1e-4f);
+  }
   Tensor inputs = ag::concat_last(pixels, ag::expand_leading(positions_, b));
   // z = latents broadcast to the batch                           (B, N, D)
   Tensor z = ag::expand_leading(latents_, b);
@@ -128,7 +137,8 @@ int64_t Perceiver::training_activation_bytes(bool checkpointing) const {
   const auto& c = config_;
   const int64_t m = c.num_inputs(), n = c.num_latents;
   // pixels (+ their projection and its GELU) and the [pixels, Fourier] inputs
-  int64_t kept = m * (c.in_channels + 2 * c.input_projection + c.input_width());
+  int64_t kept = m * (c.in_channels + (c.input_projection_type == "log_power" ? 5 : 2) * c.input_projection +
+                      c.input_width());
   int64_t largest = 0;                                    // the biggest single layer
   for (int i = 0; i < c.num_cross_attends; ++i) {
     const WeightSet& set = sets_[c.share_weights ? std::min(i, 1) : i];

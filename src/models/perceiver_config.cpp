@@ -38,6 +38,7 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   c.image_size = o.get_int_list("image_size", c.image_size, 1, 4096, 1, 3);
   c.in_channels = o.get_int("in_channels", c.in_channels, 1, 4096);
   c.input_projection = o.get_int("input_projection", c.input_projection, 0, 1 << 16);
+  c.input_projection_type = o.get_string("input_projection_type", c.input_projection_type, {"gelu", "log_power"});
   c.num_fourier_bands = o.get_int("num_fourier_bands", c.num_fourier_bands, 1, 1024);
   c.max_resolution = o.get_int_list("max_resolution", c.image_size, 1, 65536, 1, 3);
   c.concat_pos = o.get_bool("concat_pos", c.concat_pos);
@@ -97,6 +98,7 @@ nlohmann::json PerceiverConfig::to_json() const {
           {"image_size", image_size},
           {"in_channels", in_channels},
           {"input_projection", input_projection},
+          {"input_projection_type", input_projection_type},
           {"num_fourier_bands", num_fourier_bands},
           {"max_resolution", max_resolution},
           {"concat_pos", concat_pos},

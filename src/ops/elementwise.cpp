@@ -54,6 +54,26 @@ Tensor scale(const Tensor& x, float s) {
   return out;
 }
 
+Tensor log(const Tensor& x, float eps) {
+  expect_f32("log", "x", x);
+  const float* p = x.f32();
+  for (int64_t i = 0; i < x.numel(); ++i)
+    if (p[i] + eps <= 0.0f)  // NaN passes and propagates (the command boundary reports it)
+      throw_error("[log] x + eps must be positive, got ", p[i], " + ", eps, " at element ", i);
+  Tensor out = Tensor::empty(x.shape());
+  cpu::log_forward(out.f32(), p, eps, x.numel());
+  return out;
+}
+
+Tensor log_backward(const Tensor& dy, const Tensor& x, float eps) {
+  expect_f32("log_backward", "dy", dy);
+  expect_f32("log_backward", "x", x);
+  expect_shape("log_backward", "dy", dy, x.shape());
+  Tensor dx = Tensor::empty(x.shape());
+  cpu::log_backward(dx.f32(), dy.f32(), x.f32(), eps, x.numel());
+  return dx;
+}
+
 void add_inplace(Tensor& dst, const Tensor& src) {
   expect_f32("add_inplace", "dst", dst);
   expect_f32("add_inplace", "src", src);

@@ -7,6 +7,8 @@
 
 #include "kernels/reference/elementwise.h"
 #include "ops/op_test_util.h"
+#include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/tape.h"
 #include "perceiver/ops/elementwise.h"
 #include "testing/compare.h"
 
@@ -116,6 +118,26 @@ TEST_P(ElementwiseGradSame, MulScaleSub) {
       },
       ad, wd);
   EXPECT_TRUE(all_close(ops::scale(w, 0.3f), nscale, f32_tol(1), "scale dx = s dy"));
+}
+
+// ag::log through the tape (the real backward) against central differences of the reference.
+TEST_P(ElementwiseGradSame, LogThroughTheTape) {
+  const Shape shape = GetParam();
+  Tensor x = randn(shape, 43);
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = 0.2f + x.f32()[i] * x.f32()[i];
+  const Tensor w = randn(shape, 44);
+  const int64_t n = x.numel();
+  const Vec xd = to_double(x), wd = to_double(w);
+  x.set_requires_grad(true);
+  autograd::backward(ag::log(x, 0.05f), w);  // cotangent w: d/dx sum(w * log(x + eps))
+  const Vec num = fd_grad(
+      [&](const Vec& v) {
+        Vec y(static_cast<size_t>(n));
+        ref::log_forward(y.data(), v.data(), 0.05, n);
+        return y;
+      },
+      xd, wd);
+  EXPECT_TRUE(all_close(x.grad(), num, f32_tol(8), "log dx = dy / (x + eps)"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, ElementwiseGradSame,

@@ -18,8 +18,10 @@ double measured_over_estimate(const nlohmann::json& model_cfg, int64_t batch, bo
   auto model = models::make_image_classifier(models::normalize_image_classifier_config(model_cfg), 3);
   model->set_activation_checkpointing(checkpointing);
   model->train(true);
-  const std::vector<int64_t> hw = model->image_size();
-  Tensor x = testing::randn({batch, hw[0], hw[1]}, 5);
+  Shape xs = model->image_size();
+  xs.insert(xs.begin(), batch);
+  if (model->in_channels() > 1) xs.push_back(model->in_channels());
+  Tensor x = testing::randn(xs, 5);
   Tensor y = Tensor::zeros({batch}, DType::kI32);
   Rng rng(1);
   // Warm up once (caches, scratch), then measure a step from a clean baseline.
@@ -44,6 +46,9 @@ TEST(MemoryEstimate, TrainingActivationsWithinAHalfOfTheMeasuredPeak) {
        {"self_attends_per_block", 2}, {"num_cross_attends", 2}, {"dropout", 0.1}, {"head", "query"}},
       {{"image_size", {56, 56}}, {"num_latents", 8}, {"d_latents", 32}, {"num_fourier_bands", 16},
        {"self_attention_heads", 2}, {"self_attends_per_block", 1}, {"cross_attention_widening_factor", 2}},
+      {{"image_size", {64}}, {"in_channels", 32}, {"input_projection", 24}, {"input_projection_type", "log_power"},
+       {"num_latents", 8}, {"d_latents", 32}, {"num_fourier_bands", 8}, {"self_attention_heads", 2},
+       {"self_attends_per_block", 2}},
       {{"type", "vit"}, {"image_size", 28}, {"patch_size", 4}, {"hidden_size", 64}, {"num_attention_heads", 4},
        {"num_hidden_layers", 3}, {"intermediate_size", 128}},
       {{"type", "vit"}, {"image_size", 32}, {"patch_size", 2}, {"hidden_size", 32}, {"num_attention_heads", 2},

@@ -2,6 +2,8 @@
 // concat_last/split_last) against the double reference on odd and threaded shapes; errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <vector>
 
 #include "kernels/reference/elementwise.h"
@@ -121,6 +123,27 @@ TEST_P(ElementwiseSame, ConcatSplitMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, ElementwiseSame,
                          ::testing::Values(Shape{1, 1}, Shape{3, 7}, Shape{5, 17, 33},
                                            Shape{2, 3, 129}, Shape{200003}));
+
+TEST_P(ElementwiseSame, LogMatchesReference) {
+  const Shape shape = GetParam();
+  Tensor x = randn(shape, 41);
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = x.f32()[i] * x.f32()[i];  // a power: >= 0
+  const int64_t n = x.numel();
+  std::vector<double> out(static_cast<size_t>(n)), xd = to_double(x);
+  ref::log_forward(out.data(), xd.data(), 1e-3, n);
+  EXPECT_TRUE(all_close(ops::log(x, 1e-3f), out, f32_tol(4), "log"));
+  std::vector<double> dx(static_cast<size_t>(n)), dyd = to_double(x);
+  ref::log_backward(dx.data(), dyd.data(), xd.data(), 1e-3, n);
+  EXPECT_TRUE(all_close(ops::log_backward(x, x, 1e-3f), dx, f32_tol(4), "log_backward"));
+}
+
+TEST(ElementwiseOp, LogRejectsNonPositiveAndPropagatesNaN) {
+  EXPECT_TRUE(throws_op_error([] { ops::log(Tensor::from_vector({3}, {1.0f, -2.0f, 3.0f}), 1.0f); }, "log"));
+  EXPECT_TRUE(throws_op_error([] { ops::log(Tensor::zeros({2}), 0.0f); }, "log"));
+  const Tensor y = ops::log(Tensor::from_vector({2}, {std::nanf(""), 0.0f}), 1.0f);
+  EXPECT_TRUE(std::isnan(y.f32()[0]));
+  EXPECT_EQ(y.f32()[1], 0.0f);
+}
 
 TEST(ElementwiseOp, RejectsBadInputs) {
   Tensor a = randn({3, 7}, 1), b = randn({7, 3}, 2), ai = Tensor::zeros({3, 7}, DType::kI32);

@@ -19,6 +19,7 @@ Tensor relu(const Tensor& x);
 Tensor add(const Tensor& a, const Tensor& b);   // b broadcast over a's leading dims
 Tensor mul(const Tensor& a, const Tensor& b);   // same shapes
 Tensor scale(const Tensor& x, float s);
+Tensor log(const Tensor& x, float eps);        // log(x + eps)
 Tensor concat_last(const Tensor& a, const Tensor& b);
 Tensor expand_leading(const Tensor& x, int64_t n);   // (...) -> (n, ...)
 Tensor reshape(const Tensor& x, const Shape& shape);

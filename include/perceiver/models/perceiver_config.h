@@ -21,6 +21,9 @@ struct PerceiverConfig {
   // > 0: each input element's channels pass through a learned GELU(Linear(in_channels -> this))
   // before the Fourier features are appended (a learned filterbank for waveform frames); 0: none.
   int64_t input_projection = 0;
+  // "gelu": GELU(Linear(x)); "log_power": log(mean of squared pairs of Linear(x) -> 2 P) + 1e-4), a
+  // learned filterbank's log power, invariant to the phase of a waveform within a frame.
+  std::string input_projection_type = "gelu";
   int64_t num_fourier_bands = 8;
   std::vector<int64_t> max_resolution{28, 28};  // Nyquist of the training resolution
   bool concat_pos = true;

@@ -11,6 +11,10 @@ Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);        // same shapes
 Tensor mul(const Tensor& a, const Tensor& b);        // same shapes
 Tensor scale(const Tensor& x, float s);              // s * x
+// log(x + eps) elementwise (log power features); x + eps <= 0 is an Error naming the first such
+// element (NaN propagates). log_backward: dy / (x + eps).
+Tensor log(const Tensor& x, float eps);
+Tensor log_backward(const Tensor& dy, const Tensor& x, float eps);
 void add_inplace(Tensor& dst, const Tensor& src);    // dst += src, same shapes
 void axpy_inplace(Tensor& dst, float alpha, const Tensor& src);  // dst += alpha * src
 

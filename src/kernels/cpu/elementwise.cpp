@@ -2,6 +2,8 @@
 // threads only when there is enough memory traffic to amortise a parallel region.
 #include "kernels/cpu/elementwise.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -48,6 +50,18 @@ void mul_forward(float* out, const float* a, const float* b, int64_t n) {
 void scale_forward(float* out, const float* x, float s, int64_t n) {
   parallel_for(n, kGrainElems, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) out[i] = s * x[i];
+  });
+}
+
+void log_forward(float* out, const float* x, float eps, int64_t n) {
+  parallel_for(n, kGrainElems, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) out[i] = std::log(x[i] + eps);
+  });
+}
+
+void log_backward(float* dx, const float* dy, const float* x, float eps, int64_t n) {
+  parallel_for(n, kGrainElems, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) dx[i] = dy[i] / (x[i] + eps);
   });
 }
 

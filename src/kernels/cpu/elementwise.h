@@ -12,6 +12,9 @@ void add_forward(float* out, const float* a, const float* b, int64_t rows, int64
 void sub_forward(float* out, const float* a, const float* b, int64_t n);  // out = a - b, (n)
 void mul_forward(float* out, const float* a, const float* b, int64_t n);  // out = a * b, (n)
 void scale_forward(float* out, const float* x, float s, int64_t n);       // out = s * x, (n)
+// out = log(x + eps); dx = dy / (x + eps). x + eps must be positive (log of a power, eps > 0).
+void log_forward(float* out, const float* x, float eps, int64_t n);
+void log_backward(float* dx, const float* dy, const float* x, float eps, int64_t n);
 void axpy_inplace(float* dst, float alpha, const float* src, int64_t n);  // dst += alpha src
 
 // out[j] = sum_r x[r, j]: the backward of add's broadcast and of expand_leading.

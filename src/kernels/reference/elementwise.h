@@ -2,6 +2,8 @@
 // plain scalar templates, run in double by the tests as the oracle for kernels/cpu/elementwise.
 #pragma once
 
+#include <cmath>
+
 #include <cstdint>
 
 namespace perceiver::ref {
@@ -26,6 +28,16 @@ void mul_forward(T* out, const T* a, const T* b, int64_t n) {
 template <typename T>
 void scale_forward(T* out, const T* x, T s, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = s * x[i];
+}
+
+template <typename T>
+void log_forward(T* out, const T* x, T eps, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = std::log(x[i] + eps);
+}
+
+template <typename T>
+void log_backward(T* dx, const T* dy, const T* x, T eps, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] / (x[i] + eps);
 }
 
 template <typename T>
