@@ -9,7 +9,7 @@ namespace perceiver::cli {
 
 Runner add_train_command(CLI::App& sub) {
   struct Args {
-    std::string config, out = "runs/default";
+    std::string config, out = "runs/default", init;
     bool resume = false, quiet = false, force = false;
     CommonOptions common;
   };
@@ -19,6 +19,9 @@ Runner add_train_command(CLI::App& sub) {
   sub.add_flag("--resume", a->resume, "continue from OUT/checkpoint.safetensors");
   sub.add_flag("--force", a->force, "start afresh even if OUT already holds a run (its files are replaced)");
   sub.add_flag("--quiet", a->quiet, "no progress output");
+  sub.add_option("--init", a->init, "fine-tune: start from this model folder's weights (e.g. a run's export/); "
+                 "tensors of another shape (a new head) are re-initialised and named")
+      ->check(CLI::ExistingDirectory);
   add_common_options(sub, a->common);
   return [a]() {
     train::RunConfig cfg = train::load_run_config(a->config);
@@ -30,6 +33,7 @@ Runner add_train_command(CLI::App& sub) {
     opt.resume = a->resume;
     opt.quiet = a->quiet;
     opt.force = a->force;
+    opt.init_dir = a->init;
     train::TrainResult r = train::run_training(cfg, opt);
     std::printf("%s after %lld steps in %.1fs (%.0f samples/s incl. evaluation); test accuracy %.4f; peak RSS %.0f MiB\n",
                 r.interrupted ? "stopped" : "finished", (long long)r.steps, r.seconds, r.train_samples_per_s,

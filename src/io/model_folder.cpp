@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <map>
 
 #include "perceiver/core/allocator.h"
 #include "perceiver/core/error.h"
@@ -69,6 +70,46 @@ std::unique_ptr<models::Model> load_model_folder(const std::string& dir, const n
   model->load_state_dict(sd.tensors, weights, /*strict=*/true, /*share_storage=*/true);  // sd is dropped below
   model->train(false);
   return model;
+}
+
+std::vector<std::string> init_from_model_folder(models::Model& model, const std::string& dir) {
+  const std::string arch = models::architecture_of(read_folder_config(dir), dir + "/config.json");
+  if (arch != model.architecture())
+    throw_error("[init] ", dir, ": holds a ", arch, " model, the run trains a ", model.architecture());
+  const std::string weights = find_weights_file(dir);
+  const StateDict sd = load_state_dict_file(weights);
+  std::vector<std::string> missing, unexpected, reinitialised;
+  std::map<std::string, Tensor> matching;
+  std::map<std::string, bool> used;
+  for (const auto& [name, t] : sd.tensors) used[name] = false;
+  for (auto& [name, t] : model.state_dict()) {
+    auto it = sd.tensors.find(name);
+    if (it == sd.tensors.end()) {
+      missing.push_back(name);
+      continue;
+    }
+    used[name] = true;
+    if (it->second.shape() == t.shape() && it->second.dtype() == t.dtype())
+      matching.emplace(name, it->second);
+    else
+      reinitialised.push_back(name + " (" + shape_str(it->second.shape()) + " in the folder, " + shape_str(t.shape()) +
+                              " in this model)");
+  }
+  for (const auto& [name, u] : used)
+    if (!u) unexpected.push_back(name);
+  if (!missing.empty() || !unexpected.empty()) {
+    std::string msg = "[init] " + weights + ": the weights do not belong to this model's layout.";
+    auto list = [&](const char* title, const std::vector<std::string>& v) {
+      if (v.empty()) return;
+      msg += std::string("\n  ") + title + " (" + std::to_string(v.size()) + "):";
+      for (const auto& n : v) msg += "\n    " + n;
+    };
+    list("missing in the folder", missing);
+    list("not in this model", unexpected);
+    throw Error(msg);
+  }
+  model.load_state_dict(matching, weights, /*strict=*/false);
+  return reinitialised;
 }
 
 void save_model_folder(const std::string& dir, models::Model& model) {

@@ -270,6 +270,8 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   optim::validate(sched);
 
   int64_t step = 0;
+  check(!(opt.resume && !opt.init_dir.empty()), "[train] --init starts a run from a model folder; a resumed run "
+        "continues from its checkpoint: give one of --init and --resume");
   if (opt.resume) {
     Checkpoint ckpt = read_checkpoint(ckpt_path);
     check(ckpt.config.model == cfg.model, "[train] ", ckpt_path,
@@ -298,6 +300,11 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     check(opt.force || !std::filesystem::exists(ckpt_path), "[train] ", opt.out_dir,
           " already holds a run (checkpoint.safetensors); continue it with --resume, or start over with --force");
     std::remove(metrics_path.c_str());
+    if (!opt.init_dir.empty()) {
+      for (const std::string& name : io::init_from_model_folder(model, opt.init_dir))
+        progress.message("init: re-initialised " + name);
+      progress.message("init: weights from " + opt.init_dir);
+    }
   }
   io::write_file_atomic(opt.out_dir + "/config.json", cfg.to_json().dump(2) + "\n");
   progress.message("model: " + std::to_string(model.num_parameters()) + " parameters; " +

@@ -251,6 +251,38 @@ TEST(Cli, TrainsOnImageAndWavFolders) {
   ASSERT_EQ(r.code, 0) << r.out;
 }
 
+// Fine-tuning: --init starts from a model folder; a head of another size is re-initialised and
+// named, every other weight starts as in the folder; another class or --resume are refused.
+TEST(Cli, InitFineTunesFromAModelFolder) {
+  testing::TempDir tmp;
+  testing::make_tiny_fashion_mnist(tmp.path, 16, 8);
+  const std::string base = tmp.path + "/base";
+  ASSERT_EQ(run_cli("train --quiet --config " + write_config(tmp.path, tmp.path, 1) + " --out " + base).code, 0);
+  const std::string cfg = tmp.path + "/ft.json";
+  std::ofstream(cfg) << R"({"model": {"num_latents": 4, "d_latents": 16, "num_fourier_bands": 2,
+    "self_attention_heads": 2, "self_attends_per_block": 1, "num_classes": 12},
+    "train": {"epochs": 1, "batch_size": 8, "warmup_steps": 1, "lr": 1e-12, "weight_decay": 0, "max_steps": 1},
+    "data": {"dir": ")" << tmp.path << R"("}})";
+  const CliResult r = run_cli("train --config " + cfg + " --out " + tmp.path + "/ft --init " + base + "/export");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("init: re-initialised perceiver.decoder.final_layer.weight ([10, 16] in the folder, [12, 16] in "
+                       "this model)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("init: re-initialised perceiver.decoder.final_layer.bias"), std::string::npos) << r.out;
+  const auto before = io::load_safetensors(base + "/export/model.safetensors").tensors;
+  const auto after = train::read_checkpoint(tmp.path + "/ft/checkpoint.safetensors").params;
+  const Tensor& a = before.at("perceiver.embeddings.latents");
+  const Tensor& b = after.at("perceiver.embeddings.latents");
+  for (int64_t i = 0; i < a.numel(); ++i) EXPECT_NEAR(a.f32()[i], b.f32()[i], 1e-6) << i;  // lr 1e-12: unchanged
+  expect_fails("train --config " + cfg + " --out " + tmp.path + "/ft --resume --init " + base + "/export",
+               "give one of --init and --resume");
+  const std::string vit_cfg = tmp.path + "/vit.json";
+  std::ofstream(vit_cfg) << R"({"model": {"type": "vit", "image_size": 28, "patch_size": 14, "hidden_size": 8,
+    "num_attention_heads": 1, "num_hidden_layers": 1, "intermediate_size": 8}, "train": {"epochs": 1, "batch_size": 8},
+    "data": {"dir": ")" << tmp.path << R"("}})";
+  expect_fails("train --config " + vit_cfg + " --out " + tmp.path + "/v --init " + base + "/export",
+               "holds a PerceiverClassifier model, the run trains a ViTForImageClassification");
+}
+
 TEST(Cli, ConvertsTorchBinAndRefusesMaliciousPickles) {
   testing::TempDir tmp;
   const std::string data = std::string(PERCEIVER_SOURCE_DIR) + "/tests/data/torch_bin/";

@@ -16,6 +16,7 @@ struct TrainOptions {
   bool resume = false;       // continue from out_dir/checkpoint.safetensors
   bool force = false;        // start afresh even if out_dir already holds a checkpoint
   bool quiet = false;        // no progress output (tests)
+  std::string init_dir;      // fine-tune: start from this model folder's weights (io::init_from_model_folder)
 };
 
 struct EvalResult {
