@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <sys/stat.h>
+
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -145,6 +147,11 @@ json parse_json(std::string_view text, const std::string& what, const std::strin
 }
 
 json read_json_file(const std::string& path, const std::string& component, const JsonLimits& limits) {
+  // A FIFO, device or directory would block or never end: only regular files are read.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw_error("[", component, "] ", path, ": expected a regular JSON file, got ",
+                S_ISDIR(st.st_mode) ? "a directory" : "a device, FIFO or socket");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_error("[", component, "] ", path, ": cannot open file: ", std::strerror(errno));
   in.seekg(0, std::ios::end);

@@ -5,11 +5,12 @@
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
 #include "perceiver/models/perceiver.h"
+#include "perceiver/models/perceiver_io_image_classifier.h"
 #include "perceiver/models/vit/vit.h"
 
 namespace perceiver::models {
 
-std::vector<std::string> image_classifier_types() { return {"perceiver", "vit"}; }
+std::vector<std::string> image_classifier_types() { return {"perceiver", "vit", "perceiver_io"}; }
 
 namespace {
 std::string type_of(const nlohmann::json& j, const std::string& path) {
@@ -42,6 +43,7 @@ nlohmann::json normalize_image_classifier_config(const nlohmann::json& j, const 
   const std::string type = type_of(j, path);
   if (type == "perceiver") return parse_perceiver_config(j, path).to_json();
   if (type == "vit") return parse_vit_config(j, path).to_json();
+  if (type == "perceiver_io") return normalize_perceiver_io_classifier_config(j, path);
   throw_error("[config] ", path, ".type: unsupported '", type, "'");
 }
 
@@ -49,6 +51,7 @@ std::unique_ptr<ImageClassifier> make_image_classifier(const nlohmann::json& nor
   const std::string type = type_of(normalized, "model");
   if (type == "perceiver") return std::make_unique<Perceiver>(parse_perceiver_config(normalized), seed);
   if (type == "vit") return std::make_unique<ViT>(parse_vit_config(normalized), seed);
+  if (type == "perceiver_io") return std::make_unique<PerceiverIOImageClassifier>(normalized, seed);
   throw_error("[config] model.type: unsupported '", type, "'");
 }
 

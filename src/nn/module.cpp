@@ -2,6 +2,11 @@
 #include "perceiver/nn/module.h"
 
 namespace perceiver::nn {
+namespace {
+std::string child_prefix(const std::string& prefix, const std::string& name) {
+  return name.empty() ? prefix : prefix + name + ".";
+}
+}  // namespace
 
 Tensor Module::register_parameter(const std::string& name, Tensor value) {
   for (auto& [n, t] : params_)
@@ -14,7 +19,7 @@ Tensor Module::register_parameter(const std::string& name, Tensor value) {
 void Module::visit_parameters(const std::function<void(const std::string&, Tensor&)>& fn,
                               const std::string& prefix) {
   for (auto& [name, t] : params_) fn(prefix + name, t);
-  for (auto& [name, child] : children_) child->visit_parameters(fn, prefix + name + ".");
+  for (auto& [name, child] : children_) child->visit_parameters(fn, child_prefix(prefix, name));
 }
 
 std::vector<NamedTensor> Module::named_parameters() {
@@ -38,7 +43,7 @@ Tensor Module::register_buffer(const std::string& name, Tensor value) {
 
 void Module::visit_buffers(const std::function<void(const std::string&, Tensor&)>& fn, const std::string& prefix) {
   for (auto& [name, t] : buffers_) fn(prefix + name, t);
-  for (auto& [name, child] : children_) child->visit_buffers(fn, prefix + name + ".");
+  for (auto& [name, child] : children_) child->visit_buffers(fn, child_prefix(prefix, name));
 }
 
 std::vector<NamedTensor> Module::state_dict() {

@@ -175,33 +175,51 @@ TEST(Cli, HostileFilesGiveOneLineErrors) {
 
 // Every run exports a hub-layout folder (export/: config.json + model.safetensors under HF names)
 // that `perceiver run` loads through the one folder reader and that gives the training run's
-// logits: the Perceiver classifier and ViT (whose export is an HF ViTForImageClassification).
+// logits: the Perceiver classifier, ViT (whose export is an HF ViTForImageClassification) and an
+// HF Perceiver IO image classifier trained from its hub config (grey images repeated to RGB).
 TEST(Cli, ExportedFolderGivesTheRunsLogits) {
   testing::TempDir tmp;
   testing::make_tiny_fashion_mnist(tmp.path, 24, 8);
-  const std::string vit_cfg = tmp.path + "/vit.json";
+  const std::string data = R"("data": {"dir": ")" + tmp.path + R"("}})";
+  const std::string vit_cfg = tmp.path + "/vit.json", pio_cfg = tmp.path + "/pio.json";
   std::ofstream(vit_cfg) << R"({"model": {"type": "vit", "image_size": 28, "patch_size": 7, "hidden_size": 16,
     "num_attention_heads": 2, "num_hidden_layers": 1, "intermediate_size": 32},
-    "train": {"epochs": 1, "batch_size": 8, "warmup_steps": 1}, "data": {"dir": ")" << tmp.path << R"("}})";
+    "train": {"epochs": 1, "batch_size": 8, "warmup_steps": 1}, )" << data;
+  std::ofstream(pio_cfg) << R"({"model": {"type": "perceiver_io", "in_channels": 1, "hub_config": {
+      "architectures": ["PerceiverForImageClassificationLearned"], "image_size": 28, "num_latents": 4,
+      "d_latents": 16, "num_self_attends_per_block": 1, "num_self_attention_heads": 2,
+      "num_cross_attention_heads": 1, "qk_channels": 8, "v_channels": 16, "num_labels": 10}},
+    "train": {"epochs": 1, "batch_size": 8, "warmup_steps": 1}, )" << data;
   Tensor images = Tensor::zeros({2, 28, 28});
   for (int64_t i = 0; i < images.numel(); ++i) images.f32()[i] = static_cast<float>((i * 37) % 101) / 100.0f;
-  for (const auto& [name, cfg] : std::vector<std::pair<std::string, std::string>>{
-           {"perceiver", write_config(tmp.path, tmp.path, 1)}, {"vit", vit_cfg}}) {
-    const std::string out = tmp.path + "/" + name;
-    ASSERT_EQ(run_cli("train --quiet --config " + cfg + " --out " + out).code, 0) << name;
+  Tensor rgb = Tensor::zeros({2, 3, 28, 28});  // the HF layout of the grey images
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t c = 0; c < 3; ++c)
+      std::copy(images.f32() + b * 784, images.f32() + (b + 1) * 784, rgb.f32() + (b * 3 + c) * 784);
+  struct Case {
+    std::string name, cfg, architecture, input;
+    Tensor x;
+  };
+  for (const Case& k : std::vector<Case>{
+           {"perceiver", write_config(tmp.path, tmp.path, 1), "PerceiverClassifier", "inputs", images},
+           {"vit", vit_cfg, "ViTForImageClassification", "pixel_values", images.reshape({2, 1, 28, 28})},
+           {"perceiver_io", pio_cfg, "PerceiverForImageClassificationLearned", "inputs", rgb}}) {
+    const std::string out = tmp.path + "/" + k.name;
+    const CliResult t = run_cli("train --quiet --config " + k.cfg + " --out " + out);
+    ASSERT_EQ(t.code, 0) << k.name << "\n" << t.out;
     const nlohmann::json hub = nlohmann::json::parse(io::read_file(out + "/export/config.json"));
-    EXPECT_EQ(hub.at("architectures")[0], name == "vit" ? "ViTForImageClassification" : "PerceiverClassifier");
+    EXPECT_EQ(hub.at("architectures")[0], k.architecture);
     // in-process logits of the run's final weights
     auto model = train::model_from_checkpoint(train::read_checkpoint(out + "/model.safetensors"), out);
     const Tensor want = model->forward(images);
     // through the exported folder and `perceiver run`
-    const std::string in = tmp.path + "/" + name + "_in.safetensors", res = tmp.path + "/" + name + "_out.safetensors";
-    io::save_safetensors(in, {{name == "vit" ? "pixel_values" : "inputs", name == "vit" ? images.reshape({2, 1, 28, 28}) : images}});
+    const std::string in = tmp.path + "/" + k.name + "_in.safetensors", res = tmp.path + "/" + k.name + "_out.safetensors";
+    io::save_safetensors(in, {{k.input, k.x}});
     const CliResult r = run_cli("run --logits-only --model " + out + "/export --inputs " + in + " --outputs " + res);
     ASSERT_EQ(r.code, 0) << r.out;
     const Tensor got = io::load_safetensors(res).tensors.at("logits");
-    ASSERT_EQ(got.shape(), want.shape()) << name;
-    for (int64_t i = 0; i < got.numel(); ++i) EXPECT_EQ(got.f32()[i], want.f32()[i]) << name << " logit " << i;
+    ASSERT_EQ(got.shape(), want.shape()) << k.name;
+    for (int64_t i = 0; i < got.numel(); ++i) EXPECT_EQ(got.f32()[i], want.f32()[i]) << k.name << " logit " << i;
   }
 }
 

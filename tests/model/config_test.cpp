@@ -106,6 +106,37 @@ TEST(Config, WrongTypesAndRanges) {
   expect_error(json::parse(R"({"train": {}})"), {"missing required object 'model'"});
 }
 
+// A Perceiver IO image classifier named by its hub config: the config is read, checked and
+// stored in full; other tasks, a missing config and unsupported channel counts are refused.
+TEST(Config, PerceiverIOClassifierFromAHubConfig) {
+  json j = base();
+  j["model"] = json::parse(R"({"type": "perceiver_io", "hub_config": {"architectures":
+      ["PerceiverForImageClassificationFourier"], "image_size": 28, "num_latents": 8, "d_latents": 16,
+      "num_labels": 10}})");
+  const train::RunConfig rc = train::parse_run_config(j);
+  EXPECT_EQ(rc.model.at("in_channels"), 1);
+  EXPECT_EQ(rc.model.at("hub_config").at("num_self_attends_per_block"), 26);  // HF default filled in
+  EXPECT_EQ(train::parse_run_config(rc.to_json()).model, rc.model);           // round trip
+  json k = j;
+  k["model"]["hub_config"]["architectures"] = json::array({"PerceiverForMaskedLM"});
+  expect_error(k, {"PerceiverForMaskedLM is not an image classifier"});
+  k = j;
+  k["model"].erase("hub_config");
+  expect_error(k, {"model.hub_config: missing", "config.json"});
+  k = j;
+  k["model"]["in_channels"] = 2;
+  expect_error(k, {"model.in_channels", "1 (grey, repeated to RGB) or 3"});
+  k = j;
+  k["model"]["hub_config"] = "/nonexistent/config.json";
+  expect_error(k, {"/nonexistent/config.json"});
+  k = j;
+  k["model"]["hub_config"]["d_latents"] = -4;
+  expect_error(k, {"d_latents"});
+  k = j;
+  k["model"]["num_latents"] = 8;
+  expect_error(k, {"model: unknown key 'num_latents'", "hub_config in_channels type"});
+}
+
 TEST(Config, HeadDivisibilityAndResidualWidths) {
   json j = base();
   j["model"]["self_attention_heads"] = 5;  // 32 % 5 != 0
@@ -297,6 +328,15 @@ TEST(Config, MissingAndInvalidFiles) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/cfg.json: cannot open"), std::string::npos);
+  }
+  // a directory or a device would block or never end: refused before reading
+  for (const char* path : {"/tmp", "/dev/zero"}) {
+    try {
+      train::load_run_config(path);
+      FAIL() << path;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("expected a regular JSON file"), std::string::npos) << e.what();
+    }
   }
 }
 

@@ -53,6 +53,10 @@ TEST(MemoryEstimate, TrainingActivationsWithinAHalfOfTheMeasuredPeak) {
        {"num_hidden_layers", 3}, {"intermediate_size", 128}},
       {{"type", "vit"}, {"image_size", 32}, {"patch_size", 2}, {"hidden_size", 32}, {"num_attention_heads", 2},
        {"num_hidden_layers", 2}, {"intermediate_size", 64}, {"dropout", 0.1}},
+      {{"type", "perceiver_io"},
+       {"hub_config", {{"architectures", {"PerceiverForImageClassificationLearned"}}, {"image_size", 28},
+                       {"num_latents", 16}, {"d_latents", 64}, {"num_self_attends_per_block", 2},
+                       {"num_self_attention_heads", 4}, {"num_cross_attention_heads", 1}, {"num_labels", 10}}}},
   };
   for (const auto& cfg : configs)
     for (bool ckpt : {false, true}) {

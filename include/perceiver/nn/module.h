@@ -76,6 +76,8 @@ class Module {
   Tensor register_buffer(const std::string& name, Tensor value);
   // Called on this module after its precision changed or its parameters were reloaded.
   virtual void on_precision_changed() {}
+  // A child registered under "" is transparent: its names appear without a prefix (a wrapper
+  // that keeps the names of the model it wraps).
   template <typename M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);

@@ -83,6 +83,22 @@ PerceiverModel::PerceiverModel(const HfPerceiverConfig& config, std::shared_ptr<
   if (postprocessor_) register_module("output_postprocessor", postprocessor_);
 }
 
+int64_t PerceiverModel::activation_floats(int64_t m, bool checkpointing) const {
+  const int64_t n = config_.num_latents, d = config_.d_latents;
+  // preprocessed inputs: the projection, the position encoding and their concatenation
+  int64_t kept = 3 * m * preprocessor_->num_channels();
+  const int64_t cross = cross_attention_->activation_floats(n, m);
+  int64_t largest = cross;
+  kept += checkpointing ? n * d : cross;
+  for (int64_t r = 0; r < config_.num_blocks; ++r)
+    for (const auto& layer : self_attends_) {
+      const int64_t self = layer->activation_floats(n, 0);
+      kept += checkpointing ? n * d : self;
+      largest = std::max(largest, self);
+    }
+  return kept + (checkpointing ? 2 : 1) * largest;
+}
+
 EncoderState PerceiverModel::encode(const TensorMap& inputs, TensorMap* trace, Rng* rng) const {
   // 1. inputs, modality_sizes = self.input_preprocessor(inputs)                  (B, M, C)
   Preprocessed pre = preprocessor_->forward(inputs, rng);

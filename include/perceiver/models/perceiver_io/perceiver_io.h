@@ -40,6 +40,12 @@ class PerceiverModel : public nn::Module {
   // latents_after_each_self_attention, latents_final.
   EncoderState encode(const TensorMap& inputs, TensorMap* trace, Rng* rng) const;
 
+  // Floats one training sample keeps for backward in the encoder over m preprocessed inputs
+  // (the trainer's memory estimate): the preprocessed inputs, the cross-attention and the
+  // self-attends of every block; with activation checkpointing only the layer boundaries plus
+  // the largest layer recomputed and its gradients.
+  int64_t activation_floats(int64_t m, bool checkpointing) const;
+
   Preprocessor& preprocessor() const { return *preprocessor_; }
   Decoder& decoder() const { return *decoder_; }
   MultimodalPostprocessor* postprocessor() const { return postprocessor_.get(); }
