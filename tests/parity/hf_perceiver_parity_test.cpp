@@ -1,4 +1,5 @@
-// Parity with Hugging Face transformers for the six DeepMind Perceiver IO checkpoint families
+// Parity with Hugging Face transformers for the six DeepMind Perceiver IO checkpoint families and
+// the text classifier
 // (shrunk random-weight fixtures in tests/data/hf): every stored forward tensor, the training
 // loss and every parameter gradient, the losses after 1, 2 and 3 plain SGD steps (lr 0.01), and
 // for the conv model the train-mode BatchNorm logits and running buffers (README sections 2-4).
@@ -139,6 +140,9 @@ TEST(HfPerceiverParity, VisionPerceiverLearned) { check_family("vision-perceiver
 TEST(HfPerceiverParity, OpticalFlowPerceiver) { check_family("optical-flow-perceiver"); }
 TEST(HfPerceiverParity, VisionPerceiverConv) { check_family("vision-perceiver-conv"); }
 TEST(HfPerceiverParity, MultimodalPerceiver) { check_family("multimodal-perceiver"); }
+// PerceiverForSequenceClassification has no DeepMind checkpoint: a random model written by
+// tools/make_hf_seqcls_fixture.py (transformers 5.25), same checks.
+TEST(HfPerceiverParity, SequenceClassification) { check_family("sequence-classification"); }
 
 }  // namespace
 }  // namespace perceiver

@@ -18,6 +18,7 @@ const std::vector<std::pair<std::string, PerceiverTask>>& task_table() {
       {"PerceiverForImageClassificationConvProcessing", PerceiverTask::kImageClassificationConv},
       {"PerceiverForOpticalFlow", PerceiverTask::kOpticalFlow},
       {"PerceiverForMultimodalAutoencoding", PerceiverTask::kMultimodalAutoencoding},
+      {"PerceiverForSequenceClassification", PerceiverTask::kSequenceClassification},
   };
   return t;
 }

@@ -187,6 +187,13 @@ PerceiverIO::PerceiverIO(const HfPerceiverConfig& config, uint64_t init_seed) : 
       dec = std::make_shared<BasicDecoder>(d, rng);
       break;
     }
+    case PerceiverTask::kSequenceClassification: {
+      // PerceiverTextPreprocessor + PerceiverClassificationDecoder (one trainable d_latents query)
+      text_ = std::make_shared<TextPreprocessor>(c.vocab_size, c.d_model, c.max_position_embeddings, rng);
+      pre = text_;
+      dec = classification();
+      break;
+    }
     case PerceiverTask::kImageClassificationLearned: {
       // conv1x1 3 -> 256, trainable positions (image_size^2, 256) projected 256 -> 256, concat
       ImagePreprocessorConfig p;
@@ -445,6 +452,16 @@ Tensor PerceiverIO::loss(const TensorMap& logits, const TensorMap& inputs) const
       check(pred.defined(), "[perceiver_io] no multimodal outputs to compute a loss on");
       return ag::mse(pred, target);
     }
+    case PerceiverTask::kSequenceClassification:
+      if (config_.num_labels == 1) {
+        // regression (HF problem_type "regression" when num_labels == 1): mse(logits (B, 1), labels)
+        const Tensor& pred = require_input(logits, "logits", "perceiver_io loss");
+        const Tensor target = to_float(require_input(inputs, "labels", "perceiver_io loss"));
+        check(target.numel() == pred.numel(), "[perceiver_io] labels: expected ", pred.numel(),
+              " regression targets (logits ", shape_str(pred.shape()), "), got ", shape_str(target.shape()));
+        return ag::mse(pred, target.reshape(pred.shape()));
+      }
+      [[fallthrough]];
     default: {
       // cross_entropy(logits.reshape(-1, K), labels.reshape(-1)), labels < 0 ignored
       const Tensor& l = require_input(logits, "logits", "perceiver_io loss");

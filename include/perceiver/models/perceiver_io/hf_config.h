@@ -12,7 +12,8 @@
 
 namespace perceiver::models::perceiver_io {
 
-// The HF task classes with a DeepMind checkpoint (spec section 9).
+// The HF task classes: the six with a DeepMind checkpoint (spec section 9) and the text
+// classifier HF defines without one (trained here from scratch or from a masked-LM run).
 enum class PerceiverTask {
   kMaskedLM,                       // PerceiverForMaskedLM (language-perceiver)
   kImageClassificationLearned,     // PerceiverForImageClassificationLearned
@@ -20,6 +21,7 @@ enum class PerceiverTask {
   kImageClassificationConv,        // PerceiverForImageClassificationConvProcessing
   kOpticalFlow,                    // PerceiverForOpticalFlow
   kMultimodalAutoencoding,         // PerceiverForMultimodalAutoencoding
+  kSequenceClassification,         // PerceiverForSequenceClassification (bytes -> num_labels)
 };
 
 // "PerceiverForOpticalFlow" -> kOpticalFlow; throws listing the supported class names.
