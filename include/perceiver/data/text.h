@@ -1,0 +1,67 @@
+// Byte-level text for the language Perceiver: documents read from text files (raw or gzip),
+// held out whole, cut into fixed-length sequences of the language-perceiver's byte ids
+// (data/byte_tokenizer.h: byte b -> b + 6; [CLS] content [SEP], [PAD] after), and the masked-LM
+// corruption of a batch (random bytes or spans). Labelled text (JSONL or TSV of text and label)
+// for sequence classification.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "perceiver/core/random.h"
+#include "perceiver/core/tensor.h"
+
+namespace perceiver::data {
+
+struct TextDocument {
+  std::string name;   // the file's path
+  std::string bytes;  // its content (decompressed)
+};
+
+struct TextReadOptions {
+  // File names must end with one of these (".txt", ".rst.gz", ...); empty: every regular file.
+  std::vector<std::string> extensions;
+  int64_t max_total_bytes = int64_t(1) << 31;  // refuse corpora larger than this (2 GiB)
+};
+
+// A file, or every regular file under a directory (recursive, sorted by path, hidden files
+// skipped), each one document; ".gz" files are decompressed. Empty files are skipped; errors
+// name the file (unreadable, corrupt gzip, total over the limit, nothing to read).
+std::vector<TextDocument> read_text_documents(const std::string& path, const TextReadOptions& options = {});
+
+// Whole documents held out: a seeded shuffle of the documents; the first
+// max(1, round(test_fraction * n)) are the test set, the rest the training set (at least one each).
+void split_documents(std::vector<TextDocument> docs, double test_fraction, uint64_t seed,
+                     std::vector<TextDocument>& train, std::vector<TextDocument>& test);
+
+// Token sequences (n, L) int32: every document cut into consecutive windows of L - 2 bytes, each
+// [CLS] bytes [SEP] and padded with [PAD]; attention_mask (n, L) int32 (1 on real tokens).
+struct TextSequences {
+  Tensor ids;
+  Tensor attention_mask;
+  int64_t size() const { return ids.defined() ? ids.dim(0) : 0; }
+};
+TextSequences text_sequences(const std::vector<TextDocument>& docs, int64_t seq_len);
+
+struct MaskingOptions {
+  double mask_prob = 0.15;  // the share of content bytes (not [CLS]/[SEP]/[PAD]) to predict
+  double mean_span = 1.0;   // 1: single bytes; > 1: spans of geometric length with this mean
+};
+
+// The masked-LM corruption of sequences ids (n, L) with their attention mask: about mask_prob of
+// the content bytes are chosen (at least one per sequence with content), as single bytes or
+// spans; of those, 80% become [MASK], 10% a random byte, 10% stay. inputs: the corrupted ids;
+// labels: the original id at chosen positions and -100 elsewhere (ignored by the loss).
+void mask_tokens(const Tensor& ids, const Tensor& attention_mask, const MaskingOptions& options, Rng& rng,
+                 Tensor& inputs, Tensor& labels);
+
+// Labelled text: a .jsonl file of {"text": ..., "label": ...} objects (label a string or an
+// integer) or a .tsv file of text<TAB>label lines. Errors name the file and line.
+struct LabelledText {
+  std::vector<std::string> texts;
+  std::vector<std::string> labels;
+};
+LabelledText read_labelled_text(const std::string& path);
+
+}  // namespace perceiver::data

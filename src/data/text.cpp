@@ -1,0 +1,232 @@
+// Byte-level text documents, sequences, masked-LM corruption and labelled text (see text.h).
+#include "perceiver/data/text.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "perceiver/core/error.h"
+#include "perceiver/core/json_reader.h"
+#include "perceiver/data/byte_tokenizer.h"
+
+namespace perceiver::data {
+namespace fs = std::filesystem;
+namespace {
+
+struct GzCloser {
+  void operator()(gzFile_s* f) const { gzclose(f); }
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The whole file, decompressed when it is gzip (zlib reads raw files unchanged); at most
+// `budget` bytes.
+std::string read_text_file(const std::string& path, int64_t budget) {
+  std::unique_ptr<gzFile_s, GzCloser> f(gzopen(path.c_str(), "rb"));
+  if (!f) throw_error("[text] ", path, ": cannot open: ", std::strerror(errno));
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    const int r = gzread(f.get(), buf, sizeof(buf));
+    if (r < 0) {
+      int errnum = 0;
+      const char* msg = gzerror(f.get(), &errnum);
+      throw_error("[text] ", path, ": ", errnum == Z_ERRNO ? std::strerror(errno) : msg);
+    }
+    if (r == 0) break;
+    if (static_cast<int64_t>(out.size()) + r > budget)
+      throw_error("[text] ", path, ": the text read so far exceeds the limit of ", budget,
+                  " bytes for a corpus; use a smaller corpus or a subset of its files");
+    out.append(buf, static_cast<size_t>(r));
+  }
+  int errnum = Z_OK;
+  const char* msg = gzerror(f.get(), &errnum);
+  if (errnum == Z_BUF_ERROR) throw_error("[text] ", path, ": the gzip data ends early (truncated file)");
+  if (errnum != Z_OK) throw_error("[text] ", path, ": corrupt gzip data: ", msg);
+  return out;
+}
+
+bool wanted(const std::string& path, const std::vector<std::string>& extensions) {
+  if (extensions.empty()) return true;
+  for (const auto& e : extensions)
+    if (ends_with(path, e)) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<TextDocument> read_text_documents(const std::string& path, const TextReadOptions& options) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) throw_error("[text] ", path, ": no such file or directory");
+  std::vector<std::string> files;
+  if (fs::is_regular_file(st)) {
+    files.push_back(path);
+  } else if (fs::is_directory(st)) {
+    for (auto it = fs::recursive_directory_iterator(path, fs::directory_options::skip_permission_denied, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (!name.empty() && name[0] == '.') {
+        if (it->is_directory()) it.disable_recursion_pending();
+        continue;
+      }
+      if (it->is_regular_file() && wanted(it->path().string(), options.extensions)) files.push_back(it->path().string());
+    }
+    if (ec) throw_error("[text] ", path, ": cannot list the directory: ", ec.message());
+  } else {
+    throw_error("[text] ", path, ": expected a text file or a directory of text files");
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<TextDocument> docs;
+  int64_t total = 0;
+  for (const std::string& f : files) {
+    std::string bytes = read_text_file(f, options.max_total_bytes - total);
+    total += static_cast<int64_t>(bytes.size());
+    if (!bytes.empty()) docs.push_back({f, std::move(bytes)});
+  }
+  if (docs.empty()) {
+    std::string ext;
+    for (const auto& e : options.extensions) ext += (ext.empty() ? "" : ", ") + e;
+    throw_error("[text] ", path, ": no non-empty text files", ext.empty() ? "" : " ending with " + ext);
+  }
+  return docs;
+}
+
+void split_documents(std::vector<TextDocument> docs, double test_fraction, uint64_t seed,
+                     std::vector<TextDocument>& train, std::vector<TextDocument>& test) {
+  const int64_t n = static_cast<int64_t>(docs.size());
+  check(n >= 2, "[text] holding out whole documents needs at least 2 documents, got ", n,
+        " (split a large file into several, or give a directory)");
+  check(test_fraction > 0 && test_fraction < 1, "[text] test_fraction must be in (0, 1), got ", test_fraction);
+  Rng rng(seed, 0x7e57ULL);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(docs[i], docs[rng.below(static_cast<uint32_t>(i + 1))]);
+  const int64_t n_test = std::clamp<int64_t>(std::llround(test_fraction * static_cast<double>(n)), 1, n - 1);
+  test.assign(std::make_move_iterator(docs.begin()), std::make_move_iterator(docs.begin() + n_test));
+  train.assign(std::make_move_iterator(docs.begin() + n_test), std::make_move_iterator(docs.end()));
+}
+
+TextSequences text_sequences(const std::vector<TextDocument>& docs, int64_t seq_len) {
+  check(seq_len >= 3, "[text] seq_len must be >= 3 ([CLS], at least one byte, [SEP]), got ", seq_len);
+  const int64_t content = seq_len - 2;
+  int64_t n = 0;
+  for (const auto& d : docs) n += (static_cast<int64_t>(d.bytes.size()) + content - 1) / content;
+  TextSequences s;
+  s.ids = Tensor::zeros({n, seq_len}, DType::kI32);
+  s.attention_mask = Tensor::zeros({n, seq_len}, DType::kI32);
+  int32_t* ids = s.ids.data<int32_t>();
+  int32_t* mask = s.attention_mask.data<int32_t>();
+  int64_t row = 0;
+  for (const auto& d : docs)
+    for (size_t start = 0; start < d.bytes.size(); start += static_cast<size_t>(content), ++row) {
+      const size_t len = std::min(static_cast<size_t>(content), d.bytes.size() - start);
+      int32_t* r = ids + row * seq_len;
+      int32_t* m = mask + row * seq_len;
+      r[0] = byte_tokens::kCls;  // [CLS] bytes + 6 [SEP], then [PAD] (0)
+      for (size_t j = 0; j < len; ++j)
+        r[1 + j] = static_cast<int32_t>(static_cast<uint8_t>(d.bytes[start + j])) + byte_tokens::kByteOffset;
+      r[1 + len] = byte_tokens::kSep;
+      std::fill(m, m + len + 2, 1);
+    }
+  return s;
+}
+
+void mask_tokens(const Tensor& ids, const Tensor& attention_mask, const MaskingOptions& options, Rng& rng,
+                 Tensor& inputs, Tensor& labels) {
+  check(ids.dtype() == DType::kI32 && ids.rank() == 2 && attention_mask.shape() == ids.shape() &&
+            attention_mask.dtype() == DType::kI32,
+        "[text] mask_tokens: expected int32 ids and attention_mask (n, L), got ", shape_str(ids.shape()), " and ",
+        shape_str(attention_mask.shape()));
+  check(options.mask_prob > 0 && options.mask_prob < 1, "[text] mask_prob must be in (0, 1), got ", options.mask_prob);
+  check(options.mean_span >= 1 && options.mean_span <= 64, "[text] mean_span must be in [1, 64], got ",
+        options.mean_span);
+  const int64_t n = ids.dim(0), len = ids.dim(1);
+  inputs = ids.clone();
+  labels = Tensor::empty({n, len}, DType::kI32);
+  const int32_t* src = ids.data<int32_t>();
+  const int32_t* am = attention_mask.data<int32_t>();
+  int32_t* in = inputs.data<int32_t>();
+  int32_t* lab = labels.data<int32_t>();
+  std::fill(lab, lab + n * len, -100);
+  const auto is_content = [](int32_t id) { return id >= byte_tokens::kByteOffset; };
+  // A span starts at a content byte with probability p / mean_span and runs a geometric length
+  // (mean mean_span): about mask_prob of the content is chosen.
+  const double start_p = options.mask_prob / options.mean_span;
+  const double continue_p = 1.0 - 1.0 / options.mean_span;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t* s = src + i * len;
+    const int32_t* m = am + i * len;
+    int32_t* x = in + i * len;
+    int32_t* y = lab + i * len;
+    int64_t chosen = 0, content = 0;
+    for (int64_t t = 0; t < len; ++t) {
+      if (!m[t] || !is_content(s[t])) continue;
+      ++content;
+      if (rng.uniform() >= start_p) continue;
+      for (int64_t u = t; u < len && m[u] && is_content(s[u]); ++u) {  // the span
+        if (y[u] < 0) y[u] = s[u], ++chosen;
+        if (rng.uniform() >= continue_p) break;
+      }
+    }
+    if (content > 0 && chosen == 0) {  // at least one prediction per sequence: a random content byte
+      int64_t k = rng.below(static_cast<uint32_t>(content));
+      for (int64_t t = 0; t < len; ++t)
+        if (m[t] && is_content(s[t]) && k-- == 0) {
+          y[t] = s[t];
+          break;
+        }
+    }
+    for (int64_t t = 0; t < len; ++t) {
+      if (y[t] < 0) continue;
+      const float r = rng.uniform();
+      if (r < 0.8f) x[t] = byte_tokens::kMask;                                                  // 80%: [MASK]
+      else if (r < 0.9f) x[t] = byte_tokens::kByteOffset + static_cast<int32_t>(rng.below(256));  // 10%: random byte
+    }
+  }
+}
+
+LabelledText read_labelled_text(const std::string& path) {
+  const bool jsonl = ends_with(path, ".jsonl"), tsv = ends_with(path, ".tsv");
+  if (!jsonl && !tsv) throw_error("[text] ", path, ": expected a .jsonl or .tsv file of labelled text");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_error("[text] ", path, ": cannot open: ", std::strerror(errno));
+  LabelledText out;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    const std::string where = path + ":" + std::to_string(line_no);
+    if (tsv) {
+      const size_t tab = line.rfind('\t');
+      if (tab == std::string::npos) throw_error("[text] ", where, ": expected text<TAB>label");
+      std::string label = line.substr(tab + 1);
+      if (label.empty()) throw_error("[text] ", where, ": empty label");
+      out.texts.push_back(line.substr(0, tab));
+      out.labels.push_back(std::move(label));
+      continue;
+    }
+    const nlohmann::json j = parse_json(line, where, "text");
+    JsonObject o(j, JsonObject::Mode::kLenient, "text", where);
+    const nlohmann::json* text = o.find("text");
+    const nlohmann::json* label = o.find("label");
+    if (!text || !text->is_string()) throw_error("[text] ", where, ": expected a string \"text\"");
+    if (!label || !(label->is_string() || label->is_number_integer()))
+      throw_error("[text] ", where, ": expected a \"label\" (a string or an integer)");
+    out.texts.push_back(text->get<std::string>());
+    out.labels.push_back(label->is_string() ? label->get<std::string>() : label->dump());
+  }
+  if (in.bad()) throw_error("[text] ", path, ": read error");
+  if (out.texts.empty()) throw_error("[text] ", path, ": no labelled examples");
+  return out;
+}
+
+}  // namespace perceiver::data
