@@ -19,8 +19,8 @@ Runner add_train_command(CLI::App& sub) {
   sub.add_flag("--resume", a->resume, "continue from OUT/checkpoint.safetensors");
   sub.add_flag("--force", a->force, "start afresh even if OUT already holds a run (its files are replaced)");
   sub.add_flag("--quiet", a->quiet, "no progress output");
-  sub.add_option("--init", a->init, "fine-tune: start from this model folder's weights (e.g. a run's export/); "
-                 "tensors of another shape (a new head) are re-initialised and named")
+  sub.add_option("--init", a->init, "fine-tune: start from this model folder's weights (e.g. a run's export/): tensors "
+                 "of the same name and shape are loaded, the others (a new head) re-initialised and named")
       ->check(CLI::ExistingDirectory);
   add_common_options(sub, a->common);
   return [a]() {

@@ -300,6 +300,24 @@ std::vector<int64_t> JsonObject::get_int_list(const std::string& key, const std:
   return out;
 }
 
+std::vector<std::string> JsonObject::get_string_list(const std::string& key, const std::vector<std::string>& def,
+                                                    size_t min_len, size_t max_len) {
+  const json* v = find(key);
+  if (!v) return def;
+  std::vector<std::string> out;
+  bool ok = v->is_array() && v->size() >= min_len && v->size() <= max_len;
+  for (size_t i = 0; ok && i < v->size(); ++i) {
+    ok = (*v)[i].is_string() && !(*v)[i].get_ref<const std::string&>().empty();
+    if (ok) out.push_back((*v)[i].get<std::string>());
+  }
+  if (!ok) {
+    std::string exp = "a list of " + std::to_string(min_len);
+    if (max_len != min_len) exp += " to " + std::to_string(max_len);
+    fail(key, exp + " non-empty strings", *v);
+  }
+  return out;
+}
+
 std::vector<float> JsonObject::get_float_list(const std::string& key, const std::vector<float>& def, double min,
                                               double max, size_t min_len, size_t max_len) {
   const json* v = find(key);

@@ -39,18 +39,23 @@ nlohmann::json normalize_perceiver_io_classifier_config(const nlohmann::json& j,
     o.fail("hub_config", "the path of a config.json or a JSON object", *hub);
   }
   const perceiver_io::HfPerceiverConfig c = perceiver_io::parse_hf_config(hub_json, where);
-  if (!is_image_classification(c.task))
-    throw_error("[config] ", where, ": ", c.architecture, " is not an image classifier; a run config trains "
-                "PerceiverForImageClassificationLearned, PerceiverForImageClassificationFourier or "
-                "PerceiverForImageClassificationConvProcessing");
+  if (!is_image_classification(c.task) && c.task != PerceiverTask::kMaskedLM &&
+      c.task != PerceiverTask::kSequenceClassification)
+    throw_error("[config] ", where, ": ", c.architecture, " cannot be trained from a run config; it trains "
+                "PerceiverForImageClassificationLearned, PerceiverForImageClassificationFourier, "
+                "PerceiverForImageClassificationConvProcessing (image data), PerceiverForMaskedLM (data.format "
+                "\"text\") and PerceiverForSequenceClassification (data.format \"labelled_text\")");
   return {{"type", "perceiver_io"}, {"in_channels", in_channels}, {"hub_config", perceiver_io::to_hub_json(c)}};
 }
 
 PerceiverIOImageClassifier::PerceiverIOImageClassifier(const nlohmann::json& normalized, uint64_t seed)
     : config_(normalized) {
   in_channels_ = normalized.at("in_channels").get<int64_t>();
-  model_ = register_module("", std::make_shared<perceiver_io::PerceiverIO>(
-                                   perceiver_io::parse_hf_config(normalized.at("hub_config"), "model.hub_config"), seed));
+  const perceiver_io::HfPerceiverConfig c = perceiver_io::parse_hf_config(normalized.at("hub_config"), "model.hub_config");
+  if (!is_image_classification(c.task))
+    throw_error("[config] model.hub_config: ", c.architecture, " is not an image classifier; train it from data.format ",
+                c.task == PerceiverTask::kMaskedLM ? "\"text\"" : "\"labelled_text\"");
+  model_ = register_module("", std::make_shared<perceiver_io::PerceiverIO>(c, seed));
 }
 
 std::vector<int64_t> PerceiverIOImageClassifier::image_size() const {

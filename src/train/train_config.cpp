@@ -43,7 +43,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   tr.finish();
 
   DataConfig& d = rc.data;
-  d.format = data.get_string("format", d.format, {"idx", "wav", "image_folder"});
+  d.format = data.get_string("format", d.format, {"idx", "wav", "image_folder", "text", "labelled_text"});
   d.dir = data.get_string("dir", d.dir);
   d.train_limit = data.get_int("train_limit", d.train_limit, 0, int64_t(1) << 40);
   d.test_limit = data.get_int("test_limit", d.test_limit, 0, int64_t(1) << 40);
@@ -73,6 +73,19 @@ RunConfig parse_run_config(const nlohmann::json& j) {
     check(d.channels != 2, "[config] data.channels: expected 1 (grey) or 3 (RGB), got 2");
     d.test_fraction = data.get_float("test_fraction", d.test_fraction, 0.0, 1.0);
     d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
+  } else if (d.format == "text" || d.format == "labelled_text") {
+    d.seq_len = data.get_int("seq_len", d.seq_len, 3, 1 << 16);
+    d.test_fraction = data.get_float("test_fraction", d.test_fraction, 0.0, 1.0);
+    d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
+    check(d.max_shift == 0 && !d.hflip, "[config] data.max_shift and data.hflip augment images and audio, not text");
+    if (d.format == "text") {
+      d.extensions = data.get_string_list("extensions", d.extensions, 0, 64);
+      d.max_bytes = data.get_int("max_bytes", d.max_bytes, 1, int64_t(1) << 40);
+      d.mask_prob = data.get_number("mask_prob", d.mask_prob, 0.001, 0.999);
+      d.mean_span = data.get_number("mean_span", d.mean_span, 1.0, 64.0);
+    } else {
+      d.test_file = data.get_string("test_file", d.test_file);
+    }
   }
   data.finish();
   return rc;
@@ -99,6 +112,13 @@ nlohmann::json data_json(const DataConfig& d) {
               {"split_seed", d.split_seed}, {"speed_perturbation", d.speed_perturbation}});
   } else if (d.format == "image_folder") {
     j.update({{"channels", d.channels}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});
+  } else if (d.format == "text") {
+    j.update({{"seq_len", d.seq_len}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed},
+              {"extensions", d.extensions}, {"max_bytes", d.max_bytes}, {"mask_prob", d.mask_prob},
+              {"mean_span", d.mean_span}});
+  } else if (d.format == "labelled_text") {
+    j.update({{"seq_len", d.seq_len}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed},
+              {"test_file", d.test_file}});
   }
   return j;
 }

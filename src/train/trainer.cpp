@@ -22,11 +22,8 @@
 #include "perceiver/core/allocator.h"
 #include "perceiver/core/json_reader.h"
 #include "perceiver/core/parallel.h"
-#include "perceiver/data/augment.h"
-#include "perceiver/train/datasets.h"
 #include "perceiver/io/atomic_file.h"
 #include "perceiver/io/model_folder.h"
-#include "perceiver/ops/loss.h"
 #include "perceiver/ops/reduce.h"
 #include "perceiver/optim/clip.h"
 #include "perceiver/optim/schedule.h"
@@ -106,18 +103,19 @@ std::string first_nonfinite_state(const std::vector<nn::NamedTensor>& params, co
 
 // Size before allocation: weights, gradients and the two optimizer slots (AdamW and LAMB keep
 // two moments), a training batch's activations and the data must fit the machine's memory.
-void check_memory_estimate(const models::ImageClassifier& model, const TrainConfig& tc, int64_t examples,
-                           size_t data_bytes) {
+void check_memory_estimate(Task& task, const TrainConfig& tc) {
   if (!memory_checks_enabled()) return;
-  const double params = 4.0 * sizeof(float) * static_cast<double>(const_cast<models::ImageClassifier&>(model).num_parameters());
-  const double batch_size = static_cast<double>(std::min(std::max(tc.batch_size, tc.eval_batch_size), examples));
-  const double activations = batch_size * static_cast<double>(model.training_activation_bytes(tc.activation_checkpointing));
-  const double total = params + activations + static_cast<double>(data_bytes);
+  const double params = 4.0 * sizeof(float) * static_cast<double>(task.model().num_parameters());
+  const double batch_size = static_cast<double>(
+      std::min(std::max(tc.batch_size, tc.eval_batch_size), std::max(task.train_size(), task.test_size())));
+  const double activations = batch_size * static_cast<double>(task.activation_bytes_per_example(tc.activation_checkpointing));
+  const double data_bytes = static_cast<double>(task.data_bytes());
+  const double total = params + activations + data_bytes;
   const double machine = static_cast<double>(machine_memory_bytes());
   if (total <= machine) return;
   throw_error("[train] this run needs about ", format_bytes(total), " of memory (parameters with gradients and "
               "optimizer state ", format_bytes(params), ", activations of a batch of ", batch_size, " ",
-              format_bytes(activations), ", data ", format_bytes(static_cast<double>(data_bytes)), "), more than this "
+              format_bytes(activations), ", data ", format_bytes(data_bytes), "), more than this "
               "machine's ", format_bytes(machine), "; reduce the model or train.batch_size, enable "
               "train.activation_checkpointing, or pass --skip-memory-check");
 }
@@ -128,20 +126,6 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) 
   Rng rng(seed, 0x5eed0000ULL + static_cast<uint64_t>(epoch));
   for (int64_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(static_cast<uint32_t>(i + 1))]);
   return perm;
-}
-
-int64_t count_correct(const Tensor& logits, const int32_t* labels, EvalResult* stats) {
-  const int64_t b = logits.dim(0), k = logits.dim(1);
-  const float* p = logits.f32();
-  int64_t correct = 0;
-  for (int64_t i = 0; i < b; ++i) {
-    int64_t best = 0;
-    for (int64_t j = 1; j < k; ++j)
-      if (p[i * k + j] > p[i * k + best]) best = j;
-    correct += best == labels[i];
-    if (stats && labels[i] >= 0 && labels[i] < k) stats->confusion[labels[i] * k + best] += 1;
-  }
-  return correct;
 }
 
 void append_metrics(const std::string& path, const nlohmann::json& record) {
@@ -190,17 +174,10 @@ EvalResult evaluate(const models::ImageClassifier& model, const Tensor& images, 
   EvalResult r;
   r.num_classes = k;
   r.confusion.assign(k * k, 0);
-  double loss_sum = 0;
   for (int64_t start = 0; start < n; start += batch_size) {
     const int64_t len = std::min(batch_size, n - start);
-    Tensor x = images.slice0(start, len);
-    Tensor y = labels.slice0(start, len);
-    Tensor logits = model.forward(x, nullptr);
-    loss_sum += static_cast<double>(ops::cross_entropy(logits, y, 0.0f).loss.item()) * len;
-    r.correct += count_correct(logits, y.data<int32_t>(), &r);
-    r.count += len;
+    accumulate_predictions(model.forward(images.slice0(start, len), nullptr), labels.slice0(start, len), r);
   }
-  r.loss = r.count ? loss_sum / r.count : 0.0;
   return r;
 }
 
@@ -218,37 +195,11 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   for (const std::string& name : stale)
     progress.message("removed " + opt.out_dir + "/" + name + ", a temporary file left by a writer that no longer runs");
 
-  // Data: inputs (n, example shape) float32, labels int32 (train/datasets.h).
-  const data::Dataset train_set = load_dataset(cfg, true);
-  const data::Dataset test_set = load_dataset(cfg, false);
-  check(train_set.size() > 0, "[train] ", cfg.data.dir, ": the training set is empty");
-  check(test_set.size() > 0, "[train] ", cfg.data.dir, ": the test set is empty");
-  const Shape example = train_set.example_shape();
-  check(test_set.example_shape() == example, "[train] ", cfg.data.dir, ": test examples ",
-        shape_str(test_set.example_shape()), " differ from training examples ", shape_str(example));
-  const bool augment = cfg.data.max_shift > 0 || cfg.data.hflip;
-  check(!augment || example.size() == 2 || cfg.data.format == "wav", "[train] data.max_shift and data.hflip "
-        "augment grey images (H, W), got examples ", shape_str(example));
-  std::unique_ptr<models::ImageClassifier> model_ptr;
-  {
-    AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
-    model_ptr = models::make_image_classifier(cfg.model, tc.seed);
-  }
-  models::ImageClassifier& model = *model_ptr;
+  // The model and its data (train/task.h).
+  Task task(cfg);
+  models::Model& model = task.model();
   model.set_activation_checkpointing(tc.activation_checkpointing);
-  check_memory_estimate(model, tc, std::max(train_set.size(), test_set.size()),
-                        train_set.inputs.nbytes() + test_set.inputs.nbytes());
-  {
-    Shape takes = model.image_size();  // the example shape the model takes
-    if (model.in_channels() > 1 || (example.size() == takes.size() + 1 && example.back() == 1))
-      takes.push_back(model.in_channels());
-    check(takes == example, "[train] the data's examples are ", shape_str(example), " but the model takes ",
-          shape_str(takes), " (model.image_size ", shape_str(model.image_size()), ", in_channels ",
-          model.in_channels(), ")");
-  }
-  const int64_t classes = static_cast<int64_t>(train_set.class_names.size());
-  check(model.num_classes() >= classes, "[train] model.num_classes must be >= ", classes,
-        " (the data's classes), got ", model.num_classes());
+  check_memory_estimate(task, tc);
   std::vector<nn::NamedTensor> params = model.named_parameters();
   optim::OptimizerOptions oo;
   oo.beta1 = tc.beta1;
@@ -257,7 +208,7 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
   oo.weight_decay = tc.weight_decay;
   std::unique_ptr<optim::Optimizer> optimizer = optim::make_optimizer(tc.optimizer, params, oo);
 
-  const int64_t n = train_set.inputs.dim(0);
+  const int64_t n = task.train_size();
   const int64_t spe = (n + tc.batch_size - 1) / tc.batch_size;
   const int64_t total = spe * tc.epochs;
   optim::ScheduleConfig sched;
@@ -302,32 +253,25 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     std::remove(metrics_path.c_str());
     if (!opt.init_dir.empty()) {
       for (const std::string& name : io::init_from_model_folder(model, opt.init_dir))
-        progress.message("init: re-initialised " + name);
+        progress.message("init: " + (name.find(" unused") != std::string::npos ? name : "re-initialised " + name));
       progress.message("init: weights from " + opt.init_dir);
     }
   }
   io::write_file_atomic(opt.out_dir + "/config.json", cfg.to_json().dump(2) + "\n");
   progress.message("model: " + std::to_string(model.num_parameters()) + " parameters; " +
-                   std::to_string(n) + " training examples, " + std::to_string(test_set.inputs.dim(0)) +
-                   " test examples; " + std::to_string(total) + " steps of batch " +
+                   std::to_string(n) + " training " + task.example_word() + ", " + std::to_string(task.test_size()) +
+                   " test " + task.example_word() + "; " + std::to_string(total) + " steps of batch " +
                    std::to_string(tc.batch_size) + "; " + std::to_string(num_threads()) + " threads");
 
   TrainResult result;
   double initial_loss = -1;  // the first step's loss in this process (divergence reference)
   const auto t_start = Clock::now();
   auto t_window = t_start;
-  int64_t window_samples = 0, window_correct = 0, run_samples = 0;
+  int64_t window_samples = 0, window_correct = 0, window_predictions = 0, run_samples = 0;
   double window_loss = 0;
   int64_t window_steps = 0;
   std::vector<int64_t> perm;
   int64_t perm_epoch = -1;
-  const data::AugmentConfig aug{cfg.data.max_shift, cfg.data.hflip};
-  const int64_t ex = train_set.inputs.numel() / n;  // floats per example
-  Shape batch_shape = example;
-  batch_shape.insert(batch_shape.begin(), 0);
-  const float* all_inputs = train_set.inputs.f32();
-  const int32_t* all_labels = train_set.labels.data<int32_t>();
-
   while (step < total) {
     if (interrupt_requested() || (tc.max_steps > 0 && step >= tc.max_steps)) {
       save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
@@ -346,26 +290,11 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     const int64_t b = std::min(tc.batch_size, n - first);
     Rng step_rng(tc.seed, 0x57e90000ULL + static_cast<uint64_t>(step));
 
-    // Batch gather + augmentation.
-    batch_shape[0] = b;
-    Tensor x = Tensor::empty(batch_shape);
-    Tensor y = Tensor::empty({b}, DType::kI32);
-    float* xp = x.f32();
-    int32_t* yp = y.data<int32_t>();
-    for (int64_t i = 0; i < b; ++i) {
-      const int64_t src = perm[first + i];
-      std::copy(all_inputs + src * ex, all_inputs + (src + 1) * ex, xp + i * ex);
-      yp[i] = all_labels[src];
-      if (cfg.data.format == "wav")  // waveform frames (T, F): a time shift by whole frames
-        data::augment_time_shift(xp + i * ex, example[0], ex / example[0], aug.max_shift, step_rng);
-      else if (augment)
-        data::augment_image(xp + i * ex, example[0], example[1], aug, step_rng);
-    }
-
-    // Forward, loss, backward, clip, update.
+    // Batch (gather, augmentation or masking), forward, loss, backward, clip, update.
+    const models::TensorMap batch = task.train_batch(perm, first, b, step_rng);
     model.train(true);
-    Tensor logits = model.forward(x, &step_rng);
-    Tensor loss = ag::cross_entropy(logits, y, tc.label_smoothing);
+    EvalResult batch_stats;
+    Tensor loss = task.loss(batch, tc.label_smoothing, &step_rng, &batch_stats);
     const float loss_value = loss.item();
     const std::string intact = "; the weights were not updated and the last checkpoint (" + ckpt_path +
                                ") is intact; lower train.lr or enable train.grad_clip";
@@ -389,7 +318,8 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
 
     window_loss += loss_value;
     window_steps += 1;
-    window_correct += count_correct(logits, yp, nullptr);
+    window_correct += batch_stats.correct;
+    window_predictions += batch_stats.count;
     window_samples += b;
     run_samples += b;
     const bool epoch_end = step % spe == 0;
@@ -404,7 +334,7 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     ps.steps_per_epoch = spe;
     ps.total_steps = total;
     ps.loss = window_loss / window_steps;
-    ps.accuracy = static_cast<double>(window_correct) / window_samples;
+    ps.accuracy = window_predictions ? static_cast<double>(window_correct) / window_predictions : 0.0;
     ps.lr = lr;
     ps.samples_per_s = window_s > 0 ? window_samples / window_s : 0;
     ps.eta_s = run_samples > 0 ? run_s / run_samples * static_cast<double>((total - step) * tc.batch_size) : 0;
@@ -425,23 +355,29 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
       }
       window_loss = 0;
       window_steps = 0;
-      window_correct = window_samples = 0;
+      window_correct = window_predictions = window_samples = 0;
       t_window = now;
     }
     if (epoch_end) {
       model.train(false);
       const auto t_eval = Clock::now();
-      result.last_eval = evaluate(model, test_set.inputs, test_set.labels, tc.eval_batch_size);
+      result.last_eval = task.evaluate(tc.eval_batch_size);
       const double eval_s = std::chrono::duration<double>(Clock::now() - t_eval).count();
-      char line[256];
-      std::snprintf(line, sizeof(line), "epoch %lld/%d: test accuracy %.4f, test loss %.4f (%lld examples, %.1fs); elapsed %s",
-                    (long long)(epoch + 1), tc.epochs, result.last_eval.accuracy(), result.last_eval.loss,
-                    (long long)result.last_eval.count, eval_s, format_duration(run_s).c_str());
+      const bool mlm = task.kind() == Task::Kind::kMaskedLM;
+      char line[320];
+      std::snprintf(line, sizeof(line), "epoch %lld/%d: test %s %.4f, test loss %.4f%s (%lld %s, %.1fs); elapsed %s",
+                    (long long)(epoch + 1), tc.epochs, mlm ? "masked-byte accuracy" : "accuracy",
+                    result.last_eval.accuracy(), result.last_eval.loss,
+                    mlm ? (", " + std::to_string(result.last_eval.bits_per_prediction()).substr(0, 6) + " bits per byte").c_str() : "",
+                    (long long)result.last_eval.count, mlm ? "masked bytes" : "examples", eval_s,
+                    format_duration(run_s).c_str());
       progress.message(line);
-      append_metrics(metrics_path, {{"type", "eval"}, {"epoch", epoch + 1}, {"step", step},
-                                    {"test_accuracy", result.last_eval.accuracy()},
-                                    {"test_loss", result.last_eval.loss}, {"elapsed_s", run_s},
-                                    {"peak_rss_mb", peak_rss_bytes() / 1048576.0}});
+      nlohmann::json record = {{"type", "eval"}, {"epoch", epoch + 1}, {"step", step},
+                               {"test_accuracy", result.last_eval.accuracy()}, {"test_loss", result.last_eval.loss},
+                               {"test_predictions", result.last_eval.count}, {"elapsed_s", run_s},
+                               {"peak_rss_mb", peak_rss_bytes() / 1048576.0}};
+      if (mlm) record["test_bits_per_byte"] = result.last_eval.bits_per_prediction();
+      append_metrics(metrics_path, record);
       save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
     } else if (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) {
       save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);

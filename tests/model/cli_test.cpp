@@ -270,7 +270,8 @@ TEST(Cli, TrainsOnImageAndWavFolders) {
 }
 
 // Fine-tuning: --init starts from a model folder; a head of another size is re-initialised and
-// named, every other weight starts as in the folder; another class or --resume are refused.
+// named, every other weight starts as in the folder; a folder with nothing in common and --resume
+// are refused.
 TEST(Cli, InitFineTunesFromAModelFolder) {
   testing::TempDir tmp;
   testing::make_tiny_fashion_mnist(tmp.path, 16, 8);
@@ -298,7 +299,7 @@ TEST(Cli, InitFineTunesFromAModelFolder) {
     "num_attention_heads": 1, "num_hidden_layers": 1, "intermediate_size": 8}, "train": {"epochs": 1, "batch_size": 8},
     "data": {"dir": ")" << tmp.path << R"("}})";
   expect_fails("train --config " + vit_cfg + " --out " + tmp.path + "/v --init " + base + "/export",
-               "holds a PerceiverClassifier model, the run trains a ViTForImageClassification");
+               "no tensor of this PerceiverClassifier folder matches the ViTForImageClassification of the run");
 }
 
 TEST(Cli, ConvertsTorchBinAndRefusesMaliciousPickles) {

@@ -171,6 +171,22 @@ TEST(JsonReader, FloatLists) {
   EXPECT_THROW(o.get_float_list("long", {}, 0.5, 2.0, 0, 2), Error);
 }
 
+TEST(JsonReader, StringLists) {
+  const json j = parse_json(R"({"e": [".txt", ".rst.gz"], "empty": [""], "num": [".txt", 3], "one": ".txt"})", "t");
+  JsonObject o(j, "data");
+  EXPECT_EQ(o.get_string_list("e", {}, 0, 8), (std::vector<std::string>{".txt", ".rst.gz"}));
+  EXPECT_EQ(o.get_string_list("absent", {"x"}, 0, 8), (std::vector<std::string>{"x"}));
+  for (const char* key : {"empty", "num", "one"}) {
+    try {
+      o.get_string_list(key, {}, 0, 8);
+      ADD_FAILURE() << key;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("data.") + key + ": expected a list of 0 to 8 non-empty strings"),
+                std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(JsonReader, ShownValuesAreBounded) {
   json big = json::array();
   for (int i = 0; i < 100000; ++i) big.push_back(i);

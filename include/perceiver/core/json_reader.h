@@ -68,6 +68,9 @@ class JsonObject {
   // A list of min_len to max_len float32 values, each validated in float32 like get_float.
   std::vector<float> get_float_list(const std::string& key, const std::vector<float>& def, double min, double max,
                                     size_t min_len, size_t max_len);
+  // A list of min_len to max_len non-empty strings.
+  std::vector<std::string> get_string_list(const std::string& key, const std::vector<std::string>& def,
+                                           size_t min_len, size_t max_len);
   // An integer n (meaning {n, n}) or a list of two, as HF's image_size / patch_size.
   std::vector<int64_t> get_int_or_pair(const std::string& key, const std::vector<int64_t>& def, int64_t min,
                                        int64_t max);

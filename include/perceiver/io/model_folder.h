@@ -32,10 +32,11 @@ std::unique_ptr<models::Model> load_model_folder(const std::string& dir, const s
 std::unique_ptr<models::Model> load_model_folder(const std::string& dir, const nlohmann::json& config,
                                                  const std::vector<std::string>& accept, const std::string& command);
 
-// Fine-tuning start: loads the weights of a model folder of the same class into `model` (built
-// from its own config, e.g. with another number of classes). Tensors whose shape differs (a new
-// head) keep their fresh initialisation and are returned by name with both shapes; a folder of
-// another class, and names the model lacks or the folder lacks, are errors listing them all.
+// Fine-tuning start: loads into `model` every tensor of a model folder with the same name and
+// shape (the folder may hold another class: a PerceiverForMaskedLM's encoder starts a
+// PerceiverForSequenceClassification). Returns, for the log, the model's tensors that keep their
+// fresh initialisation (absent from the folder, or of another shape: a new head) and a count of
+// the folder's unused tensors; an error when nothing matches.
 std::vector<std::string> init_from_model_folder(models::Model& model, const std::string& dir);
 
 // Writes a hub-layout folder that load_model_folder (and Hugging Face from_pretrained, for the HF

@@ -41,8 +41,9 @@ class PerceiverIOImageClassifier : public ImageClassifier {
   std::shared_ptr<perceiver_io::PerceiverIO> model_;
 };
 
-// Validates a run config's {"type": "perceiver_io", ...} model object; returns it with the hub
-// config read, parsed and written out in full (to_hub_json) and "in_channels" filled in.
+// Validates a run config's {"type": "perceiver_io", ...} model object (an image classifier, or
+// the masked LM / sequence classifier that text runs train, train/task.h); returns it with the
+// hub config read, parsed and written out in full (to_hub_json) and "in_channels" filled in.
 nlohmann::json normalize_perceiver_io_classifier_config(const nlohmann::json& j, const std::string& path);
 
 }  // namespace perceiver::models

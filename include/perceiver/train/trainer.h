@@ -1,12 +1,15 @@
-// The training loop for image classifiers on Fashion-MNIST-style data: seeded shuffling and
-// augmentation, optimizer + schedule + clipping, evaluation each epoch, metrics (JSON lines),
-// atomic checkpoints, exact resume, and Ctrl-C handling (save, then stop cleanly).
+// The training loop for every task of run configs (train/task.h: image and audio classifiers,
+// masked LM and sequence classification on text): seeded shuffling, augmentation and masking,
+// optimizer + schedule + clipping, evaluation each epoch, metrics (JSON lines), atomic
+// checkpoints, exact resume, --init fine-tuning, the exported model folder, and Ctrl-C handling
+// (save, then stop cleanly).
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "perceiver/models/image_classifier.h"
+#include "perceiver/train/task.h"
 #include "perceiver/train/train_config.h"
 
 namespace perceiver::train {
@@ -17,13 +20,6 @@ struct TrainOptions {
   bool force = false;        // start afresh even if out_dir already holds a checkpoint
   bool quiet = false;        // no progress output (tests)
   std::string init_dir;      // fine-tune: start from this model folder's weights (io::init_from_model_folder)
-};
-
-struct EvalResult {
-  int64_t count = 0, correct = 0, num_classes = 0;
-  double loss = 0;                 // mean cross-entropy (no smoothing)
-  std::vector<int64_t> confusion;  // (K, K) row = true class, column = prediction
-  double accuracy() const { return count ? static_cast<double>(correct) / count : 0.0; }
 };
 
 struct TrainResult {

@@ -1,0 +1,73 @@
+// What the trainer trains: a model with its data, as batches of named tensors. One class covers
+// every data source of run configs:
+//   classifier           images / audio frames (idx, image_folder, wav) -> an ImageClassifier
+//                        (our Perceiver, ViT, an HF Perceiver IO image classifier);
+//   masked_lm            byte-level text (data.format "text") -> PerceiverForMaskedLM, each
+//                        training batch freshly masked, the test set masked once per example;
+//   sequence_classifier  labelled text (data.format "labelled_text") ->
+//                        PerceiverForSequenceClassification.
+// Statistics are over predictions: examples for classifiers, masked bytes for the masked LM.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "perceiver/data/dataset.h"
+#include "perceiver/data/text.h"
+#include "perceiver/models/image_classifier.h"
+#include "perceiver/models/model.h"
+#include "perceiver/train/train_config.h"
+
+namespace perceiver::train {
+
+struct EvalResult {
+  int64_t count = 0, correct = 0, num_classes = 0;  // predictions, correct argmax, classes (0: none)
+  double loss = 0;                 // mean cross-entropy per prediction in nats (no smoothing)
+  std::vector<int64_t> confusion;  // classifiers: (K, K), row = true class, column = prediction
+  double accuracy() const { return count ? static_cast<double>(correct) / count : 0.0; }
+  double bits_per_prediction() const;  // loss / ln 2 (bits per byte for the masked LM)
+};
+
+// Adds the argmax accuracy, cross-entropy and (when r.confusion is sized) confusion of logits
+// (..., K) against labels (...) int32; labels < 0 are not predictions.
+void accumulate_predictions(const Tensor& logits, const Tensor& labels, EvalResult& r);
+
+class Task {
+ public:
+  enum class Kind { kClassifier, kMaskedLM, kSequenceClassifier };
+
+  // Loads the training and test data and builds the model (initialised from train.seed).
+  explicit Task(const RunConfig& config);
+
+  Kind kind() const { return kind_; }
+  models::Model& model() { return *model_; }
+  int64_t train_size() const { return train_size_; }
+  int64_t test_size() const { return test_size_; }
+  const char* example_word() const { return kind_ == Kind::kMaskedLM ? "sequences" : "examples"; }
+  // The training examples perm[first .. first + b) as a batch; augmentation and masking from rng.
+  models::TensorMap train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const;
+  // Test examples [first, first + count): the same batch whatever the batch size.
+  models::TensorMap test_batch(int64_t first, int64_t count) const;
+  // Forward in the model's current mode and the training loss (classifiers: label smoothing);
+  // stats (optional) receive the batch's predictions.
+  Tensor loss(const models::TensorMap& batch, float label_smoothing, Rng* rng, EvalResult* stats) const;
+  // The whole test set in batches, without gradients.
+  EvalResult evaluate(int64_t batch_size) const;
+  // Memory estimate inputs: activations kept per training example, and the data held.
+  int64_t activation_bytes_per_example(bool checkpointing) const;
+  size_t data_bytes() const;
+
+ private:
+  models::TensorMap forward(const models::TensorMap& batch, Rng* rng) const;
+
+  RunConfig config_;
+  Kind kind_ = Kind::kClassifier;
+  std::unique_ptr<models::Model> model_;
+  models::ImageClassifier* classifier_ = nullptr;  // kind classifier
+  int64_t train_size_ = 0, test_size_ = 0, num_classes_ = 0, decoder_outputs_ = 0;
+  data::Dataset train_set_, test_set_;             // classifier
+  Tensor train_ids_, train_mask_, test_ids_, test_mask_, train_labels_, test_labels_;  // text
+};
+
+}  // namespace perceiver::train

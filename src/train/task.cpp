@@ -1,0 +1,304 @@
+// Run-config tasks: data, batches, loss and evaluation for every kind of model (see task.h).
+#include "perceiver/train/task.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/grad_mode.h"
+#include "perceiver/core/allocator.h"
+#include "perceiver/core/error.h"
+#include "perceiver/data/augment.h"
+#include "perceiver/data/byte_tokenizer.h"
+#include "perceiver/models/perceiver_io/perceiver_io.h"
+#include "perceiver/models/registry.h"
+#include "perceiver/train/datasets.h"
+
+namespace perceiver::train {
+namespace {
+
+using models::TensorMap;
+namespace pio = models::perceiver_io;
+
+// Rows idx[0..b) of a per-example tensor (n, ...).
+Tensor gather_rows(const Tensor& t, const int64_t* idx, int64_t b) {
+  Shape s = t.shape();
+  const int64_t row = t.numel() / s[0] * static_cast<int64_t>(dtype_size(t.dtype()));
+  s[0] = b;
+  Tensor out = Tensor::empty(s, t.dtype());
+  const auto* src = static_cast<const uint8_t*>(t.raw_data());
+  auto* dst = static_cast<uint8_t*>(out.raw_data());
+  for (int64_t i = 0; i < b; ++i) std::copy(src + idx[i] * row, src + (idx[i] + 1) * row, dst + i * row);
+  return out;
+}
+
+const pio::PerceiverIO& perceiver_io_of(const models::Model& m) { return dynamic_cast<const pio::PerceiverIO&>(m); }
+
+// The labelled text of a file as token ids (n, L) with the HF tokenizer (truncation, padding)
+// and class ids by `classes`.
+void encode_labelled(const data::LabelledText& t, int64_t seq_len, const std::vector<std::string>& classes,
+                     const std::string& file, Tensor& ids, Tensor& mask, Tensor& labels) {
+  const int64_t n = static_cast<int64_t>(t.texts.size());
+  ids = Tensor::zeros({n, seq_len}, DType::kI32);
+  mask = Tensor::zeros({n, seq_len}, DType::kI32);
+  labels = Tensor::empty({n}, DType::kI32);
+  for (int64_t i = 0; i < n; ++i) {
+    const data::ByteEncoding e = data::encode_bytes(t.texts[i], seq_len, true);
+    std::copy(e.input_ids.begin(), e.input_ids.end(), ids.data<int32_t>() + i * seq_len);
+    std::copy(e.attention_mask.begin(), e.attention_mask.end(), mask.data<int32_t>() + i * seq_len);
+    const auto it = std::find(classes.begin(), classes.end(), t.labels[i]);
+    if (it == classes.end())
+      throw_error("[data] ", file, ": example ", i + 1, " has the label \"", t.labels[i],
+                  "\", which no training example has");
+    labels.data<int32_t>()[i] = static_cast<int32_t>(it - classes.begin());
+  }
+}
+
+// Labelled text split into training and test examples (test_file, or a seeded test_fraction).
+void split_labelled(const DataConfig& c, data::LabelledText& train, data::LabelledText& test) {
+  data::LabelledText all = data::read_labelled_text(c.dir);
+  if (!c.test_file.empty()) {
+    train = std::move(all);
+    test = data::read_labelled_text(c.test_file);
+    return;
+  }
+  const int64_t n = static_cast<int64_t>(all.texts.size());
+  check(n >= 2, "[data] ", c.dir, ": holding out a test share needs at least 2 examples, got ", n);
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  Rng rng(c.split_seed, 0x1abe1ULL);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(static_cast<uint32_t>(i + 1))]);
+  const int64_t n_test = std::clamp<int64_t>(std::llround(c.test_fraction * static_cast<double>(n)), 1, n - 1);
+  for (int64_t k = 0; k < n; ++k) {
+    data::LabelledText& dst = k < n_test ? test : train;
+    dst.texts.push_back(std::move(all.texts[order[k]]));
+    dst.labels.push_back(std::move(all.labels[order[k]]));
+  }
+}
+
+Tensor first_rows(const Tensor& t, int64_t limit) {
+  return limit > 0 && limit < t.dim(0) ? t.slice0(0, limit) : t;
+}
+
+}  // namespace
+
+double EvalResult::bits_per_prediction() const { return loss / std::log(2.0); }
+
+void accumulate_predictions(const Tensor& logits, const Tensor& labels, EvalResult& r) {
+  const int64_t k = logits.dim(-1), rows = logits.numel() / k;
+  check(labels.dtype() == DType::kI32 && labels.numel() == rows, "[evaluate] expected ", rows,
+        " int32 labels for logits ", shape_str(logits.shape()), ", got ", shape_str(labels.shape()));
+  const float* p = logits.f32();
+  const int32_t* y = labels.data<int32_t>();
+  const bool confusion = static_cast<int64_t>(r.confusion.size()) == k * k;
+  double nll = r.loss * static_cast<double>(r.count);
+  for (int64_t i = 0; i < rows; ++i) {
+    if (y[i] < 0) continue;
+    const float* row = p + i * k;
+    int64_t best = 0;
+    double mx = row[0];
+    for (int64_t j = 1; j < k; ++j)
+      if (row[j] > row[best]) best = j;
+    mx = row[best];
+    double sum = 0;
+    for (int64_t j = 0; j < k; ++j) sum += std::exp(static_cast<double>(row[j]) - mx);
+    // -log softmax(row)[y] = log(sum exp(row - max)) - (row[y] - max)
+    if (y[i] < k) nll += std::log(sum) - (static_cast<double>(row[y[i]]) - mx);
+    r.correct += best == y[i];
+    r.count += 1;
+    if (confusion && y[i] < k) r.confusion[y[i] * k + best] += 1;
+  }
+  r.loss = r.count ? nll / static_cast<double>(r.count) : 0.0;
+}
+
+Task::Task(const RunConfig& config) : config_(config) {
+  const DataConfig& c = config.data;
+  const uint64_t seed = config.train.seed;
+  kind_ = c.format == "text" ? Kind::kMaskedLM : c.format == "labelled_text" ? Kind::kSequenceClassifier
+                                                                              : Kind::kClassifier;
+  if (kind_ == Kind::kClassifier) {
+    train_set_ = load_dataset(config, true);
+    test_set_ = load_dataset(config, false);
+    check(train_set_.size() > 0, "[train] ", c.dir, ": the training set is empty");
+    check(test_set_.size() > 0, "[train] ", c.dir, ": the test set is empty");
+    check(test_set_.example_shape() == train_set_.example_shape(), "[train] ", c.dir, ": test examples ",
+          shape_str(test_set_.example_shape()), " differ from training examples ", shape_str(train_set_.example_shape()));
+    {
+      AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
+      auto m = models::make_image_classifier(config.model, seed);
+      classifier_ = m.get();
+      model_ = std::move(m);
+    }
+    const Shape example = train_set_.example_shape();
+    Shape takes = classifier_->image_size();  // the example shape the model takes
+    if (classifier_->in_channels() > 1 || (example.size() == takes.size() + 1 && example.back() == 1))
+      takes.push_back(classifier_->in_channels());
+    check(takes == example, "[train] the data's examples are ", shape_str(example), " but the model takes ",
+          shape_str(takes), " (model.image_size ", shape_str(classifier_->image_size()), ", in_channels ",
+          classifier_->in_channels(), ")");
+    const int64_t classes = static_cast<int64_t>(train_set_.class_names.size());
+    check(classifier_->num_classes() >= classes, "[train] model.num_classes must be >= ", classes,
+          " (the data's classes), got ", classifier_->num_classes());
+    num_classes_ = classifier_->num_classes();
+    train_size_ = train_set_.size();
+    test_size_ = test_set_.size();
+    return;
+  }
+
+  // Text: the model is an HF Perceiver IO text model named by its hub config.
+  const char* want = kind_ == Kind::kMaskedLM ? "PerceiverForMaskedLM" : "PerceiverForSequenceClassification";
+  const nlohmann::json* hub = config.model.contains("hub_config") ? &config.model.at("hub_config") : nullptr;
+  if (config.model.value("type", "") != "perceiver_io" || !hub || models::architecture_of(*hub, "model") != want)
+    throw_error("[config] data.format \"", c.format, "\" trains a ", want, ": expected \"model\": {\"type\": "
+                "\"perceiver_io\", \"hub_config\": {\"architectures\": [\"", want, "\"], ...}}");
+  {
+    AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
+    model_ = models::create_model(*hub, "model.hub_config", seed);
+  }
+  const pio::HfPerceiverConfig& hc = perceiver_io_of(*model_).config();
+  check(c.seq_len <= hc.max_position_embeddings, "[config] data.seq_len (", c.seq_len, ") exceeds the model's ",
+        "max_position_embeddings (", hc.max_position_embeddings, ")");
+  decoder_outputs_ = hc.max_position_embeddings;
+  if (kind_ == Kind::kMaskedLM) {
+    data::TextReadOptions ro;
+    ro.extensions = c.extensions;
+    ro.max_total_bytes = c.max_bytes;
+    std::vector<data::TextDocument> train_docs, test_docs;
+    data::split_documents(data::read_text_documents(c.dir, ro), c.test_fraction, c.split_seed, train_docs, test_docs);
+    const data::TextSequences tr = data::text_sequences(train_docs, c.seq_len);
+    const data::TextSequences te = data::text_sequences(test_docs, c.seq_len);
+    train_ids_ = first_rows(tr.ids, c.train_limit);
+    train_mask_ = first_rows(tr.attention_mask, c.train_limit);
+    test_ids_ = first_rows(te.ids, c.test_limit);
+    test_mask_ = first_rows(te.attention_mask, c.test_limit);
+  } else {
+    data::LabelledText tr, te;
+    split_labelled(c, tr, te);
+    std::vector<std::string> classes = tr.labels;
+    std::sort(classes.begin(), classes.end());
+    classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+    check(hc.num_labels == 1 || hc.num_labels >= static_cast<int64_t>(classes.size()), "[train] the model's num_labels (",
+          hc.num_labels, ") is less than the data's ", classes.size(), " classes");
+    check(hc.num_labels != 1, "[train] data.format \"labelled_text\" trains classifiers; the model has num_labels 1 "
+          "(regression), which needs numeric targets");
+    encode_labelled(tr, c.seq_len, classes, c.dir, train_ids_, train_mask_, train_labels_);
+    encode_labelled(te, c.seq_len, classes, c.test_file.empty() ? c.dir : c.test_file, test_ids_, test_mask_,
+                    test_labels_);
+    train_ids_ = first_rows(train_ids_, c.train_limit);
+    train_mask_ = first_rows(train_mask_, c.train_limit);
+    train_labels_ = first_rows(train_labels_, c.train_limit);
+    test_ids_ = first_rows(test_ids_, c.test_limit);
+    test_mask_ = first_rows(test_mask_, c.test_limit);
+    test_labels_ = first_rows(test_labels_, c.test_limit);
+    num_classes_ = hc.num_labels;
+  }
+  train_size_ = train_ids_.dim(0);
+  test_size_ = test_ids_.dim(0);
+  check(train_size_ > 0 && test_size_ > 0, "[train] ", c.dir, ": the training or test set is empty");
+}
+
+TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const {
+  const int64_t* idx = perm.data() + first;
+  if (kind_ == Kind::kClassifier) {
+    const Shape example = train_set_.example_shape();
+    Tensor x = gather_rows(train_set_.inputs, idx, b);
+    Tensor y = gather_rows(train_set_.labels, idx, b);
+    const int64_t ex = x.numel() / b;
+    const data::AugmentConfig aug{config_.data.max_shift, config_.data.hflip};
+    for (int64_t i = 0; i < b; ++i) {
+      if (config_.data.format == "wav")  // waveform frames (T, F): a time shift by whole frames
+        data::augment_time_shift(x.f32() + i * ex, example[0], ex / example[0], aug.max_shift, rng);
+      else if (aug.max_shift > 0 || aug.hflip)
+        data::augment_image(x.f32() + i * ex, example[0], example[1], aug, rng);
+    }
+    return {{"inputs", x}, {"labels", y}};
+  }
+  Tensor ids = gather_rows(train_ids_, idx, b), mask = gather_rows(train_mask_, idx, b);
+  if (kind_ == Kind::kSequenceClassifier)
+    return {{"inputs", ids}, {"attention_mask", mask}, {"labels", gather_rows(train_labels_, idx, b)}};
+  // masked LM: a fresh corruption of every sequence
+  data::MaskingOptions mo{config_.data.mask_prob, config_.data.mean_span};
+  Tensor inputs, labels;
+  data::mask_tokens(ids, mask, mo, rng, inputs, labels);
+  return {{"inputs", inputs}, {"attention_mask", mask}, {"labels", labels}};
+}
+
+TensorMap Task::test_batch(int64_t first, int64_t count) const {
+  if (kind_ == Kind::kClassifier)
+    return {{"inputs", test_set_.inputs.slice0(first, count)}, {"labels", test_set_.labels.slice0(first, count)}};
+  Tensor ids = test_ids_.slice0(first, count), mask = test_mask_.slice0(first, count);
+  if (kind_ == Kind::kSequenceClassifier)
+    return {{"inputs", ids}, {"attention_mask", mask}, {"labels", test_labels_.slice0(first, count)}};
+  // masked LM: each test sequence masked once, by a generator of its own (fixed held-out task)
+  const int64_t len = ids.dim(1);
+  data::MaskingOptions mo{config_.data.mask_prob, config_.data.mean_span};
+  Tensor inputs = Tensor::empty(ids.shape(), DType::kI32), labels = Tensor::empty(ids.shape(), DType::kI32);
+  for (int64_t i = 0; i < count; ++i) {
+    Rng rng(config_.data.split_seed, 0x7e570000ULL + static_cast<uint64_t>(first + i));
+    Tensor in_i, lab_i;
+    data::mask_tokens(ids.slice0(i, 1), mask.slice0(i, 1), mo, rng, in_i, lab_i);
+    std::copy(in_i.data<int32_t>(), in_i.data<int32_t>() + len, inputs.data<int32_t>() + i * len);
+    std::copy(lab_i.data<int32_t>(), lab_i.data<int32_t>() + len, labels.data<int32_t>() + i * len);
+  }
+  return {{"inputs", inputs}, {"attention_mask", mask}, {"labels", labels}};
+}
+
+TensorMap Task::forward(const TensorMap& batch, Rng* rng) const {
+  if (kind_ == Kind::kClassifier) return {{"logits", classifier_->forward(batch.at("inputs"), rng)}};
+  TensorMap in = {{"inputs", batch.at("inputs")}, {"attention_mask", batch.at("attention_mask")}};
+  const int64_t len = batch.at("inputs").dim(1);
+  if (kind_ == Kind::kMaskedLM && len < decoder_outputs_) {
+    // decode only the sequence's positions (HF decodes all max_position_embeddings queries)
+    Tensor points = Tensor::empty({len}, DType::kI32);
+    for (int64_t i = 0; i < len; ++i) points.data<int32_t>()[i] = static_cast<int32_t>(i);
+    in["subsampled_output_points"] = points;
+  }
+  return model_->forward(in, nullptr, rng);
+}
+
+Tensor Task::loss(const TensorMap& batch, float label_smoothing, Rng* rng, EvalResult* stats) const {
+  TensorMap out = forward(batch, rng);
+  const Tensor& logits = out.at("logits");
+  const Tensor& labels = batch.at("labels");
+  if (stats) accumulate_predictions(logits, labels, *stats);
+  if (kind_ == Kind::kMaskedLM) {
+    // cross_entropy over the masked bytes: logits (B, L, V) -> (B*L, V), labels < 0 ignored
+    const int64_t k = logits.dim(-1), rows = logits.numel() / k;
+    return ag::cross_entropy(ag::reshape(logits, {rows, k}), labels.reshape({rows}), 0.0f);
+  }
+  return ag::cross_entropy(logits, labels, label_smoothing);
+}
+
+EvalResult Task::evaluate(int64_t batch_size) const {
+  autograd::NoGradGuard no_grad;
+  check(batch_size > 0, "[evaluate] batch_size must be positive, got ", batch_size);
+  EvalResult r;
+  if (kind_ != Kind::kMaskedLM) {
+    r.num_classes = num_classes_;
+    r.confusion.assign(num_classes_ * num_classes_, 0);
+  }
+  for (int64_t start = 0; start < test_size_; start += batch_size) {
+    const int64_t len = std::min(batch_size, test_size_ - start);
+    const TensorMap batch = test_batch(start, len);
+    accumulate_predictions(forward(batch, nullptr).at("logits"), batch.at("labels"), r);
+  }
+  return r;
+}
+
+int64_t Task::activation_bytes_per_example(bool checkpointing) const {
+  if (classifier_) return classifier_->training_activation_bytes(checkpointing);
+  const auto& p = perceiver_io_of(*model_);
+  const int64_t len = config_.data.seq_len, d = p.config().d_model;
+  int64_t floats = p.perceiver().activation_floats(len, checkpointing);
+  // the decoder over the sequence's queries (masked LM) and its logits
+  if (kind_ == Kind::kMaskedLM) floats += len * (8 * d + 2 * p.config().vocab_size);
+  return static_cast<int64_t>(sizeof(float)) * floats;
+}
+
+size_t Task::data_bytes() const {
+  if (classifier_) return train_set_.inputs.nbytes() + test_set_.inputs.nbytes();
+  return train_ids_.nbytes() * 2 + test_ids_.nbytes() * 2;
+}
+
+}  // namespace perceiver::train
