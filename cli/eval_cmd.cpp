@@ -1,11 +1,12 @@
-// `perceiver eval --checkpoint C`: test accuracy and the confusion matrix.
+// `perceiver eval --checkpoint C`: the run's test metrics (accuracy and the confusion matrix;
+// masked-byte accuracy and bits per byte for a masked LM), through the run's task.
 #include <cstdio>
 
 #include <cmath>
 
 #include "commands.h"
 #include "finite_check.h"
-#include "perceiver/train/datasets.h"
+#include "perceiver/train/task.h"
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/trainer.h"
 
@@ -27,25 +28,34 @@ Runner add_eval_command(CLI::App& sub) {
   add_nonfinite_option(sub, a->common.allow_nonfinite);
   return [a]() {
     apply_common_options(a->common);
-    train::Checkpoint ckpt = train::read_checkpoint(a->checkpoint);
-    auto model = train::model_from_checkpoint(ckpt, a->checkpoint);
-    check_finite_parameters(*model, "eval", a->checkpoint, a->common.allow_nonfinite);
-    apply_precision(*model, a->common);
+    const train::Checkpoint ckpt = train::read_checkpoint(a->checkpoint);
     train::RunConfig run = ckpt.config;  // the run's test data (format, split, input size, ...)
     if (!a->data_dir.empty()) run.data.dir = a->data_dir;
     run.data.test_limit = a->limit;
-    const data::Dataset test = train::load_dataset(run, false);
-    train::EvalResult r = train::evaluate(*model, test.inputs, test.labels, a->batch);
+    // the run's task (train/task.h): its test set and its model, with the checkpoint's weights
+    train::Task task(run, train::Task::Mode::kEvaluate);
+    models::Model& model = task.model();
+    model.load_state_dict(ckpt.params, a->checkpoint);
+    model.train(false);
+    check_finite_parameters(model, "eval", a->checkpoint, a->common.allow_nonfinite);
+    apply_precision(model, a->common);
+    const train::EvalResult r = task.evaluate(a->batch);
     check(a->common.allow_nonfinite || std::isfinite(r.loss), "[eval] ", a->checkpoint, ": the test loss is ", r.loss,
           " although the weights are finite (the computation overflowed); pass --allow-nonfinite to print it anyway");
+    if (task.kind() == train::Task::Kind::kMaskedLM) {
+      std::printf("test masked-byte accuracy: %.4f (%lld/%lld), loss %.4f, %.4f bits per byte\n", r.accuracy(),
+                  (long long)r.correct, (long long)r.count, r.loss, r.bits_per_prediction());
+      return 0;
+    }
     std::printf("test accuracy: %.4f (%lld/%lld), loss %.4f\n", r.accuracy(), (long long)r.correct,
                 (long long)r.count, r.loss);
     const int64_t k = r.num_classes;
+    const std::vector<std::string>& names = task.class_names();
     std::printf("confusion matrix (rows: true class, columns: predicted):\n%14s", "");
     for (int64_t j = 0; j < k; ++j) std::printf(" %5lld", (long long)j);
     std::printf("\n");
     for (int64_t i = 0; i < k; ++i) {
-      const std::string name = i < (int64_t)test.class_names.size() ? test.class_names[i] : std::to_string(i);
+      const std::string name = i < (int64_t)names.size() ? names[i] : std::to_string(i);
       std::printf("%2lld %-11s", (long long)i, name.substr(0, 11).c_str());
       for (int64_t j = 0; j < k; ++j) std::printf(" %5lld", (long long)r.confusion[i * k + j]);
       std::printf("\n");

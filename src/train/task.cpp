@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/grad_mode.h"
@@ -13,6 +14,7 @@
 #include "perceiver/data/byte_tokenizer.h"
 #include "perceiver/models/perceiver_io/perceiver_io.h"
 #include "perceiver/models/registry.h"
+#include "perceiver/nn/layers.h"
 #include "perceiver/train/datasets.h"
 
 namespace perceiver::train {
@@ -112,18 +114,23 @@ void accumulate_predictions(const Tensor& logits, const Tensor& labels, EvalResu
   r.loss = r.count ? nll / static_cast<double>(r.count) : 0.0;
 }
 
-Task::Task(const RunConfig& config) : config_(config) {
+Task::Task(const RunConfig& config, Mode mode) : config_(config) {
   const DataConfig& c = config.data;
   const uint64_t seed = config.train.seed;
+  const bool train = mode == Mode::kTrain;
+  // evaluation loads weights over the model: no initialisation
+  std::optional<nn::SkipInitGuard> no_init;
+  if (!train) no_init.emplace();
   kind_ = c.format == "text" ? Kind::kMaskedLM : c.format == "labelled_text" ? Kind::kSequenceClassifier
                                                                               : Kind::kClassifier;
   if (kind_ == Kind::kClassifier) {
-    train_set_ = load_dataset(config, true);
     test_set_ = load_dataset(config, false);
+    train_set_ = train ? load_dataset(config, true) : test_set_;
     check(train_set_.size() > 0, "[train] ", c.dir, ": the training set is empty");
     check(test_set_.size() > 0, "[train] ", c.dir, ": the test set is empty");
     check(test_set_.example_shape() == train_set_.example_shape(), "[train] ", c.dir, ": test examples ",
           shape_str(test_set_.example_shape()), " differ from training examples ", shape_str(train_set_.example_shape()));
+    class_names_ = test_set_.class_names;
     {
       AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
       auto m = models::make_image_classifier(config.model, seed);
@@ -141,7 +148,7 @@ Task::Task(const RunConfig& config) : config_(config) {
     check(classifier_->num_classes() >= classes, "[train] model.num_classes must be >= ", classes,
           " (the data's classes), got ", classifier_->num_classes());
     num_classes_ = classifier_->num_classes();
-    train_size_ = train_set_.size();
+    train_size_ = train ? train_set_.size() : 0;
     test_size_ = test_set_.size();
     return;
   }
@@ -182,6 +189,7 @@ Task::Task(const RunConfig& config) : config_(config) {
           hc.num_labels, ") is less than the data's ", classes.size(), " classes");
     check(hc.num_labels != 1, "[train] data.format \"labelled_text\" trains classifiers; the model has num_labels 1 "
           "(regression), which needs numeric targets");
+    class_names_ = classes;
     encode_labelled(tr, c.seq_len, classes, c.dir, train_ids_, train_mask_, train_labels_);
     encode_labelled(te, c.seq_len, classes, c.test_file.empty() ? c.dir : c.test_file, test_ids_, test_mask_,
                     test_labels_);
@@ -196,6 +204,7 @@ Task::Task(const RunConfig& config) : config_(config) {
   train_size_ = train_ids_.dim(0);
   test_size_ = test_ids_.dim(0);
   check(train_size_ > 0 && test_size_ > 0, "[train] ", c.dir, ": the training or test set is empty");
+  if (!train) train_size_ = 0;
 }
 
 TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const {

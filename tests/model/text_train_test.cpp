@@ -84,6 +84,18 @@ TEST(TextTrain, MaskedLMLearnsResumesExactlyAndExports) {
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) EXPECT_EQ(t.to_vector(), b.at(name).to_vector()) << name;
 
+  // `perceiver eval`'s path: the run's task in evaluation mode with the final weights gives the
+  // run's last evaluation
+  {
+    const train::Checkpoint ck = train::read_checkpoint(tmp.path + "/full/model.safetensors");
+    train::Task task(ck.config, train::Task::Mode::kEvaluate);
+    task.model().load_state_dict(ck.params, "ck");
+    task.model().train(false);
+    const train::EvalResult r = task.evaluate(7);  // another batch size: the same masks
+    EXPECT_EQ(r.count, full.last_eval.count);
+    EXPECT_EQ(r.correct, full.last_eval.correct);
+    EXPECT_NEAR(r.loss, full.last_eval.loss, 1e-5);
+  }
   // the exported folder is an HF PerceiverForMaskedLM with the run's weights
   auto model = io::load_model_folder(tmp.path + "/full/export", {"PerceiverForMaskedLM"}, "test");
   const auto ck = train::read_checkpoint(tmp.path + "/full/model.safetensors").params;

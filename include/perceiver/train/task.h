@@ -37,13 +37,18 @@ class Task {
  public:
   enum class Kind { kClassifier, kMaskedLM, kSequenceClassifier };
 
-  // Loads the training and test data and builds the model (initialised from train.seed).
-  explicit Task(const RunConfig& config);
+  // kTrain loads the training and test data and builds the model initialised from train.seed;
+  // kEvaluate loads what evaluation needs (the test set, and the labels that name the classes)
+  // and leaves the weights uninitialised for a checkpoint to fill.
+  enum class Mode { kTrain, kEvaluate };
+  explicit Task(const RunConfig& config, Mode mode = Mode::kTrain);
 
   Kind kind() const { return kind_; }
   models::Model& model() { return *model_; }
   int64_t train_size() const { return train_size_; }
   int64_t test_size() const { return test_size_; }
+  // Class names by id (classifiers; empty for the masked LM).
+  const std::vector<std::string>& class_names() const { return class_names_; }
   const char* example_word() const { return kind_ == Kind::kMaskedLM ? "sequences" : "examples"; }
   // The training examples perm[first .. first + b) as a batch; augmentation and masking from rng.
   models::TensorMap train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const;
@@ -66,6 +71,7 @@ class Task {
   std::unique_ptr<models::Model> model_;
   models::ImageClassifier* classifier_ = nullptr;  // kind classifier
   int64_t train_size_ = 0, test_size_ = 0, num_classes_ = 0, decoder_outputs_ = 0;
+  std::vector<std::string> class_names_;
   data::Dataset train_set_, test_set_;             // classifier
   Tensor train_ids_, train_mask_, test_ids_, test_mask_, train_labels_, test_labels_;  // text
 };
