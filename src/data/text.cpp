@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
@@ -85,6 +86,16 @@ std::vector<TextDocument> read_text_documents(const std::string& path, const Tex
     throw_error("[text] ", path, ": expected a text file or a directory of text files");
   }
   std::sort(files.begin(), files.end());
+  // a file reachable twice (a symlink beside its target) is one document: a held-out document
+  // must not also be a training document
+  std::set<std::string> seen;
+  files.erase(std::remove_if(files.begin(), files.end(),
+                             [&](const std::string& f) {
+                               std::error_code e;
+                               const std::string real = fs::canonical(f, e).string();
+                               return !seen.insert(e ? f : real).second;
+                             }),
+              files.end());
   std::vector<TextDocument> docs;
   int64_t total = 0;
   for (const std::string& f : files) {

@@ -173,6 +173,9 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config) {
     ro.max_total_bytes = c.max_bytes;
     std::vector<data::TextDocument> train_docs, test_docs;
     data::split_documents(data::read_text_documents(c.dir, ro), c.test_fraction, c.split_seed, train_docs, test_docs);
+    split_ = {{"format", "text"}, {"seq_len", c.seq_len}, {"train", nlohmann::json::array()}, {"test", nlohmann::json::array()}};
+    for (const auto& d : train_docs) split_["train"].push_back(d.name);
+    for (const auto& d : test_docs) split_["test"].push_back(d.name);
     const data::TextSequences tr = data::text_sequences(train_docs, c.seq_len);
     const data::TextSequences te = data::text_sequences(test_docs, c.seq_len);
     train_ids_ = first_rows(tr.ids, c.train_limit);

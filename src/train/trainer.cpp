@@ -258,6 +258,8 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     }
   }
   io::write_file_atomic(opt.out_dir + "/config.json", cfg.to_json().dump(2) + "\n");
+  if (!task.split().is_null())  // the held-out documents, for baselines on the same split
+    io::write_file_atomic(opt.out_dir + "/data_split.json", task.split().dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   progress.message("model: " + std::to_string(model.num_parameters()) + " parameters; " +
                    std::to_string(n) + " training " + task.example_word() + ", " + std::to_string(task.test_size()) +
                    " test " + task.example_word() + "; " + std::to_string(total) + " steps of batch " +

@@ -37,6 +37,12 @@ TEST(Text, ReadsFilesAndDirectories) {
   EXPECT_TRUE(throws_error([&] { data::read_text_documents(kDir + "/corpus", only_gz); },
                            {"[text]", "no non-empty text files ending with .pod"}));
   EXPECT_TRUE(throws_error([&] { data::read_text_documents(kDir + "/missing"); }, {"missing: no such file"}));
+  // a symlink beside its target is the same document (it must not land on both sides of a split)
+  TempDir tmp;
+  write_bytes(tmp.dir() + "/a.txt", "one document");
+  std::filesystem::create_symlink(tmp.dir() + "/a.txt", tmp.dir() + "/b.txt");
+  write_bytes(tmp.dir() + "/c.txt", "another");
+  ASSERT_EQ(data::read_text_documents(tmp.dir()).size(), 2u);
   data::TextReadOptions small;
   small.max_total_bytes = 100;
   EXPECT_TRUE(throws_error([&] { data::read_text_documents(kDir + "/corpus", small); },

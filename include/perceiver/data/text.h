@@ -26,7 +26,7 @@ struct TextReadOptions {
 };
 
 // A file, or every regular file under a directory (recursive, sorted by path, hidden files
-// skipped), each one document; ".gz" files are decompressed. Empty files are skipped; errors
+// skipped, a file reached twice through symlinks read once), each one document; ".gz" files are decompressed. Empty files are skipped; errors
 // name the file (unreadable, corrupt gzip, total over the limit, nothing to read).
 std::vector<TextDocument> read_text_documents(const std::string& path, const TextReadOptions& options = {});
 

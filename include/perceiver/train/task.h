@@ -47,6 +47,9 @@ class Task {
   models::Model& model() { return *model_; }
   int64_t train_size() const { return train_size_; }
   int64_t test_size() const { return test_size_; }
+  // Which documents (masked LM) or how many examples went to each side of the split, for
+  // OUT/data_split.json (tools/text_baselines.py reads it); null for the classifier data formats.
+  const nlohmann::json& split() const { return split_; }
   // Class names by id (classifiers; empty for the masked LM).
   const std::vector<std::string>& class_names() const { return class_names_; }
   const char* example_word() const { return kind_ == Kind::kMaskedLM ? "sequences" : "examples"; }
@@ -72,6 +75,7 @@ class Task {
   models::ImageClassifier* classifier_ = nullptr;  // kind classifier
   int64_t train_size_ = 0, test_size_ = 0, num_classes_ = 0, decoder_outputs_ = 0;
   std::vector<std::string> class_names_;
+  nlohmann::json split_;
   data::Dataset train_set_, test_set_;             // classifier
   Tensor train_ids_, train_mask_, test_ids_, test_mask_, train_labels_, test_labels_;  // text
 };
