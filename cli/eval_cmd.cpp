@@ -42,6 +42,10 @@ Runner add_eval_command(CLI::App& sub) {
     const train::EvalResult r = task.evaluate(a->batch);
     check(a->common.allow_nonfinite || std::isfinite(r.loss), "[eval] ", a->checkpoint, ": the test loss is ", r.loss,
           " although the weights are finite (the computation overflowed); pass --allow-nonfinite to print it anyway");
+    if (r.regression) {
+      std::printf("test mean squared error: %.6g (%lld examples)\n", r.loss, (long long)r.count);
+      return 0;
+    }
     if (task.kind() == train::Task::Kind::kMaskedLM) {
       std::printf("test masked-byte accuracy: %.4f (%lld/%lld), loss %.4f, %.4f bits per byte\n", r.accuracy(),
                   (long long)r.correct, (long long)r.count, r.loss, r.bits_per_prediction());

@@ -35,9 +35,12 @@ Runner add_train_command(CLI::App& sub) {
     opt.force = a->force;
     opt.init_dir = a->init;
     train::TrainResult r = train::run_training(cfg, opt);
-    std::printf("%s after %lld steps in %.1fs (%.0f samples/s incl. evaluation); test accuracy %.4f; peak RSS %.0f MiB\n",
-                r.interrupted ? "stopped" : "finished", (long long)r.steps, r.seconds, r.train_samples_per_s,
-                r.last_eval.accuracy(), peak_rss_bytes() / 1048576.0);
+    char metric[96];
+    if (r.last_eval.regression) std::snprintf(metric, sizeof(metric), "test mean squared error %.6g", r.last_eval.loss);
+    else std::snprintf(metric, sizeof(metric), "test accuracy %.4f", r.last_eval.accuracy());
+    std::printf("%s after %lld steps in %.1fs (%.0f samples/s incl. evaluation); %s; peak RSS %.0f MiB\n",
+                r.interrupted ? "stopped" : "finished", (long long)r.steps, r.seconds, r.train_samples_per_s, metric,
+                peak_rss_bytes() / 1048576.0);
     if (!r.interrupted) std::printf("weights: %s/model.safetensors\n", a->out.c_str());
     if (r.diverged)
       std::printf("warning: training diverged (the loss rose above 10x its start; see %s/metrics.jsonl)\n", a->out.c_str());

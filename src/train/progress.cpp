@@ -18,6 +18,15 @@ std::string format_duration(double s) {
   return buf;
 }
 
+namespace {
+std::string accuracy_text(const ProgressState& s) {
+  if (s.accuracy < 0) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), " acc %.3f", s.accuracy);
+  return buf;
+}
+}  // namespace
+
 Progress::Progress(bool quiet) : tty_(isatty(STDOUT_FILENO) == 1), quiet_(quiet) {}
 
 void Progress::update(const ProgressState& s, bool force_line) {
@@ -29,15 +38,15 @@ void Progress::update(const ProgressState& s, bool force_line) {
     const int fill = static_cast<int>(frac * width);
     std::string bar(fill, '#');
     bar += std::string(width - fill, '.');
-    std::printf("\r\033[Kepoch %d/%d [%s] step %lld/%lld loss %.4f acc %.3f lr %.2e %.0f samples/s ETA %s",
+    std::printf("\r\033[Kepoch %d/%d [%s] step %lld/%lld loss %.4f%s lr %.2e %.0f samples/s ETA %s",
                 s.epoch, s.epochs, bar.c_str(), (long long)s.step, (long long)s.total_steps, s.loss,
-                s.accuracy, s.lr, s.samples_per_s, format_duration(s.eta_s).c_str());
+                accuracy_text(s).c_str(), s.lr, s.samples_per_s, format_duration(s.eta_s).c_str());
     std::fflush(stdout);
     bar_shown_ = true;
   } else if (force_line) {
-    std::printf("epoch %d/%d step %lld/%lld (%lld/%lld in epoch) loss %.4f acc %.3f lr %.2e %.0f samples/s ETA %s\n",
+    std::printf("epoch %d/%d step %lld/%lld (%lld/%lld in epoch) loss %.4f%s lr %.2e %.0f samples/s ETA %s\n",
                 s.epoch, s.epochs, (long long)s.step, (long long)s.total_steps, (long long)in_epoch,
-                (long long)s.steps_per_epoch, s.loss, s.accuracy, s.lr, s.samples_per_s,
+                (long long)s.steps_per_epoch, s.loss, accuracy_text(s).c_str(), s.lr, s.samples_per_s,
                 format_duration(s.eta_s).c_str());
     std::fflush(stdout);
   }

@@ -39,16 +39,27 @@ const pio::PerceiverIO& perceiver_io_of(const models::Model& m) { return dynamic
 
 // The labelled text of a file as token ids (n, L) with the HF tokenizer (truncation, padding)
 // and class ids by `classes`.
+// With no classes (regression), labels are float32 numbers.
 void encode_labelled(const data::LabelledText& t, int64_t seq_len, const std::vector<std::string>& classes,
                      const std::string& file, Tensor& ids, Tensor& mask, Tensor& labels) {
   const int64_t n = static_cast<int64_t>(t.texts.size());
   ids = Tensor::zeros({n, seq_len}, DType::kI32);
   mask = Tensor::zeros({n, seq_len}, DType::kI32);
-  labels = Tensor::empty({n}, DType::kI32);
+  labels = Tensor::empty({n}, classes.empty() ? DType::kF32 : DType::kI32);
   for (int64_t i = 0; i < n; ++i) {
     const data::ByteEncoding e = data::encode_bytes(t.texts[i], seq_len, true);
     std::copy(e.input_ids.begin(), e.input_ids.end(), ids.data<int32_t>() + i * seq_len);
     std::copy(e.attention_mask.begin(), e.attention_mask.end(), mask.data<int32_t>() + i * seq_len);
+    if (classes.empty()) {  // regression target: the whole label is one finite number
+      const std::string& v = t.labels[i];
+      char* end = nullptr;
+      const double x = std::strtod(v.c_str(), &end);
+      if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x) || std::fabs(x) > 3.0e38)
+        throw_error("[data] ", file, ": example ", i + 1, " has the label \"", v, "\"; the model has num_labels 1 "
+                    "(regression), so every label must be a finite number");
+      labels.f32()[i] = static_cast<float>(x);
+      continue;
+    }
     const auto it = std::find(classes.begin(), classes.end(), t.labels[i]);
     if (it == classes.end())
       throw_error("[data] ", file, ": example ", i + 1, " has the label \"", t.labels[i],
@@ -112,6 +123,19 @@ void accumulate_predictions(const Tensor& logits, const Tensor& labels, EvalResu
     if (confusion && y[i] < k) r.confusion[y[i] * k + best] += 1;
   }
   r.loss = r.count ? nll / static_cast<double>(r.count) : 0.0;
+}
+
+void accumulate_squared_errors(const Tensor& predictions, const Tensor& targets, EvalResult& r) {
+  check(targets.dtype() == DType::kF32 && targets.numel() == predictions.numel(), "[evaluate] expected ",
+        predictions.numel(), " float32 targets, got ", shape_str(targets.shape()));
+  double sum = r.loss * static_cast<double>(r.count);
+  for (int64_t i = 0; i < predictions.numel(); ++i) {
+    const double d = static_cast<double>(predictions.f32()[i]) - targets.f32()[i];
+    sum += d * d;
+  }
+  r.regression = true;
+  r.count += predictions.numel();
+  r.loss = sum / static_cast<double>(r.count);
 }
 
 Task::Task(const RunConfig& config, Mode mode) : config_(config) {
@@ -185,13 +209,15 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config) {
   } else {
     data::LabelledText tr, te;
     split_labelled(c, tr, te);
-    std::vector<std::string> classes = tr.labels;
-    std::sort(classes.begin(), classes.end());
-    classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
-    check(hc.num_labels == 1 || hc.num_labels >= static_cast<int64_t>(classes.size()), "[train] the model's num_labels (",
-          hc.num_labels, ") is less than the data's ", classes.size(), " classes");
-    check(hc.num_labels != 1, "[train] data.format \"labelled_text\" trains classifiers; the model has num_labels 1 "
-          "(regression), which needs numeric targets");
+    regression_ = hc.num_labels == 1;  // HF: num_labels 1 is regression (MSE)
+    std::vector<std::string> classes;
+    if (!regression_) {
+      classes = tr.labels;
+      std::sort(classes.begin(), classes.end());
+      classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+      check(hc.num_labels >= static_cast<int64_t>(classes.size()), "[train] the model's num_labels (", hc.num_labels,
+            ") is less than the data's ", classes.size(), " classes");
+    }
     class_names_ = classes;
     encode_labelled(tr, c.seq_len, classes, c.dir, train_ids_, train_mask_, train_labels_);
     encode_labelled(te, c.seq_len, classes, c.test_file.empty() ? c.dir : c.test_file, test_ids_, test_mask_,
@@ -202,7 +228,7 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config) {
     test_ids_ = first_rows(test_ids_, c.test_limit);
     test_mask_ = first_rows(test_mask_, c.test_limit);
     test_labels_ = first_rows(test_labels_, c.test_limit);
-    num_classes_ = hc.num_labels;
+    num_classes_ = regression_ ? 0 : hc.num_labels;
   }
   train_size_ = train_ids_.dim(0);
   test_size_ = test_ids_.dim(0);
@@ -273,6 +299,11 @@ Tensor Task::loss(const TensorMap& batch, float label_smoothing, Rng* rng, EvalR
   TensorMap out = forward(batch, rng);
   const Tensor& logits = out.at("logits");
   const Tensor& labels = batch.at("labels");
+  if (regression_) {
+    // mse(logits (B, 1), labels (B)): the model's regression loss
+    if (stats) accumulate_squared_errors(logits, labels, *stats);
+    return model_->loss(out, batch);
+  }
   if (stats) accumulate_predictions(logits, labels, *stats);
   if (kind_ == Kind::kMaskedLM) {
     // cross_entropy over the masked bytes: logits (B, L, V) -> (B*L, V), labels < 0 ignored
@@ -286,6 +317,7 @@ EvalResult Task::evaluate(int64_t batch_size) const {
   autograd::NoGradGuard no_grad;
   check(batch_size > 0, "[evaluate] batch_size must be positive, got ", batch_size);
   EvalResult r;
+  r.regression = regression_;
   if (kind_ != Kind::kMaskedLM) {
     r.num_classes = num_classes_;
     r.confusion.assign(num_classes_ * num_classes_, 0);
@@ -293,7 +325,9 @@ EvalResult Task::evaluate(int64_t batch_size) const {
   for (int64_t start = 0; start < test_size_; start += batch_size) {
     const int64_t len = std::min(batch_size, test_size_ - start);
     const TensorMap batch = test_batch(start, len);
-    accumulate_predictions(forward(batch, nullptr).at("logits"), batch.at("labels"), r);
+    const Tensor logits = forward(batch, nullptr).at("logits");
+    if (regression_) accumulate_squared_errors(logits, batch.at("labels"), r);
+    else accumulate_predictions(logits, batch.at("labels"), r);
   }
   return r;
 }

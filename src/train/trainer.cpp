@@ -336,7 +336,8 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     ps.steps_per_epoch = spe;
     ps.total_steps = total;
     ps.loss = window_loss / window_steps;
-    ps.accuracy = window_predictions ? static_cast<double>(window_correct) / window_predictions : 0.0;
+    ps.accuracy = batch_stats.regression ? -1.0
+                  : window_predictions ? static_cast<double>(window_correct) / window_predictions : 0.0;
     ps.lr = lr;
     ps.samples_per_s = window_s > 0 ? window_samples / window_s : 0;
     ps.eta_s = run_samples > 0 ? run_s / run_samples * static_cast<double>((total - step) * tc.batch_size) : 0;
@@ -366,19 +367,26 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
       result.last_eval = task.evaluate(tc.eval_batch_size);
       const double eval_s = std::chrono::duration<double>(Clock::now() - t_eval).count();
       const bool mlm = task.kind() == Task::Kind::kMaskedLM;
+      const EvalResult& e = result.last_eval;
       char line[320];
-      std::snprintf(line, sizeof(line), "epoch %lld/%d: test %s %.4f, test loss %.4f%s (%lld %s, %.1fs); elapsed %s",
-                    (long long)(epoch + 1), tc.epochs, mlm ? "masked-byte accuracy" : "accuracy",
-                    result.last_eval.accuracy(), result.last_eval.loss,
-                    mlm ? (", " + std::to_string(result.last_eval.bits_per_prediction()).substr(0, 6) + " bits per byte").c_str() : "",
-                    (long long)result.last_eval.count, mlm ? "masked bytes" : "examples", eval_s,
-                    format_duration(run_s).c_str());
+      if (e.regression)
+        std::snprintf(line, sizeof(line), "epoch %lld/%d: test mean squared error %.6g (%lld examples, %.1fs); elapsed %s",
+                      (long long)(epoch + 1), tc.epochs, e.loss, (long long)e.count, eval_s, format_duration(run_s).c_str());
+      else
+        std::snprintf(line, sizeof(line), "epoch %lld/%d: test %s %.4f, test loss %.4f%s (%lld %s, %.1fs); elapsed %s",
+                      (long long)(epoch + 1), tc.epochs, mlm ? "masked-byte accuracy" : "accuracy", e.accuracy(), e.loss,
+                      mlm ? (", " + std::to_string(e.bits_per_prediction()).substr(0, 6) + " bits per byte").c_str() : "",
+                      (long long)e.count, mlm ? "masked bytes" : "examples", eval_s, format_duration(run_s).c_str());
       progress.message(line);
       nlohmann::json record = {{"type", "eval"}, {"epoch", epoch + 1}, {"step", step},
                                {"test_accuracy", result.last_eval.accuracy()}, {"test_loss", result.last_eval.loss},
                                {"test_predictions", result.last_eval.count}, {"elapsed_s", run_s},
                                {"peak_rss_mb", peak_rss_bytes() / 1048576.0}};
       if (mlm) record["test_bits_per_byte"] = result.last_eval.bits_per_prediction();
+      if (e.regression) {
+        record.erase("test_accuracy");
+        record["test_mse"] = e.loss;
+      }
       append_metrics(metrics_path, record);
       save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
     } else if (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) {

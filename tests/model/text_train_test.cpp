@@ -148,6 +148,48 @@ TEST(TextTrain, SequenceClassifierLearnsAndStartsFromAMaskedLM) {
   }
 }
 
+// num_labels 1: regression on numeric labels (HF's problem_type "regression"): the test error
+// falls well below the labels' variance (what predicting their mean gives).
+TEST(TextTrain, SequenceRegressionLearnsNumericLabels) {
+  testing::TempDir tmp;
+  const std::string file = tmp.path + "/counts.tsv";
+  std::vector<double> values;
+  {
+    std::ofstream f(file);
+    for (int i = 0; i < 120; ++i) {
+      const int n = i % 6;  // the label: how many x the text holds
+      f << std::string(n, 'x') << std::string(6 - n, 'o') << " " << i << "\t" << n * 0.5 << "\n";
+      values.push_back(n * 0.5);
+    }
+  }
+  double mean = 0, var = 0;
+  for (double v : values) mean += v / values.size();
+  for (double v : values) var += (v - mean) * (v - mean) / values.size();
+  nlohmann::json h = hub("PerceiverForSequenceClassification");
+  h["num_labels"] = 1;
+  const nlohmann::json j = {{"model", {{"type", "perceiver_io"}, {"hub_config", h}}},
+                            {"train", {{"epochs", 10}, {"batch_size", 12}, {"lr", 3e-3}, {"warmup_steps", 2}, {"seed", 2}}},
+                            {"data", {{"format", "labelled_text"}, {"dir", file}, {"seq_len", 16}, {"test_fraction", 0.2}}}};
+  train::TrainOptions opt;
+  opt.quiet = true;
+  opt.out_dir = tmp.path + "/reg";
+  const train::TrainResult r = train::run_training(train::parse_run_config(j), opt);
+  EXPECT_TRUE(r.last_eval.regression);
+  EXPECT_EQ(r.last_eval.count, 24);
+  EXPECT_LT(r.last_eval.loss, 0.25 * var) << "mean squared error vs the labels' variance " << var;
+  // a label that is not a number
+  std::ofstream(tmp.path + "/bad.tsv") << "some text\t1.5\nother text\tmany\n";
+  nlohmann::json bad = j;
+  bad["data"]["dir"] = tmp.path + "/bad.tsv";
+  try {
+    train::run_training(train::parse_run_config(bad), opt);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has the label \"many\"; the model has num_labels 1 (regression)"),
+              std::string::npos) << e.what();
+  }
+}
+
 TEST(TextTrain, MismatchedModelsAndDataAreRefused) {
   testing::TempDir tmp;
   write_corpus(tmp.path + "/corpus", 3);

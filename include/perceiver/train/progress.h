@@ -9,7 +9,7 @@ namespace perceiver::train {
 struct ProgressState {
   int epoch = 0, epochs = 0;
   int64_t step = 0, steps_per_epoch = 0, total_steps = 0;
-  double loss = 0, accuracy = 0, lr = 0, samples_per_s = 0, eta_s = 0;
+  double loss = 0, accuracy = 0, lr = 0, samples_per_s = 0, eta_s = 0;  // accuracy < 0: not shown (regression)
 };
 
 class Progress {

@@ -5,7 +5,8 @@
 //   masked_lm            byte-level text (data.format "text") -> PerceiverForMaskedLM, each
 //                        training batch freshly masked, the test set masked once per example;
 //   sequence_classifier  labelled text (data.format "labelled_text") ->
-//                        PerceiverForSequenceClassification.
+//                        PerceiverForSequenceClassification (num_labels 1: regression on numeric
+//                        labels, mean squared error).
 // Statistics are over predictions: examples for classifiers, masked bytes for the masked LM.
 #pragma once
 
@@ -23,7 +24,9 @@ namespace perceiver::train {
 
 struct EvalResult {
   int64_t count = 0, correct = 0, num_classes = 0;  // predictions, correct argmax, classes (0: none)
-  double loss = 0;                 // mean cross-entropy per prediction in nats (no smoothing)
+  double loss = 0;                 // mean cross-entropy per prediction in nats (no smoothing);
+                                   // regression: the mean squared error
+  bool regression = false;         // a regression (num_labels 1): accuracy does not apply
   std::vector<int64_t> confusion;  // classifiers: (K, K), row = true class, column = prediction
   double accuracy() const { return count ? static_cast<double>(correct) / count : 0.0; }
   double bits_per_prediction() const;  // loss / ln 2 (bits per byte for the masked LM)
@@ -32,6 +35,9 @@ struct EvalResult {
 // Adds the argmax accuracy, cross-entropy and (when r.confusion is sized) confusion of logits
 // (..., K) against labels (...) int32; labels < 0 are not predictions.
 void accumulate_predictions(const Tensor& logits, const Tensor& labels, EvalResult& r);
+
+// Adds the squared errors of predictions (B, 1) against float32 targets (B) (regression).
+void accumulate_squared_errors(const Tensor& predictions, const Tensor& targets, EvalResult& r);
 
 class Task {
  public:
@@ -74,6 +80,7 @@ class Task {
   std::unique_ptr<models::Model> model_;
   models::ImageClassifier* classifier_ = nullptr;  // kind classifier
   int64_t train_size_ = 0, test_size_ = 0, num_classes_ = 0, decoder_outputs_ = 0;
+  bool regression_ = false;
   std::vector<std::string> class_names_;
   nlohmann::json split_;
   data::Dataset train_set_, test_set_;             // classifier
