@@ -14,6 +14,7 @@
 #include "perceiver/data/image_codec.h"
 #include "perceiver/data/image_processor.h"
 #include "perceiver/data/optical_flow.h"
+#include "perceiver/data/text.h"
 #include "perceiver/data/wav.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/io/torch_pickle.h"
@@ -142,6 +143,41 @@ void wav(const uint8_t* d, size_t n) {
   });
 }
 
+// Text: the first byte picks the reader (0: a text document, raw or gzip, then its sequences
+// and a masked-LM corruption; 1: labelled JSONL; 2: labelled TSV), the rest is the file.
+void text(const uint8_t* d, size_t n) {
+  if (n == 0) return;
+  const int mode = d[0] % 3;
+  const std::string path = scratch_path() + (mode == 1 ? ".jsonl" : mode == 2 ? ".tsv" : ".txt");
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f) throw std::runtime_error("cannot write " + path);
+    if (n > 1 && std::fwrite(d + 1, 1, n - 1, f) != n - 1) throw std::runtime_error("cannot write " + path);
+    std::fclose(f);
+  }
+  expect_error_or_success([&] {
+    if (mode == 0) {
+      data::TextReadOptions o;
+      o.max_total_bytes = int64_t(1) << 24;
+      const auto docs = data::read_text_documents(path, o);
+      const data::TextSequences s = data::text_sequences(docs, 17);
+      for (int64_t i = 0; i < s.ids.numel(); ++i)
+        check(s.ids.data<int32_t>()[i] >= 0 && s.ids.data<int32_t>()[i] < 262, "byte ids in [0, 262)");
+      Rng rng(n);
+      Tensor in, labels;
+      data::mask_tokens(s.ids, s.attention_mask, {}, rng, in, labels);
+      for (int64_t i = 0; i < labels.numel(); ++i) {
+        const int32_t y = labels.data<int32_t>()[i];
+        check(y == -100 || y == s.ids.data<int32_t>()[i], "labels are the original ids or -100");
+      }
+    } else {
+      const data::LabelledText t = data::read_labelled_text(path);
+      check(t.texts.size() == t.labels.size() && !t.texts.empty(), "one label per text");
+    }
+  });
+  std::remove(path.c_str());
+}
+
 void flo(const uint8_t* d, size_t n) {
   expect_error_or_success([&] { data::read_flo(as_file(d, n)); });
 }
@@ -160,6 +196,7 @@ const std::vector<Target>& targets() {
       {"image", image, "PNG (libpng) and JPEG (libjpeg-turbo) decoding with the header limits"},
       {"flo", flo, "Middlebury .flo optical flow files"},
       {"wav", wav, "WAV audio (RIFF chunks, PCM and float formats)"},
+      {"text", text, "text documents (raw or gzip), byte sequences and masking; labelled JSONL and TSV"},
   };
   return t;
 }
