@@ -155,6 +155,9 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config) {
     check(test_set_.example_shape() == train_set_.example_shape(), "[train] ", c.dir, ": test examples ",
           shape_str(test_set_.example_shape()), " differ from training examples ", shape_str(train_set_.example_shape()));
     class_names_ = test_set_.class_names;
+    const bool augment = c.max_shift > 0 || c.hflip;
+    check(!augment || train_set_.example_shape().size() == 2 || c.format == "wav", "[train] data.max_shift and "
+          "data.hflip augment grey images (H, W), got examples ", shape_str(train_set_.example_shape()));
     {
       AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
       auto m = models::make_image_classifier(config.model, seed);
