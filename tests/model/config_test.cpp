@@ -44,7 +44,8 @@ TEST(Config, DefaultsParse) {
 }
 
 TEST(Config, ShippedConfigsParse) {
-  for (const char* name : {"fmnist_default.json", "fmnist_long.json"}) {
+  for (const char* name : {"fmnist_default.json", "fmnist_long.json", "fmnist_vit.json", "pio_learned_fmnist_smoke.json",
+                           "mlm_licenses_smoke.json"}) {
     const std::string path = std::string(PERCEIVER_SOURCE_DIR) + "/configs/" + name;
     EXPECT_NO_THROW(train::load_run_config(path)) << path;
   }
