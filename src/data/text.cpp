@@ -203,9 +203,17 @@ void mask_tokens(const Tensor& ids, const Tensor& attention_mask, const MaskingO
   }
 }
 
-LabelledText read_labelled_text(const std::string& path) {
+LabelledText read_labelled_text(const std::string& path, int64_t max_bytes) {
   const bool jsonl = ends_with(path, ".jsonl"), tsv = ends_with(path, ".tsv");
   if (!jsonl && !tsv) throw_error("[text] ", path, ": expected a .jsonl or .tsv file of labelled text");
+  // a FIFO or device would block or never end; a huge file would exhaust memory
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) throw_error("[text] ", path, ": no such file");
+  if (!fs::is_regular_file(st)) throw_error("[text] ", path, ": expected a regular file");
+  const auto size = fs::file_size(path, ec);
+  if (!ec && static_cast<int64_t>(size) > max_bytes)
+    throw_error("[text] ", path, ": ", size, " bytes exceed the limit of ", max_bytes, " (data.max_bytes)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_error("[text] ", path, ": cannot open: ", std::strerror(errno));
   LabelledText out;
@@ -223,6 +231,7 @@ LabelledText read_labelled_text(const std::string& path) {
       if (label.empty()) throw_error("[text] ", where, ": empty label");
       out.texts.push_back(line.substr(0, tab));
       out.labels.push_back(std::move(label));
+      out.lines.push_back(line_no);
       continue;
     }
     const nlohmann::json j = parse_json(line, where, "text");
@@ -230,10 +239,11 @@ LabelledText read_labelled_text(const std::string& path) {
     const nlohmann::json* text = o.find("text");
     const nlohmann::json* label = o.find("label");
     if (!text || !text->is_string()) throw_error("[text] ", where, ": expected a string \"text\"");
-    if (!label || !(label->is_string() || label->is_number_integer()))
-      throw_error("[text] ", where, ": expected a \"label\" (a string or an integer)");
+    if (!label || !(label->is_string() || label->is_number()))
+      throw_error("[text] ", where, ": expected a \"label\" (a string or a number)");
     out.texts.push_back(text->get<std::string>());
     out.labels.push_back(label->is_string() ? label->get<std::string>() : label->dump());
+    out.lines.push_back(line_no);
   }
   if (in.bad()) throw_error("[text] ", path, ": read error");
   if (out.texts.empty()) throw_error("[text] ", path, ": no labelled examples");

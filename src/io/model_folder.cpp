@@ -90,14 +90,14 @@ std::vector<std::string> init_from_model_folder(models::Model& model, const std:
     if (it->second.shape() == t.shape() && it->second.dtype() == t.dtype())
       matching.emplace(name, it->second);
     else
-      reinitialised.push_back(name + " (" + shape_str(it->second.shape()) + " in the folder, " + shape_str(t.shape()) +
-                              " in this model)");
+      reinitialised.push_back(name + " (" + shape_str(it->second.shape()) + " " + dtype_name(it->second.dtype()) +
+                              " in the folder, " + shape_str(t.shape()) + " " + dtype_name(t.dtype()) + " in this model)");
   }
   for (const auto& [name, u] : used)
     if (!u) unused.push_back(name);
   if (matching.empty())
     throw_error("[init] ", weights, ": no tensor of this ", arch, " folder matches the ", model.architecture(),
-                " of the run (names and shapes differ throughout)");
+                " of the run (names, shapes or dtypes differ throughout; convert a float16/bfloat16 folder to float32 first)");
   model.load_state_dict(matching, weights, /*strict=*/false);
   // A folder of another class (a masked LM for a text classifier) leaves its own head unused.
   if (!unused.empty())

@@ -45,16 +45,21 @@ nlohmann::json normalize_perceiver_io_classifier_config(const nlohmann::json& j,
                 "PerceiverForImageClassificationLearned, PerceiverForImageClassificationFourier, "
                 "PerceiverForImageClassificationConvProcessing (image data), PerceiverForMaskedLM (data.format "
                 "\"text\") and PerceiverForSequenceClassification (data.format \"labelled_text\")");
+  if (!is_image_classification(c.task)) {  // a text model: no image channels
+    if (j.contains("in_channels"))
+      throw_error("[config] ", path, ".in_channels: applies to image classifiers, not to ", c.architecture);
+    return {{"type", "perceiver_io"}, {"hub_config", perceiver_io::to_hub_json(c)}};
+  }
   return {{"type", "perceiver_io"}, {"in_channels", in_channels}, {"hub_config", perceiver_io::to_hub_json(c)}};
 }
 
 PerceiverIOImageClassifier::PerceiverIOImageClassifier(const nlohmann::json& normalized, uint64_t seed)
     : config_(normalized) {
-  in_channels_ = normalized.at("in_channels").get<int64_t>();
   const perceiver_io::HfPerceiverConfig c = perceiver_io::parse_hf_config(normalized.at("hub_config"), "model.hub_config");
   if (!is_image_classification(c.task))
-    throw_error("[config] model.hub_config: ", c.architecture, " is not an image classifier; train it from data.format ",
-                c.task == PerceiverTask::kMaskedLM ? "\"text\"" : "\"labelled_text\"");
+    throw_error("[config] model.hub_config: ", c.architecture, " is not an image classifier (image data, `predict`); "
+                "train it from data.format ", c.task == PerceiverTask::kMaskedLM ? "\"text\"" : "\"labelled_text\"");
+  in_channels_ = normalized.value("in_channels", int64_t(1));
   model_ = register_module("", std::make_shared<perceiver_io::PerceiverIO>(c, seed));
 }
 

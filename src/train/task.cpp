@@ -23,6 +23,12 @@ namespace {
 using models::TensorMap;
 namespace pio = models::perceiver_io;
 
+std::string join(const std::vector<std::string>& v, size_t max = SIZE_MAX) {
+  std::string out;
+  for (size_t i = 0; i < v.size() && i < max; ++i) out += (i ? ", " : "") + v[i];
+  return out;
+}
+
 // Rows idx[0..b) of a per-example tensor (n, ...).
 Tensor gather_rows(const Tensor& t, const int64_t* idx, int64_t b) {
   Shape s = t.shape();
@@ -36,6 +42,23 @@ Tensor gather_rows(const Tensor& t, const int64_t* idx, int64_t b) {
 }
 
 const pio::PerceiverIO& perceiver_io_of(const models::Model& m) { return dynamic_cast<const pio::PerceiverIO&>(m); }
+
+// The distinct labels in order: numerically when every label is a number ("2" before "10"),
+// else as strings.
+std::vector<std::string> sorted_classes(std::vector<std::string> labels) {
+  std::sort(labels.begin(), labels.end());
+  labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+  std::vector<std::pair<double, std::string>> numeric;
+  for (const std::string& l : labels) {
+    char* end = nullptr;
+    const double x = std::strtod(l.c_str(), &end);
+    if (l.empty() || end != l.c_str() + l.size() || !std::isfinite(x)) return labels;
+    numeric.emplace_back(x, l);
+  }
+  std::stable_sort(numeric.begin(), numeric.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = numeric[i].second;
+  return labels;
+}
 
 // The labelled text of a file as token ids (n, L) with the HF tokenizer (truncation, padding)
 // and class ids by `classes`.
@@ -55,25 +78,26 @@ void encode_labelled(const data::LabelledText& t, int64_t seq_len, const std::ve
       char* end = nullptr;
       const double x = std::strtod(v.c_str(), &end);
       if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x) || std::fabs(x) > 3.0e38)
-        throw_error("[data] ", file, ": example ", i + 1, " has the label \"", v, "\"; the model has num_labels 1 "
+        throw_error("[data] ", file, ":", t.lines[i], ": the label \"", v, "\" is not a number; the model has num_labels 1 "
                     "(regression), so every label must be a finite number");
       labels.f32()[i] = static_cast<float>(x);
       continue;
     }
     const auto it = std::find(classes.begin(), classes.end(), t.labels[i]);
     if (it == classes.end())
-      throw_error("[data] ", file, ": example ", i + 1, " has the label \"", t.labels[i],
-                  "\", which no training example has");
+      throw_error("[data] ", file, ":", t.lines[i], ": the label \"", t.labels[i], "\" is not one of the ",
+                  classes.size(), " classes (", classes.size() <= 8 ? join(classes) : join(classes, 8) + ", ...",
+                  "): the model's id2label, or the labels of the training examples");
     labels.data<int32_t>()[i] = static_cast<int32_t>(it - classes.begin());
   }
 }
 
 // Labelled text split into training and test examples (test_file, or a seeded test_fraction).
 void split_labelled(const DataConfig& c, data::LabelledText& train, data::LabelledText& test) {
-  data::LabelledText all = data::read_labelled_text(c.dir);
+  data::LabelledText all = data::read_labelled_text(c.dir, c.max_bytes);
   if (!c.test_file.empty()) {
     train = std::move(all);
-    test = data::read_labelled_text(c.test_file);
+    test = data::read_labelled_text(c.test_file, c.max_bytes);
     return;
   }
   const int64_t n = static_cast<int64_t>(all.texts.size());
@@ -87,6 +111,7 @@ void split_labelled(const DataConfig& c, data::LabelledText& train, data::Labell
     data::LabelledText& dst = k < n_test ? test : train;
     dst.texts.push_back(std::move(all.texts[order[k]]));
     dst.labels.push_back(std::move(all.labels[order[k]]));
+    dst.lines.push_back(all.lines[order[k]]);
   }
 }
 
@@ -138,7 +163,7 @@ void accumulate_squared_errors(const Tensor& predictions, const Tensor& targets,
   r.loss = sum / static_cast<double>(r.count);
 }
 
-Task::Task(const RunConfig& config, Mode mode) : config_(config) {
+Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(config.model) {
   const DataConfig& c = config.data;
   const uint64_t seed = config.train.seed;
   const bool train = mode == Mode::kTrain;
@@ -186,27 +211,31 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config) {
   if (config.model.value("type", "") != "perceiver_io" || !hub || models::architecture_of(*hub, "model") != want)
     throw_error("[config] data.format \"", c.format, "\" trains a ", want, ": expected \"model\": {\"type\": "
                 "\"perceiver_io\", \"hub_config\": {\"architectures\": [\"", want, "\"], ...}}");
-  {
-    AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
-    model_ = models::create_model(*hub, "model.hub_config", seed);
-  }
-  const pio::HfPerceiverConfig& hc = perceiver_io_of(*model_).config();
+  const pio::HfPerceiverConfig hc = pio::parse_hf_config(*hub, "model.hub_config");
   check(c.seq_len <= hc.max_position_embeddings, "[config] data.seq_len (", c.seq_len, ") exceeds the model's ",
         "max_position_embeddings (", hc.max_position_embeddings, ")");
+  check(hc.vocab_size >= data::byte_tokens::kVocabSize, "[config] model.hub_config.vocab_size must be at least ",
+        data::byte_tokens::kVocabSize, " (the byte ids), got ", hc.vocab_size);
   decoder_outputs_ = hc.max_position_embeddings;
+  // The data (a budget: a corpus too large for the machine is an error, not the OOM killer).
+  AllocationBudget data_budget(machine_memory_bytes(), "the text data of this run config");
   if (kind_ == Kind::kMaskedLM) {
     data::TextReadOptions ro;
     ro.extensions = c.extensions;
     ro.max_total_bytes = c.max_bytes;
     std::vector<data::TextDocument> train_docs, test_docs;
     data::split_documents(data::read_text_documents(c.dir, ro), c.test_fraction, c.split_seed, train_docs, test_docs);
-    split_ = {{"format", "text"}, {"seq_len", c.seq_len}, {"train", nlohmann::json::array()}, {"test", nlohmann::json::array()}};
+    split_ = {{"format", "text"}, {"seq_len", c.seq_len}, {"train_limit", c.train_limit}, {"test_limit", c.test_limit},
+              {"train", nlohmann::json::array()}, {"test", nlohmann::json::array()}};
     for (const auto& d : train_docs) split_["train"].push_back(d.name);
     for (const auto& d : test_docs) split_["test"].push_back(d.name);
-    const data::TextSequences tr = data::text_sequences(train_docs, c.seq_len);
+    if (train) {
+      const data::TextSequences tr = data::text_sequences(train_docs, c.seq_len);
+      train_ids_ = first_rows(tr.ids, c.train_limit);
+      train_mask_ = first_rows(tr.attention_mask, c.train_limit);
+    }
+    train_docs.clear();
     const data::TextSequences te = data::text_sequences(test_docs, c.seq_len);
-    train_ids_ = first_rows(tr.ids, c.train_limit);
-    train_mask_ = first_rows(tr.attention_mask, c.train_limit);
     test_ids_ = first_rows(te.ids, c.test_limit);
     test_mask_ = first_rows(te.attention_mask, c.test_limit);
   } else {
@@ -215,28 +244,41 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config) {
     regression_ = hc.num_labels == 1;  // HF: num_labels 1 is regression (MSE)
     std::vector<std::string> classes;
     if (!regression_) {
-      classes = tr.labels;
-      std::sort(classes.begin(), classes.end());
-      classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
-      check(hc.num_labels >= static_cast<int64_t>(classes.size()), "[train] the model's num_labels (", hc.num_labels,
-            ") is less than the data's ", classes.size(), " classes");
+      if (!hc.id2label.empty()) {
+        classes = hc.id2label;  // the hub config names the classes: ids follow it
+      } else {
+        classes = sorted_classes(tr.labels);
+        check(hc.num_labels >= static_cast<int64_t>(classes.size()), "[train] the model's num_labels (",
+              hc.num_labels, ") is less than the data's ", classes.size(), " classes");
+        for (int64_t i = static_cast<int64_t>(classes.size()); i < hc.num_labels; ++i)
+          classes.push_back("LABEL_" + std::to_string(i));  // HF's names for unnamed ids
+        // the model (and so its export and the checkpoint's config) carries the class names
+        nlohmann::json names = nlohmann::json::object();
+        for (size_t i = 0; i < classes.size(); ++i) names[std::to_string(i)] = classes[i];
+        model_config_["hub_config"]["id2label"] = names;
+      }
     }
     class_names_ = classes;
-    encode_labelled(tr, c.seq_len, classes, c.dir, train_ids_, train_mask_, train_labels_);
+    if (train) {
+      encode_labelled(tr, c.seq_len, classes, c.dir, train_ids_, train_mask_, train_labels_);
+      train_ids_ = first_rows(train_ids_, c.train_limit);
+      train_mask_ = first_rows(train_mask_, c.train_limit);
+      train_labels_ = first_rows(train_labels_, c.train_limit);
+    }
     encode_labelled(te, c.seq_len, classes, c.test_file.empty() ? c.dir : c.test_file, test_ids_, test_mask_,
                     test_labels_);
-    train_ids_ = first_rows(train_ids_, c.train_limit);
-    train_mask_ = first_rows(train_mask_, c.train_limit);
-    train_labels_ = first_rows(train_labels_, c.train_limit);
     test_ids_ = first_rows(test_ids_, c.test_limit);
     test_mask_ = first_rows(test_mask_, c.test_limit);
     test_labels_ = first_rows(test_labels_, c.test_limit);
     num_classes_ = regression_ ? 0 : hc.num_labels;
   }
-  train_size_ = train_ids_.dim(0);
+  {
+    AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
+    model_ = models::create_model(model_config_.at("hub_config"), "model.hub_config", seed);
+  }
+  train_size_ = train ? train_ids_.dim(0) : 0;
   test_size_ = test_ids_.dim(0);
-  check(train_size_ > 0 && test_size_ > 0, "[train] ", c.dir, ": the training or test set is empty");
-  if (!train) train_size_ = 0;
+  check((!train || train_size_ > 0) && test_size_ > 0, "[train] ", c.dir, ": the training or test set is empty");
 }
 
 TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const {

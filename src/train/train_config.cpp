@@ -75,12 +75,17 @@ RunConfig parse_run_config(const nlohmann::json& j) {
     d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
   } else if (d.format == "text" || d.format == "labelled_text") {
     d.seq_len = data.get_int("seq_len", d.seq_len, 3, 1 << 16);
+    const bool has_test_file = d.format == "labelled_text" && !data.get_string("test_file", "").empty();
+    check(!has_test_file || (!data.has("test_fraction") && !data.has("split_seed")), "[config] data.test_file "
+          "is the test set: data.test_fraction and data.split_seed (a split of data.dir) do not apply with it");
     d.test_fraction = data.get_float("test_fraction", d.test_fraction, 0.0, 1.0);
+    check(d.test_fraction > 0 && d.test_fraction < 1, "[config] data.test_fraction: expected a share in (0, 1), got ",
+          d.test_fraction);
     d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
+    d.max_bytes = data.get_int("max_bytes", d.max_bytes, 1, int64_t(1) << 40);
     check(d.max_shift == 0 && !d.hflip, "[config] data.max_shift and data.hflip augment images and audio, not text");
     if (d.format == "text") {
       d.extensions = data.get_string_list("extensions", d.extensions, 0, 64);
-      d.max_bytes = data.get_int("max_bytes", d.max_bytes, 1, int64_t(1) << 40);
       d.mask_prob = data.get_number("mask_prob", d.mask_prob, 0.001, 0.999);
       d.mean_span = data.get_number("mean_span", d.mean_span, 1.0, 64.0);
     } else {
@@ -117,8 +122,9 @@ nlohmann::json data_json(const DataConfig& d) {
               {"extensions", d.extensions}, {"max_bytes", d.max_bytes}, {"mask_prob", d.mask_prob},
               {"mean_span", d.mean_span}});
   } else if (d.format == "labelled_text") {
-    j.update({{"seq_len", d.seq_len}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed},
-              {"test_file", d.test_file}});
+    j.update({{"seq_len", d.seq_len}, {"max_bytes", d.max_bytes}});
+    if (d.test_file.empty()) j.update({{"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});
+    else j["test_file"] = d.test_file;
   }
   return j;
 }

@@ -181,9 +181,9 @@ EvalResult evaluate(const models::ImageClassifier& model, const Tensor& images, 
   return r;
 }
 
-TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
+TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   using Clock = std::chrono::steady_clock;
-  const TrainConfig& tc = cfg.train;
+  const TrainConfig& tc = user_cfg.train;
   set_num_threads(tc.threads);
   std::error_code ec;
   std::filesystem::create_directories(opt.out_dir, ec);
@@ -196,7 +196,11 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     progress.message("removed " + opt.out_dir + "/" + name + ", a temporary file left by a writer that no longer runs");
 
   // The model and its data (train/task.h).
-  Task task(cfg);
+  Task task(user_cfg);
+  // The run as built (a text classifier's hub config gains its classes' id2label): what
+  // checkpoints and config.json store and what a resumed run must match.
+  RunConfig cfg = user_cfg;
+  cfg.model = task.model_config();
   models::Model& model = task.model();
   model.set_activation_checkpointing(tc.activation_checkpointing);
   check_memory_estimate(task, tc);
@@ -343,9 +347,11 @@ TrainResult run_training(const RunConfig& cfg, const TrainOptions& opt) {
     ps.eta_s = run_samples > 0 ? run_s / run_samples * static_cast<double>((total - step) * tc.batch_size) : 0;
     if (progress.is_tty() || log_now) progress.update(ps, log_now);
     if (log_now) {
-      append_metrics(metrics_path, {{"type", "train"}, {"epoch", epoch + 1}, {"step", step},
-                                    {"loss", ps.loss}, {"accuracy", ps.accuracy}, {"lr", lr},
-                                    {"samples_per_s", ps.samples_per_s}, {"elapsed_s", run_s}});
+      nlohmann::json train_record = {{"type", "train"}, {"epoch", epoch + 1}, {"step", step},
+                                     {"loss", ps.loss}, {"accuracy", ps.accuracy}, {"lr", lr},
+                                     {"samples_per_s", ps.samples_per_s}, {"elapsed_s", run_s}};
+      if (ps.accuracy < 0) train_record.erase("accuracy");  // regression
+      append_metrics(metrics_path, train_record);
       if (!result.diverged && ps.loss > kDivergenceFactor * initial_loss && initial_loss > 0) {
         result.diverged = true;
         char line[320];

@@ -170,7 +170,8 @@ TEST(Text, LabelledJsonlAndTsv) {
   ASSERT_EQ(j.texts.size(), 4u);  // the blank line skipped
   EXPECT_EQ(j.texts[1], "two plus two");
   EXPECT_EQ(j.labels[1], "math");
-  EXPECT_EQ(j.labels[3], "1");  // integer labels as their text
+  EXPECT_EQ(j.labels[3], "1");  // numbers as their JSON text
+  EXPECT_EQ(j.lines, (std::vector<int64_t>{1, 2, 4, 5}));  // line 3 is blank
   const data::LabelledText t = data::read_labelled_text(kDir + "/labelled.tsv");
   ASSERT_EQ(t.texts.size(), 3u);
   EXPECT_EQ(t.labels[0], "weather");  // CRLF line ends
@@ -187,6 +188,13 @@ TEST(Text, LabelledJsonlAndTsv) {
   fails("e.tsv", "no tab here\n", {"e.tsv:1", "text<TAB>label"});
   fails("f.tsv", "text\t\n", {"f.tsv:1", "empty label"});
   fails("g.csv", "a,b\n", {"g.csv", ".jsonl or .tsv"});
+  write_bytes(tmp.dir() + "/h.jsonl", "{\"text\": \"x\", \"label\": 0.25}\n");
+  EXPECT_EQ(data::read_labelled_text(tmp.dir() + "/h.jsonl").labels[0], "0.25");
+  EXPECT_TRUE(throws_error([&] { data::read_labelled_text(tmp.dir() + "/h.jsonl", 5); }, {"h.jsonl", "exceed the limit of 5"}));
+  std::filesystem::create_directory(tmp.dir() + "/dir.tsv");
+  EXPECT_TRUE(throws_error([&] { data::read_labelled_text(tmp.dir() + "/dir.tsv"); }, {"dir.tsv", "expected a regular file"}));
+  std::filesystem::create_symlink("/dev/zero", tmp.dir() + "/zero.tsv");
+  EXPECT_TRUE(throws_error([&] { data::read_labelled_text(tmp.dir() + "/zero.tsv"); }, {"zero.tsv", "expected a regular file"}));
 }
 
 }  // namespace

@@ -284,8 +284,8 @@ TEST(Cli, InitFineTunesFromAModelFolder) {
     "data": {"dir": ")" << tmp.path << R"("}})";
   const CliResult r = run_cli("train --config " + cfg + " --out " + tmp.path + "/ft --init " + base + "/export");
   ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("init: re-initialised perceiver.decoder.final_layer.weight ([10, 16] in the folder, [12, 16] in "
-                       "this model)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("init: re-initialised perceiver.decoder.final_layer.weight ([10, 16] float32 in the folder, [12, 16] "
+                       "float32 in this model)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("init: re-initialised perceiver.decoder.final_layer.bias"), std::string::npos) << r.out;
   const auto before = io::load_safetensors(base + "/export/model.safetensors").tensors;
   const auto after = train::read_checkpoint(tmp.path + "/ft/checkpoint.safetensors").params;

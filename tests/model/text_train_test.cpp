@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "perceiver/autograd/grad_mode.h"
+#include "perceiver/core/json_reader.h"
 #include "perceiver/io/model_folder.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/models/registry.h"
@@ -123,6 +124,16 @@ TEST(TextTrain, SequenceClassifierLearnsAndStartsFromAMaskedLM) {
   EXPECT_EQ(r.last_eval.count, 18);
   EXPECT_GE(r.last_eval.accuracy(), 0.9);
   EXPECT_EQ(r.last_eval.num_classes, 3);
+  // the classes (sorted labels) are the export's id2label, and the checkpoint's config holds them
+  const nlohmann::json exported = read_json_file(tmp.path + "/cls/export/config.json");
+  EXPECT_EQ(exported.at("id2label"), nlohmann::json({{"0", "alpha"}, {"1", "beta"}, {"2", "gamma"}}));
+  EXPECT_EQ(train::read_checkpoint(tmp.path + "/cls/model.safetensors").config.model.at("hub_config").at("id2label"),
+            exported.at("id2label"));
+  // a hub config that names the classes decides the ids: here in reverse order
+  nlohmann::json named = j;
+  named["model"]["hub_config"]["id2label"] = {{"0", "gamma"}, {"1", "beta"}, {"2", "alpha"}};
+  train::Task task(train::parse_run_config(named));
+  EXPECT_EQ(task.class_names(), (std::vector<std::string>{"gamma", "beta", "alpha"}));
 
   // --init from a masked LM: the shared encoder is loaded, the classification head is new
   write_corpus(tmp.path + "/corpus", 4);
@@ -185,7 +196,7 @@ TEST(TextTrain, SequenceRegressionLearnsNumericLabels) {
     train::run_training(train::parse_run_config(bad), opt);
     ADD_FAILURE();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("has the label \"many\"; the model has num_labels 1 (regression)"),
+    EXPECT_NE(std::string(e.what()).find("bad.tsv:2: the label \"many\" is not a number; the model has num_labels 1"),
               std::string::npos) << e.what();
   }
 }
@@ -215,16 +226,28 @@ TEST(TextTrain, MismatchedModelsAndDataAreRefused) {
   rc = train::parse_run_config({{"model", {{"num_latents", 4}, {"d_latents", 8}}},
                                 {"data", {{"format", "text"}, {"dir", tmp.path + "/corpus"}}}});
   fails(rc, "expected \"model\": {\"type\": \"perceiver_io\"");
+  rc = text_run(tmp.path + "/corpus", 1);
+  rc.model["hub_config"]["vocab_size"] = 100;
+  fails(rc, "model.hub_config.vocab_size must be at least 262");
+  // integer labels are ordered as numbers: "2" before "10"
+  std::ofstream(tmp.path + "/n.tsv") << "a\t10\nb\t2\nc\t1\nd\t2\ne\t10\nf\t1\ng\t1\nh\t2\ni\t10\n";
+  {
+    train::RunConfig n = train::parse_run_config(
+        {{"model", {{"type", "perceiver_io"}, {"hub_config", hub("PerceiverForSequenceClassification")}}},
+         {"data", {{"format", "labelled_text"}, {"dir", tmp.path + "/n.tsv"}, {"seq_len", 16}, {"test_fraction", 0.2}}}});
+    train::Task task(n);
+    EXPECT_EQ(task.class_names(), (std::vector<std::string>{"1", "2", "10"}));
+  }
   // an image run naming a text model
   rc = train::parse_run_config({{"model", {{"type", "perceiver_io"}, {"hub_config", hub("PerceiverForMaskedLM")}}}});
-  fails(rc, "PerceiverForMaskedLM is not an image classifier; train it from data.format \"text\"");
+  fails(rc, "PerceiverForMaskedLM is not an image classifier (image data, `predict`); train it from data.format \"text\"");
   // a label only the test file has
   const std::string tr = tmp.path + "/tr.tsv", te = tmp.path + "/te.tsv";
   std::ofstream(tr) << "a b c\tx\nd e f\ty\n";
   std::ofstream(te) << "g h i\tz\n";
   rc = train::parse_run_config({{"model", {{"type", "perceiver_io"}, {"hub_config", hub("PerceiverForSequenceClassification")}}},
                                 {"data", {{"format", "labelled_text"}, {"dir", tr}, {"test_file", te}, {"seq_len", 16}}}});
-  fails(rc, "has the label \"z\", which no training example has");
+  fails(rc, "te.tsv:1: the label \"z\" is not one of the 3 classes (x, y, LABEL_2)");
 }
 
 }  // namespace

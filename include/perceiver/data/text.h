@@ -56,12 +56,14 @@ struct MaskingOptions {
 void mask_tokens(const Tensor& ids, const Tensor& attention_mask, const MaskingOptions& options, Rng& rng,
                  Tensor& inputs, Tensor& labels);
 
-// Labelled text: a .jsonl file of {"text": ..., "label": ...} objects (label a string or an
-// integer) or a .tsv file of text<TAB>label lines. Errors name the file and line.
+// Labelled text: a .jsonl file of {"text": ..., "label": ...} objects (label a string or a
+// number, kept as its JSON text) or a .tsv file of text<TAB>label lines. Only regular files of at
+// most max_bytes are read. Errors name the file and line.
 struct LabelledText {
   std::vector<std::string> texts;
   std::vector<std::string> labels;
+  std::vector<int64_t> lines;  // the line of each example in its file (for error messages)
 };
-LabelledText read_labelled_text(const std::string& path);
+LabelledText read_labelled_text(const std::string& path, int64_t max_bytes = int64_t(1) << 31);
 
 }  // namespace perceiver::data

@@ -53,11 +53,15 @@ class Task {
   models::Model& model() { return *model_; }
   int64_t train_size() const { return train_size_; }
   int64_t test_size() const { return test_size_; }
-  // Which documents (masked LM) or how many examples went to each side of the split, for
-  // OUT/data_split.json (tools/text_baselines.py reads it); null for the classifier data formats.
+  // The masked LM's split of whole documents (and the limits), for OUT/data_split.json
+  // (tools/text_baselines.py reads it); null for the other data formats.
   const nlohmann::json& split() const { return split_; }
   // Class names by id (classifiers; empty for the masked LM).
   const std::vector<std::string>& class_names() const { return class_names_; }
+  // The run config's model object as the model was built: a text classifier's hub config gains
+  // the id2label of the data's classes. Checkpoints and config.json store this one, so that
+  // evaluation maps labels as training did.
+  const nlohmann::json& model_config() const { return model_config_; }
   const char* example_word() const { return kind_ == Kind::kMaskedLM ? "sequences" : "examples"; }
   // The training examples perm[first .. first + b) as a batch; augmentation and masking from rng.
   models::TensorMap train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const;
@@ -76,6 +80,7 @@ class Task {
   models::TensorMap forward(const models::TensorMap& batch, Rng* rng) const;
 
   RunConfig config_;
+  nlohmann::json model_config_;
   Kind kind_ = Kind::kClassifier;
   std::unique_ptr<models::Model> model_;
   models::ImageClassifier* classifier_ = nullptr;  // kind classifier
