@@ -64,6 +64,9 @@ def main():
     ap.add_argument("--max-test-bytes", type=int, default=200000, help="predict at most this many held-out bytes")
     a = ap.parse_args()
     split = json.load(open(a.split))
+    if split.get("train_limit") or split.get("test_limit"):
+        print(f"note: the run used train_limit {split.get('train_limit')} / test_limit {split.get('test_limit')} "
+              "sequences; these baselines count and score whole documents")
     train = [read(p) for p in split["train"]]
     test = [read(p) for p in split["test"]]
     positions = [(d, i) for d in test for i in range(len(d))][: a.max_test_bytes]
