@@ -281,6 +281,15 @@ std::string JsonObject::get_string(const std::string& key, const std::string& de
   return v->get<std::string>();
 }
 
+namespace {
+// "a list of 2" / "a list of 0 to 8", the start of a list field's expectation.
+std::string list_of(size_t min_len, size_t max_len) {
+  std::string exp = "a list of " + std::to_string(min_len);
+  if (max_len != min_len) exp += " to " + std::to_string(max_len);
+  return exp;
+}
+}  // namespace
+
 std::vector<int64_t> JsonObject::get_int_list(const std::string& key, const std::vector<int64_t>& def, int64_t min,
                                               int64_t max, size_t min_len, size_t max_len) {
   const json* v = find(key);
@@ -293,9 +302,7 @@ std::vector<int64_t> JsonObject::get_int_list(const std::string& key, const std:
     out.push_back(x);
   }
   if (!ok) {
-    std::string exp = "a list of " + std::to_string(min_len);
-    if (max_len != min_len) exp += " to " + std::to_string(max_len);
-    fail(key, exp + " integers in " + range_text(min, max), *v);
+    fail(key, list_of(min_len, max_len) + " integers in " + range_text(min, max), *v);
   }
   return out;
 }
@@ -311,9 +318,7 @@ std::vector<std::string> JsonObject::get_string_list(const std::string& key, con
     if (ok) out.push_back((*v)[i].get<std::string>());
   }
   if (!ok) {
-    std::string exp = "a list of " + std::to_string(min_len);
-    if (max_len != min_len) exp += " to " + std::to_string(max_len);
-    fail(key, exp + " non-empty strings", *v);
+    fail(key, list_of(min_len, max_len) + " non-empty strings", *v);
   }
   return out;
 }
@@ -333,9 +338,7 @@ std::vector<float> JsonObject::get_float_list(const std::string& key, const std:
     out.push_back(x);
   }
   if (!ok) {
-    std::string exp = "a list of " + std::to_string(min_len);
-    if (max_len != min_len) exp += " to " + std::to_string(max_len);
-    fail(key, exp + " numbers in " + range_text(min, max), *v);
+    fail(key, list_of(min_len, max_len) + " numbers in " + range_text(min, max), *v);
   }
   return out;
 }

@@ -164,23 +164,6 @@ void install_interrupt_handler() {
 bool interrupt_requested() { return g_signal.load() != 0; }
 int interrupt_signal() { return g_signal.load(); }
 
-EvalResult evaluate(const models::ImageClassifier& model, const Tensor& images, const Tensor& labels,
-                    int64_t batch_size) {
-  autograd::NoGradGuard no_grad;
-  check(batch_size > 0, "[evaluate] batch_size must be positive, got ", batch_size);
-  const int64_t n = images.dim(0), k = model.num_classes();
-  check(labels.dtype() == DType::kI32 && labels.rank() == 1 && labels.dim(0) == n,
-        "[evaluate] labels must be int32 (", n, "), got ", shape_str(labels.shape()));
-  EvalResult r;
-  r.num_classes = k;
-  r.confusion.assign(k * k, 0);
-  for (int64_t start = 0; start < n; start += batch_size) {
-    const int64_t len = std::min(batch_size, n - start);
-    accumulate_predictions(model.forward(images.slice0(start, len), nullptr), labels.slice0(start, len), r);
-  }
-  return r;
-}
-
 TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   using Clock = std::chrono::steady_clock;
   const TrainConfig& tc = user_cfg.train;

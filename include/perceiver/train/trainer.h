@@ -33,10 +33,6 @@ struct TrainResult {
 
 TrainResult run_training(const RunConfig& config, const TrainOptions& options);
 
-// Evaluates in batches without recording gradients. images (n, H, W), labels int32 (n).
-EvalResult evaluate(const models::ImageClassifier& model, const Tensor& images, const Tensor& labels,
-                    int64_t batch_size);
-
 // Installs the SIGINT/SIGTERM handler that asks the running loop to checkpoint and stop.
 void install_interrupt_handler();
 bool interrupt_requested();
