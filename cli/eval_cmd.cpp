@@ -51,8 +51,8 @@ Runner add_eval_command(CLI::App& sub) {
                   (long long)r.correct, (long long)r.count, r.loss, r.bits_per_prediction());
       return 0;
     }
-    std::printf("test accuracy: %.4f (%lld/%lld), loss %.4f\n", r.accuracy(), (long long)r.correct,
-                (long long)r.count, r.loss);
+    std::printf("test %s: %.4f (%lld/%lld %s), loss %.4f\n", task.accuracy_name(), r.accuracy(),
+                (long long)r.correct, (long long)r.count, task.prediction_word(), r.loss);
     const int64_t k = r.num_classes;
     const std::vector<std::string>& names = task.class_names();
     std::printf("confusion matrix (rows: true class, columns: predicted):\n%14s", "");

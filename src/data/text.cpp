@@ -203,10 +203,11 @@ void mask_tokens(const Tensor& ids, const Tensor& attention_mask, const MaskingO
   }
 }
 
-LabelledText read_labelled_text(const std::string& path, int64_t max_bytes) {
-  const bool jsonl = ends_with(path, ".jsonl"), tsv = ends_with(path, ".tsv");
-  if (!jsonl && !tsv) throw_error("[text] ", path, ": expected a .jsonl or .tsv file of labelled text");
-  // a FIFO or device would block or never end; a huge file would exhaust memory
+namespace {
+
+// A regular file of at most max_bytes opened for reading (a FIFO or device would block or never
+// end; a huge file would exhaust memory).
+std::ifstream open_regular_file(const std::string& path, int64_t max_bytes) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) throw_error("[text] ", path, ": no such file");
@@ -216,6 +217,15 @@ LabelledText read_labelled_text(const std::string& path, int64_t max_bytes) {
     throw_error("[text] ", path, ": ", size, " bytes exceed the limit of ", max_bytes, " (data.max_bytes)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_error("[text] ", path, ": cannot open: ", std::strerror(errno));
+  return in;
+}
+
+}  // namespace
+
+LabelledText read_labelled_text(const std::string& path, int64_t max_bytes) {
+  const bool jsonl = ends_with(path, ".jsonl"), tsv = ends_with(path, ".tsv");
+  if (!jsonl && !tsv) throw_error("[text] ", path, ": expected a .jsonl or .tsv file of labelled text");
+  std::ifstream in = open_regular_file(path, max_bytes);
   LabelledText out;
   std::string line;
   int64_t line_no = 0;
@@ -247,6 +257,86 @@ LabelledText read_labelled_text(const std::string& path, int64_t max_bytes) {
   }
   if (in.bad()) throw_error("[text] ", path, ": read error");
   if (out.texts.empty()) throw_error("[text] ", path, ": no labelled examples");
+  return out;
+}
+
+namespace {
+
+// One tag as text: a string, or a number kept as its JSON text.
+std::string tag_text(const nlohmann::json& t, const std::string& where, size_t i) {
+  if (t.is_string() && !t.get<std::string>().empty()) return t.get<std::string>();
+  if (t.is_number()) return t.dump();
+  throw_error("[text] ", where, ": tags[", i, "]: expected a non-empty string or a number, got ", t.dump());
+}
+
+void add_sentence(TaggedText& out, std::vector<std::string>& tokens, std::vector<std::string>& tags, int64_t line) {
+  if (tokens.empty()) return;
+  out.tokens.push_back(std::move(tokens));
+  out.tags.push_back(std::move(tags));
+  out.lines.push_back(line);
+  tokens.clear();
+  tags.clear();
+}
+
+}  // namespace
+
+TaggedText read_tagged_text(const std::string& path, int64_t max_bytes) {
+  const bool jsonl = ends_with(path, ".jsonl"), conll = ends_with(path, ".conll");
+  if (!jsonl && !conll) throw_error("[text] ", path, ": expected a .jsonl or .conll file of tagged text");
+  std::ifstream in = open_regular_file(path, max_bytes);
+  TaggedText out;
+  std::vector<std::string> tokens, tags;
+  int64_t first_line = 0;  // CoNLL: the first line of the sentence being read
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const std::string where = path + ":" + std::to_string(line_no);
+    if (conll) {
+      // "token ... tag" per line (whitespace-separated columns, the tag last); a blank line ends
+      // a sentence; CoNLL-2003's -DOCSTART- lines are skipped
+      std::vector<std::string> cols;
+      size_t i = 0;
+      while (i < line.size()) {
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+        size_t j = i;
+        while (j < line.size() && line[j] != ' ' && line[j] != '\t') ++j;
+        if (j > i) cols.push_back(line.substr(i, j - i));
+        i = j;
+      }
+      if (cols.empty()) {
+        add_sentence(out, tokens, tags, first_line);
+        continue;
+      }
+      if (cols[0] == "-DOCSTART-") continue;
+      if (cols.size() < 2) throw_error("[text] ", where, ": expected a token and its tag (columns separated by spaces or tabs)");
+      if (tokens.empty()) first_line = line_no;
+      tokens.push_back(cols.front());
+      tags.push_back(cols.back());
+      continue;
+    }
+    if (line.empty()) continue;
+    const nlohmann::json j = parse_json(line, where, "text");
+    JsonObject o(j, JsonObject::Mode::kLenient, "text", where);
+    const nlohmann::json* tok = o.find("tokens");
+    const nlohmann::json* tg = o.find("tags");
+    if (!tok || !tok->is_array() || tok->empty()) throw_error("[text] ", where, ": expected \"tokens\", a non-empty list of strings");
+    if (!tg || !tg->is_array()) throw_error("[text] ", where, ": expected \"tags\", a list with one tag per token");
+    if (tg->size() != tok->size())
+      throw_error("[text] ", where, ": ", tok->size(), " tokens but ", tg->size(), " tags (one tag per token)");
+    for (size_t i = 0; i < tok->size(); ++i) {
+      const nlohmann::json& t = (*tok)[i];
+      if (!t.is_string() || t.get<std::string>().empty())
+        throw_error("[text] ", where, ": tokens[", i, "]: expected a non-empty string, got ", t.dump());
+      tokens.push_back(t.get<std::string>());
+      tags.push_back(tag_text((*tg)[i], where, i));
+    }
+    add_sentence(out, tokens, tags, line_no);
+  }
+  if (in.bad()) throw_error("[text] ", path, ": read error");
+  add_sentence(out, tokens, tags, first_line);
+  if (out.tokens.empty()) throw_error("[text] ", path, ": no tagged sentences");
   return out;
 }
 

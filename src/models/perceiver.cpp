@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "perceiver/autograd/functions.h"
+#include "perceiver/models/audio_filterbank.h"
 #include "perceiver/models/perceiver_io/position_encoding.h"
 
 namespace perceiver::models {
@@ -15,11 +16,25 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
   // HF generate_fourier_features over the linspace(-1, 1) grid: [pos, sin, cos] (spec 5.2-5.3)
   positions_ = c.fourier_spec().grid(c.image_size);
   // HF PerceiverEmbeddings: latents (N, D), trained from N(0, init_std) (truncated).
-  if (c.input_projection > 0)
-    input_projection_ = register_module(
-        "perceiver.input_preprocessor.projection",
-        std::make_shared<nn::Linear>(c.in_channels, (c.input_projection_type == "log_power" ? 2 : 1) * c.input_projection,
-                                     true, rng, linear_std));
+  if (c.input_projection > 0) {
+    auto projection = std::make_shared<nn::Linear>(
+        c.in_channels, (c.input_projection_type == "log_power" ? 2 : 1) * c.input_projection, true, rng, linear_std);
+    if (c.input_projection_init == "mel") {
+      // log_power filters start as a mel-spaced Gabor filterbank (a log-mel-like spectrogram), bias 0
+      Tensor weight = projection->weight(), bias = projection->bias();  // handles share storage
+      mel_gabor_filterbank(c.in_channels, c.input_projection, c.sample_rate, weight.data<float>());
+      std::fill_n(bias.data<float>(), bias.numel(), 0.0f);
+    }
+    if (c.input_projection_trainable) {
+      input_projection_ = register_module("perceiver.input_preprocessor.projection", projection);
+    } else {
+      // a fixed filterbank: the same names, saved and loaded as buffers, never trained
+      projection_weight_ = register_buffer("perceiver.input_preprocessor.projection.weight",
+                                           projection->weight().detach().clone());
+      projection_bias_ = register_buffer("perceiver.input_preprocessor.projection.bias",
+                                         projection->bias().detach().clone());
+    }
+  }
   latents_ = register_parameter("perceiver.embeddings.latents",
                                 nn::init_truncated_normal({c.num_latents, c.d_latents}, c.init_std, rng));
   for (int s = 0; s < c.num_weight_sets(); ++s) {
@@ -92,12 +107,15 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
 
   // inputs = concat([pixels, fourier(pos)], channels)            (B, M, C)
   Tensor pixels = ag::reshape(images, {b, m, c.in_channels});
-  if (input_projection_ && c.input_projection_type == "gelu") {
+  auto project = [&](const Tensor& x) {  // Linear(x), trained or fixed
+    return input_projection_ ? input_projection_->forward(x) : ag::linear(x, projection_weight_, projection_bias_);
+  };
+  if (c.input_projection > 0 && c.input_projection_type == "gelu") {
     // learned projection of each element: GELU(Linear(pixels))            (B, M, P)
-    pixels = ag::gelu(input_projection_->forward(pixels));
-  } else if (input_projection_) {
-    // log power of learned filter pairs: log(mean_pair(Linear(pixels)^2) + 1e-4)   (B, M, P)
-    Tensor y = input_projection_->forward(pixels);                        // (B, M, 2P)
+    pixels = ag::gelu(project(pixels));
+  } else if (c.input_projection > 0) {
+    // log power of filter pairs: log(mean_pair(Linear(pixels)^2) + 1e-4)   (B, M, P)
+    Tensor y = project(pixels);                                           // (B, M, 2P)
     Tensor power = ag::mean(ag::reshape(ag::mul(y, y), {b, m, c.input_projection, 2}), 3);
     pixels = ag::log(power, 1e-4f);
   }

@@ -40,11 +40,12 @@ nlohmann::json normalize_perceiver_io_classifier_config(const nlohmann::json& j,
   }
   const perceiver_io::HfPerceiverConfig c = perceiver_io::parse_hf_config(hub_json, where);
   if (!is_image_classification(c.task) && c.task != PerceiverTask::kMaskedLM &&
-      c.task != PerceiverTask::kSequenceClassification)
+      c.task != PerceiverTask::kSequenceClassification && c.task != PerceiverTask::kTokenClassification)
     throw_error("[config] ", where, ": ", c.architecture, " cannot be trained from a run config; it trains "
                 "PerceiverForImageClassificationLearned, PerceiverForImageClassificationFourier, "
                 "PerceiverForImageClassificationConvProcessing (image data), PerceiverForMaskedLM (data.format "
-                "\"text\") and PerceiverForSequenceClassification (data.format \"labelled_text\")");
+                "\"text\"), PerceiverForSequenceClassification (data.format \"labelled_text\") and "
+                "PerceiverForTokenClassification (data.format \"tagged_text\")");
   if (!is_image_classification(c.task)) {  // a text model: no image channels
     if (j.contains("in_channels"))
       throw_error("[config] ", path, ".in_channels: applies to image classifiers, not to ", c.architecture);
@@ -58,7 +59,8 @@ PerceiverIOImageClassifier::PerceiverIOImageClassifier(const nlohmann::json& nor
   const perceiver_io::HfPerceiverConfig c = perceiver_io::parse_hf_config(normalized.at("hub_config"), "model.hub_config");
   if (!is_image_classification(c.task))
     throw_error("[config] model.hub_config: ", c.architecture, " is not an image classifier (image data, `predict`); "
-                "train it from data.format ", c.task == PerceiverTask::kMaskedLM ? "\"text\"" : "\"labelled_text\"");
+                "train it from data.format ", c.task == PerceiverTask::kMaskedLM ? "\"text\""
+                : c.task == PerceiverTask::kTokenClassification ? "\"tagged_text\"" : "\"labelled_text\"");
   in_channels_ = normalized.value("in_channels", int64_t(1));
   model_ = register_module("", std::make_shared<perceiver_io::PerceiverIO>(c, seed));
 }

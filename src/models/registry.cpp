@@ -40,6 +40,8 @@ const std::vector<ModelClass>& model_classes() {
       {"PerceiverForMultimodalAutoencoding", "video + audio + label autoencoder", create_perceiver_io},
       {"PerceiverForSequenceClassification", "byte-level text classifier (regression with num_labels 1)",
        create_perceiver_io},
+      {"PerceiverForTokenClassification", "byte-level tagger: a class per byte (ours; not in transformers)",
+       create_perceiver_io},
       {"ViTForImageClassification", "Vision Transformer image classifier", create_vit},
       {Perceiver::kArchitecture, "the Perceiver (2103.03206) classifier of run configs", create_perceiver_classifier},
   };

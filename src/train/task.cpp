@@ -92,6 +92,73 @@ void encode_labelled(const data::LabelledText& t, int64_t seq_len, const std::ve
   }
 }
 
+// Tagged sentences as token ids (n, L) and a class id per position (n, L): [CLS], the tokens'
+// bytes joined by single spaces, [SEP], [PAD]; every byte (id) of a token carries its tag, the
+// spaces, [CLS], [SEP] and padding -100 (not predicted). Tokens past L - 2 ids are cut.
+void encode_tagged(const data::TaggedText& t, int64_t seq_len, const std::vector<std::string>& classes,
+                   const std::string& file, Tensor& ids, Tensor& mask, Tensor& labels) {
+  namespace bt = data::byte_tokens;
+  const int64_t n = t.size();
+  ids = Tensor::zeros({n, seq_len}, DType::kI32);
+  mask = Tensor::zeros({n, seq_len}, DType::kI32);
+  labels = Tensor::empty({n, seq_len}, DType::kI32);
+  std::fill_n(labels.data<int32_t>(), n * seq_len, -100);
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t* id = ids.data<int32_t>() + i * seq_len;
+    int32_t* y = labels.data<int32_t>() + i * seq_len;
+    int64_t pos = 0;
+    id[pos++] = bt::kCls;
+    const auto& tokens = t.tokens[static_cast<size_t>(i)];
+    const auto& tags = t.tags[static_cast<size_t>(i)];
+    for (size_t k = 0; k < tokens.size() && pos < seq_len - 1; ++k) {
+      const auto it = std::find(classes.begin(), classes.end(), tags[k]);
+      if (it == classes.end())
+        throw_error("[data] ", file, ":", t.lines[static_cast<size_t>(i)], ": the tag \"", tags[k], "\" of token ", k,
+                    " is not one of the ", classes.size(), " classes (",
+                    classes.size() <= 8 ? join(classes) : join(classes, 8) + ", ...",
+                    "): the model's id2label, or the tags of the training sentences");
+      if (k > 0) id[pos++] = bt::kByteOffset + ' ';  // the separator: not predicted
+      for (int32_t b : data::tokenize_bytes(tokens[k])) {
+        if (pos >= seq_len - 1) break;
+        y[pos] = static_cast<int32_t>(it - classes.begin());
+        id[pos++] = b;
+      }
+    }
+    id[pos++] = bt::kSep;
+    std::fill_n(mask.data<int32_t>() + i * seq_len, pos, 1);
+  }
+}
+
+// Examples split into a training and a test set: the first max(1, round(fraction n)) of a seeded
+// shuffle are the test set (at least one each).
+template <typename Examples>
+void split_examples(Examples all, const DataConfig& c, Examples& train, Examples& test, int64_t n,
+                    void (*move_one)(Examples& from, int64_t i, Examples& to)) {
+  check(n >= 2, "[data] ", c.dir, ": holding out a test share needs at least 2 examples, got ", n);
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  Rng rng(c.split_seed, 0x1abe1ULL);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(static_cast<uint32_t>(i + 1))]);
+  const int64_t n_test = std::clamp<int64_t>(std::llround(c.test_fraction * static_cast<double>(n)), 1, n - 1);
+  for (int64_t k = 0; k < n; ++k) move_one(all, order[k], k < n_test ? test : train);
+}
+
+// Tagged sentences split into training and test sentences (test_file, or a seeded test_fraction).
+void split_tagged(const DataConfig& c, data::TaggedText& train, data::TaggedText& test) {
+  data::TaggedText all = data::read_tagged_text(c.dir, c.max_bytes);
+  if (!c.test_file.empty()) {
+    train = std::move(all);
+    test = data::read_tagged_text(c.test_file, c.max_bytes);
+    return;
+  }
+  const int64_t n = all.size();
+  split_examples<data::TaggedText>(std::move(all), c, train, test, n, [](data::TaggedText& from, int64_t i, data::TaggedText& to) {
+    to.tokens.push_back(std::move(from.tokens[static_cast<size_t>(i)]));
+    to.tags.push_back(std::move(from.tags[static_cast<size_t>(i)]));
+    to.lines.push_back(from.lines[static_cast<size_t>(i)]);
+  });
+}
+
 // Labelled text split into training and test examples (test_file, or a seeded test_fraction).
 void split_labelled(const DataConfig& c, data::LabelledText& train, data::LabelledText& test) {
   data::LabelledText all = data::read_labelled_text(c.dir, c.max_bytes);
@@ -101,18 +168,11 @@ void split_labelled(const DataConfig& c, data::LabelledText& train, data::Labell
     return;
   }
   const int64_t n = static_cast<int64_t>(all.texts.size());
-  check(n >= 2, "[data] ", c.dir, ": holding out a test share needs at least 2 examples, got ", n);
-  std::vector<int64_t> order(n);
-  for (int64_t i = 0; i < n; ++i) order[i] = i;
-  Rng rng(c.split_seed, 0x1abe1ULL);
-  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(static_cast<uint32_t>(i + 1))]);
-  const int64_t n_test = std::clamp<int64_t>(std::llround(c.test_fraction * static_cast<double>(n)), 1, n - 1);
-  for (int64_t k = 0; k < n; ++k) {
-    data::LabelledText& dst = k < n_test ? test : train;
-    dst.texts.push_back(std::move(all.texts[order[k]]));
-    dst.labels.push_back(std::move(all.labels[order[k]]));
-    dst.lines.push_back(all.lines[order[k]]);
-  }
+  split_examples<data::LabelledText>(std::move(all), c, train, test, n, [](data::LabelledText& from, int64_t i, data::LabelledText& to) {
+    to.texts.push_back(std::move(from.texts[static_cast<size_t>(i)]));
+    to.labels.push_back(std::move(from.labels[static_cast<size_t>(i)]));
+    to.lines.push_back(from.lines[static_cast<size_t>(i)]);
+  });
 }
 
 Tensor first_rows(const Tensor& t, int64_t limit) {
@@ -170,8 +230,10 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
   // evaluation loads weights over the model: no initialisation
   std::optional<nn::SkipInitGuard> no_init;
   if (!train) no_init.emplace();
-  kind_ = c.format == "text" ? Kind::kMaskedLM : c.format == "labelled_text" ? Kind::kSequenceClassifier
-                                                                              : Kind::kClassifier;
+  kind_ = c.format == "text"            ? Kind::kMaskedLM
+          : c.format == "labelled_text" ? Kind::kSequenceClassifier
+          : c.format == "tagged_text"   ? Kind::kTokenClassifier
+                                        : Kind::kClassifier;
   if (kind_ == Kind::kClassifier) {
     test_set_ = load_dataset(config, false);
     train_set_ = train ? load_dataset(config, true) : test_set_;
@@ -206,7 +268,9 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
   }
 
   // Text: the model is an HF Perceiver IO text model named by its hub config.
-  const char* want = kind_ == Kind::kMaskedLM ? "PerceiverForMaskedLM" : "PerceiverForSequenceClassification";
+  const char* want = kind_ == Kind::kMaskedLM          ? "PerceiverForMaskedLM"
+                     : kind_ == Kind::kTokenClassifier ? "PerceiverForTokenClassification"
+                                                       : "PerceiverForSequenceClassification";
   const nlohmann::json* hub = config.model.contains("hub_config") ? &config.model.at("hub_config") : nullptr;
   if (config.model.value("type", "") != "perceiver_io" || !hub || models::architecture_of(*hub, "model") != want)
     throw_error("[config] data.format \"", c.format, "\" trains a ", want, ": expected \"model\": {\"type\": "
@@ -240,14 +304,23 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
     test_mask_ = first_rows(te.attention_mask, c.test_limit);
   } else {
     data::LabelledText tr, te;
-    split_labelled(c, tr, te);
-    regression_ = hc.num_labels == 1;  // HF: num_labels 1 is regression (MSE)
+    data::TaggedText tagged_tr, tagged_te;
+    std::vector<std::string> labels_seen;  // the training labels (tags), for the class list
+    if (kind_ == Kind::kTokenClassifier) {
+      split_tagged(c, tagged_tr, tagged_te);
+      for (const auto& tags : tagged_tr.tags) labels_seen.insert(labels_seen.end(), tags.begin(), tags.end());
+    } else {
+      split_labelled(c, tr, te);
+      labels_seen = tr.labels;
+    }
+    // HF: num_labels 1 is regression (MSE); a tagger with one tag is a plain (if useless) classifier
+    regression_ = kind_ == Kind::kSequenceClassifier && hc.num_labels == 1;
     std::vector<std::string> classes;
     if (!regression_) {
       if (!hc.id2label.empty()) {
         classes = hc.id2label;  // the hub config names the classes: ids follow it
       } else {
-        classes = sorted_classes(tr.labels);
+        classes = sorted_classes(labels_seen);
         check(hc.num_labels >= static_cast<int64_t>(classes.size()), "[train] the model's num_labels (",
               hc.num_labels, ") is less than the data's ", classes.size(), " classes");
         for (int64_t i = static_cast<int64_t>(classes.size()); i < hc.num_labels; ++i)
@@ -259,14 +332,19 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
       }
     }
     class_names_ = classes;
+    const std::string test_source = c.test_file.empty() ? c.dir : c.test_file;
+    if (kind_ == Kind::kTokenClassifier) {
+      if (train) encode_tagged(tagged_tr, c.seq_len, classes, c.dir, train_ids_, train_mask_, train_labels_);
+      encode_tagged(tagged_te, c.seq_len, classes, test_source, test_ids_, test_mask_, test_labels_);
+    } else {
+      if (train) encode_labelled(tr, c.seq_len, classes, c.dir, train_ids_, train_mask_, train_labels_);
+      encode_labelled(te, c.seq_len, classes, test_source, test_ids_, test_mask_, test_labels_);
+    }
     if (train) {
-      encode_labelled(tr, c.seq_len, classes, c.dir, train_ids_, train_mask_, train_labels_);
       train_ids_ = first_rows(train_ids_, c.train_limit);
       train_mask_ = first_rows(train_mask_, c.train_limit);
       train_labels_ = first_rows(train_labels_, c.train_limit);
     }
-    encode_labelled(te, c.seq_len, classes, c.test_file.empty() ? c.dir : c.test_file, test_ids_, test_mask_,
-                    test_labels_);
     test_ids_ = first_rows(test_ids_, c.test_limit);
     test_mask_ = first_rows(test_mask_, c.test_limit);
     test_labels_ = first_rows(test_labels_, c.test_limit);
@@ -298,7 +376,7 @@ TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int
     return {{"inputs", x}, {"labels", y}};
   }
   Tensor ids = gather_rows(train_ids_, idx, b), mask = gather_rows(train_mask_, idx, b);
-  if (kind_ == Kind::kSequenceClassifier)
+  if (kind_ != Kind::kMaskedLM)
     return {{"inputs", ids}, {"attention_mask", mask}, {"labels", gather_rows(train_labels_, idx, b)}};
   // masked LM: a fresh corruption of every sequence
   data::MaskingOptions mo{config_.data.mask_prob, config_.data.mean_span};
@@ -311,7 +389,7 @@ TensorMap Task::test_batch(int64_t first, int64_t count) const {
   if (kind_ == Kind::kClassifier)
     return {{"inputs", test_set_.inputs.slice0(first, count)}, {"labels", test_set_.labels.slice0(first, count)}};
   Tensor ids = test_ids_.slice0(first, count), mask = test_mask_.slice0(first, count);
-  if (kind_ == Kind::kSequenceClassifier)
+  if (kind_ != Kind::kMaskedLM)
     return {{"inputs", ids}, {"attention_mask", mask}, {"labels", test_labels_.slice0(first, count)}};
   // masked LM: each test sequence masked once, by a generator of its own (fixed held-out task)
   const int64_t len = ids.dim(1);
@@ -331,7 +409,7 @@ TensorMap Task::forward(const TensorMap& batch, Rng* rng) const {
   if (kind_ == Kind::kClassifier) return {{"logits", classifier_->forward(batch.at("inputs"), rng)}};
   TensorMap in = {{"inputs", batch.at("inputs")}, {"attention_mask", batch.at("attention_mask")}};
   const int64_t len = batch.at("inputs").dim(1);
-  if (kind_ == Kind::kMaskedLM && len < decoder_outputs_) {
+  if ((kind_ == Kind::kMaskedLM || kind_ == Kind::kTokenClassifier) && len < decoder_outputs_) {
     // decode only the sequence's positions (HF decodes all max_position_embeddings queries)
     Tensor points = Tensor::empty({len}, DType::kI32);
     for (int64_t i = 0; i < len; ++i) points.data<int32_t>()[i] = static_cast<int32_t>(i);
@@ -350,10 +428,11 @@ Tensor Task::loss(const TensorMap& batch, float label_smoothing, Rng* rng, EvalR
     return model_->loss(out, batch);
   }
   if (stats) accumulate_predictions(logits, labels, *stats);
-  if (kind_ == Kind::kMaskedLM) {
-    // cross_entropy over the masked bytes: logits (B, L, V) -> (B*L, V), labels < 0 ignored
+  if (kind_ == Kind::kMaskedLM || kind_ == Kind::kTokenClassifier) {
+    // cross_entropy over the masked (tagged) bytes: logits (B, L, K) -> (B*L, K), labels < 0 ignored
     const int64_t k = logits.dim(-1), rows = logits.numel() / k;
-    return ag::cross_entropy(ag::reshape(logits, {rows, k}), labels.reshape({rows}), 0.0f);
+    return ag::cross_entropy(ag::reshape(logits, {rows, k}), labels.reshape({rows}),
+                             kind_ == Kind::kMaskedLM ? 0.0f : label_smoothing);
   }
   return ag::cross_entropy(logits, labels, label_smoothing);
 }
@@ -384,6 +463,7 @@ int64_t Task::activation_bytes_per_example(bool checkpointing) const {
   int64_t floats = p.perceiver().activation_floats(len, checkpointing);
   // the decoder over the sequence's queries (masked LM) and its logits
   if (kind_ == Kind::kMaskedLM) floats += len * (8 * d + 2 * p.config().vocab_size);
+  if (kind_ == Kind::kTokenClassifier) floats += len * (8 * d + 2 * p.config().num_labels);
   return static_cast<int64_t>(sizeof(float)) * floats;
 }
 

@@ -43,7 +43,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   tr.finish();
 
   DataConfig& d = rc.data;
-  d.format = data.get_string("format", d.format, {"idx", "wav", "image_folder", "text", "labelled_text"});
+  d.format = data.get_string("format", d.format, {"idx", "wav", "image_folder", "text", "labelled_text", "tagged_text"});
   d.dir = data.get_string("dir", d.dir);
   d.train_limit = data.get_int("train_limit", d.train_limit, 0, int64_t(1) << 40);
   d.test_limit = data.get_int("test_limit", d.test_limit, 0, int64_t(1) << 40);
@@ -73,9 +73,9 @@ RunConfig parse_run_config(const nlohmann::json& j) {
     check(d.channels != 2, "[config] data.channels: expected 1 (grey) or 3 (RGB), got 2");
     d.test_fraction = data.get_float("test_fraction", d.test_fraction, 0.0, 1.0);
     d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
-  } else if (d.format == "text" || d.format == "labelled_text") {
+  } else if (d.format == "text" || d.format == "labelled_text" || d.format == "tagged_text") {
     d.seq_len = data.get_int("seq_len", d.seq_len, 3, 1 << 16);
-    const bool has_test_file = d.format == "labelled_text" && !data.get_string("test_file", "").empty();
+    const bool has_test_file = d.format != "text" && !data.get_string("test_file", "").empty();
     check(!has_test_file || (!data.has("test_fraction") && !data.has("split_seed")), "[config] data.test_file "
           "is the test set: data.test_fraction and data.split_seed (a split of data.dir) do not apply with it");
     d.test_fraction = data.get_float("test_fraction", d.test_fraction, 0.0, 1.0);
@@ -121,7 +121,7 @@ nlohmann::json data_json(const DataConfig& d) {
     j.update({{"seq_len", d.seq_len}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed},
               {"extensions", d.extensions}, {"max_bytes", d.max_bytes}, {"mask_prob", d.mask_prob},
               {"mean_span", d.mean_span}});
-  } else if (d.format == "labelled_text") {
+  } else if (d.format == "labelled_text" || d.format == "tagged_text") {
     j.update({{"seq_len", d.seq_len}, {"max_bytes", d.max_bytes}});
     if (d.test_file.empty()) j.update({{"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});
     else j["test_file"] = d.test_file;

@@ -363,9 +363,9 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
                       (long long)(epoch + 1), tc.epochs, e.loss, (long long)e.count, eval_s, format_duration(run_s).c_str());
       else
         std::snprintf(line, sizeof(line), "epoch %lld/%d: test %s %.4f, test loss %.4f%s (%lld %s, %.1fs); elapsed %s",
-                      (long long)(epoch + 1), tc.epochs, mlm ? "masked-byte accuracy" : "accuracy", e.accuracy(), e.loss,
+                      (long long)(epoch + 1), tc.epochs, task.accuracy_name(), e.accuracy(), e.loss,
                       mlm ? (", " + std::to_string(e.bits_per_prediction()).substr(0, 6) + " bits per byte").c_str() : "",
-                      (long long)e.count, mlm ? "masked bytes" : "examples", eval_s, format_duration(run_s).c_str());
+                      (long long)e.count, task.prediction_word(), eval_s, format_duration(run_s).c_str());
       progress.message(line);
       nlohmann::json record = {{"type", "eval"}, {"epoch", epoch + 1}, {"step", step},
                                {"test_accuracy", result.last_eval.accuracy()}, {"test_loss", result.last_eval.loss},

@@ -144,11 +144,13 @@ void wav(const uint8_t* d, size_t n) {
 }
 
 // Text: the first byte picks the reader (0: a text document, raw or gzip, then its sequences
-// and a masked-LM corruption; 1: labelled JSONL; 2: labelled TSV), the rest is the file.
+// and a masked-LM corruption; 1: labelled JSONL; 2: labelled TSV; 3: tagged JSONL; 4: CoNLL),
+// the rest is the file.
 void text(const uint8_t* d, size_t n) {
   if (n == 0) return;
-  const int mode = d[0] % 3;
-  const std::string path = scratch_path() + (mode == 1 ? ".jsonl" : mode == 2 ? ".tsv" : ".txt");
+  const int mode = d[0] % 5;
+  const char* ext[] = {".txt", ".jsonl", ".tsv", ".jsonl", ".conll"};
+  const std::string path = scratch_path() + ext[mode];
   {
     std::FILE* f = std::fopen(path.c_str(), "wb");
     if (!f) throw std::runtime_error("cannot write " + path);
@@ -170,9 +172,16 @@ void text(const uint8_t* d, size_t n) {
         const int32_t y = labels.data<int32_t>()[i];
         check(y == -100 || y == s.ids.data<int32_t>()[i], "labels are the original ids or -100");
       }
-    } else {
+    } else if (mode <= 2) {
       const data::LabelledText t = data::read_labelled_text(path);
       check(t.texts.size() == t.labels.size() && !t.texts.empty(), "one label per text");
+    } else {
+      const data::TaggedText t = data::read_tagged_text(path);
+      check(t.size() > 0 && t.tags.size() == t.tokens.size() && t.lines.size() == t.tokens.size(), "sentences");
+      for (int64_t i = 0; i < t.size(); ++i) {
+        check(!t.tokens[i].empty() && t.tokens[i].size() == t.tags[i].size(), "one tag per token");
+        for (const auto& tok : t.tokens[i]) check(!tok.empty(), "tokens are not empty");
+      }
     }
   });
   std::remove(path.c_str());

@@ -197,5 +197,40 @@ TEST(Text, LabelledJsonlAndTsv) {
   EXPECT_TRUE(throws_error([&] { data::read_labelled_text(tmp.dir() + "/zero.tsv"); }, {"zero.tsv", "expected a regular file"}));
 }
 
+TEST(Text, TaggedJsonlAndConll) {
+  const data::TaggedText j = data::read_tagged_text(kDir + "/tagged.jsonl");
+  ASSERT_EQ(j.size(), 3);  // the blank line skipped
+  EXPECT_EQ(j.tokens[0], (std::vector<std::string>{"Ada", "wrote", "notes", "in", "1843", "."}));
+  EXPECT_EQ(j.tags[0], (std::vector<std::string>{"PER", "O", "O", "O", "DATE", "O"}));
+  EXPECT_EQ(j.tags[1][2], "LOC");
+  EXPECT_EQ(j.tags[2], (std::vector<std::string>{"1", "2.5"}));  // numbers as their JSON text
+  EXPECT_EQ(j.lines, (std::vector<int64_t>{1, 3, 4}));
+  const data::TaggedText c = data::read_tagged_text(kDir + "/tagged.conll");
+  ASSERT_EQ(c.size(), 2);  // -DOCSTART- skipped; runs of blank lines end one sentence
+  EXPECT_EQ(c.tokens[0], (std::vector<std::string>{"Ada", "wrote"}));
+  EXPECT_EQ(c.tags[0], (std::vector<std::string>{"B-PER", "O"}));  // the last column; CRLF
+  EXPECT_EQ(c.tokens[1], (std::vector<std::string>{"in", "1843"}));  // tabs or spaces
+  EXPECT_EQ(c.tags[1], (std::vector<std::string>{"O", "B-DATE"}));
+  EXPECT_EQ(c.lines, (std::vector<int64_t>{3, 6}));
+  TempDir tmp;
+  const auto fails = [&](const std::string& name, const std::string& content, const std::vector<std::string>& parts) {
+    write_bytes(tmp.dir() + "/" + name, content);
+    EXPECT_TRUE(throws_error([&] { data::read_tagged_text(tmp.dir() + "/" + name); }, parts)) << name;
+  };
+  fails("a.jsonl", "{\"tokens\": [\"a\", \"b\"], \"tags\": [\"X\"]}\n", {"a.jsonl:1", "2 tokens but 1 tags"});
+  fails("b.jsonl", "{\"tokens\": [\"a\"], \"tags\": [\"X\"]}\n{\"tokens\": [], \"tags\": []}\n",
+        {"b.jsonl:2", "non-empty list of strings"});
+  fails("c.jsonl", "{\"tokens\": [\"a\", \"\"], \"tags\": [\"X\", \"Y\"]}\n", {"c.jsonl:1", "tokens[1]: expected a non-empty string"});
+  fails("d.jsonl", "{\"tokens\": [\"a\"], \"tags\": [null]}\n", {"d.jsonl:1", "tags[0]: expected a non-empty string or a number"});
+  fails("e.jsonl", "{\"tokens\": [\"a\"]}\n", {"e.jsonl:1", "\"tags\""});
+  fails("f.jsonl", "{\"tokens\": [\"a\"], \"tags\": [\"X\"]\n", {"f.jsonl:1"});
+  fails("g.conll", "word\n", {"g.conll:1", "expected a token and its tag"});
+  fails("h.conll", "\n-DOCSTART- O\n\n", {"h.conll", "no tagged sentences"});
+  fails("i.txt", "a O\n", {"i.txt", ".jsonl or .conll"});
+  EXPECT_TRUE(throws_error([&] { data::read_tagged_text(kDir + "/tagged.jsonl", 10); }, {"tagged.jsonl", "exceed the limit of 10"}));
+  std::filesystem::create_symlink("/dev/zero", tmp.dir() + "/zero.conll");
+  EXPECT_TRUE(throws_error([&] { data::read_tagged_text(tmp.dir() + "/zero.conll"); }, {"zero.conll", "expected a regular file"}));
+}
+
 }  // namespace
 }  // namespace perceiver

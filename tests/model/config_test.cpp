@@ -225,6 +225,7 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
       {"model", "image_size", 1, 4096, {{"max_resolution", {4096, 4096}}}},
       {"model", "in_channels", 1, 4096, {}},
       {"model", "input_projection", 0, 1 << 16, {}},
+      {"model", "sample_rate", 1.0, 1e7, {}},
       {"model", "num_fourier_bands", 1, 1024, {}},
       {"model", "max_resolution", 1, 65536, {}},
       {"model", "num_latents", 1, 1 << 20, {}},
@@ -265,6 +266,7 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
       {"model", "image_size", 1, 4096, {{"max_resolution", {4096}}}},  // 1-D: frames
       {"model", "in_channels", 1, 4096, {}},
       {"model", "input_projection", 0, 1 << 16, {}},
+      {"model", "sample_rate", 1.0, 1e7, {}},
       {"model", "num_fourier_bands", 1, 1024, {}},
       {"model", "max_resolution", 1, 65536, {}},
       {"model", "num_latents", 1, 1 << 20, {}},

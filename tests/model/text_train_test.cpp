@@ -250,5 +250,95 @@ TEST(TextTrain, MismatchedModelsAndDataAreRefused) {
   fails(rc, "te.tsv:1: the label \"z\" is not one of the 3 classes (x, y, LABEL_2)");
 }
 
+// Token classification (ours: PerceiverForTokenClassification): each byte of a word carries the
+// word's tag; the tagger learns which words are which; the layout of ids and labels; the export;
+// tags only the test file has.
+TEST(TextTrain, TokenClassifierTagsEveryByteOfAWord) {
+  testing::TempDir tmp;
+  const std::string file = tmp.path + "/train.jsonl";
+  {
+    std::ofstream f(file);
+    const std::vector<std::pair<const char*, const char*>> words = {
+        {"red", "COLOUR"}, {"green", "COLOUR"}, {"blue", "COLOUR"}, {"cat", "ANIMAL"},
+        {"dog", "ANIMAL"}, {"owl", "ANIMAL"},   {"the", "O"},       {"and", "O"}};
+    for (int i = 0; i < 120; ++i) {
+      nlohmann::json tokens = nlohmann::json::array(), tags = nlohmann::json::array();
+      for (int k = 0; k < 4; ++k) {
+        const auto& w = words[(i * 5 + k * 3 + i / 8) % words.size()];
+        tokens.push_back(w.first);
+        tags.push_back(w.second);
+      }
+      f << nlohmann::json({{"tokens", tokens}, {"tags", tags}}).dump() << "\n";
+    }
+  }
+  nlohmann::json h = hub("PerceiverForTokenClassification");
+  h["num_labels"] = 3;
+  const nlohmann::json j = {{"model", {{"type", "perceiver_io"}, {"hub_config", h}}},
+                            {"train", {{"epochs", 10}, {"batch_size", 12}, {"lr", 3e-3}, {"warmup_steps", 2}, {"seed", 4}}},
+                            {"data", {{"format", "tagged_text"}, {"dir", file}, {"seq_len", 24}, {"test_fraction", 0.2}}}};
+  // the layout: [CLS] r e d _ c a t ... [SEP] [PAD]; labels on the words' bytes only
+  {
+    train::Task task(train::parse_run_config(j));
+    EXPECT_EQ(task.kind(), train::Task::Kind::kTokenClassifier);
+    EXPECT_EQ(task.class_names(), (std::vector<std::string>{"ANIMAL", "COLOUR", "O"}));
+    const models::TensorMap b = task.test_batch(0, 1);
+    const int32_t* id = b.at("inputs").data<int32_t>();
+    const int32_t* y = b.at("labels").data<int32_t>();
+    const int32_t* m = b.at("attention_mask").data<int32_t>();
+    EXPECT_EQ(id[0], 4);  // [CLS]
+    EXPECT_EQ(y[0], -100);
+    int64_t len = 0;
+    while (len < 24 && m[len]) ++len;
+    ASSERT_GT(len, 10);
+    EXPECT_EQ(id[len - 1], 5);  // [SEP]
+    EXPECT_EQ(y[len - 1], -100);
+    for (int64_t t = 1; t < len - 1; ++t) {
+      if (id[t] == 6 + ' ') {
+        EXPECT_EQ(y[t], -100) << "a separator is not predicted (position " << t << ")";
+      } else {
+        EXPECT_TRUE(y[t] >= 0 && y[t] < 3) << t;
+        if (id[t - 1] != 6 + ' ' && t > 1) EXPECT_EQ(y[t], y[t - 1]) << "one tag for a word's bytes (" << t << ")";
+      }
+    }
+    for (int64_t t = len; t < 24; ++t) EXPECT_EQ(y[t], -100);
+  }
+  train::TrainOptions opt;
+  opt.quiet = true;
+  opt.out_dir = tmp.path + "/tag";
+  const train::TrainResult r = train::run_training(train::parse_run_config(j), opt);
+  EXPECT_EQ(r.last_eval.num_classes, 3);
+  EXPECT_GT(r.last_eval.count, 24 * 10) << "tagged bytes in the 24 test sentences";
+  EXPECT_GE(r.last_eval.accuracy(), 0.9) << "byte accuracy";
+  const nlohmann::json exported = read_json_file(tmp.path + "/tag/export/config.json");
+  EXPECT_EQ(exported.at("architectures"), nlohmann::json::array({"PerceiverForTokenClassification"}));
+  EXPECT_EQ(exported.at("id2label"), nlohmann::json({{"0", "ANIMAL"}, {"1", "COLOUR"}, {"2", "O"}}));
+  auto model = io::load_model_folder(tmp.path + "/tag/export", {"PerceiverForTokenClassification"}, "test");
+  const auto ck = train::read_checkpoint(tmp.path + "/tag/model.safetensors").params;
+  for (auto& [name, t] : model->named_parameters()) EXPECT_EQ(t.to_vector(), ck.at(name).to_vector()) << name;
+  // a tag only the test file has; a sentence longer than seq_len is cut, not refused
+  const std::string tr = tmp.path + "/tr.conll", te = tmp.path + "/te.conll";
+  std::ofstream(tr) << "red COLOUR\ncat ANIMAL\n\nthe O\n" << std::string(40, 'x') << " O\n";
+  std::ofstream(te) << "dog ANIMAL\nowl BIRD\n";
+  nlohmann::json bad = j;
+  bad["data"] = {{"format", "tagged_text"}, {"dir", tr}, {"test_file", te}, {"seq_len", 24}};
+  try {
+    train::Task task(train::parse_run_config(bad));
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("te.conll:1: the tag \"BIRD\" of token 1 is not one of the 3 classes (ANIMAL, COLOUR, O)"),
+              std::string::npos) << e.what();
+  }
+  // a model that is not a tagger for tagged text
+  nlohmann::json wrong = j;
+  wrong["model"]["hub_config"]["architectures"] = {"PerceiverForSequenceClassification"};
+  try {
+    train::Task task(train::parse_run_config(wrong));
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data.format \"tagged_text\" trains a PerceiverForTokenClassification"),
+              std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace perceiver

@@ -2,7 +2,7 @@
 // held out whole, cut into fixed-length sequences of the language-perceiver's byte ids
 // (data/byte_tokenizer.h: byte b -> b + 6; [CLS] content [SEP], [PAD] after), and the masked-LM
 // corruption of a batch (random bytes or spans). Labelled text (JSONL or TSV of text and label)
-// for sequence classification.
+// for sequence classification; tagged text (JSONL or CoNLL) for token classification.
 #pragma once
 
 #include <cstdint>
@@ -65,5 +65,18 @@ struct LabelledText {
   std::vector<int64_t> lines;  // the line of each example in its file (for error messages)
 };
 LabelledText read_labelled_text(const std::string& path, int64_t max_bytes = int64_t(1) << 31);
+
+// Tagged text for token classification: sentences of (token, tag) pairs, from a .jsonl file of
+// {"tokens": [...], "tags": [...]} objects (one tag per token; a tag is a string or a number, kept
+// as its JSON text) or a .conll file (one "token ... tag" line per token, whitespace-separated
+// columns with the tag last, a blank line between sentences, -DOCSTART- lines skipped). Tokens
+// are non-empty. Only regular files of at most max_bytes are read; errors name the file and line.
+struct TaggedText {
+  std::vector<std::vector<std::string>> tokens;
+  std::vector<std::vector<std::string>> tags;
+  std::vector<int64_t> lines;  // the (first) line of each sentence in its file
+  int64_t size() const { return static_cast<int64_t>(tokens.size()); }
+};
+TaggedText read_tagged_text(const std::string& path, int64_t max_bytes = int64_t(1) << 31);
 
 }  // namespace perceiver::data

@@ -50,7 +50,8 @@ class Perceiver : public ImageClassifier {
   Tensor latents_;    // (N, D)
   std::vector<WeightSet> sets_;
   // head
-  std::shared_ptr<nn::Linear> input_projection_;  // config.input_projection > 0
+  std::shared_ptr<nn::Linear> input_projection_;  // config.input_projection > 0, trainable
+  Tensor projection_weight_, projection_bias_;    // config.input_projection > 0, fixed (buffers)
   std::shared_ptr<nn::LayerNorm> head_norm_;
   Tensor query_;  // (1, D) for head == "query"
   std::shared_ptr<nn::PerceiverLayer> decoder_;

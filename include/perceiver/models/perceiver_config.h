@@ -24,6 +24,12 @@ struct PerceiverConfig {
   // "gelu": GELU(Linear(x)); "log_power": log(mean of squared pairs of Linear(x) -> 2 P) + 1e-4), a
   // learned filterbank's log power, invariant to the phase of a waveform within a frame.
   std::string input_projection_type = "gelu";
+  // Start of the "log_power" filters: "random" (the Linear init) or "mel" (a mel-spaced Gabor
+  // filterbank, models/audio_filterbank.h, at `sample_rate` Hz; the filters stay trainable).
+  std::string input_projection_init = "random";
+  double sample_rate = 8000.0;
+  // false: the input projection is fixed (kept and saved as buffers under the same names).
+  bool input_projection_trainable = true;
   int64_t num_fourier_bands = 8;
   std::vector<int64_t> max_resolution{28, 28};  // Nyquist of the training resolution
   bool concat_pos = true;

@@ -6,8 +6,12 @@
 //                        training batch freshly masked, the test set masked once per example;
 //   sequence_classifier  labelled text (data.format "labelled_text") ->
 //                        PerceiverForSequenceClassification (num_labels 1: regression on numeric
-//                        labels, mean squared error).
-// Statistics are over predictions: examples for classifiers, masked bytes for the masked LM.
+//                        labels, mean squared error);
+//   token_classifier     tagged text (data.format "tagged_text") -> PerceiverForTokenClassification,
+//                        every byte of a token labelled with its tag (separators and [CLS]/[SEP]
+//                        not predicted).
+// Statistics are over predictions: examples for classifiers, masked bytes for the masked LM,
+// tagged bytes for the token classifier.
 #pragma once
 
 #include <memory>
@@ -41,7 +45,7 @@ void accumulate_squared_errors(const Tensor& predictions, const Tensor& targets,
 
 class Task {
  public:
-  enum class Kind { kClassifier, kMaskedLM, kSequenceClassifier };
+  enum class Kind { kClassifier, kMaskedLM, kSequenceClassifier, kTokenClassifier };
 
   // kTrain loads the training and test data and builds the model initialised from train.seed;
   // kEvaluate loads what evaluation needs (the test set, and the labels that name the classes)
@@ -62,7 +66,16 @@ class Task {
   // the id2label of the data's classes. Checkpoints and config.json store this one, so that
   // evaluation maps labels as training did.
   const nlohmann::json& model_config() const { return model_config_; }
-  const char* example_word() const { return kind_ == Kind::kMaskedLM ? "sequences" : "examples"; }
+  const char* example_word() const {
+    return kind_ == Kind::kMaskedLM ? "sequences" : kind_ == Kind::kTokenClassifier ? "sentences" : "examples";
+  }
+  // What one prediction of the statistics is, and the name of their accuracy.
+  const char* prediction_word() const {
+    return kind_ == Kind::kMaskedLM ? "masked bytes" : kind_ == Kind::kTokenClassifier ? "tagged bytes" : "examples";
+  }
+  const char* accuracy_name() const {
+    return kind_ == Kind::kMaskedLM ? "masked-byte accuracy" : kind_ == Kind::kTokenClassifier ? "byte accuracy" : "accuracy";
+  }
   // The training examples perm[first .. first + b) as a batch; augmentation and masking from rng.
   models::TensorMap train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const;
   // Test examples [first, first + count): the same batch whatever the batch size.

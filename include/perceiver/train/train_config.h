@@ -35,7 +35,8 @@ struct TrainConfig {
 
 struct DataConfig {
   // "idx": Fashion-MNIST-style IDX files; "wav": a folder of WAV files; "image_folder": PNG/JPEG
-  // files in class folders (resized to the model's image_size); "text", "labelled_text"
+  // files in class folders (resized to the model's image_size); "text", "labelled_text",
+  // "tagged_text"
   std::string format = "idx";
   std::string dir = "/usr/share/datasets/fashion-mnist";
   int64_t train_limit = 0;  // use only the first n training examples (0 = all)
@@ -56,14 +57,15 @@ struct DataConfig {
   std::vector<float> speed_perturbation; // training copies resampled by these factors, e.g. [0.9, 1.1]
   // format "image_folder" (data/image_folder.h)
   int64_t channels = 1;                  // 1: grey, 3: RGB
-  // formats "text" (masked LM over a file or directory of text files) and "labelled_text" (a
-  // .jsonl or .tsv file of text and label; data/text.h); test_fraction and split_seed as above
+  // formats "text" (masked LM over a file or directory of text files), "labelled_text" (a
+  // .jsonl or .tsv file of text and label) and "tagged_text" (a .jsonl or .conll file of tokens
+  // and their tags; data/text.h); test_fraction and split_seed as above
   int64_t seq_len = 256;                 // token ids per sequence ([CLS] bytes [SEP], padded)
   std::vector<std::string> extensions;   // text: only files ending so (e.g. ".txt", ".rst.gz")
   int64_t max_bytes = int64_t(1) << 31;  // text: refuse larger corpora
   double mask_prob = 0.15;               // text: share of bytes to predict
   double mean_span = 1.0;                // text: 1 = single bytes, > 1 = spans of that mean length
-  std::string test_file;                 // labelled_text: the test set (else a test_fraction split)
+  std::string test_file;                 // labelled/tagged_text: the test set (else a test_fraction split)
 };
 
 struct RunConfig {

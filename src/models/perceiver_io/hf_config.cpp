@@ -19,6 +19,7 @@ const std::vector<std::pair<std::string, PerceiverTask>>& task_table() {
       {"PerceiverForOpticalFlow", PerceiverTask::kOpticalFlow},
       {"PerceiverForMultimodalAutoencoding", PerceiverTask::kMultimodalAutoencoding},
       {"PerceiverForSequenceClassification", PerceiverTask::kSequenceClassification},
+      {"PerceiverForTokenClassification", PerceiverTask::kTokenClassification},
   };
   return t;
 }

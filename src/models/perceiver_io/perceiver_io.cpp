@@ -165,13 +165,17 @@ PerceiverIO::PerceiverIO(const HfPerceiverConfig& config, uint64_t init_seed) : 
   };
 
   switch (c.task) {
-    case PerceiverTask::kMaskedLM: {
+    case PerceiverTask::kMaskedLM:
+    case PerceiverTask::kTokenClassification: {
       // PerceiverTextPreprocessor + PerceiverBasicDecoder(8 heads, qk 8*32, v d_model, 2048
-      // trainable queries, no query residual, no final layer) + PerceiverEmbeddingDecoder
+      // trainable queries, no query residual) + for the masked LM no final layer and the
+      // PerceiverEmbeddingDecoder; for token classification (not in HF) the decoder's final
+      // layer d_model -> num_labels at every position
+      const bool tokens = c.task == PerceiverTask::kTokenClassification;
       text_ = std::make_shared<TextPreprocessor>(c.vocab_size, c.d_model, c.max_position_embeddings, rng);
       pre = text_;
       BasicDecoderConfig d;
-      d.output_num_channels = c.d_latents;
+      d.output_num_channels = tokens ? c.num_labels : c.d_latents;
       d.position_encoding_type = "trainable";
       d.output_index_dims = {c.max_position_embeddings};
       d.num_channels = c.d_model;
@@ -179,7 +183,7 @@ PerceiverIO::PerceiverIO(const HfPerceiverConfig& config, uint64_t init_seed) : 
       d.v_channels = c.d_model;
       d.num_heads = 8;
       d.use_query_residual = false;
-      d.final_project = false;
+      d.final_project = tokens;
       d.trainable_index_dim = c.max_position_embeddings;
       d.trainable_channels = c.d_model;
       d.d_latents = c.d_latents;

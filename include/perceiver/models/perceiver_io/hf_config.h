@@ -22,6 +22,7 @@ enum class PerceiverTask {
   kOpticalFlow,                    // PerceiverForOpticalFlow
   kMultimodalAutoencoding,         // PerceiverForMultimodalAutoencoding
   kSequenceClassification,         // PerceiverForSequenceClassification (bytes -> num_labels)
+  kTokenClassification,            // PerceiverForTokenClassification (ours: each byte -> num_labels)
 };
 
 // "PerceiverForOpticalFlow" -> kOpticalFlow; throws listing the supported class names.

@@ -1,0 +1,130 @@
+// The mel-spaced Gabor filterbank that starts the Perceiver classifier's log_power front end, and
+// the fixed (buffer) input projection: response to sinusoids, phase invariance, mel spacing,
+// config validation, names and training behaviour.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/tape.h"
+#include "perceiver/core/error.h"
+#include "perceiver/models/audio_filterbank.h"
+#include "perceiver/models/perceiver.h"
+#include "perceiver/optim/optimizer.h"
+#include "testing/compare.h"
+
+namespace perceiver {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// mean of the squared cos/sin responses of filter k to `x`
+double pair_power(const std::vector<float>& w, int64_t frame, int64_t k, const std::vector<double>& x) {
+  double c = 0.0, s = 0.0;
+  for (int64_t n = 0; n < frame; ++n) {
+    c += w[static_cast<size_t>(2 * k * frame + n)] * x[static_cast<size_t>(n)];
+    s += w[static_cast<size_t>((2 * k + 1) * frame + n)] * x[static_cast<size_t>(n)];
+  }
+  return 0.5 * (c * c + s * s);
+}
+
+std::vector<double> sinusoid(int64_t frame, double hz, double rate, double amplitude, double phase) {
+  std::vector<double> x(static_cast<size_t>(frame));
+  for (int64_t n = 0; n < frame; ++n) x[static_cast<size_t>(n)] = amplitude * std::cos(2 * kPi * hz * n / rate + phase);
+  return x;
+}
+
+TEST(MelGaborFilterbank, RespondsToItsCentreFrequencyWhateverThePhase) {
+  const int64_t frame = 256, filters = 32;
+  const double rate = 8000.0;
+  std::vector<float> w(static_cast<size_t>(2 * filters * frame));
+  models::mel_gabor_filterbank(frame, filters, rate, w.data());
+  const double lo = 2595.0 * std::log10(1.0 + 60.0 / 700.0), hi = 2595.0 * std::log10(1.0 + 3800.0 / 700.0);
+  double previous_centre = 0.0;
+  for (int64_t k = 0; k < filters; ++k) {
+    const double mel = lo + (hi - lo) * (k + 1) / (filters + 1);
+    const double centre = 700.0 * (std::pow(10.0, mel / 2595.0) - 1.0);
+    EXPECT_GT(centre, previous_centre);
+    previous_centre = centre;
+    // amplitude 0.5 at the centre: power A^2 / 2 = 0.125 for every phase (within the window's ripple)
+    for (double phase : {0.0, 0.7, 1.9, 3.0}) {
+      const double p = pair_power(w, frame, k, sinusoid(frame, centre, rate, 0.5, phase));
+      EXPECT_NEAR(p, 0.125, 0.125 * 0.05) << "filter " << k << " at " << centre << " Hz, phase " << phase;
+    }
+    // a tone a quarter of the band away from the filter's neighbours answers far less
+    const double far = centre < 1000.0 ? centre * 2.0 : centre / 2.0;
+    EXPECT_LT(pair_power(w, frame, k, sinusoid(frame, far, rate, 0.5, 0.3)), 0.125 * 0.1) << "filter " << k;
+  }
+}
+
+models::PerceiverConfig audio_config() {
+  models::PerceiverConfig c;
+  c.image_size = {9};
+  c.max_resolution = {9};
+  c.in_channels = 64;
+  c.input_projection = 8;
+  c.input_projection_type = "log_power";
+  c.input_projection_init = "mel";
+  c.num_fourier_bands = 4;
+  c.num_latents = 4;
+  c.d_latents = 16;
+  c.self_attention_heads = 2;
+  c.self_attends_per_block = 1;
+  c.num_classes = 3;
+  return c;
+}
+
+TEST(MelGaborFilterbank, ConfigNeedsALogPowerProjection) {
+  nlohmann::json j = audio_config().to_json();
+  EXPECT_NO_THROW(models::parse_perceiver_config(j));
+  j["input_projection_type"] = "gelu";
+  EXPECT_THROW(
+      {
+        try {
+          models::parse_perceiver_config(j);
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("input_projection_init \"mel\" needs"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      Error);
+}
+
+TEST(MelGaborFilterbank, FixedProjectionIsABufferUnderTheSameNameAndStaysPut) {
+  models::PerceiverConfig c = audio_config();
+  std::vector<float> expected(static_cast<size_t>(2 * c.input_projection * c.in_channels));
+  models::mel_gabor_filterbank(c.in_channels, c.input_projection, c.sample_rate, expected.data());
+  c.input_projection_trainable = false;
+  models::Perceiver fixed(c, 1);
+  for (const auto& p : fixed.named_parameters())
+    EXPECT_EQ(p.first.find("input_preprocessor"), std::string::npos) << p.first << " should not be trained";
+  auto find = [](models::Perceiver& m, const std::string& name) {
+    for (const auto& [n, t] : m.state_dict())
+      if (n == name) return t;
+    ADD_FAILURE() << name << " missing from the state dict";
+    return Tensor::zeros({1});
+  };
+  const Tensor w = find(fixed, "perceiver.input_preprocessor.projection.weight");
+  ASSERT_EQ(w.shape(), (Shape{2 * c.input_projection, c.in_channels}));
+  for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(w.f32()[i], expected[i]) << i;
+  // a few optimizer steps move the model but not the filterbank
+  Tensor x = testing::randn({4, 9, 64}, 2);
+  Tensor y = Tensor::from_vector_i32({4}, {0, 1, 2, 0});
+  auto opt = optim::make_optimizer("adamw", fixed.named_parameters(), optim::OptimizerOptions{});
+  for (int step = 0; step < 3; ++step) {
+    Tensor loss = ag::cross_entropy(fixed.forward(x), y, 0.0f);
+    opt->zero_grad();
+    autograd::backward(loss);
+    opt->step(1e-2f);
+  }
+  for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(w.f32()[i], expected[i]) << i;
+  // the trainable variant starts from the same filters, under the same names
+  c.input_projection_trainable = true;
+  models::Perceiver trainable(c, 1);
+  const Tensor tw = find(trainable, "perceiver.input_preprocessor.projection.weight");
+  for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(tw.f32()[i], expected[i]) << i;
+}
+
+}  // namespace
+}  // namespace perceiver
