@@ -37,24 +37,22 @@ using namespace perceiver;
 using models::TensorMap;
 using Clock = std::chrono::steady_clock;
 
-// One model behind the two kinds: forward -> logits, loss on those logits.
+// One models::Model for both kinds (a run-config classifier or any model folder); classifier
+// inputs arrive as "images" (torch_compare.py's name) and are the model's "inputs".
 struct Runner {
-  std::unique_ptr<models::ImageClassifier> classifier;
-  std::unique_ptr<models::Model> hf;  // any model folder (models::Model)
+  std::unique_ptr<models::Model> model;
+  bool classifier = false;
 
-  nn::Module& module() { return classifier ? static_cast<nn::Module&>(*classifier) : *hf; }
-  std::vector<nn::NamedTensor> state() { return classifier ? classifier->named_parameters() : hf->state_dict(); }
-  std::vector<nn::NamedTensor> params() { return module().named_parameters(); }
+  TensorMap feed(const TensorMap& in) const {
+    if (!classifier) return in;
+    return {{"inputs", in.at("images")}};
+  }
   Tensor logits(const TensorMap& in) {
-    if (classifier) return classifier->forward(in.at("images"));
-    TensorMap out = hf->forward(in);
+    TensorMap out = model->forward(feed(in));
     check(out.size() == 1, "[bench_e2e] expected one logits tensor, got ", out.size());
     return out.begin()->second;
   }
-  Tensor loss(const Tensor& logits, const TensorMap& in) {
-    if (classifier) return ag::cross_entropy(logits, in.at("labels"), 0.0f);
-    return hf->loss({{"logits", logits}}, in);
-  }
+  Tensor loss(const Tensor& logits, const TensorMap& in) { return model->loss({{"logits", logits}}, in); }
 };
 
 Runner build(const std::string& dir, bool load_weights) {
@@ -62,15 +60,16 @@ Runner build(const std::string& dir, bool load_weights) {
   const nlohmann::json j = read_json_file(cfg_path, "hf_config");
   Runner r;
   if (j.is_object() && j.contains("model")) {
-    r.classifier = models::make_image_classifier(models::normalize_image_classifier_config(j.at("model")), 0);
+    r.classifier = true;
+    r.model = models::make_image_classifier(models::normalize_image_classifier_config(j.at("model")), 0);
     if (load_weights) {
       const std::string w = dir + "/model.safetensors";
-      r.classifier->load_state_dict(io::load_safetensors(w).tensors, w);
+      r.model->load_state_dict(io::load_safetensors(w).tensors, w);
     }
   } else if (load_weights) {
-    r.hf = io::load_model_folder(dir);
+    r.model = io::load_model_folder(dir);
   } else {
-    r.hf = models::create_model(j, cfg_path, 0);
+    r.model = models::create_model(j, cfg_path, 0);
   }
   return r;
 }
@@ -103,7 +102,7 @@ int run(int argc, char** argv) {
   if (!save_init.empty()) {
     Runner r = build(model, false);
     std::vector<std::pair<std::string, Tensor>> tensors;
-    for (auto& [name, t] : r.state()) tensors.emplace_back(name, t);
+    for (auto& [name, t] : r.model->state_dict()) tensors.emplace_back(name, t);
     io::save_safetensors(save_init, tensors, {{"format", "pt"}});
     std::printf("{\"saved\": \"%s\", \"tensors\": %zu}\n", save_init.c_str(), tensors.size());
     return 0;
@@ -115,16 +114,16 @@ int run(int argc, char** argv) {
   if (mode == "train") check(in.count("labels") || !r.classifier, "[bench_e2e] ", inputs, ": train mode needs \"labels\"");
   const double rss_after_load = peak_rss_bytes() / 1048576.0;
   const bool train = mode == "train";
-  r.module().train(train);
+  r.model->train(train);
   if (precision == "bf16") {  // inference only: the Linear weights become bf16, fp32 memory returned
-    r.module().set_precision(Precision::kBF16, /*keep_f32_weights=*/false);
+    r.model->set_precision(Precision::kBF16, /*keep_f32_weights=*/false);
   }
-  r.module().set_activation_checkpointing(checkpointing);
+  r.model->set_activation_checkpointing(checkpointing);
   std::unique_ptr<optim::Optimizer> opt;
   if (train) {
     optim::OptimizerOptions oo;
     oo.weight_decay = 0.0f;
-    opt = optim::make_optimizer("adamw", r.params(), oo);
+    opt = optim::make_optimizer("adamw", r.model->named_parameters(), oo);
   }
 
   Tensor first_logits;
