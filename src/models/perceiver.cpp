@@ -5,6 +5,7 @@
 
 #include "perceiver/autograd/functions.h"
 #include "perceiver/models/audio_filterbank.h"
+#include "perceiver/nn/perceiver_encoder.h"
 #include "perceiver/models/perceiver_io/position_encoding.h"
 
 namespace perceiver::models {
@@ -37,37 +38,32 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
   }
   latents_ = register_parameter("perceiver.embeddings.latents",
                                 nn::init_truncated_normal({c.num_latents, c.d_latents}, c.init_std, rng));
-  for (int s = 0; s < c.num_weight_sets(); ++s) {
-    const std::string suffix = s == 0 ? "" : "_" + std::to_string(s);
-    WeightSet set;
-    nn::PerceiverLayerConfig cross;
-    cross.is_cross = true;
-    cross.q_dim = c.d_latents;
-    cross.kv_dim = c.input_width();
-    cross.qk_channels = c.qk_channels;
-    cross.v_channels = c.v_channels;
-    cross.num_heads = c.cross_attention_heads;
-    cross.widening_factor = c.cross_attention_widening_factor;
-    cross.use_query_residual = c.use_query_residual;
-    cross.dropout = c.dropout;
-    cross.init_std = linear_std;
-    cross = nn::resolve_layer_config(cross, c.cross_attention_shape_for_attention == "kv");
-    set.cross = register_module("perceiver.encoder.cross_attention" + suffix,
-                                std::make_shared<nn::PerceiverLayer>(cross, rng));
-    nn::PerceiverLayerConfig self;
-    self.q_dim = c.d_latents;
-    self.qk_channels = c.qk_channels;
-    self.v_channels = c.v_channels;
-    self.num_heads = c.self_attention_heads;
-    self.widening_factor = c.self_attention_widening_factor;
-    self.use_query_residual = true;
-    self.dropout = c.dropout;
-    self.init_std = linear_std;
-    for (int i = 0; i < c.self_attends_per_block; ++i)
-      set.self_attends.push_back(register_module("perceiver.encoder.self_attends" + suffix + "." + std::to_string(i),
-                                                 std::make_shared<nn::PerceiverLayer>(self, rng)));
-    sets_.push_back(std::move(set));
-  }
+  // the encoder: num_cross_attends x (cross-attend, num_blocks x latent block), weight sets shared
+  // after the first cross-attend with share_weights (the paper's scheme)
+  nn::PerceiverEncoderConfig enc;
+  enc.cross.q_dim = c.d_latents;
+  enc.cross.kv_dim = c.input_width();
+  enc.cross.qk_channels = c.qk_channels;
+  enc.cross.v_channels = c.v_channels;
+  enc.cross.num_heads = c.cross_attention_heads;
+  enc.cross.widening_factor = c.cross_attention_widening_factor;
+  enc.cross.use_query_residual = c.use_query_residual;
+  enc.cross.dropout = c.dropout;
+  enc.cross.init_std = linear_std;
+  enc.self.q_dim = c.d_latents;
+  enc.self.qk_channels = c.qk_channels;
+  enc.self.v_channels = c.v_channels;
+  enc.self.num_heads = c.self_attention_heads;
+  enc.self.widening_factor = c.self_attention_widening_factor;
+  enc.self.dropout = c.dropout;
+  enc.self.init_std = linear_std;
+  enc.self_attends_per_block = c.self_attends_per_block;
+  enc.num_blocks = c.num_blocks;
+  enc.num_cross_attends = c.num_cross_attends;
+  enc.share_weights = c.share_weights;
+  enc.cross_shape_kv = c.cross_attention_shape_for_attention == "kv";
+  encoder_ = register_module("perceiver.encoder",
+                             std::make_shared<nn::PerceiverEncoder>(enc, rng, "[Perceiver] perceiver.encoder"));
   if (c.head == "query") {
     // HF PerceiverClassificationDecoder -> PerceiverBasicDecoder with a trainable (1, D) query.
     query_ = register_parameter("perceiver.decoder.decoder.output_position_encodings.position_embeddings",
@@ -122,12 +118,7 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
   Tensor inputs = ag::concat_last(pixels, ag::expand_leading(positions_, b));
   // z = latents broadcast to the batch                           (B, N, D)
   Tensor z = ag::expand_leading(latents_, b);
-  for (int i = 0; i < c.num_cross_attends; ++i) {
-    const WeightSet& set = sets_[c.share_weights ? std::min(i, 1) : i];
-    z = set.cross->forward(z, inputs, Tensor(), rng);  // latents <- inputs
-    for (int r = 0; r < c.num_blocks; ++r)
-      for (const auto& layer : set.self_attends) z = layer->forward(z, Tensor(), Tensor(), rng);
-  }
+  z = encoder_->forward(z, inputs, Tensor(), rng);              // (B, N, D)
   if (c.head == "query") {
     // logits = final_layer(decoding_cross_attention(query, z))[:, 0]   (HF classification decoder)
     Tensor q = ag::expand_leading(query_, b);                   // (B, 1, D)
@@ -158,18 +149,7 @@ int64_t Perceiver::training_activation_bytes(bool checkpointing) const {
   int64_t kept = m * (c.in_channels + (c.input_projection_type == "log_power" ? 5 : 2) * c.input_projection +
                       c.input_width());
   int64_t largest = 0;                                    // the biggest single layer
-  for (int i = 0; i < c.num_cross_attends; ++i) {
-    const WeightSet& set = sets_[c.share_weights ? std::min(i, 1) : i];
-    const int64_t cross = set.cross->activation_floats(n, m);
-    kept += checkpointing ? n * c.d_latents : cross;
-    largest = std::max(largest, cross);
-    for (int r = 0; r < c.num_blocks; ++r)
-      for (const auto& layer : set.self_attends) {
-        const int64_t self = layer->activation_floats(n, 0);
-        kept += checkpointing ? n * c.d_latents : self;
-        largest = std::max(largest, self);
-      }
-  }
+  kept += encoder_->activation_floats(n, m, checkpointing, &largest);
   if (decoder_) kept += decoder_->activation_floats(1, n);
   // Backward holds the gradients of one layer's activations at a time, and with checkpointing
   // also that layer's recomputed activations: the largest layer once or twice more.

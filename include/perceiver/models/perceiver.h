@@ -15,6 +15,7 @@
 
 #include "perceiver/models/image_classifier.h"
 #include "perceiver/models/perceiver_config.h"
+#include "perceiver/nn/perceiver_encoder.h"
 #include "perceiver/nn/perceiver_layer.h"
 
 namespace perceiver::models {
@@ -41,14 +42,10 @@ class Perceiver : public ImageClassifier {
   const PerceiverConfig& config() const { return config_; }
 
  private:
-  struct WeightSet {
-    std::shared_ptr<nn::PerceiverLayer> cross;
-    std::vector<std::shared_ptr<nn::PerceiverLayer>> self_attends;
-  };
   PerceiverConfig config_;
   Tensor positions_;  // (M, F) Fourier features, a constant
   Tensor latents_;    // (N, D)
-  std::vector<WeightSet> sets_;
+  std::shared_ptr<nn::PerceiverEncoder> encoder_;
   // head
   std::shared_ptr<nn::Linear> input_projection_;  // config.input_projection > 0, trainable
   Tensor projection_weight_, projection_bias_;    // config.input_projection > 0, fixed (buffers)

@@ -14,17 +14,6 @@ namespace perceiver::models::perceiver_io {
 
 namespace {
 
-// Resolves a PerceiverLayer's widths with the HF rules, naming the layer in errors.
-std::shared_ptr<nn::PerceiverLayer> make_layer(const std::string& where, nn::PerceiverLayerConfig lc,
-                                               bool cross_shape_kv, Rng& rng) {
-  try {
-    lc = nn::resolve_layer_config(lc, cross_shape_kv);
-  } catch (const Error& e) {
-    throw_error("[perceiver_io] ", where, ": ", e.what());
-  }
-  return std::make_shared<nn::PerceiverLayer>(lc, rng);
-}
-
 std::vector<int64_t> int_list(const Tensor& t, const std::string& name) {
   check(t.dtype() == DType::kI32 && t.rank() == 1, "[perceiver_io] ", name,
         ": expected a 1-D integer tensor of output indices, got ", dtype_name(t.dtype()), shape_str(t.shape()));
@@ -56,46 +45,34 @@ PerceiverModel::PerceiverModel(const HfPerceiverConfig& config, std::shared_ptr<
   register_module("input_preprocessor", preprocessor_);
   // PerceiverEmbeddings: latents (num_latents, d_latents)
   latents_ = register_parameter("embeddings.latents", nn::init_truncated_normal({c.num_latents, c.d_latents}, 0.02f, rng));
-  // PerceiverEncoder.cross_attention: latents attend to the preprocessed inputs (kv_dim wide)
-  nn::PerceiverLayerConfig cross;
-  cross.is_cross = true;
-  cross.q_dim = c.d_latents;
-  cross.kv_dim = preprocessor_->num_channels();
-  cross.qk_channels = c.qk_channels;
-  cross.v_channels = c.v_channels;
-  cross.num_heads = static_cast<int>(c.num_cross_attention_heads);
-  cross.widening_factor = static_cast<int>(c.cross_attention_widening_factor);
-  cross.use_query_residual = c.use_query_residual;
-  cross_attention_ = register_module("encoder.cross_attention", make_layer("encoder.cross_attention", cross, kv, rng));
-  // PerceiverEncoder.self_attends.{0..S-1}: always with the query residual
-  nn::PerceiverLayerConfig self;
-  self.q_dim = c.d_latents;
-  self.qk_channels = c.qk_channels;
-  self.v_channels = c.v_channels;
-  self.num_heads = static_cast<int>(c.num_self_attention_heads);
-  self.widening_factor = static_cast<int>(c.self_attention_widening_factor);
-  self.use_query_residual = true;
-  for (int64_t i = 0; i < c.num_self_attends_per_block; ++i) {
-    const std::string name = "encoder.self_attends." + std::to_string(i);
-    self_attends_.push_back(register_module(name, make_layer(name, self, kv, rng)));
-  }
+  // PerceiverEncoder: one cross-attention (latents <- the preprocessed inputs, kv_dim wide), then
+  // num_blocks x self_attends.{0..S-1} (always with the query residual)
+  nn::PerceiverEncoderConfig enc;
+  enc.cross.q_dim = c.d_latents;
+  enc.cross.kv_dim = preprocessor_->num_channels();
+  enc.cross.qk_channels = c.qk_channels;
+  enc.cross.v_channels = c.v_channels;
+  enc.cross.num_heads = static_cast<int>(c.num_cross_attention_heads);
+  enc.cross.widening_factor = static_cast<int>(c.cross_attention_widening_factor);
+  enc.cross.use_query_residual = c.use_query_residual;
+  enc.self.q_dim = c.d_latents;
+  enc.self.qk_channels = c.qk_channels;
+  enc.self.v_channels = c.v_channels;
+  enc.self.num_heads = static_cast<int>(c.num_self_attention_heads);
+  enc.self.widening_factor = static_cast<int>(c.self_attention_widening_factor);
+  enc.self_attends_per_block = static_cast<int>(c.num_self_attends_per_block);
+  enc.num_blocks = static_cast<int>(c.num_blocks);
+  enc.cross_shape_kv = kv;
+  encoder_ = register_module("encoder", std::make_shared<nn::PerceiverEncoder>(enc, rng, "[perceiver_io] encoder"));
   register_module("decoder", decoder_);
   if (postprocessor_) register_module("output_postprocessor", postprocessor_);
 }
 
 int64_t PerceiverModel::activation_floats(int64_t m, bool checkpointing) const {
-  const int64_t n = config_.num_latents, d = config_.d_latents;
   // preprocessed inputs: the projection, the position encoding and their concatenation
   int64_t kept = 3 * m * preprocessor_->num_channels();
-  const int64_t cross = cross_attention_->activation_floats(n, m);
-  int64_t largest = cross;
-  kept += checkpointing ? n * d : cross;
-  for (int64_t r = 0; r < config_.num_blocks; ++r)
-    for (const auto& layer : self_attends_) {
-      const int64_t self = layer->activation_floats(n, 0);
-      kept += checkpointing ? n * d : self;
-      largest = std::max(largest, self);
-    }
+  int64_t largest = 0;
+  kept += encoder_->activation_floats(config_.num_latents, m, checkpointing, &largest);
   return kept + (checkpointing ? 2 : 1) * largest;
 }
 
@@ -120,19 +97,13 @@ EncoderState PerceiverModel::encode(const TensorMap& inputs, TensorMap* trace, R
   // 3. latents broadcast to the batch; one cross-attention, then the self-attention block
   //    re-applied num_blocks times with the same weights                          (B, N, D)
   Tensor z = ag::expand_leading(latents_, batch);
-  z = cross_attention_->forward(z, x, key_mask, nullptr);
   std::vector<Tensor> each;
+  z = encoder_->forward(z, x, key_mask, nullptr, trace ? &each : nullptr);
   if (trace) {
     (*trace)["encoder_input"] = x.detach();
     (*trace)["latents_initial"] = latents_.detach();
-    (*trace)["latents_after_cross_attention"] = z.detach();
-  }
-  for (int64_t block = 0; block < config_.num_blocks; ++block)
-    for (const auto& layer : self_attends_) {
-      z = layer->forward(z, Tensor(), Tensor(), nullptr);
-      if (trace) each.push_back(z.detach());
-    }
-  if (trace) {
+    (*trace)["latents_after_cross_attention"] = each.front();
+    each.erase(each.begin());
     if (!each.empty()) (*trace)["latents_after_each_self_attention"] = stack(each);
     (*trace)["latents_final"] = z.detach();
   }

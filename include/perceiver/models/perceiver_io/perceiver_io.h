@@ -22,6 +22,7 @@
 #include "perceiver/models/perceiver_io/hf_config.h"
 #include "perceiver/models/perceiver_io/postprocessors.h"
 #include "perceiver/models/perceiver_io/preprocessors.h"
+#include "perceiver/nn/perceiver_encoder.h"
 #include "perceiver/nn/perceiver_layer.h"
 
 namespace perceiver::models::perceiver_io {
@@ -55,8 +56,7 @@ class PerceiverModel : public nn::Module {
   HfPerceiverConfig config_;
   std::shared_ptr<Preprocessor> preprocessor_;
   Tensor latents_;  // "embeddings.latents" (N, D)
-  std::shared_ptr<nn::PerceiverLayer> cross_attention_;
-  std::vector<std::shared_ptr<nn::PerceiverLayer>> self_attends_;
+  std::shared_ptr<nn::PerceiverEncoder> encoder_;  // "encoder": cross_attention, self_attends.{i}
   std::shared_ptr<Decoder> decoder_;
   std::shared_ptr<MultimodalPostprocessor> postprocessor_;
 };
