@@ -64,7 +64,7 @@ bool wanted(const std::string& path, const std::vector<std::string>& extensions)
 
 }  // namespace
 
-std::vector<TextDocument> read_text_documents(const std::string& path, const TextReadOptions& options) {
+std::vector<std::string> list_text_files(const std::string& path, const std::vector<std::string>& extensions) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
   if (ec || !fs::exists(st)) throw_error("[text] ", path, ": no such file or directory");
@@ -79,7 +79,7 @@ std::vector<TextDocument> read_text_documents(const std::string& path, const Tex
         if (it->is_directory()) it.disable_recursion_pending();
         continue;
       }
-      if (it->is_regular_file() && wanted(it->path().string(), options.extensions)) files.push_back(it->path().string());
+      if (it->is_regular_file() && wanted(it->path().string(), extensions)) files.push_back(it->path().string());
     }
     if (ec) throw_error("[text] ", path, ": cannot list the directory: ", ec.message());
   } else {
@@ -96,6 +96,19 @@ std::vector<TextDocument> read_text_documents(const std::string& path, const Tex
                                return !seen.insert(e ? f : real).second;
                              }),
               files.end());
+  return files;
+}
+
+namespace {
+[[noreturn]] void no_text(const std::string& path, const std::vector<std::string>& extensions) {
+  std::string ext;
+  for (const auto& e : extensions) ext += (ext.empty() ? "" : ", ") + e;
+  throw_error("[text] ", path, ": no non-empty text files", ext.empty() ? "" : " ending with " + ext);
+}
+}  // namespace
+
+std::vector<TextDocument> read_text_documents(const std::string& path, const TextReadOptions& options) {
+  const std::vector<std::string> files = list_text_files(path, options.extensions);
   std::vector<TextDocument> docs;
   int64_t total = 0;
   for (const std::string& f : files) {
@@ -103,25 +116,109 @@ std::vector<TextDocument> read_text_documents(const std::string& path, const Tex
     total += static_cast<int64_t>(bytes.size());
     if (!bytes.empty()) docs.push_back({f, std::move(bytes)});
   }
-  if (docs.empty()) {
-    std::string ext;
-    for (const auto& e : options.extensions) ext += (ext.empty() ? "" : ", ") + e;
-    throw_error("[text] ", path, ": no non-empty text files", ext.empty() ? "" : " ending with " + ext);
-  }
+  if (docs.empty()) no_text(path, options.extensions);
   return docs;
 }
 
-void split_documents(std::vector<TextDocument> docs, double test_fraction, uint64_t seed,
-                     std::vector<TextDocument>& train, std::vector<TextDocument>& test) {
-  const int64_t n = static_cast<int64_t>(docs.size());
+namespace {
+// The held-out order of n documents: a seeded shuffle; the first n_test are the test set.
+std::vector<int64_t> split_order(int64_t n, double test_fraction, uint64_t seed, int64_t& n_test) {
   check(n >= 2, "[text] holding out whole documents needs at least 2 documents, got ", n,
         " (split a large file into several, or give a directory)");
   check(test_fraction > 0 && test_fraction < 1, "[text] test_fraction must be in (0, 1), got ", test_fraction);
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
   Rng rng(seed, 0x7e57ULL);
-  for (int64_t i = n - 1; i > 0; --i) std::swap(docs[i], docs[rng.below(static_cast<uint32_t>(i + 1))]);
-  const int64_t n_test = std::clamp<int64_t>(std::llround(test_fraction * static_cast<double>(n)), 1, n - 1);
-  test.assign(std::make_move_iterator(docs.begin()), std::make_move_iterator(docs.begin() + n_test));
-  train.assign(std::make_move_iterator(docs.begin() + n_test), std::make_move_iterator(docs.end()));
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(static_cast<uint32_t>(i + 1))]);
+  n_test = std::clamp<int64_t>(std::llround(test_fraction * static_cast<double>(n)), 1, n - 1);
+  return order;
+}
+}  // namespace
+
+void split_documents(std::vector<TextDocument> docs, double test_fraction, uint64_t seed,
+                     std::vector<TextDocument>& train, std::vector<TextDocument>& test) {
+  int64_t n_test = 0;
+  const std::vector<int64_t> order = split_order(static_cast<int64_t>(docs.size()), test_fraction, seed, n_test);
+  test.clear();
+  train.clear();
+  for (size_t k = 0; k < order.size(); ++k)
+    (static_cast<int64_t>(k) < n_test ? test : train).push_back(std::move(docs[static_cast<size_t>(order[k])]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streamed text: files read in place
+
+StreamedText index_text_files(const std::string& path, const std::vector<std::string>& extensions) {
+  StreamedText t;
+  for (const std::string& f : list_text_files(path, extensions)) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) throw_error("[text] ", f, ": cannot open: ", std::strerror(errno));
+    unsigned char magic[2] = {0, 0};
+    in.read(reinterpret_cast<char*>(magic), 2);
+    if (in.gcount() == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
+      throw_error("[text] ", f, ": gzip data cannot be streamed (read in place at random offsets); decompress the "
+                  "corpus first (e.g. gunzip -k), or train without data.streaming");
+    std::error_code ec;
+    const auto size = fs::file_size(f, ec);
+    if (ec) throw_error("[text] ", f, ": cannot read the size: ", ec.message());
+    if (size == 0) continue;  // as read_text_documents: empty files are no documents
+    t.files.push_back(f);
+    t.sizes.push_back(static_cast<int64_t>(size));
+  }
+  if (t.files.empty()) no_text(path, extensions);
+  return t;
+}
+
+void split_streamed(const StreamedText& all, double test_fraction, uint64_t seed, StreamedText& train,
+                    StreamedText& test) {
+  int64_t n_test = 0;
+  const std::vector<int64_t> order = split_order(static_cast<int64_t>(all.files.size()), test_fraction, seed, n_test);
+  train = StreamedText{};
+  test = StreamedText{};
+  for (size_t k = 0; k < order.size(); ++k) {
+    StreamedText& dst = static_cast<int64_t>(k) < n_test ? test : train;
+    dst.files.push_back(all.files[static_cast<size_t>(order[k])]);
+    dst.sizes.push_back(all.sizes[static_cast<size_t>(order[k])]);
+  }
+}
+
+StreamedSequences::StreamedSequences(StreamedText text, int64_t seq_len) : text_(std::move(text)), seq_len_(seq_len) {
+  check(seq_len >= 3, "[text] seq_len must be >= 3 ([CLS], at least one byte, [SEP]), got ", seq_len);
+  const int64_t content = seq_len - 2;
+  first_row_.reserve(text_.files.size() + 1);
+  int64_t rows = 0;
+  for (int64_t size : text_.sizes) {
+    first_row_.push_back(rows);
+    rows += (size + content - 1) / content;
+  }
+  first_row_.push_back(rows);
+}
+
+void StreamedSequences::read(const int64_t* rows, int64_t count, int32_t* ids, int32_t* mask) const {
+  const int64_t content = seq_len_ - 2;
+  std::string buf(static_cast<size_t>(content), '\0');
+  std::fill(ids, ids + count * seq_len_, 0);
+  std::fill(mask, mask + count * seq_len_, 0);
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t row = rows[i];
+    check(row >= 0 && row < size(), "[text] sequence ", row, " out of range [0, ", size(), ")");
+    const size_t d = static_cast<size_t>(std::upper_bound(first_row_.begin(), first_row_.end(), row) - first_row_.begin() - 1);
+    const std::string& file = text_.files[d];
+    const int64_t offset = (row - first_row_[d]) * content;
+    const int64_t len = std::min(content, text_.sizes[d] - offset);
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw_error("[text] ", file, ": cannot open: ", std::strerror(errno));
+    in.seekg(offset);
+    in.read(buf.data(), len);
+    if (in.gcount() != len)
+      throw_error("[text] ", file, ": could read only ", offset + in.gcount(), " of its ", text_.sizes[d],
+                  " bytes (the file changed after the corpus was indexed)");
+    int32_t* r = ids + i * seq_len_;
+    r[0] = byte_tokens::kCls;  // [CLS] bytes + 6 [SEP], then [PAD] (0): as text_sequences
+    for (int64_t j = 0; j < len; ++j) r[1 + j] = static_cast<int32_t>(static_cast<uint8_t>(buf[j])) + byte_tokens::kByteOffset;
+    r[1 + len] = byte_tokens::kSep;
+    std::fill(mask + i * seq_len_, mask + i * seq_len_ + len + 2, 1);
+  }
 }
 
 TextSequences text_sequences(const std::vector<TextDocument>& docs, int64_t seq_len) {

@@ -283,7 +283,15 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
   decoder_outputs_ = hc.max_position_embeddings;
   // The data (a budget: a corpus too large for the machine is an error, not the OOM killer).
   AllocationBudget data_budget(machine_memory_bytes(), "the text data of this run config");
-  if (kind_ == Kind::kMaskedLM) {
+  if (kind_ == Kind::kMaskedLM && c.streaming) {
+    // files read in place a sequence at a time: the same split and sequences as in memory
+    data::StreamedText all = data::index_text_files(c.dir, c.extensions), tr, te;
+    data::split_streamed(all, c.test_fraction, c.split_seed, tr, te);
+    split_ = {{"format", "text"}, {"seq_len", c.seq_len}, {"train_limit", c.train_limit}, {"test_limit", c.test_limit},
+              {"train", tr.files}, {"test", te.files}};
+    if (train) train_stream_ = data::StreamedSequences(std::move(tr), c.seq_len);
+    test_stream_ = data::StreamedSequences(std::move(te), c.seq_len);
+  } else if (kind_ == Kind::kMaskedLM) {
     data::TextReadOptions ro;
     ro.extensions = c.extensions;
     ro.max_total_bytes = c.max_bytes;
@@ -354,8 +362,14 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
     AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
     model_ = models::create_model(model_config_.at("hub_config"), "model.hub_config", seed);
   }
-  train_size_ = train ? train_ids_.dim(0) : 0;
-  test_size_ = test_ids_.dim(0);
+  if (c.streaming) {
+    const auto limited = [](int64_t n, int64_t limit) { return limit > 0 ? std::min(n, limit) : n; };
+    train_size_ = train ? limited(train_stream_.size(), c.train_limit) : 0;
+    test_size_ = limited(test_stream_.size(), c.test_limit);
+  } else {
+    train_size_ = train ? train_ids_.dim(0) : 0;
+    test_size_ = test_ids_.dim(0);
+  }
   check((!train || train_size_ > 0) && test_size_ > 0, "[train] ", c.dir, ": the training or test set is empty");
 }
 
@@ -375,7 +389,15 @@ TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int
     }
     return {{"inputs", x}, {"labels", y}};
   }
-  Tensor ids = gather_rows(train_ids_, idx, b), mask = gather_rows(train_mask_, idx, b);
+  Tensor ids, mask;
+  if (config_.data.streaming) {
+    ids = Tensor::empty({b, config_.data.seq_len}, DType::kI32);
+    mask = Tensor::empty({b, config_.data.seq_len}, DType::kI32);
+    train_stream_.read(idx, b, ids.data<int32_t>(), mask.data<int32_t>());
+  } else {
+    ids = gather_rows(train_ids_, idx, b);
+    mask = gather_rows(train_mask_, idx, b);
+  }
   if (kind_ != Kind::kMaskedLM)
     return {{"inputs", ids}, {"attention_mask", mask}, {"labels", gather_rows(train_labels_, idx, b)}};
   // masked LM: a fresh corruption of every sequence
@@ -388,7 +410,17 @@ TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int
 TensorMap Task::test_batch(int64_t first, int64_t count) const {
   if (kind_ == Kind::kClassifier)
     return {{"inputs", test_set_.inputs.slice0(first, count)}, {"labels", test_set_.labels.slice0(first, count)}};
-  Tensor ids = test_ids_.slice0(first, count), mask = test_mask_.slice0(first, count);
+  Tensor ids, mask;
+  if (config_.data.streaming) {
+    std::vector<int64_t> rows(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) rows[static_cast<size_t>(i)] = first + i;
+    ids = Tensor::empty({count, config_.data.seq_len}, DType::kI32);
+    mask = Tensor::empty({count, config_.data.seq_len}, DType::kI32);
+    test_stream_.read(rows.data(), count, ids.data<int32_t>(), mask.data<int32_t>());
+  } else {
+    ids = test_ids_.slice0(first, count);
+    mask = test_mask_.slice0(first, count);
+  }
   if (kind_ != Kind::kMaskedLM)
     return {{"inputs", ids}, {"attention_mask", mask}, {"labels", test_labels_.slice0(first, count)}};
   // masked LM: each test sequence masked once, by a generator of its own (fixed held-out task)
@@ -469,6 +501,7 @@ int64_t Task::activation_bytes_per_example(bool checkpointing) const {
 
 size_t Task::data_bytes() const {
   if (classifier_) return train_set_.inputs.nbytes() + test_set_.inputs.nbytes();
+  if (config_.data.streaming) return 0;  // streamed text holds only its file lists
   return train_ids_.nbytes() * 2 + test_ids_.nbytes() * 2;
 }
 

@@ -88,6 +88,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
       d.extensions = data.get_string_list("extensions", d.extensions, 0, 64);
       d.mask_prob = data.get_number("mask_prob", d.mask_prob, 0.001, 0.999);
       d.mean_span = data.get_number("mean_span", d.mean_span, 1.0, 64.0);
+      d.streaming = data.get_bool("streaming", d.streaming);
     } else {
       d.test_file = data.get_string("test_file", d.test_file);
     }
@@ -120,7 +121,7 @@ nlohmann::json data_json(const DataConfig& d) {
   } else if (d.format == "text") {
     j.update({{"seq_len", d.seq_len}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed},
               {"extensions", d.extensions}, {"max_bytes", d.max_bytes}, {"mask_prob", d.mask_prob},
-              {"mean_span", d.mean_span}});
+              {"mean_span", d.mean_span}, {"streaming", d.streaming}});
   } else if (d.format == "labelled_text" || d.format == "tagged_text") {
     j.update({{"seq_len", d.seq_len}, {"max_bytes", d.max_bytes}});
     if (d.test_file.empty()) j.update({{"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});

@@ -340,5 +340,59 @@ TEST(TextTrain, TokenClassifierTagsEveryByteOfAWord) {
   }
 }
 
+// data.streaming reads the corpus files in place per batch: the same split, batches and so the
+// same weights as the in-memory run, bit for bit; gzip is refused; a file that shrinks mid-run is
+// an error naming it.
+TEST(TextTrain, StreamedCorpusTrainsExactlyAsInMemory) {
+  testing::TempDir tmp;
+  write_corpus(tmp.path + "/corpus", 6);
+  std::ofstream(tmp.path + "/corpus/empty.txt").close();  // empty: no document, in both modes
+  train::TrainOptions opt;
+  opt.quiet = true;
+  train::RunConfig rc = text_run(tmp.path + "/corpus", 1);
+  rc.train.max_steps = 6;
+  opt.out_dir = tmp.path + "/memory";
+  const train::TrainResult memory = train::run_training(rc, opt);
+  rc.data.streaming = true;
+  opt.out_dir = tmp.path + "/streamed";
+  const train::TrainResult streamed = train::run_training(rc, opt);
+  EXPECT_EQ(read_json_file(tmp.path + "/memory/data_split.json"), read_json_file(tmp.path + "/streamed/data_split.json"));
+  const auto a = train::read_checkpoint(tmp.path + "/memory/checkpoint.safetensors").params;
+  const auto b = train::read_checkpoint(tmp.path + "/streamed/checkpoint.safetensors").params;
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) EXPECT_EQ(t.to_vector(), b.at(name).to_vector()) << name;
+  // the checkpoint's config keeps streaming: eval reads the held-out files in place too
+  train::RunConfig back = train::read_checkpoint(tmp.path + "/streamed/checkpoint.safetensors").config;
+  EXPECT_TRUE(back.data.streaming);
+  train::Task task(back, train::Task::Mode::kEvaluate);
+  EXPECT_EQ(task.test_size(), train::Task(rc).test_size());
+
+  // gzip cannot be read at random offsets
+  {
+    std::ofstream g(tmp.path + "/corpus/packed.txt.gz", std::ios::binary);
+    g << std::string("\x1f\x8b\x08\x00", 4) << "not really";
+  }
+  try {
+    train::Task t(rc);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("packed.txt.gz: gzip data cannot be streamed"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(tmp.path + "/corpus/packed.txt.gz");
+  // a training file that shrinks after indexing
+  train::Task t(rc);
+  const std::vector<std::string> files = read_json_file(tmp.path + "/streamed/data_split.json").at("train");
+  for (const auto& f : files) std::ofstream(f, std::ios::trunc) << "x";
+  std::vector<int64_t> perm(t.train_size());
+  for (size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<int64_t>(perm.size() - 1 - i);
+  Rng rng(1);
+  try {
+    t.train_batch(perm, 0, 4, rng);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(the file changed after the corpus was indexed)"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace perceiver

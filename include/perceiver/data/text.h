@@ -30,6 +30,11 @@ struct TextReadOptions {
 // name the file (unreadable, corrupt gzip, total over the limit, nothing to read).
 std::vector<TextDocument> read_text_documents(const std::string& path, const TextReadOptions& options = {});
 
+// The files a text corpus path names: the file itself, or every regular file under a directory
+// (recursive, sorted by path, hidden files and folders skipped, a file reached twice through
+// symlinks listed once), keeping those ending with one of `extensions` (all when empty).
+std::vector<std::string> list_text_files(const std::string& path, const std::vector<std::string>& extensions = {});
+
 // Whole documents held out: a seeded shuffle of the documents; the first
 // max(1, round(test_fraction * n)) are the test set, the rest the training set (at least one each).
 void split_documents(std::vector<TextDocument> docs, double test_fraction, uint64_t seed,
@@ -43,6 +48,35 @@ struct TextSequences {
   int64_t size() const { return ids.defined() ? ids.dim(0) : 0; }
 };
 TextSequences text_sequences(const std::vector<TextDocument>& docs, int64_t seq_len);
+
+// Streamed text (corpora larger than memory): the corpus files are indexed by size and read in
+// place, a sequence at a time, when a batch needs it. Only the file list is held. The same
+// documents, split and sequences as read_text_documents + split_documents + text_sequences (a
+// streamed run trains exactly as an in-memory one); gzip files are refused (random access).
+struct StreamedText {
+  std::vector<std::string> files;
+  std::vector<int64_t> sizes;  // bytes, all > 0
+};
+StreamedText index_text_files(const std::string& path, const std::vector<std::string>& extensions = {});
+void split_streamed(const StreamedText& all, double test_fraction, uint64_t seed, StreamedText& train,
+                    StreamedText& test);
+
+class StreamedSequences {
+ public:
+  StreamedSequences() = default;
+  StreamedSequences(StreamedText text, int64_t seq_len);
+  int64_t size() const { return first_row_.empty() ? 0 : first_row_.back(); }
+  int64_t seq_len() const { return seq_len_; }
+  // Sequences rows[0 .. count) into ids and mask (count, seq_len) int32, as text_sequences lays
+  // them out. A file that shrank since indexing is an error naming it.
+  void read(const int64_t* rows, int64_t count, int32_t* ids, int32_t* mask) const;
+  const StreamedText& text() const { return text_; }
+
+ private:
+  StreamedText text_;
+  int64_t seq_len_ = 0;
+  std::vector<int64_t> first_row_;  // first sequence of each file, then the total
+};
 
 struct MaskingOptions {
   double mask_prob = 0.15;  // the share of content bytes (not [CLS]/[SEP]/[PAD]) to predict

@@ -103,6 +103,7 @@ class Task {
   nlohmann::json split_;
   data::Dataset train_set_, test_set_;             // classifier
   Tensor train_ids_, train_mask_, test_ids_, test_mask_, train_labels_, test_labels_;  // text
+  data::StreamedSequences train_stream_, test_stream_;  // masked LM with data.streaming
 };
 
 }  // namespace perceiver::train

@@ -65,6 +65,7 @@ struct DataConfig {
   int64_t max_bytes = int64_t(1) << 31;  // text: refuse larger corpora
   double mask_prob = 0.15;               // text: share of bytes to predict
   double mean_span = 1.0;                // text: 1 = single bytes, > 1 = spans of that mean length
+  bool streaming = false;                // text: read the files in place per batch (corpora larger than memory)
   std::string test_file;                 // labelled/tagged_text: the test set (else a test_fraction split)
 };
 
