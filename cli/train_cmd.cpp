@@ -10,6 +10,7 @@ namespace perceiver::cli {
 Runner add_train_command(CLI::App& sub) {
   struct Args {
     std::string config, out = "runs/default", init;
+    std::vector<std::string> overrides;
     bool resume = false, quiet = false, force = false;
     CommonOptions common;
   };
@@ -22,9 +23,11 @@ Runner add_train_command(CLI::App& sub) {
   sub.add_option("--init", a->init, "fine-tune: start from this model folder's weights (e.g. a run's export/): tensors "
                  "of the same name and shape are loaded, the others (a new head) re-initialised and named")
       ->check(CLI::ExistingDirectory);
+  sub.add_option("--set", a->overrides, "override a config value, KEY=VALUE (repeatable): e.g. --set "
+                 "data.test_group=george --set train.epochs=12 --set data.dir=/path; VALUE is JSON or a string");
   add_common_options(sub, a->common);
   return [a]() {
-    train::RunConfig cfg = train::load_run_config(a->config);
+    train::RunConfig cfg = train::load_run_config(a->config, a->overrides);
     if (a->common.threads > 0) cfg.train.threads = a->common.threads;
     apply_common_options(a->common);
     train::install_interrupt_handler();

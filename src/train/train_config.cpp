@@ -97,8 +97,34 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   return rc;
 }
 
-RunConfig load_run_config(const std::string& path) {
-  const nlohmann::json j = read_json_file(path, "config");
+void apply_config_override(nlohmann::json& j, const std::string& text) {
+  const size_t eq = text.find('=');
+  check(eq != std::string::npos && eq > 0, "[config] --set ", text, ": expected KEY=VALUE, e.g. data.test_group=george "
+        "or train.epochs=12");
+  const std::string key = text.substr(0, eq), value = text.substr(eq + 1);
+  nlohmann::json* node = &j;
+  size_t start = 0;
+  for (;;) {
+    const size_t dot = key.find('.', start);
+    const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    check(!part.empty(), "[config] --set ", text, ": empty key part in \"", key, "\"");
+    check(node->is_object(), "[config] --set ", text, ": \"", key.substr(0, start ? start - 1 : 0),
+          "\" is not an object, so it has no key \"", part, "\"");
+    node = &(*node)[part];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+    if (node->is_null()) *node = nlohmann::json::object();
+  }
+  nlohmann::json parsed = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+  *node = parsed.is_discarded() ? nlohmann::json(value) : parsed;
+}
+
+RunConfig load_run_config(const std::string& path) { return load_run_config(path, {}); }
+
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+  nlohmann::json j = read_json_file(path, "config");
+  check(j.is_object(), "[config] ", path, ": expected a JSON object with \"model\", \"train\" and \"data\"");
+  for (const std::string& o : overrides) apply_config_override(j, o);
   try {
     return parse_run_config(j);
   } catch (const Error& e) {  // "[config] model.x: ..." -> "[config] <path>: model.x: ..."

@@ -325,6 +325,33 @@ TEST(Config, NumbersThatCannotBeHeldAreRangeErrors) {
   }
 }
 
+TEST(Config, OverridesSetValuesBeforeValidation) {
+  json j = {{"model", {{"num_latents", 8}}}, {"data", {{"format", "wav"}}}};
+  train::apply_config_override(j, "train.epochs=12");               // a number; the object is created
+  train::apply_config_override(j, "data.test_group=george");        // not JSON: a string
+  train::apply_config_override(j, "data.speed_perturbation=[0.9, 1.1]");
+  train::apply_config_override(j, "model.hub_config={\"d_model\": 4}");
+  train::apply_config_override(j, "data.dir=\"/a b=c\"");           // only the first '=' splits
+  EXPECT_EQ(j["train"]["epochs"], 12);
+  EXPECT_EQ(j["data"]["test_group"], "george");
+  EXPECT_EQ(j["data"]["speed_perturbation"], json::array({0.9, 1.1}));
+  EXPECT_EQ(j["model"]["hub_config"]["d_model"], 4);
+  EXPECT_EQ(j["data"]["dir"], "/a b=c");
+  const auto fails = [&](const std::string& o, const std::string& part) {
+    json copy = j;
+    try {
+      train::apply_config_override(copy, o);
+      ADD_FAILURE() << o;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  fails("train.epochs", "expected KEY=VALUE");
+  fails("=3", "expected KEY=VALUE");
+  fails("train..epochs=3", "empty key part");
+  fails("train.epochs.x=3", "\"train.epochs\" is not an object");
+}
+
 TEST(Config, MissingAndInvalidFiles) {
   try {
     train::load_run_config("/nonexistent/cfg.json");
