@@ -16,7 +16,8 @@ constexpr const char* kOptPrefix = "optimizer.";
 void save_checkpoint(const std::string& path, nn::Module& model, const optim::Optimizer* optimizer,
                      int64_t step, const RunConfig& config) {
   std::vector<std::pair<std::string, Tensor>> tensors;
-  model.visit_parameters([&](const std::string& name, Tensor& p) { tensors.emplace_back(name, p); });
+  // the model's whole state: parameters and buffers (batch-norm statistics, a fixed filterbank)
+  for (auto& [name, t] : model.state_dict()) tensors.emplace_back(name, t);
   std::map<std::string, std::string> meta{{"format", kCheckpointFormat},
                                           {"step", std::to_string(step)},
                                           {"config", config.to_json().dump()}};

@@ -12,6 +12,8 @@
 #include "perceiver/models/audio_filterbank.h"
 #include "perceiver/models/perceiver.h"
 #include "perceiver/optim/optimizer.h"
+#include "perceiver/train/checkpoint.h"
+#include "testing/tiny_data.h"
 #include "testing/compare.h"
 
 namespace perceiver {
@@ -119,6 +121,18 @@ TEST(MelGaborFilterbank, FixedProjectionIsABufferUnderTheSameNameAndStaysPut) {
     opt->step(1e-2f);
   }
   for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(w.f32()[i], expected[i]) << i;
+  // checkpoints hold the buffers too: a fresh model loads the file strictly and gives the same logits
+  testing::TempDir tmp;
+  train::RunConfig rc;
+  rc.model = c.to_json();
+  train::save_checkpoint(tmp.path + "/ckpt.safetensors", fixed, nullptr, 3, rc);
+  const train::Checkpoint ck = train::read_checkpoint(tmp.path + "/ckpt.safetensors");
+  ASSERT_TRUE(ck.params.count("perceiver.input_preprocessor.projection.weight"));
+  models::Perceiver reloaded(c, 99);
+  reloaded.load_state_dict(ck.params, "checkpoint");
+  fixed.train(false);
+  reloaded.train(false);
+  EXPECT_EQ(fixed.forward(x).to_vector(), reloaded.forward(x).to_vector());
   // the trainable variant starts from the same filters, under the same names
   c.input_projection_trainable = true;
   models::Perceiver trainable(c, 1);

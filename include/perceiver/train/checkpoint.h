@@ -22,7 +22,7 @@ void save_checkpoint(const std::string& path, nn::Module& model, const optim::Op
 struct Checkpoint {
   RunConfig config;
   int64_t step = 0;
-  std::map<std::string, Tensor> params;           // model parameters
+  std::map<std::string, Tensor> params;           // model parameters and buffers (the state dict)
   std::map<std::string, Tensor> optimizer_state;  // names without the "optimizer." prefix
 };
 
