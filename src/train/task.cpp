@@ -129,11 +129,18 @@ void encode_tagged(const data::TaggedText& t, int64_t seq_len, const std::vector
   }
 }
 
-// Examples split into a training and a test set: the first max(1, round(fraction n)) of a seeded
-// shuffle are the test set (at least one each).
-template <typename Examples>
-void split_examples(Examples all, const DataConfig& c, Examples& train, Examples& test, int64_t n,
-                    void (*move_one)(Examples& from, int64_t i, Examples& to)) {
+// Examples of a file split into training and test examples: test_file is the test set, or the
+// first max(1, round(test_fraction n)) of a seeded shuffle of `dir`'s examples (at least one each).
+// read(path, max_bytes) reads a file; move_one(from, i, to) moves example i.
+template <typename Examples, typename Read, typename MoveOne>
+void split_examples(const DataConfig& c, Read read, MoveOne move_one, Examples& train, Examples& test) {
+  Examples all = read(c.dir, c.max_bytes);
+  if (!c.test_file.empty()) {
+    train = std::move(all);
+    test = read(c.test_file, c.max_bytes);
+    return;
+  }
+  const int64_t n = all.size();
   check(n >= 2, "[data] ", c.dir, ": holding out a test share needs at least 2 examples, got ", n);
   std::vector<int64_t> order(n);
   for (int64_t i = 0; i < n; ++i) order[i] = i;
@@ -143,36 +150,22 @@ void split_examples(Examples all, const DataConfig& c, Examples& train, Examples
   for (int64_t k = 0; k < n; ++k) move_one(all, order[k], k < n_test ? test : train);
 }
 
-// Tagged sentences split into training and test sentences (test_file, or a seeded test_fraction).
+// Tagged sentences (tagged_text) split into training and test sentences.
 void split_tagged(const DataConfig& c, data::TaggedText& train, data::TaggedText& test) {
-  data::TaggedText all = data::read_tagged_text(c.dir, c.max_bytes);
-  if (!c.test_file.empty()) {
-    train = std::move(all);
-    test = data::read_tagged_text(c.test_file, c.max_bytes);
-    return;
-  }
-  const int64_t n = all.size();
-  split_examples<data::TaggedText>(std::move(all), c, train, test, n, [](data::TaggedText& from, int64_t i, data::TaggedText& to) {
+  split_examples(c, data::read_tagged_text, [](data::TaggedText& from, int64_t i, data::TaggedText& to) {
     to.tokens.push_back(std::move(from.tokens[static_cast<size_t>(i)]));
     to.tags.push_back(std::move(from.tags[static_cast<size_t>(i)]));
     to.lines.push_back(from.lines[static_cast<size_t>(i)]);
-  });
+  }, train, test);
 }
 
-// Labelled text split into training and test examples (test_file, or a seeded test_fraction).
+// Labelled text (labelled_text) split into training and test examples.
 void split_labelled(const DataConfig& c, data::LabelledText& train, data::LabelledText& test) {
-  data::LabelledText all = data::read_labelled_text(c.dir, c.max_bytes);
-  if (!c.test_file.empty()) {
-    train = std::move(all);
-    test = data::read_labelled_text(c.test_file, c.max_bytes);
-    return;
-  }
-  const int64_t n = static_cast<int64_t>(all.texts.size());
-  split_examples<data::LabelledText>(std::move(all), c, train, test, n, [](data::LabelledText& from, int64_t i, data::LabelledText& to) {
+  split_examples(c, data::read_labelled_text, [](data::LabelledText& from, int64_t i, data::LabelledText& to) {
     to.texts.push_back(std::move(from.texts[static_cast<size_t>(i)]));
     to.labels.push_back(std::move(from.labels[static_cast<size_t>(i)]));
     to.lines.push_back(from.lines[static_cast<size_t>(i)]);
-  });
+  }, train, test);
 }
 
 Tensor first_rows(const Tensor& t, int64_t limit) {

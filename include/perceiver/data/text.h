@@ -97,6 +97,7 @@ struct LabelledText {
   std::vector<std::string> texts;
   std::vector<std::string> labels;
   std::vector<int64_t> lines;  // the line of each example in its file (for error messages)
+  int64_t size() const { return static_cast<int64_t>(texts.size()); }
 };
 LabelledText read_labelled_text(const std::string& path, int64_t max_bytes = int64_t(1) << 31);
 
