@@ -3,22 +3,27 @@
 # the speaker set by --set data.test_group), then each speaker's test accuracy and the mean.
 #   tools/fsdd_loso.sh [FSDD_RECORDINGS_DIR] [OUT_ROOT] [PARALLEL_RUNS]
 # Runs PARALLEL_RUNS folds at a time (default 1; 2 on a 2-core machine with "threads": 1).
-set -euo pipefail
+set -uo pipefail
 dir=${1:-../shared/datasets/fsdd/recordings}
 out=${2:-runs/fsdd_loso}
 parallel=${3:-1}
 bin=${PERCEIVER:-./build/perceiver}
 speakers=(george jackson lucas nicolas theo yweweler)
 mkdir -p "$out"
-run_fold() {
-  "$bin" train --config configs/fsdd_loso.json --set "data.dir=$dir" --set "data.test_group=$1" \
-    --out "$out/$1" --quiet --force > "$out/$1.log" 2>&1
-}
+declare -A pid_of
 for s in "${speakers[@]}"; do
-  run_fold "$s" &
-  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n; done
+  rm -rf "${out:?}/$s" "$out/$s.log"
+  "$bin" train --config configs/fsdd_loso.json --set "data.dir=$dir" --set "data.test_group=$s" \
+    --out "$out/$s" --quiet > "$out/$s.log" 2>&1 &
+  pid_of[$s]=$!
+  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do sleep 1; done
 done
-wait
+failed=()
+for s in "${speakers[@]}"; do wait "${pid_of[$s]}" || failed+=("$s"); done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fsdd_loso: the folds of ${failed[*]} failed; see $out/<speaker>.log" >&2
+  exit 1
+fi
 printf '| held-out speaker | test accuracy (500 recordings) |\n|---|---|\n'
 for s in "${speakers[@]}"; do
   grep '"type":"eval"' "$out/$s/metrics.jsonl" | tail -n 1 | sed "s/.*\"test_accuracy\":\([0-9.e-]*\).*/$s \1/"

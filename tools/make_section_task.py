@@ -3,8 +3,9 @@
 documentation a paragraph comes from (library, c-api, whatsnew, howto, reference, tutorial).
 
 Training paragraphs come from the masked LM's training documents, test paragraphs from its
-held-out documents (OUT/data_split.json of the masked-LM run), so neither the pre-training nor
-the fine-tuning has seen a test paragraph. Paragraphs are blocks separated by blank lines, at
+held-out documents (OUT/data_split.json of the masked-LM run; its paths are relative to where
+that run was started), so neither the pre-training nor the fine-tuning has seen a test paragraph
+(paragraphs that also occur in a training document are dropped from the training side). Paragraphs are blocks separated by blank lines, at
 least --min-bytes long, cut to --max-bytes; paragraphs are capped per class (balanced) in both sets.
 
   /usr/bin/python3 tools/make_section_task.py MLM_RUN/data_split.json OUT_DIR [--per-class 600]
@@ -13,6 +14,7 @@ the class counts and the majority-class share of the test set.
 """
 import argparse
 import collections
+import gzip
 import json
 import os
 import random
@@ -30,7 +32,10 @@ def section(path):
 
 def paragraphs(path, min_bytes, max_bytes):
     with open(path, "rb") as f:
-        text = f.read().decode("utf-8", errors="replace")
+        data = f.read()
+    if data[:2] == b"\x1f\x8b":  # gzip content, whatever the name (as the masked LM reads it)
+        data = gzip.decompress(data)
+    text = data.decode("utf-8", errors="replace")
     for block in text.replace("\r\n", "\n").split("\n\n"):
         block = " ".join(block.split())
         if len(block.encode("utf-8")) >= min_bytes:
@@ -60,6 +65,11 @@ def main():
     rng = random.Random(args.seed)
     train = collect(split["train"], args)
     test = collect(split["test"], args)
+    # a paragraph repeated in a training and a test document (boilerplate) counts as seen: drop it
+    # from the training side, and keep each test paragraph once
+    test = list(dict.fromkeys(test))
+    test_texts = {p for p, _ in test}
+    train = [(p, s) for p, s in dict.fromkeys(train) if p not in test_texts]
     def balanced(rows, cap):
         by_class = collections.defaultdict(list)
         for p, s in rows:

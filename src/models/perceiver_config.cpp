@@ -40,7 +40,7 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   c.input_projection = o.get_int("input_projection", c.input_projection, 0, 1 << 16);
   c.input_projection_type = o.get_string("input_projection_type", c.input_projection_type, {"gelu", "log_power"});
   c.input_projection_init = o.get_string("input_projection_init", c.input_projection_init, {"random", "mel"});
-  c.sample_rate = o.get_float("sample_rate", static_cast<float>(c.sample_rate), 1.0, 1e7);
+  c.sample_rate = o.get_float("sample_rate", static_cast<float>(c.sample_rate), 1000.0, 1e7);
   c.input_projection_trainable = o.get_bool("input_projection_trainable", c.input_projection_trainable);
   c.num_fourier_bands = o.get_int("num_fourier_bands", c.num_fourier_bands, 1, 1024);
   c.max_resolution = o.get_int_list("max_resolution", c.image_size, 1, 65536, 1, 3);
@@ -72,6 +72,8 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   c.init_std = o.get_float("init_std", c.init_std, 1e-6, 10.0);
   o.finish();
 
+  check(c.input_projection_trainable || c.input_projection > 0, "[config] ", path, ".input_projection_trainable false "
+        "fixes the input projection, but there is none (input_projection is 0)");
   check(c.input_projection_init == "random" || (c.input_projection_type == "log_power" && c.input_projection > 0),
         "[config] ", path, ".input_projection_init \"mel\" needs input_projection > 0 and input_projection_type "
         "\"log_power\" (a filterbank of cos/sin pairs over the frame)");

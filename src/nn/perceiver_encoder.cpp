@@ -14,8 +14,9 @@ int PerceiverEncoderConfig::num_weight_sets() const {
 PerceiverEncoder::PerceiverEncoder(const PerceiverEncoderConfig& config, Rng& init_rng, const std::string& where)
     : config_(config) {
   const auto& c = config_;
-  check(c.num_cross_attends >= 1 && c.num_blocks >= 1 && c.self_attends_per_block >= 0,
-        "[perceiver_encoder] ", where, ": expected num_cross_attends >= 1, num_blocks >= 1, self_attends_per_block >= 0");
+  check(c.num_cross_attends >= 1 && c.num_blocks >= 0 && c.self_attends_per_block >= 0, where,
+        ": expected num_cross_attends >= 1, num_blocks >= 0 and self_attends_per_block >= 0, got ", c.num_cross_attends,
+        ", ", c.num_blocks, " and ", c.self_attends_per_block);
   // resolves a layer's widths with the HF rules, naming the layer in errors
   auto make = [&](const std::string& name, PerceiverLayerConfig lc) {
     try {

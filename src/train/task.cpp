@@ -110,17 +110,24 @@ void encode_tagged(const data::TaggedText& t, int64_t seq_len, const std::vector
     id[pos++] = bt::kCls;
     const auto& tokens = t.tokens[static_cast<size_t>(i)];
     const auto& tags = t.tags[static_cast<size_t>(i)];
-    for (size_t k = 0; k < tokens.size() && pos < seq_len - 1; ++k) {
+    std::vector<int32_t> class_of(tokens.size());  // every tag is checked, also past the cut
+    for (size_t k = 0; k < tokens.size(); ++k) {
       const auto it = std::find(classes.begin(), classes.end(), tags[k]);
       if (it == classes.end())
         throw_error("[data] ", file, ":", t.lines[static_cast<size_t>(i)], ": the tag \"", tags[k], "\" of token ", k,
-                    " is not one of the ", classes.size(), " classes (",
+                    " (\"", tokens[k], "\") of the sentence is not one of the ", classes.size(), " classes (",
                     classes.size() <= 8 ? join(classes) : join(classes, 8) + ", ...",
-                    "): the model's id2label, or the tags of the training sentences");
-      if (k > 0) id[pos++] = bt::kByteOffset + ' ';  // the separator: not predicted
+                    "): the model's id2label, or the tags of the training data");
+      class_of[k] = static_cast<int32_t>(it - classes.begin());
+    }
+    for (size_t k = 0; k < tokens.size() && pos < seq_len - 1; ++k) {
+      if (k > 0) {
+        if (pos >= seq_len - 2) break;  // no room for a byte of this token after its separator
+        id[pos++] = bt::kByteOffset + ' ';  // the separator: not predicted
+      }
       for (int32_t b : data::tokenize_bytes(tokens[k])) {
         if (pos >= seq_len - 1) break;
-        y[pos] = static_cast<int32_t>(it - classes.begin());
+        y[pos] = class_of[k];
         id[pos++] = b;
       }
     }
@@ -235,6 +242,12 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
     check(test_set_.example_shape() == train_set_.example_shape(), "[train] ", c.dir, ": test examples ",
           shape_str(test_set_.example_shape()), " differ from training examples ", shape_str(train_set_.example_shape()));
     class_names_ = test_set_.class_names;
+    // a mel filterbank is laid out for one sample rate: the data's
+    if (c.format == "wav" && config.model.value("input_projection_init", "") == "mel") {
+      const double model_rate = config.model.value("sample_rate", 0.0);
+      check(model_rate == static_cast<double>(c.sample_rate), "[config] model.sample_rate (", model_rate,
+            " Hz, where the mel filterbank is laid out) must equal data.sample_rate (", c.sample_rate, " Hz)");
+    }
     const bool augment = c.max_shift > 0 || c.hflip;
     check(!augment || train_set_.example_shape().size() == 2 || c.format == "wav", "[train] data.max_shift and "
           "data.hflip augment grey images (H, W), got examples ", shape_str(train_set_.example_shape()));
@@ -306,13 +319,20 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
   } else {
     data::LabelledText tr, te;
     data::TaggedText tagged_tr, tagged_te;
-    std::vector<std::string> labels_seen;  // the training labels (tags), for the class list
+    // the labels (tags) that make the class list: those of data.dir (both sides of a seeded
+    // split, so a rare label drawn only into the test share is still a class); a separate
+    // test_file must not bring new ones
+    std::vector<std::string> labels_seen;
+    const bool split_of_dir = c.test_file.empty();
     if (kind_ == Kind::kTokenClassifier) {
       split_tagged(c, tagged_tr, tagged_te);
       for (const auto& tags : tagged_tr.tags) labels_seen.insert(labels_seen.end(), tags.begin(), tags.end());
+      if (split_of_dir)
+        for (const auto& tags : tagged_te.tags) labels_seen.insert(labels_seen.end(), tags.begin(), tags.end());
     } else {
       split_labelled(c, tr, te);
       labels_seen = tr.labels;
+      if (split_of_dir) labels_seen.insert(labels_seen.end(), te.labels.begin(), te.labels.end());
     }
     // HF: num_labels 1 is regression (MSE); a tagger with one tag is a plain (if useless) classifier
     regression_ = kind_ == Kind::kSequenceClassifier && hc.num_labels == 1;

@@ -115,8 +115,10 @@ void apply_config_override(nlohmann::json& j, const std::string& text) {
     start = dot + 1;
     if (node->is_null()) *node = nlohmann::json::object();
   }
+  // JSON, else a string; where the config holds a string, the text stays a string (a speaker
+  // named 3, a path like 2024)
   nlohmann::json parsed = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
-  *node = parsed.is_discarded() ? nlohmann::json(value) : parsed;
+  *node = parsed.is_discarded() || (node->is_string() && !parsed.is_string()) ? nlohmann::json(value) : parsed;
 }
 
 RunConfig load_run_config(const std::string& path) { return load_run_config(path, {}); }

@@ -53,6 +53,7 @@ nlohmann::json resume_identity(const RunConfig& c) {
                         "activation_checkpointing"})
     j["train"].erase(k);
   j["data"].erase("dir");
+  j["data"].erase("streaming");  // reading the corpus in place or from memory trains identically
   return j;
 }
 

@@ -267,6 +267,22 @@ TEST(Cli, TrainsOnImageAndWavFolders) {
   EXPECT_NE(r.out.find("8 training examples, 4 test examples"), std::string::npos) << r.out;
   r = run_cli("eval --checkpoint " + tmp.path + "/wav_run/model.safetensors");
   ASSERT_EQ(r.code, 0) << r.out;
+  // the fixed mel front end through --set: its filterbank (buffers) travels in the checkpoint, so
+  // eval loads it strictly; a model laid out for another sample rate than the data's is refused
+  const std::string mel = " --set model.input_projection_type=log_power --set model.input_projection_init=mel"
+                          " --set model.input_projection_trainable=false";
+  r = run_cli("train --quiet --config " + wav_cfg + mel + " --out " + tmp.path + "/wav_mel");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_cli("eval --checkpoint " + tmp.path + "/wav_mel/model.safetensors");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("test accuracy"), std::string::npos) << r.out;
+  r = run_cli("train --quiet --config " + wav_cfg + mel + " --set model.sample_rate=16000 --out " + tmp.path + "/wav_16k");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("model.sample_rate (16000 Hz, where the mel filterbank is laid out) must equal data.sample_rate (8000 Hz)"),
+            std::string::npos) << r.out;
+  r = run_cli("train --quiet --config " + wav_cfg + " --set train.epochs --out " + tmp.path + "/wav_bad");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--set train.epochs: expected KEY=VALUE"), std::string::npos) << r.out;
 }
 
 // Fine-tuning: --init starts from a model folder; a head of another size is re-initialised and

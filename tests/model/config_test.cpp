@@ -225,7 +225,7 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
       {"model", "image_size", 1, 4096, {{"max_resolution", {4096, 4096}}}},
       {"model", "in_channels", 1, 4096, {}},
       {"model", "input_projection", 0, 1 << 16, {}},
-      {"model", "sample_rate", 1.0, 1e7, {}},
+      {"model", "sample_rate", 1000.0, 1e7, {}},
       {"model", "num_fourier_bands", 1, 1024, {}},
       {"model", "max_resolution", 1, 65536, {}},
       {"model", "num_latents", 1, 1 << 20, {}},
@@ -266,7 +266,7 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
       {"model", "image_size", 1, 4096, {{"max_resolution", {4096}}}},  // 1-D: frames
       {"model", "in_channels", 1, 4096, {}},
       {"model", "input_projection", 0, 1 << 16, {}},
-      {"model", "sample_rate", 1.0, 1e7, {}},
+      {"model", "sample_rate", 1000.0, 1e7, {}},
       {"model", "num_fourier_bands", 1, 1024, {}},
       {"model", "max_resolution", 1, 65536, {}},
       {"model", "num_latents", 1, 1 << 20, {}},
@@ -337,6 +337,8 @@ TEST(Config, OverridesSetValuesBeforeValidation) {
   EXPECT_EQ(j["data"]["speed_perturbation"], json::array({0.9, 1.1}));
   EXPECT_EQ(j["model"]["hub_config"]["d_model"], 4);
   EXPECT_EQ(j["data"]["dir"], "/a b=c");
+  train::apply_config_override(j, "data.test_group=3");  // the config holds a string here: stays one
+  EXPECT_EQ(j["data"]["test_group"], "3");
   const auto fails = [&](const std::string& o, const std::string& part) {
     json copy = j;
     try {

@@ -9,11 +9,13 @@
 #include <fstream>
 
 #include "perceiver/autograd/grad_mode.h"
+#include "perceiver/data/text.h"
 #include "perceiver/core/json_reader.h"
 #include "perceiver/io/model_folder.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/models/registry.h"
 #include "perceiver/train/checkpoint.h"
+#include "perceiver/train/task.h"
 #include "perceiver/train/trainer.h"
 #include "testing/tiny_data.h"
 
@@ -301,6 +303,21 @@ TEST(TextTrain, TokenClassifierTagsEveryByteOfAWord) {
       }
     }
     for (int64_t t = len; t < 24; ++t) EXPECT_EQ(y[t], -100);
+    // the ids follow the class names: every byte of a colour word is COLOUR (1), of an animal ANIMAL (0)
+    const auto word_at = [&](int64_t t) {
+      std::string w;
+      while (t < len - 1 && id[t] != 6 + ' ') w += static_cast<char>(id[t++] - 6);
+      return w;
+    };
+    int checked = 0;
+    for (int64_t t = 1; t < len - 1; ++t) {
+      if (id[t] == 6 + ' ' || (t > 1 && id[t - 1] != 6 + ' ')) continue;  // word starts only
+      const std::string w = word_at(t);
+      const int32_t want = (w == "red" || w == "green" || w == "blue") ? 1 : (w == "cat" || w == "dog" || w == "owl") ? 0 : 2;
+      for (size_t j = 0; j < w.size(); ++j) EXPECT_EQ(y[t + static_cast<int64_t>(j)], want) << w;
+      ++checked;
+    }
+    EXPECT_EQ(checked, 4);
   }
   train::TrainOptions opt;
   opt.quiet = true;
@@ -325,7 +342,7 @@ TEST(TextTrain, TokenClassifierTagsEveryByteOfAWord) {
     train::Task task(train::parse_run_config(bad));
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("te.conll:1: the tag \"BIRD\" of token 1 is not one of the 3 classes (ANIMAL, COLOUR, O)"),
+    EXPECT_NE(std::string(e.what()).find("te.conll:1: the tag \"BIRD\" of token 1 (\"owl\") of the sentence is not one of the 3 classes (ANIMAL, COLOUR, O)"),
               std::string::npos) << e.what();
   }
   // a model that is not a tagger for tagged text
@@ -361,6 +378,38 @@ TEST(TextTrain, StreamedCorpusTrainsExactlyAsInMemory) {
   const auto b = train::read_checkpoint(tmp.path + "/streamed/checkpoint.safetensors").params;
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) EXPECT_EQ(t.to_vector(), b.at(name).to_vector()) << name;
+  // every streamed sequence equals the in-memory one (files whose size is an exact multiple of
+  // the content length and a 1-byte file included)
+  {
+    const std::string dir = tmp.path + "/edge";
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/a.txt") << std::string(30 * 3, 'a');  // seq_len 32: 30 content bytes per sequence
+    std::ofstream(dir + "/b.txt") << "b";
+    std::ofstream(dir + "/c.txt") << std::string(31, 'c');
+    const data::TextSequences mem = data::text_sequences(data::read_text_documents(dir), 32);
+    const data::StreamedSequences str(data::index_text_files(dir), 32);
+    ASSERT_EQ(str.size(), mem.size());
+    std::vector<int64_t> rows(static_cast<size_t>(str.size()));
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int64_t>(i);
+    Tensor ids = Tensor::empty({str.size(), 32}, DType::kI32), mask = Tensor::empty({str.size(), 32}, DType::kI32);
+    str.read(rows.data(), str.size(), ids.data<int32_t>(), mask.data<int32_t>());
+    const auto ints = [](const Tensor& t) { return std::vector<int32_t>(t.data<int32_t>(), t.data<int32_t>() + t.numel()); };
+    EXPECT_EQ(ints(ids), ints(mem.ids));
+    EXPECT_EQ(ints(mask), ints(mem.attention_mask));
+  }
+  // evaluation of the held-out documents is the same in both modes
+  {
+    train::RunConfig m = rc;
+    m.data.streaming = false;
+    train::Task a_task(m), b_task(rc);
+    a_task.model().load_state_dict(a, "memory");
+    b_task.model().load_state_dict(a, "memory");
+    const train::EvalResult ea = a_task.evaluate(16), eb = b_task.evaluate(16);
+    EXPECT_GT(ea.count, 0);
+    EXPECT_EQ(ea.count, eb.count);
+    EXPECT_EQ(ea.correct, eb.correct);
+    EXPECT_EQ(ea.loss, eb.loss);
+  }
   // the checkpoint's config keeps streaming: eval reads the held-out files in place too
   train::RunConfig back = train::read_checkpoint(tmp.path + "/streamed/checkpoint.safetensors").config;
   EXPECT_TRUE(back.data.streaming);

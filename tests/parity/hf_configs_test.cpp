@@ -101,6 +101,13 @@ TEST(HfConfigs, OtherSizesRunForwardAndBackward) {
     run_config(config("PerceiverForImageClassificationLearned", j),
                {{"inputs", randn({1, 3, 4, 4}, rng)}, {"labels", labels1}}, {{"logits", {1, 5}}});
   }
+  {  // num_blocks 0 (HF allows it): the cross-attention alone
+    nlohmann::json j = vision;
+    j["image_size"] = 4;
+    j["num_blocks"] = 0;
+    run_config(config("PerceiverForImageClassificationLearned", j),
+               {{"inputs", randn({1, 3, 4, 4}, rng)}, {"labels", labels1}}, {{"logits", {1, 5}}});
+  }
   {
     nlohmann::json j = vision;
     j["cross_attention_shape_for_attention"] = "q";

@@ -21,7 +21,7 @@ struct PerceiverEncoderConfig {
   PerceiverLayerConfig cross;  // q_dim = D, kv_dim = C (is_cross is set here)
   PerceiverLayerConfig self;   // q_dim = D (always with the query residual)
   int self_attends_per_block = 1;
-  int num_blocks = 1;          // latent block repeats with the same weights
+  int num_blocks = 1;          // latent block repeats with the same weights (0: none, as HF allows)
   int num_cross_attends = 1;
   bool share_weights = true;   // every cross-attend after the first shares one weight set
   bool cross_shape_kv = true;  // HF cross_attention_shape_for_attention "kv" (else "q")

@@ -1,5 +1,5 @@
-// Training checkpoints: one safetensors file holding the model parameters under their own
-// names, the optimizer state under "optimizer.<param>.<slot>", and metadata (format, step,
+// Training checkpoints: one safetensors file holding the model's state dict (parameters and
+// buffers) under their own names, the optimizer state under "optimizer.<param>.<slot>", and metadata (format, step,
 // optimizer, the full run config as JSON). Written atomically (temporary file, fsync, rename),
 // so an interruption never leaves a broken checkpoint.
 #pragma once

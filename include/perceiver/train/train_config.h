@@ -80,8 +80,8 @@ struct RunConfig {
 RunConfig parse_run_config(const nlohmann::json& j);
 RunConfig load_run_config(const std::string& path);
 // The same with overrides applied to the JSON before validation, each "a.b.c=VALUE": VALUE is
-// JSON (a number, true, [1, 2], {"k": 1}, "text") or else taken as a string; missing objects on
-// the way are created. A malformed override is an error naming it.
+// JSON (a number, true, [1, 2], {"k": 1}, "text") or else taken as a string (always a string where
+// the config holds a string); missing objects on the way are created. A malformed override is an error naming it.
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
 // Applies one such override to j.
 void apply_config_override(nlohmann::json& j, const std::string& override_text);
