@@ -9,6 +9,10 @@ logits as perceiver.cpp on the same inputs.
 Needs torch, transformers and safetensors from PyPI, in a virtual environment (reference tooling;
 perceiver.cpp never uses Python). Exits 1 when the folder does not load strictly (missing or
 unexpected weights) or the logits differ by more than 1e-4 x max(1, |logits|).
+
+PerceiverForTokenClassification (ours; transformers has no such class) is checked against the same
+model assembled from transformers' own parts: PerceiverModel with PerceiverTextPreprocessor and
+a PerceiverBasicDecoder as in PerceiverForMaskedLM, but with final_project=True to num_labels.
 """
 import json
 import sys
@@ -18,6 +22,39 @@ import transformers
 from safetensors.torch import load_file
 
 
+def token_classification_class():
+    """PerceiverForTokenClassification from transformers' building blocks (see the module doc)."""
+    from transformers.models.perceiver import modeling_perceiver as mp
+
+    class PerceiverForTokenClassification(mp.PerceiverPreTrainedModel):
+        def __init__(self, config):
+            super().__init__(config)
+            text = mp.PerceiverTextPreprocessor(config)
+            self.perceiver = mp.PerceiverModel(
+                config,
+                input_preprocessor=text,
+                decoder=mp.PerceiverBasicDecoder(
+                    config,
+                    output_num_channels=config.num_labels,
+                    output_index_dims=config.max_position_embeddings,
+                    num_channels=text.num_channels,
+                    qk_channels=8 * 32,
+                    v_channels=text.num_channels,
+                    num_heads=8,
+                    use_query_residual=False,
+                    final_project=True,
+                    trainable_position_encoding_kwargs=dict(
+                        num_channels=text.num_channels, index_dims=config.max_position_embeddings),
+                ),
+            )
+            self.post_init()
+
+        def forward(self, inputs=None, attention_mask=None):
+            return self.perceiver(inputs=inputs, attention_mask=attention_mask)
+
+    return PerceiverForTokenClassification
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
@@ -25,6 +62,8 @@ def main():
     config = json.load(open(f"{folder}/config.json"))
     architecture = config["architectures"][0]
     cls = getattr(transformers, architecture, None)
+    if architecture == "PerceiverForTokenClassification":
+        cls = token_classification_class()
     if cls is None:
         sys.exit(f"check_hf_export: transformers {transformers.__version__} has no class {architecture}")
     model, info = cls.from_pretrained(folder, output_loading_info=True)
