@@ -20,6 +20,7 @@ Runner add_run_command(CLI::App& app);
 Runner add_grad_command(CLI::App& app);
 Runner add_convert_command(CLI::App& app);
 Runner add_fill_mask_command(CLI::App& app);
+Runner add_tag_command(CLI::App& app);
 Runner add_classify_command(CLI::App& app);
 Runner add_flow_command(CLI::App& app);
 Runner add_autoencode_command(CLI::App& app);

@@ -106,6 +106,7 @@ int main(int argc, char** argv) {
       {"grad", "training loss and parameter gradients of a Hugging Face Perceiver IO model", perceiver::cli::add_grad_command},
       {"convert", "convert a PyTorch pytorch_model.bin to safetensors (no code from the file is run)", perceiver::cli::add_convert_command},
       {"fill-mask", "fill [MASK] bytes with a Hugging Face language Perceiver (PerceiverForMaskedLM)", perceiver::cli::add_fill_mask_command},
+      {"tag", "label every token of a text with a byte-level tagger (PerceiverForTokenClassification)", perceiver::cli::add_tag_command},
       {"classify", "top-k labels of images with a Hugging Face image classification model folder", perceiver::cli::add_classify_command},
       {"flow", "optical flow between two frames of any size with a Hugging Face PerceiverForOpticalFlow folder", perceiver::cli::add_flow_command},
       {"autoencode", "reconstruct video, audio and label with a Hugging Face multimodal Perceiver, decoding in chunks", perceiver::cli::add_autoencode_command},

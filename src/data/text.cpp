@@ -437,4 +437,28 @@ TaggedText read_tagged_text(const std::string& path, int64_t max_bytes) {
   return out;
 }
 
+TaggedLayout tagged_layout(const std::vector<std::string>& tokens, int64_t seq_len) {
+  check(seq_len >= 3, "[text] seq_len must be >= 3 ([CLS], at least one byte, [SEP]), got ", seq_len);
+  TaggedLayout l;
+  l.ids.push_back(byte_tokens::kCls);
+  l.token_of.push_back(-1);
+  const auto room = [&] { return static_cast<int64_t>(l.ids.size()) < seq_len - 1; };  // [SEP] stays
+  for (size_t k = 0; k < tokens.size() && room(); ++k) {
+    if (k > 0) {
+      if (static_cast<int64_t>(l.ids.size()) >= seq_len - 2) break;  // no room for a byte after the space
+      l.ids.push_back(byte_tokens::kByteOffset + ' ');
+      l.token_of.push_back(-1);
+    }
+    for (int32_t id : tokenize_bytes(tokens[k])) {
+      if (!room()) break;
+      l.ids.push_back(id);
+      l.token_of.push_back(static_cast<int32_t>(k));
+    }
+    ++l.kept;
+  }
+  l.ids.push_back(byte_tokens::kSep);
+  l.token_of.push_back(-1);
+  return l;
+}
+
 }  // namespace perceiver::data

@@ -97,7 +97,6 @@ void encode_labelled(const data::LabelledText& t, int64_t seq_len, const std::ve
 // spaces, [CLS], [SEP] and padding -100 (not predicted). Tokens past L - 2 ids are cut.
 void encode_tagged(const data::TaggedText& t, int64_t seq_len, const std::vector<std::string>& classes,
                    const std::string& file, Tensor& ids, Tensor& mask, Tensor& labels) {
-  namespace bt = data::byte_tokens;
   const int64_t n = t.size();
   ids = Tensor::zeros({n, seq_len}, DType::kI32);
   mask = Tensor::zeros({n, seq_len}, DType::kI32);
@@ -106,8 +105,6 @@ void encode_tagged(const data::TaggedText& t, int64_t seq_len, const std::vector
   for (int64_t i = 0; i < n; ++i) {
     int32_t* id = ids.data<int32_t>() + i * seq_len;
     int32_t* y = labels.data<int32_t>() + i * seq_len;
-    int64_t pos = 0;
-    id[pos++] = bt::kCls;
     const auto& tokens = t.tokens[static_cast<size_t>(i)];
     const auto& tags = t.tags[static_cast<size_t>(i)];
     std::vector<int32_t> class_of(tokens.size());  // every tag is checked, also past the cut
@@ -120,19 +117,12 @@ void encode_tagged(const data::TaggedText& t, int64_t seq_len, const std::vector
                     "): the model's id2label, or the tags of the training data");
       class_of[k] = static_cast<int32_t>(it - classes.begin());
     }
-    for (size_t k = 0; k < tokens.size() && pos < seq_len - 1; ++k) {
-      if (k > 0) {
-        if (pos >= seq_len - 2) break;  // no room for a byte of this token after its separator
-        id[pos++] = bt::kByteOffset + ' ';  // the separator: not predicted
-      }
-      for (int32_t b : data::tokenize_bytes(tokens[k])) {
-        if (pos >= seq_len - 1) break;
-        y[pos] = class_of[k];
-        id[pos++] = b;
-      }
+    const data::TaggedLayout l = data::tagged_layout(tokens, seq_len);
+    for (size_t p = 0; p < l.ids.size(); ++p) {
+      id[p] = l.ids[p];
+      if (l.token_of[p] >= 0) y[p] = class_of[static_cast<size_t>(l.token_of[p])];
     }
-    id[pos++] = bt::kSep;
-    std::fill_n(mask.data<int32_t>() + i * seq_len, pos, 1);
+    std::fill_n(mask.data<int32_t>() + i * seq_len, l.ids.size(), 1);
   }
 }
 

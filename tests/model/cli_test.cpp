@@ -285,6 +285,45 @@ TEST(Cli, TrainsOnImageAndWavFolders) {
   EXPECT_NE(r.out.find("--set train.epochs: expected KEY=VALUE"), std::string::npos) << r.out;
 }
 
+// `perceiver tag` on a tagged_text run's export: every word of the text gets its class, laid out
+// as in training; texts that do not fit and other model classes are refused.
+TEST(Cli, TagsTheWordsOfATextWithATrainedTagger) {
+  testing::TempDir tmp;
+  {
+    std::ofstream f(tmp.path + "/tags.jsonl");
+    const char* words[][2] = {{"red", "COLOUR"}, {"green", "COLOUR"}, {"blue", "COLOUR"}, {"cat", "ANIMAL"},
+                              {"dog", "ANIMAL"}, {"owl", "ANIMAL"},   {"the", "O"},       {"and", "O"}};
+    for (int i = 0; i < 120; ++i) {
+      std::string tokens, tags;
+      for (int k = 0; k < 4; ++k) {
+        const auto& w = words[(i * 5 + k * 3 + i / 8) % 8];
+        tokens += std::string(k ? ", " : "") + "\"" + w[0] + "\"";
+        tags += std::string(k ? ", " : "") + "\"" + w[1] + "\"";
+      }
+      f << "{\"tokens\": [" << tokens << "], \"tags\": [" << tags << "]}\n";
+    }
+  }
+  const std::string cfg = tmp.path + "/tag.json";
+  std::ofstream(cfg) << R"({"model": {"type": "perceiver_io", "hub_config": {"architectures": ["PerceiverForTokenClassification"],
+      "d_model": 16, "d_latents": 24, "num_latents": 8, "num_self_attends_per_block": 1, "num_self_attention_heads": 2,
+      "num_cross_attention_heads": 1, "qk_channels": 16, "v_channels": 24, "max_position_embeddings": 24, "num_labels": 3}},
+    "train": {"epochs": 10, "batch_size": 12, "lr": 3e-3, "warmup_steps": 2, "seed": 4},
+    "data": {"format": "tagged_text", "dir": ")" << tmp.path << R"(/tags.jsonl", "seq_len": 24, "test_fraction": 0.2}})";
+  CliResult r = run_cli("train --quiet --config " + cfg + " --out " + tmp.path + "/run");
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_cli("tag --model " + tmp.path + "/run/export \"the  red cat\"");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("the\tO\t"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("red\tCOLOUR\t"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cat\tANIMAL\t"), std::string::npos) << r.out;
+  r = run_cli("tag --model " + tmp.path + "/run/export \"" + std::string(30, 'x') + "\"");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("[tag] the text needs 32 ids"), std::string::npos) << r.out;
+  r = run_cli("tag --model " + tmp.path + "/run/export \" \"");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("no tokens"), std::string::npos) << r.out;
+}
+
 // Fine-tuning: --init starts from a model folder; a head of another size is re-initialised and
 // named, every other weight starts as in the folder; a folder with nothing in common and --resume
 // are refused.

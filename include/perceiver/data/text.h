@@ -114,4 +114,16 @@ struct TaggedText {
 };
 TaggedText read_tagged_text(const std::string& path, int64_t max_bytes = int64_t(1) << 31);
 
+// The byte layout of a tagged sentence, shared by training and `perceiver tag`: [CLS], the
+// tokens' ids (tokenize_bytes) joined by single spaces, [SEP] (no padding). token_of[i] is the
+// token position i belongs to, -1 for [CLS], the spaces and [SEP]. Tokens that do not fit in
+// seq_len ids are cut (a token is never started without room for one of its ids); kept counts
+// the tokens with at least one id.
+struct TaggedLayout {
+  std::vector<int32_t> ids;
+  std::vector<int32_t> token_of;
+  int64_t kept = 0;
+};
+TaggedLayout tagged_layout(const std::vector<std::string>& tokens, int64_t seq_len);
+
 }  // namespace perceiver::data
