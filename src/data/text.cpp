@@ -120,18 +120,22 @@ std::vector<TextDocument> read_text_documents(const std::string& path, const Tex
   return docs;
 }
 
+std::vector<int64_t> held_out_order(int64_t n, double test_fraction, uint64_t seed, uint64_t stream, int64_t& n_test) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+  Rng rng(seed, stream);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(static_cast<uint32_t>(i + 1))]);
+  n_test = std::clamp<int64_t>(std::llround(test_fraction * static_cast<double>(n)), 1, n - 1);
+  return order;
+}
+
 namespace {
-// The held-out order of n documents: a seeded shuffle; the first n_test are the test set.
+// The held-out order of n documents (at least 2).
 std::vector<int64_t> split_order(int64_t n, double test_fraction, uint64_t seed, int64_t& n_test) {
   check(n >= 2, "[text] holding out whole documents needs at least 2 documents, got ", n,
         " (split a large file into several, or give a directory)");
   check(test_fraction > 0 && test_fraction < 1, "[text] test_fraction must be in (0, 1), got ", test_fraction);
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
-  Rng rng(seed, 0x7e57ULL);
-  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(static_cast<uint32_t>(i + 1))]);
-  n_test = std::clamp<int64_t>(std::llround(test_fraction * static_cast<double>(n)), 1, n - 1);
-  return order;
+  return held_out_order(n, test_fraction, seed, 0x7e57ULL, n_test);
 }
 }  // namespace
 

@@ -40,23 +40,23 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
                                 nn::init_truncated_normal({c.num_latents, c.d_latents}, c.init_std, rng));
   // the encoder: num_cross_attends x (cross-attend, num_blocks x latent block), weight sets shared
   // after the first cross-attend with share_weights (the paper's scheme)
+  // the settings both kinds of layer share
+  auto layer = [&](int heads, int widening) {
+    nn::PerceiverLayerConfig l;
+    l.q_dim = c.d_latents;
+    l.qk_channels = c.qk_channels;
+    l.v_channels = c.v_channels;
+    l.num_heads = heads;
+    l.widening_factor = widening;
+    l.dropout = c.dropout;
+    l.init_std = linear_std;
+    return l;
+  };
   nn::PerceiverEncoderConfig enc;
-  enc.cross.q_dim = c.d_latents;
+  enc.cross = layer(c.cross_attention_heads, c.cross_attention_widening_factor);
   enc.cross.kv_dim = c.input_width();
-  enc.cross.qk_channels = c.qk_channels;
-  enc.cross.v_channels = c.v_channels;
-  enc.cross.num_heads = c.cross_attention_heads;
-  enc.cross.widening_factor = c.cross_attention_widening_factor;
   enc.cross.use_query_residual = c.use_query_residual;
-  enc.cross.dropout = c.dropout;
-  enc.cross.init_std = linear_std;
-  enc.self.q_dim = c.d_latents;
-  enc.self.qk_channels = c.qk_channels;
-  enc.self.v_channels = c.v_channels;
-  enc.self.num_heads = c.self_attention_heads;
-  enc.self.widening_factor = c.self_attention_widening_factor;
-  enc.self.dropout = c.dropout;
-  enc.self.init_std = linear_std;
+  enc.self = layer(c.self_attention_heads, c.self_attention_widening_factor);
   enc.self_attends_per_block = c.self_attends_per_block;
   enc.num_blocks = c.num_blocks;
   enc.num_cross_attends = c.num_cross_attends;

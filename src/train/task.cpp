@@ -139,12 +139,9 @@ void split_examples(const DataConfig& c, Read read, MoveOne move_one, Examples& 
   }
   const int64_t n = all.size();
   check(n >= 2, "[data] ", c.dir, ": holding out a test share needs at least 2 examples, got ", n);
-  std::vector<int64_t> order(n);
-  for (int64_t i = 0; i < n; ++i) order[i] = i;
-  Rng rng(c.split_seed, 0x1abe1ULL);
-  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(static_cast<uint32_t>(i + 1))]);
-  const int64_t n_test = std::clamp<int64_t>(std::llround(c.test_fraction * static_cast<double>(n)), 1, n - 1);
-  for (int64_t k = 0; k < n; ++k) move_one(all, order[k], k < n_test ? test : train);
+  int64_t n_test = 0;
+  const std::vector<int64_t> order = data::held_out_order(n, c.test_fraction, c.split_seed, 0x1abe1ULL, n_test);
+  for (int64_t k = 0; k < n; ++k) move_one(all, order[static_cast<size_t>(k)], k < n_test ? test : train);
 }
 
 // Tagged sentences (tagged_text) split into training and test sentences.

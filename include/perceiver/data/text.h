@@ -35,6 +35,11 @@ std::vector<TextDocument> read_text_documents(const std::string& path, const Tex
 // symlinks listed once), keeping those ending with one of `extensions` (all when empty).
 std::vector<std::string> list_text_files(const std::string& path, const std::vector<std::string>& extensions = {});
 
+// A seeded held-out split of n >= 2 items: a shuffle of 0..n-1 by Rng(seed, stream); the first
+// n_test = clamp(round(test_fraction n), 1, n - 1) are the test items. The one shuffle behind the
+// document splits below and the labelled/tagged text splits of the trainer.
+std::vector<int64_t> held_out_order(int64_t n, double test_fraction, uint64_t seed, uint64_t stream, int64_t& n_test);
+
 // Whole documents held out: a seeded shuffle of the documents; the first
 // max(1, round(test_fraction * n)) are the test set, the rest the training set (at least one each).
 void split_documents(std::vector<TextDocument> docs, double test_fraction, uint64_t seed,
