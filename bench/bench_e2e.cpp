@@ -3,7 +3,7 @@
 //
 //   bench_e2e --model DIR --save-init OUT.safetensors        write the seeded initial weights, exit
 //   bench_e2e --model DIR --inputs IN.safetensors [--mode infer|train] [--threads T]
-//             [--warmup W] [--iters N] [--outputs OUT.safetensors] [--precision f32|bf16]
+//             [--warmup W] [--iters N] [--outputs OUT.safetensors] [--precision f32|bf16] [--profile]
 //
 // DIR/config.json is a Hugging Face Perceiver IO config ("model_type": "perceiver") or one of our
 // run configs ({"model": {"type": ...}}); DIR/model.safetensors holds the weights for timed runs.
@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "machine_peak.h"
 #include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/autograd/tape.h"
@@ -25,6 +26,7 @@
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
 #include "perceiver/core/parallel.h"
+#include "perceiver/core/profiler.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/models/image_classifier.h"
 #include "perceiver/io/model_folder.h"
@@ -79,6 +81,40 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
+// The per-op profile of `iters` steps of mean_ms each: per op (most time first) ms per step,
+// share of the step, calls per step, GFLOP/s and % of this machine's peak (bf16 ops against the
+// bf16 peak); the rest of the step (autograd bookkeeping, allocation, glue) as "(other)". Printed
+// as a table on stderr and returned as JSON.
+nlohmann::json profile_report(int iters, double mean_ms) {
+  profiler::set_enabled(false);
+  const bench::MachinePeak peak = bench::measure_machine_peak(num_threads());
+  std::vector<std::pair<std::string, profiler::Entry>> rows;
+  double profiled_ms = 0;
+  for (const auto& [name, e] : profiler::snapshot()) {
+    rows.emplace_back(name, e);
+    profiled_ms += 1e3 * e.seconds / iters;
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  profiler::Entry other;
+  other.seconds = std::max(0.0, (mean_ms - profiled_ms) * 1e-3 * iters);
+  rows.emplace_back("(other: autograd, allocation, glue)", other);
+  nlohmann::json out = nlohmann::json::array();
+  std::fprintf(stderr, "%-36s %10s %7s %8s %9s %7s\n", "op", "ms/step", "share", "calls", "GFLOP/s", "% peak");
+  for (const auto& [name, e] : rows) {
+    const double step_ms = 1e3 * e.seconds / iters, gflops = e.seconds > 0 ? 1e-9 * e.flops / e.seconds : 0.0;
+    const double peak_gflops = name.find("bf16") != std::string::npos ? peak.bf16_gflops : peak.f32_gflops;
+    const double pct = e.flops > 0 && peak_gflops > 0 ? 100.0 * gflops / peak_gflops : 0.0;
+    std::fprintf(stderr, "%-36s %10.3f %6.1f%% %8.1f %9.1f %6.1f%%\n", name.c_str(), step_ms, 100.0 * step_ms / mean_ms,
+                 static_cast<double>(e.calls) / iters, gflops, pct);
+    out.push_back({{"op", name}, {"ms_per_step", step_ms}, {"share", step_ms / mean_ms},
+                   {"calls_per_step", static_cast<double>(e.calls) / iters}, {"gflops", gflops},
+                   {"peak_percent", pct}});
+  }
+  std::fprintf(stderr, "step %.3f ms; peak here: fp32 %.0f GFLOP/s, bf16 %.0f GFLOP/s (%d threads)\n", mean_ms,
+               peak.f32_gflops, peak.bf16_gflops, num_threads());
+  return out;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"perceiver.cpp end-to-end benchmark (the C++ side of bench/torch_compare.py)"};
   std::string model, inputs, outputs, save_init, mode = "infer", precision = "f32";
@@ -93,10 +129,12 @@ int run(int argc, char** argv) {
   app.add_option("--iters", iters, "timed iterations")->check(CLI::Range(1, 1000000));
   bool checkpointing = false;
   app.add_flag("--checkpointing", checkpointing, "train mode: activation checkpointing (recompute attention layers in backward)");
-  app.add_option("--precision", precision, "f32, or bf16 (inference only)")->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--precision", precision, "f32, or bf16 (inference: bf16 weights; train: mixed precision)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
+  bool profile = false;
+  app.add_flag("--profile", profile, "per-op profile of the timed iterations (time, share, GFLOP/s and % of the "
+               "peak measured here, fp32 or bf16): a table on stderr, \"profile\" in the JSON line");
   CLI11_PARSE(app, argc, argv);
-  check(precision == "f32" || mode == "infer",
-        "[bench_e2e] --precision bf16 is inference-only: expected --mode infer, got --mode ", mode);
   set_num_threads(threads);
 
   if (!save_init.empty()) {
@@ -115,8 +153,10 @@ int run(int argc, char** argv) {
   const double rss_after_load = peak_rss_bytes() / 1048576.0;
   const bool train = mode == "train";
   r.model->train(train);
-  if (precision == "bf16") {  // inference only: the Linear weights become bf16, fp32 memory returned
-    r.model->set_precision(Precision::kBF16, /*keep_f32_weights=*/false);
+  if (precision == "bf16") {
+    // inference: the Linear weights become bf16 (fp32 memory returned); training: mixed precision
+    // (fp32 master weights, bf16 products, as train.precision "bf16")
+    r.model->set_precision(Precision::kBF16, /*keep_f32_weights=*/train);
   }
   r.model->set_activation_checkpointing(checkpointing);
   std::unique_ptr<optim::Optimizer> opt;
@@ -130,6 +170,7 @@ int run(int argc, char** argv) {
   float first_loss = 0.0f;
   std::vector<double> ms;
   for (int it = 0; it < warmup + iters; ++it) {
+    if (profile && it == warmup) profiler::set_enabled(true);  // the timed iterations only
     const auto t0 = Clock::now();
     Tensor logits;
     if (train) {
@@ -166,6 +207,7 @@ int run(int argc, char** argv) {
                         {"precision", precision},
                         {"checkpointing", checkpointing}};
   if (train) res["loss_first"] = first_loss;
+  if (profile) res["profile"] = profile_report(iters, std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size());
   std::printf("%s\n", res.dump().c_str());
   return 0;
 }

@@ -20,7 +20,8 @@ For each configuration and thread count it
     is F.scaled_dot_product_attention, fp32, torch.set_num_threads(T);
  3. writes the inputs once (DIR/inputs_<mode>_b<B>.safetensors) and times, each implementation in its own
     subprocess: perceiver.cpp, PyTorch eager, torch.compile (compile time reported; a failure or a timeout is
-    reported, not fatal) and, with --bf16, PyTorch autocast(bfloat16) inference and bench_e2e --precision bf16.
+    reported, not fatal) and, with --bf16, PyTorch autocast(bfloat16) and bench_e2e --precision bf16 (inference,
+    and for a training step mixed precision: autocast around forward + loss, fp32 master weights and AdamW).
     Inference runs under torch.inference_mode(); a training step is forward + loss + backward + AdamW
     (lr 1e-4, weight_decay 0, betas (0.9, 0.999), eps 1e-8; fused=True on CPU when available, else foreach).
     Warm-up iterations first, then the median and min ms per batch over the timed iterations;
@@ -304,8 +305,13 @@ def child_main(spec_path):
                 continue
         for i in range(warmup + iters):
             t0 = time.perf_counter()
-            logits = fn(*args)
-            loss = spec.loss(logits, labels)
+            if autocast:  # mixed precision: bf16 autocast forward and loss, fp32 master weights
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits = fn(*args)
+                    loss = spec.loss(logits, labels)
+            else:
+                logits = fn(*args)
+                loss = spec.loss(logits, labels)
             loss.backward()
             try:
                 opt.step()
@@ -665,7 +671,7 @@ class Harness:
                 for threads in self.args.threads:
                     outs, recs = {}, {}
                     todo = [i for i in ("cpp", "torch_eager", "torch_compile") if i in impls]
-                    if self.args.bf16 and mode == "infer":
+                    if self.args.bf16:  # bf16 inference, and mixed-precision training steps
                         todo += [i for i in ("cpp_bf16", "torch_bf16_autocast") if i in impls]
                     if self.args.checkpointing and mode == "train":
                         todo.insert(1, "cpp_ckpt")
@@ -691,6 +697,10 @@ class Harness:
                             if impl in recs and ref in recs:
                                 print_check(self.compare_loss(case, mode, batch, threads, recs[impl], recs[ref],
                                                               self.args.tol))
+                        for impl in ("cpp_bf16", "torch_bf16_autocast"):
+                            if impl in recs and ref in recs:
+                                print_check(self.compare_loss(case, mode, batch, threads, recs[impl], recs[ref],
+                                                              self.args.tol_bf16))
                     for cpp_impl, torch_impls in (("cpp", ("torch_eager", "torch_compile", "torch_bf16_autocast")),
                                                   ("cpp_ckpt", ("torch_eager", "torch_compile")),
                                                   ("cpp_bf16", ("torch_bf16_autocast", "torch_eager", "torch_compile"))):

@@ -6,6 +6,7 @@
 #include "perceiver/autograd/tape.h"
 #include "perceiver/ops/activation.h"
 #include "perceiver/ops/attention.h"
+#include "perceiver/ops/convert.h"
 #include "perceiver/ops/dropout.h"
 #include "perceiver/ops/elementwise.h"
 #include "perceiver/ops/embedding.h"
@@ -21,11 +22,24 @@ using autograd::record;
 using autograd::should_record;
 using Grads = std::vector<Tensor>;
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Precision precision) {
   const bool grad = should_record({&x, &w, &b});
   check(!grad || !w.defined() || w.dtype() == DType::kF32,
         "[linear] bf16 weights are inference-only: run without gradients (NoGradGuard) or set "
         "the precision to f32");
+  if (precision == Precision::kBF16 && w.defined() && w.dtype() == DType::kF32) {
+    // mixed precision: y = bf16(x) bf16(w)^T + b; the bf16 copies are what backward needs
+    const Tensor x16 = x.dtype() == DType::kBF16 ? x : ops::to_bf16(x), w16 = ops::to_bf16(w);
+    Tensor y = ops::linear(x16, w16, b);
+    if (grad) {
+      const bool nx = x.requires_grad(), nw = w.requires_grad(), nb = b.defined() && b.requires_grad();
+      record("linear", {x, w, b}, {&y}, [x16, w16, nx, nw, nb](const Grads& g) -> Grads {
+        ops::LinearGrads d = ops::linear_backward(g[0], x16, w16, nx, nw, nb);
+        return {d.dx, d.dw, d.db};
+      });
+    }
+    return y;
+  }
   Tensor y = ops::linear(x, w, b);
   if (grad) {
     // dx = dy w, dw = dy^T x, db = sum dy
@@ -48,6 +62,13 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) 
     });
   }
   return out.y;
+}
+
+Tensor to_bf16(const Tensor& x) {
+  Tensor y = ops::to_bf16(x);
+  // d x = dy (the rounding's straight-through gradient; dy is fp32)
+  if (should_record({&x})) record("to_bf16", {x}, {&y}, [](const Grads& g) -> Grads { return {g[0]}; });
+  return y;
 }
 
 Tensor gelu(const Tensor& x) {
@@ -142,6 +163,14 @@ Tensor mean(const Tensor& x, int axis) {
   return y;
 }
 
+Tensor center(const Tensor& x, int axis) {
+  Tensor y = ops::center(x, axis);
+  // y = P x with P = I - (1/len) 1 1^T symmetric: dx = P dy
+  if (should_record({&x}))
+    record("center", {x}, {&y}, [axis](const Grads& g) -> Grads { return {ops::center(g[0], axis)}; });
+  return y;
+}
+
 Tensor embedding(const Tensor& indices, const Tensor& table) {
   Tensor y = ops::embedding(indices, table);
   if (should_record({&table})) {
@@ -156,9 +185,18 @@ Tensor embedding(const Tensor& indices, const Tensor& table) {
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
                  const Tensor& key_mask, Precision precision) {
   const bool grad = should_record({&q, &k, &v});
-  check(!grad || precision == Precision::kF32,
-        "[attention] bf16 precision is inference-only: run without gradients (NoGradGuard) or "
-        "set the precision to f32");
+  if (grad && precision == Precision::kBF16) {
+    // mixed precision: q, k, v rounded once; the node keeps them and the output in bf16
+    const Tensor q16 = ops::to_bf16(q), k16 = ops::to_bf16(k), v16 = ops::to_bf16(v);
+    ops::AttentionOut out = ops::attention(q16, k16, v16, heads, scale, key_mask, precision);
+    Tensor o16 = ops::to_bf16(out.out), lse = out.lse;
+    record("attention", {q, k, v}, {&out.out},
+           [q16, k16, v16, o16, lse, heads, scale, key_mask](const Grads& g) -> Grads {
+             ops::AttentionGrads d = ops::attention_backward(g[0], q16, k16, v16, o16, lse, heads, scale, key_mask);
+             return {d.dq, d.dk, d.dv};
+           });
+    return out.out;
+  }
   ops::AttentionOut out = ops::attention(q, k, v, heads, scale, key_mask, precision);
   if (grad) {
     Tensor o = out.out.detach(), lse = out.lse;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <memory>
 
 #include "perceiver/core/error.h"
 #include "perceiver/data/image.h"
@@ -68,7 +69,7 @@ void load_into(const std::string& path, const ImageFolderOptions& o, float* out)
 
 }  // namespace
 
-Dataset load_image_folder(const ImageFolderOptions& o, bool train) {
+ExampleSource image_folder_source(const ImageFolderOptions& o, bool train) {
   if (!fs::is_directory(o.dir)) throw_error("[image_folder] ", o.dir, ": not a directory");
   if (o.channels != 1 && o.channels != 3) throw_error("[image_folder] channels must be 1 or 3, got ", o.channels);
   const fs::path root(o.dir);
@@ -93,18 +94,21 @@ Dataset load_image_folder(const ImageFolderOptions& o, bool train) {
   const std::vector<File>& files = train ? train_files : test_files;
   if (files.empty()) throw_error("[image_folder] ", o.dir, ": the ", train ? "training" : "test", " set has no images");
 
-  Dataset d;
-  d.class_names = classes;
-  const int64_t n = static_cast<int64_t>(files.size()), per = o.height * o.width * o.channels;
-  d.inputs = o.channels == 1 ? Tensor::empty({n, o.height, o.width}) : Tensor::empty({n, o.height, o.width, 3});
-  d.labels = Tensor::empty({n}, DType::kI32);
+  const int64_t n = static_cast<int64_t>(files.size());
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  auto paths = std::make_shared<std::vector<std::string>>();
   for (int64_t i = 0; i < n; ++i) {
     const File& f = files[static_cast<size_t>(i)];
-    load_into(f.path, o, d.inputs.f32() + i * per);
-    d.labels.data<int32_t>()[i] =
+    paths->push_back(f.path);
+    labels[static_cast<size_t>(i)] =
         static_cast<int32_t>(std::lower_bound(classes.begin(), classes.end(), f.label) - classes.begin());
   }
-  return d;
+  const Shape example = o.channels == 1 ? Shape{o.height, o.width} : Shape{o.height, o.width, 3};
+  return ExampleSource(example, std::move(labels), classes,
+                       [paths, o](int64_t row, float* out) { load_into((*paths)[static_cast<size_t>(row)], o, out); },
+                       /*streamed=*/true);
 }
+
+Dataset load_image_folder(const ImageFolderOptions& o, bool train) { return image_folder_source(o, train).load_all(); }
 
 }  // namespace perceiver::data

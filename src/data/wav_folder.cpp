@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <regex>
 
 #include "perceiver/core/error.h"
@@ -119,9 +120,26 @@ std::vector<float> resample(const std::vector<float>& in, double speed) {
   return out;
 }
 
+// One example: the file at `speed`, fitted to `length` and cut into `frames` frames (frames, frame).
+void read_example(const std::string& path, double speed, const WavFolderOptions& o, int64_t frames, int64_t hop,
+                  float* out) {
+  Wav w = read_wav(path);
+  if (w.sample_rate != o.sample_rate)
+    throw_error("[wav_folder] ", path, ": sample rate ", w.sample_rate, " Hz, expected ", o.sample_rate,
+                " Hz (data.sample_rate); resample the files first");
+  if (w.samples.empty()) throw_error("[wav_folder] ", path, ": no samples");
+  for (float v : w.samples)
+    if (!std::isfinite(v)) throw_error("[wav_folder] ", path, ": holds NaN or Inf samples");
+  if (speed != 1.0) w.samples = resample(w.samples, speed);
+  std::vector<float> wave(static_cast<size_t>(o.length));
+  fit(w.samples, o, wave.data());
+  for (int64_t t = 0; t < frames; ++t)
+    std::copy(wave.begin() + t * hop, wave.begin() + t * hop + o.frame, out + t * o.frame);
+}
+
 }  // namespace
 
-Dataset load_wav_folder(const WavFolderOptions& o, bool train) {
+ExampleSource wav_folder_source(const WavFolderOptions& o, bool train) {
   const int64_t hop = o.hop > 0 ? o.hop : o.frame;
   if (o.length < 1 || o.frame < 1 || o.frame > o.length || (o.length - o.frame) % hop != 0)
     throw_error("[wav_folder] length ", o.length, " must be frame (", o.frame, ") plus a multiple of hop (", hop,
@@ -148,30 +166,20 @@ Dataset load_wav_folder(const WavFolderOptions& o, bool train) {
     for (double s : o.speed_factors)
       for (const File* f : part) items.emplace_back(f, s);
 
-  Dataset d;
-  d.class_names = classes;
-  const int64_t n = static_cast<int64_t>(items.size());
-  d.inputs = Tensor::empty({n, frames, o.frame});
-  d.labels = Tensor::empty({n}, DType::kI32);
-  std::vector<float> wave(static_cast<size_t>(o.length));
-  for (int64_t i = 0; i < n; ++i) {
-    const File& f = *items[static_cast<size_t>(i)].first;
-    Wav w = read_wav(f.path);
-    if (w.sample_rate != o.sample_rate)
-      throw_error("[wav_folder] ", f.path, ": sample rate ", w.sample_rate, " Hz, expected ", o.sample_rate,
-                  " Hz (data.sample_rate); resample the files first");
-    if (w.samples.empty()) throw_error("[wav_folder] ", f.path, ": no samples");
-    for (float v : w.samples)
-      if (!std::isfinite(v)) throw_error("[wav_folder] ", f.path, ": holds NaN or Inf samples");
-    if (const double speed = items[static_cast<size_t>(i)].second; speed != 1.0) w.samples = resample(w.samples, speed);
-    fit(w.samples, o, wave.data());
-    float* out = d.inputs.f32() + i * frames * o.frame;
-    for (int64_t t = 0; t < frames; ++t)
-      std::copy(wave.begin() + t * hop, wave.begin() + t * hop + o.frame, out + t * o.frame);
-    d.labels.data<int32_t>()[i] =
-        static_cast<int32_t>(std::lower_bound(classes.begin(), classes.end(), f.label) - classes.begin());
-  }
-  return d;
+  std::vector<int32_t> labels;
+  for (const auto& [f, speed] : items)
+    labels.push_back(static_cast<int32_t>(std::lower_bound(classes.begin(), classes.end(), f->label) - classes.begin()));
+  // what a read needs of each example: its file and speed
+  auto files = std::make_shared<std::vector<std::pair<std::string, double>>>();
+  for (const auto& [f, speed] : items) files->emplace_back(f->path, speed);
+  return ExampleSource({frames, o.frame}, std::move(labels), classes,
+                       [files, o, frames, hop](int64_t row, float* out) {
+                         const auto& [path, speed] = (*files)[static_cast<size_t>(row)];
+                         read_example(path, speed, o, frames, hop, out);
+                       },
+                       /*streamed=*/true);
 }
+
+Dataset load_wav_folder(const WavFolderOptions& o, bool train) { return wav_folder_source(o, train).load_all(); }
 
 }  // namespace perceiver::data

@@ -1,9 +1,11 @@
-// Mel-spaced Gabor filterbank (see the header for the exact definition).
+// Mel-spaced Gabor filterbank and SpecAugment masks (see the header for the exact definitions).
 #include "perceiver/models/audio_filterbank.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include "perceiver/core/error.h"
 
 namespace perceiver::models {
 
@@ -43,6 +45,28 @@ void mel_gabor_filterbank(int64_t frame, int64_t filters, double sample_rate, fl
       s[n] = static_cast<float>(scale * w[static_cast<size_t>(n)] * std::sin(omega * t));
     }
   }
+}
+
+Tensor spec_augment_mask(int64_t b, int64_t m, int64_t f, int channel_masks, int64_t channel_width,
+                         int element_masks, int64_t element_width, Rng& rng) {
+  check(b >= 0 && m > 0 && f > 0 && channel_width >= 0 && channel_width <= f && element_width >= 0 &&
+            element_width <= m,
+        "[spec_augment_mask] expected widths within the features (", f, " channels, ", m, " elements), got ",
+        channel_width, " and ", element_width);
+  Tensor mask = Tensor::full({b, m, f}, 1.0f);
+  auto draw = [&rng](int64_t n) { return static_cast<int64_t>(rng.below(static_cast<uint32_t>(n))); };  // [0, n)
+  for (int64_t e = 0; e < b; ++e) {
+    float* pe = mask.f32() + e * m * f;
+    for (int k = 0; k < channel_masks; ++k) {
+      const int64_t width = draw(channel_width + 1), start = draw(f - width + 1);
+      for (int64_t t = 0; t < m; ++t) std::fill_n(pe + t * f + start, width, 0.0f);
+    }
+    for (int k = 0; k < element_masks; ++k) {
+      const int64_t width = draw(element_width + 1), start = draw(m - width + 1);
+      std::fill_n(pe + start * f, width * f, 0.0f);
+    }
+  }
+  return mask;
 }
 
 }  // namespace perceiver::models

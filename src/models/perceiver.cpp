@@ -115,6 +115,14 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
     Tensor power = ag::mean(ag::reshape(ag::mul(y, y), {b, m, c.input_projection, 2}), 3);
     pixels = ag::log(power, 1e-4f);
   }
+  // features -= mean over the M elements, per example and channel (cepstral mean normalisation)
+  if (c.input_mean_normalization) pixels = ag::center(pixels, 1);
+  // SpecAugment: features *= mask, 0 on random channel bands and element spans (training only)
+  if (is_training() && (c.channel_masks > 0 || c.element_masks > 0)) {
+    check(rng != nullptr, "[Perceiver] feature masking in training mode needs an Rng");
+    pixels = ag::mul(pixels, spec_augment_mask(b, m, c.feature_width(), c.channel_masks, c.channel_mask_width,
+                                                c.element_masks, c.element_mask_width, *rng));
+  }
   Tensor inputs = ag::concat_last(pixels, ag::expand_leading(positions_, b));
   // z = latents broadcast to the batch                           (B, N, D)
   Tensor z = ag::expand_leading(latents_, b);
@@ -148,6 +156,9 @@ int64_t Perceiver::training_activation_bytes(bool checkpointing) const {
   // pixels (+ their projection and its GELU) and the [pixels, Fourier] inputs
   int64_t kept = m * (c.in_channels + (c.input_projection_type == "log_power" ? 5 : 2) * c.input_projection +
                       c.input_width());
+  // the centred features, and the masked features with their mask
+  kept += m * c.feature_width() * ((c.input_mean_normalization ? 1 : 0) +
+                                   (c.channel_masks > 0 || c.element_masks > 0 ? 2 : 0));
   int64_t largest = 0;                                    // the biggest single layer
   kept += encoder_->activation_floats(n, m, checkpointing, &largest);
   if (decoder_) kept += decoder_->activation_floats(1, n);

@@ -13,9 +13,9 @@ int64_t PerceiverConfig::num_inputs() const {
   return m;
 }
 
-int64_t PerceiverConfig::input_width() const {
-  return (input_projection > 0 ? input_projection : in_channels) + fourier_spec().output_size();
-}
+int64_t PerceiverConfig::feature_width() const { return input_projection > 0 ? input_projection : in_channels; }
+
+int64_t PerceiverConfig::input_width() const { return feature_width() + fourier_spec().output_size(); }
 
 perceiver_io::FourierSpec PerceiverConfig::fourier_spec() const {
   perceiver_io::FourierSpec s;
@@ -42,6 +42,11 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   c.input_projection_init = o.get_string("input_projection_init", c.input_projection_init, {"random", "mel"});
   c.sample_rate = o.get_float("sample_rate", static_cast<float>(c.sample_rate), 1000.0, 1e7);
   c.input_projection_trainable = o.get_bool("input_projection_trainable", c.input_projection_trainable);
+  c.input_mean_normalization = o.get_bool("input_mean_normalization", c.input_mean_normalization);
+  c.channel_masks = static_cast<int>(o.get_int("channel_masks", c.channel_masks, 0, 64));
+  c.channel_mask_width = o.get_int("channel_mask_width", c.channel_mask_width, 0, 1 << 16);
+  c.element_masks = static_cast<int>(o.get_int("element_masks", c.element_masks, 0, 64));
+  c.element_mask_width = o.get_int("element_mask_width", c.element_mask_width, 0, 1 << 20);
   c.num_fourier_bands = o.get_int("num_fourier_bands", c.num_fourier_bands, 1, 1024);
   c.max_resolution = o.get_int_list("max_resolution", c.image_size, 1, 65536, 1, 3);
   c.concat_pos = o.get_bool("concat_pos", c.concat_pos);
@@ -77,6 +82,16 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   check(c.input_projection_init == "random" || (c.input_projection_type == "log_power" && c.input_projection > 0),
         "[config] ", path, ".input_projection_init \"mel\" needs input_projection > 0 and input_projection_type "
         "\"log_power\" (a filterbank of cos/sin pairs over the frame)");
+  check(!c.input_mean_normalization || c.num_inputs() > 1, "[config] ", path, ".input_mean_normalization "
+        "needs more than one input element (image_size), got 1: every feature would become 0");
+  check(c.channel_mask_width <= c.feature_width(), "[config] ", path, ".channel_mask_width = ", c.channel_mask_width,
+        " exceeds the feature width (input_projection or in_channels) = ", c.feature_width());
+  check(c.element_mask_width <= c.num_inputs(), "[config] ", path, ".element_mask_width = ", c.element_mask_width,
+        " exceeds the number of input elements (product of image_size) = ", c.num_inputs());
+  check((c.channel_masks > 0) == (c.channel_mask_width > 0) && (c.element_masks > 0) == (c.element_mask_width > 0),
+        "[config] ", path, ": masking needs both a count and a width (channel_masks with channel_mask_width, "
+        "element_masks with element_mask_width), got channel_masks ", c.channel_masks, ", channel_mask_width ",
+        c.channel_mask_width, ", element_masks ", c.element_masks, ", element_mask_width ", c.element_mask_width);
   check(c.max_resolution.size() == c.image_size.size(), "[config] ", path, ".max_resolution: expected ",
         c.image_size.size(), " entries (one per image_size axis), got ", c.max_resolution.size());
   // Width rules are checked here so a bad config fails before any allocation.
@@ -110,6 +125,11 @@ nlohmann::json PerceiverConfig::to_json() const {
           {"input_projection_init", input_projection_init},
           {"sample_rate", sample_rate},
           {"input_projection_trainable", input_projection_trainable},
+          {"input_mean_normalization", input_mean_normalization},
+          {"channel_masks", channel_masks},
+          {"channel_mask_width", channel_mask_width},
+          {"element_masks", element_masks},
+          {"element_mask_width", element_mask_width},
           {"num_fourier_bands", num_fourier_bands},
           {"max_resolution", max_resolution},
           {"concat_pos", concat_pos},

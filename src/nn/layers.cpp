@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/allocator.h"
 #include "perceiver/ops/convert.h"
 
@@ -36,10 +37,17 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Rng& rng, f
   if (bias) bias_ = register_parameter("bias", Tensor::zeros({out_features}));
 }
 
-// y = x W^T + b  (torch.nn.Linear)
-// y = x W^T + b; in bf16 precision with the bf16 copy of W (ag::linear rejects it under grad).
+// y = x W^T + b  (torch.nn.Linear). In bf16 precision: in training mode (mixed precision; also
+// the no-grad forward of a checkpointed layer) or whenever gradients are recorded, the fp32
+// master W is rounded for each call, so it is never stale after an optimizer step; otherwise
+// (inference) the bf16 copy of W is used.
 Tensor Linear::forward(const Tensor& x) const {
-  return ag::linear(x, precision() == Precision::kBF16 ? weight_bf16_ : weight_, bias_);
+  if (precision() == Precision::kF32) return ag::linear(x, weight_, bias_);
+  const bool records = autograd::grad_enabled() && (weight_.requires_grad() || x.requires_grad() ||
+                                                    (bias_.defined() && bias_.requires_grad()));
+  if (weight_.dtype() == DType::kF32 && (is_training() || records))
+    return ag::linear(x, weight_, bias_, Precision::kBF16);
+  return ag::linear(x, weight_bf16_, bias_);
 }
 
 void Linear::on_precision_changed() {

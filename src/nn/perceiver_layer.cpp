@@ -50,8 +50,7 @@ PerceiverLayer::PerceiverLayer(const PerceiverLayerConfig& config, Rng& rng)
 }
 
 Tensor PerceiverLayer::forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const {
-  // bf16 is inference-only: no checkpointing there, so a bf16 forward with gradients on throws here
-  if (!activation_checkpointing() || precision() == Precision::kBF16) return forward_impl(x, y, key_mask, rng);
+  if (!activation_checkpointing()) return forward_impl(x, y, key_mask, rng);
   // keep x and y only; backward recomputes this layer (autograd/checkpoint.h)
   return ag::checkpoint(
       [this, key_mask](const std::vector<Tensor>& in, Rng* r) { return forward_impl(in[0], in[1], key_mask, r); },
@@ -69,8 +68,11 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
   const bool drop = is_training() && c.dropout > 0.0f;
   check(!drop || rng != nullptr, "[PerceiverLayer] dropout in training mode needs an Rng");
 
-  // xn = LN1(x); yn = LN2(y) for cross layers, xn for self layers
-  Tensor xn = layernorm1_->forward(x);
+  // xn = LN1(x); yn = LN2(y) for cross layers, xn for self layers. Mixed-precision training
+  // rounds each once to bf16 for the products that share it (not once per product).
+  const bool mixed = precision() == Precision::kBF16 && is_training();
+  auto shared = [mixed](Tensor t) { return mixed ? ag::to_bf16(t) : t; };
+  Tensor xn = shared(layernorm1_->forward(x));
   // Q = Linear_q(xn), K = Linear_k(yn), V = Linear_v(yn)
   Tensor q = query_->forward(xn);
   // context = softmax(Q K^T / sqrt(qk / H) + mask) V, heads = contiguous channel slices
@@ -83,10 +85,10 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
                              key_->weight(), key_->bias(), value_->weight(), value_->bias()};
     context = ag::chunked_kv_attention(q, y, p, c.num_heads, scale, key_mask, c.kv_chunk);
   } else {
-    Tensor yn = c.is_cross ? layernorm2_->forward(y) : xn;
+    Tensor yn = c.is_cross ? shared(layernorm2_->forward(y)) : xn;
     Tensor k = key_->forward(yn);
     Tensor v = value_->forward(yn);
-    context = ag::attention(q, k, v, c.num_heads, scale, key_mask, precision());
+    context = ag::attention(q, k, v, c.num_heads, scale, key_mask, mixed ? kMixedPrecisionAttention : precision());
   }
   // a = dense(context) [+ x]   (the residual uses the un-normalised query input)
   Tensor a = out_->forward(context);

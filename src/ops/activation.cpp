@@ -1,6 +1,7 @@
 // gelu, relu, softmax and their backward ops: validate, allocate, call kernels/cpu/activation.
 #include "perceiver/ops/activation.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/activation.h"
 #include "ops/validate.h"
 
@@ -22,6 +23,7 @@ void check_backward(const char* op, const Tensor& dy, const char* xname, const T
 }  // namespace
 
 Tensor gelu(const Tensor& x) {
+  profiler::Scope prof("gelu");
   expect_f32("gelu", "x", x);
   Tensor y = Tensor::empty(x.shape());
   cpu::gelu_forward(y.f32(), x.f32(), x.numel());
@@ -29,6 +31,7 @@ Tensor gelu(const Tensor& x) {
 }
 
 Tensor gelu_backward(const Tensor& dy, const Tensor& x) {
+  profiler::Scope prof("gelu_backward");
   check_backward("gelu_backward", dy, "x", x);
   Tensor dx = Tensor::empty(x.shape());
   cpu::gelu_backward(dx.f32(), dy.f32(), x.f32(), x.numel());
@@ -36,6 +39,7 @@ Tensor gelu_backward(const Tensor& dy, const Tensor& x) {
 }
 
 Tensor relu(const Tensor& x) {
+  profiler::Scope prof("relu");
   expect_f32("relu", "x", x);
   Tensor y = Tensor::empty(x.shape());
   cpu::relu_forward(y.f32(), x.f32(), x.numel());
@@ -43,6 +47,7 @@ Tensor relu(const Tensor& x) {
 }
 
 Tensor relu_backward(const Tensor& dy, const Tensor& x) {
+  profiler::Scope prof("relu_backward");
   check_backward("relu_backward", dy, "x", x);
   Tensor dx = Tensor::empty(x.shape());
   cpu::relu_backward(dx.f32(), dy.f32(), x.f32(), x.numel());
@@ -50,6 +55,7 @@ Tensor relu_backward(const Tensor& dy, const Tensor& x) {
 }
 
 Tensor softmax(const Tensor& x) {
+  profiler::Scope prof("softmax");
   expect_f32("softmax", "x", x);
   expect_min_rank("softmax", "x", x, 1);
   const int64_t C = x.dim(-1);
@@ -60,6 +66,7 @@ Tensor softmax(const Tensor& x) {
 }
 
 Tensor softmax_backward(const Tensor& dy, const Tensor& y) {
+  profiler::Scope prof("softmax_backward");
   check_backward("softmax_backward", dy, "y", y);
   expect_min_rank("softmax_backward", "y", y, 1);
   const int64_t C = y.dim(-1);

@@ -3,6 +3,7 @@
 // trailing dims (H * W for NCHW).
 #include "perceiver/ops/batch_norm.h"
 
+#include "perceiver/core/profiler.h"
 #include <cmath>
 
 #include "kernels/cpu/batch_norm.h"
@@ -43,6 +44,7 @@ const float* opt(const Tensor& t) { return t.defined() ? t.f32() : nullptr; }
 
 Tensor batch_norm_inference(const Tensor& x, const Tensor& weight, const Tensor& bias,
                             const Tensor& running_mean, const Tensor& running_var, float eps) {
+  profiler::Scope prof("batch_norm_inference");
   constexpr const char* op = "batch_norm_inference";
   const Dims d = dims_of(op, x);
   expect_channel_vec(op, "weight", weight, d.C, true);
@@ -58,6 +60,7 @@ Tensor batch_norm_inference(const Tensor& x, const Tensor& weight, const Tensor&
 
 BatchNormTrainOut batch_norm_train(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                    float eps) {
+  profiler::Scope prof("batch_norm_train");
   constexpr const char* op = "batch_norm_train";
   const Dims d = dims_of(op, x);
   check(d.B * d.S > 1, "[batch_norm_train] x: expected more than 1 value per channel (B * H * W > 1), got shape ",
@@ -75,6 +78,7 @@ BatchNormTrainOut batch_norm_train(const Tensor& x, const Tensor& weight, const 
 
 BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
                                    const Tensor& mean, const Tensor& rstd) {
+  profiler::Scope prof("batch_norm_backward");
   constexpr const char* op = "batch_norm_backward";
   const Dims d = dims_of(op, x);
   expect_f32(op, "dy", dy);
@@ -91,6 +95,7 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tens
 BatchNormGrads batch_norm_inference_backward(const Tensor& dy, const Tensor& x,
                                              const Tensor& weight, const Tensor& running_mean,
                                              const Tensor& running_var, float eps) {
+  profiler::Scope prof("batch_norm_inference_backward");
   constexpr const char* op = "batch_norm_inference_backward";
   const Dims d = dims_of(op, x);
   expect_f32(op, "dy", dy);

@@ -3,6 +3,7 @@
 //   y[b,co,oh,ow] = b[co] + sum_{ci,i,j} w[co,ci,i,j] x[b,ci,oh*sh+i-ph,ow*sw+j-pw]  (0 outside).
 #include "perceiver/ops/conv2d.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/conv2d.h"
 #include "ops/validate.h"
 
@@ -49,6 +50,7 @@ float* ptr(Tensor& t) { return t.defined() ? t.f32() : nullptr; }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride_h, int stride_w,
               int pad_h, int pad_w) {
+  profiler::Scope prof("conv2d");
   const cpu::Conv2dGeom g = geometry("conv2d", x, w, stride_h, stride_w, pad_h, pad_w);
   if (b.defined()) {
     expect_f32("conv2d", "b", b);
@@ -63,6 +65,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride_h, i
 Conv2dGrads conv2d_backward(const Tensor& dy, const Tensor& x, const Tensor& w, int stride_h,
                             int stride_w, int pad_h, int pad_w, bool need_dx, bool need_dw,
                             bool need_db) {
+  profiler::Scope prof("conv2d_backward");
   constexpr const char* op = "conv2d_backward";
   const cpu::Conv2dGeom g = geometry(op, x, w, stride_h, stride_w, pad_h, pad_w);
   expect_f32(op, "dy", dy);

@@ -2,6 +2,7 @@
 // with parallel_for for large tensors).
 #include "perceiver/ops/convert.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/convert.h"
 #include "ops/validate.h"
 #include "perceiver/core/parallel.h"
@@ -15,6 +16,7 @@ constexpr int64_t kGrain = int64_t(1) << 16;
 }  // namespace
 
 Tensor to_bf16(const Tensor& x) {
+  profiler::Scope prof("to_bf16");
   detail::expect_f32("to_bf16", "x", x);
   Tensor y = Tensor::empty(x.shape(), DType::kBF16);
   const float* xp = x.f32();
@@ -24,6 +26,7 @@ Tensor to_bf16(const Tensor& x) {
 }
 
 Tensor to_f32(const Tensor& x) {
+  profiler::Scope prof("to_f32");
   check(x.defined(), "[to_f32] x is undefined");
   if (x.dtype() == DType::kF32) return x;
   check(x.dtype() == DType::kBF16, "[to_f32] x must be bfloat16 or float32, got ",

@@ -2,12 +2,14 @@
 // the caller's Rng (so the stream advances by exactly two draws), call kernels/cpu/dropout.
 #include "perceiver/ops/dropout.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/dropout.h"
 #include "ops/validate.h"
 
 namespace perceiver::ops {
 
 DropoutOut dropout(const Tensor& x, float p, Rng& rng) {
+  profiler::Scope prof("dropout");
   detail::expect_f32("dropout", "x", x);
   check(p >= 0.0f && p < 1.0f, "[dropout] p: expected in [0, 1), got ", p);
   if (p == 0.0f) return {x, Tensor()};

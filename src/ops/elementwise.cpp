@@ -2,6 +2,7 @@
 // expand_leading, concat_last/split_last): validate, allocate, call kernels/cpu/elementwise.
 #include "perceiver/ops/elementwise.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/elementwise.h"
 #include "ops/validate.h"
 
@@ -23,6 +24,7 @@ void check_same(const char* op, const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  profiler::Scope prof("add");
   expect_f32("add", "a", a);
   expect_f32("add", "b", b);
   check(is_suffix(b.shape(), a.shape()), "[add] b: expected a shape equal to a trailing suffix of a's ",
@@ -34,6 +36,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
+  profiler::Scope prof("sub");
   check_same("sub", a, b);
   Tensor out = Tensor::empty(a.shape());
   cpu::sub_forward(out.f32(), a.f32(), b.f32(), a.numel());
@@ -41,6 +44,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
+  profiler::Scope prof("mul");
   check_same("mul", a, b);
   Tensor out = Tensor::empty(a.shape());
   cpu::mul_forward(out.f32(), a.f32(), b.f32(), a.numel());
@@ -48,6 +52,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor scale(const Tensor& x, float s) {
+  profiler::Scope prof("scale");
   expect_f32("scale", "x", x);
   Tensor out = Tensor::empty(x.shape());
   cpu::scale_forward(out.f32(), x.f32(), s, x.numel());
@@ -55,6 +60,7 @@ Tensor scale(const Tensor& x, float s) {
 }
 
 Tensor log(const Tensor& x, float eps) {
+  profiler::Scope prof("log");
   expect_f32("log", "x", x);
   const float* p = x.f32();
   for (int64_t i = 0; i < x.numel(); ++i)
@@ -66,6 +72,7 @@ Tensor log(const Tensor& x, float eps) {
 }
 
 Tensor log_backward(const Tensor& dy, const Tensor& x, float eps) {
+  profiler::Scope prof("log_backward");
   expect_f32("log_backward", "dy", dy);
   expect_f32("log_backward", "x", x);
   expect_shape("log_backward", "dy", dy, x.shape());
@@ -75,6 +82,7 @@ Tensor log_backward(const Tensor& dy, const Tensor& x, float eps) {
 }
 
 void add_inplace(Tensor& dst, const Tensor& src) {
+  profiler::Scope prof("add_inplace");
   expect_f32("add_inplace", "dst", dst);
   expect_f32("add_inplace", "src", src);
   expect_shape("add_inplace", "src", src, dst.shape());
@@ -82,6 +90,7 @@ void add_inplace(Tensor& dst, const Tensor& src) {
 }
 
 void axpy_inplace(Tensor& dst, float alpha, const Tensor& src) {
+  profiler::Scope prof("axpy_inplace");
   expect_f32("axpy_inplace", "dst", dst);
   expect_f32("axpy_inplace", "src", src);
   expect_shape("axpy_inplace", "src", src, dst.shape());
@@ -89,6 +98,7 @@ void axpy_inplace(Tensor& dst, float alpha, const Tensor& src) {
 }
 
 Tensor sum_to(const Tensor& x, const Shape& target) {
+  profiler::Scope prof("sum_to");
   expect_f32("sum_to", "x", x);
   check(is_suffix(target, x.shape()), "[sum_to] target: expected a trailing suffix of x's shape ",
         shape_str(x.shape()), ", got ", shape_str(target));
@@ -99,6 +109,7 @@ Tensor sum_to(const Tensor& x, const Shape& target) {
 }
 
 Tensor expand_leading(const Tensor& x, int64_t n) {
+  profiler::Scope prof("expand_leading");
   expect_f32("expand_leading", "x", x);
   check(n >= 0, "[expand_leading] n: expected >= 0, got ", n);
   Shape shape{n};
@@ -109,6 +120,7 @@ Tensor expand_leading(const Tensor& x, int64_t n) {
 }
 
 Tensor concat_last(const Tensor& a, const Tensor& b) {
+  profiler::Scope prof("concat_last");
   expect_f32("concat_last", "a", a);
   expect_f32("concat_last", "b", b);
   expect_min_rank("concat_last", "a", a, 1);
@@ -126,6 +138,7 @@ Tensor concat_last(const Tensor& a, const Tensor& b) {
 }
 
 std::pair<Tensor, Tensor> split_last(const Tensor& x, int64_t c1) {
+  profiler::Scope prof("split_last");
   expect_f32("split_last", "x", x);
   expect_min_rank("split_last", "x", x, 1);
   const int64_t c = x.dim(-1);

@@ -2,6 +2,7 @@
 // range, allocate, call kernels/cpu/embedding.
 #include "perceiver/ops/embedding.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/embedding.h"
 #include "ops/validate.h"
 
@@ -30,6 +31,7 @@ Shape with_dim(const Shape& lead, int64_t d) {
 }  // namespace
 
 Tensor embedding(const Tensor& indices, const Tensor& table) {
+  profiler::Scope prof("embedding");
   expect_dtype("embedding", "indices", indices, DType::kI32);
   expect_f32("embedding", "table", table);
   check(table.rank() == 2, "[embedding] table: expected rank 2 (V, D), got shape ",
@@ -42,6 +44,7 @@ Tensor embedding(const Tensor& indices, const Tensor& table) {
 }
 
 Tensor embedding_backward(const Tensor& dy, const Tensor& indices, int64_t num_embeddings) {
+  profiler::Scope prof("embedding_backward");
   expect_f32("embedding_backward", "dy", dy);
   expect_dtype("embedding_backward", "indices", indices, DType::kI32);
   check(num_embeddings > 0, "[embedding_backward] num_embeddings: expected > 0, got ", num_embeddings);

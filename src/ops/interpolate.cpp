@@ -2,6 +2,7 @@
 // kernels/cpu/interpolate.
 #include "perceiver/ops/interpolate.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/interpolate.h"
 #include "ops/validate.h"
 
@@ -25,6 +26,7 @@ cpu::ResampleGeom geometry(const char* op, const char* name, const Shape& in, in
 }  // namespace
 
 Tensor interpolate_bicubic(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners) {
+  profiler::Scope prof("interpolate_bicubic");
   detail::expect_f32("interpolate_bicubic", "x", x);
   const cpu::ResampleGeom g = geometry("interpolate_bicubic", "x", x.shape(), out_h, out_w, align_corners);
   Tensor y = Tensor::empty({x.dim(0), x.dim(1), out_h, out_w});
@@ -33,6 +35,7 @@ Tensor interpolate_bicubic(const Tensor& x, int64_t out_h, int64_t out_w, bool a
 }
 
 Tensor interpolate_bicubic_backward(const Tensor& dy, const Shape& input_shape, bool align_corners) {
+  profiler::Scope prof("interpolate_bicubic_backward");
   constexpr const char* op = "interpolate_bicubic_backward";
   detail::expect_f32(op, "dy", dy);
   check(dy.rank() == 4, "[", op, "] dy: expected rank 4 (B, C, OH, OW), got shape ", shape_str(dy.shape()));

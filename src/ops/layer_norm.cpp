@@ -2,6 +2,7 @@
 // torch.nn.LayerNorm over the last dimension with biased variance.
 #include "perceiver/ops/layer_norm.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/layer_norm.h"
 #include "ops/validate.h"
 
@@ -12,6 +13,7 @@ using detail::expect_min_rank;
 using detail::expect_shape;
 
 LayerNormOut layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) {
+  profiler::Scope prof("layer_norm");
   constexpr const char* op = "layer_norm";
   expect_f32(op, "x", x);
   expect_f32(op, "w", w);
@@ -31,6 +33,7 @@ LayerNormOut layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float
 
 LayerNormGrads layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
                                    const Tensor& mean, const Tensor& rstd) {
+  profiler::Scope prof("layer_norm_backward");
   constexpr const char* op = "layer_norm_backward";
   expect_f32(op, "dy", dy);
   expect_f32(op, "x", x);

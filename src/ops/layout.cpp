@@ -2,6 +2,7 @@
 // Forward is torch's x.permute(0, 2, 3, 1).reshape(B, -1, C) generalised to any spatial rank.
 #include "perceiver/ops/layout.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/layout.h"
 #include "ops/validate.h"
 
@@ -18,6 +19,7 @@ int64_t spatial_of(const Shape& s) {
 }  // namespace
 
 Tensor channels_last_tokens(const Tensor& x) {
+  profiler::Scope prof("channels_last_tokens");
   detail::expect_f32("channels_last_tokens", "x", x);
   check(x.rank() >= 3, "[channels_last_tokens] x: expected rank >= 3 (B, C, *spatial), got shape ",
         shape_str(x.shape()));
@@ -28,6 +30,7 @@ Tensor channels_last_tokens(const Tensor& x) {
 }
 
 Tensor channels_last_tokens_backward(const Tensor& dy, const Shape& input_shape) {
+  profiler::Scope prof("channels_last_tokens_backward");
   constexpr const char* op = "channels_last_tokens_backward";
   check(input_shape.size() >= 3, "[", op, "] input_shape: expected rank >= 3 (B, C, *spatial), got ",
         shape_str(input_shape));

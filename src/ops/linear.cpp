@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/gemm.h"
 #include "perceiver/ops/convert.h"
 
@@ -24,9 +25,16 @@ Shape with_last(const Shape& s, int64_t last) {
   return out;
 }
 
-void check_linear_args(const Tensor& x, const Tensor& w, bool allow_bf16_w = false) {
-  check_f32(x, "linear", "x");
-  if (!(allow_bf16_w && w.defined() && w.dtype() == DType::kBF16)) check_f32(w, "linear", "w");
+// float32 x and w, or bf16 w with float32 or bf16 x (the bf16 products)
+void check_linear_args(const Tensor& x, const Tensor& w) {
+  check(w.defined(), "[linear] w is undefined");
+  if (w.dtype() == DType::kBF16) {
+    check(x.defined() && (x.dtype() == DType::kF32 || x.dtype() == DType::kBF16), "[linear] x must be float32 or "
+          "bfloat16 with bfloat16 w, got ", x.defined() ? dtype_name(x.dtype()) : "undefined");
+  } else {
+    check_f32(x, "linear", "x");
+    check_f32(w, "linear", "w");
+  }
   check(x.rank() >= 1, "[linear] x must have rank >= 1 (..., Cin), got shape ", shape_str(x.shape()));
   check(w.rank() == 2, "[linear] w must be (Cout, Cin), got shape ", shape_str(w.shape()));
   check(x.dim(-1) == w.dim(1), "[linear] x last dim must equal w Cin: expected ", w.dim(1),
@@ -36,7 +44,7 @@ void check_linear_args(const Tensor& x, const Tensor& w, bool allow_bf16_w = fal
 }  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  check_linear_args(x, w, /*allow_bf16_w=*/true);
+  check_linear_args(x, w);
   const int64_t cout = w.dim(0), cin = w.dim(1);
   if (b.defined()) {
     check_f32(b, "linear", "b");
@@ -44,6 +52,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
           shape_str(b.shape()));
   }
   const int64_t rows = x.numel() / std::max<int64_t>(cin, 1);
+  profiler::Scope prof(w.dtype() == DType::kBF16 ? "linear (bf16)" : "linear", 2.0 * rows * cin * cout);
   Tensor y = Tensor::empty(with_last(x.shape(), cout));
   float* yp = y.f32();
   float beta = 0.0f;
@@ -53,7 +62,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     beta = 1.0f;
   }
   if (w.dtype() == DType::kBF16) {  // bf16 x bf16 -> fp32: x rounded to bf16 for this GEMM
-    const Tensor x16 = to_bf16(x);
+    const Tensor x16 = x.dtype() == DType::kBF16 ? x : to_bf16(x);
     cpu::gemm_bf16(false, true, rows, cout, cin, 1.0f, x16.bf16(), cin, w.bf16(), cin, beta, yp,
                    cout);
     return y;
@@ -70,16 +79,30 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
   check(dy.shape() == with_last(x.shape(), cout), "[linear] dy must have shape ",
         shape_str(with_last(x.shape(), cout)), ", got ", shape_str(dy.shape()));
   const int64_t rows = x.numel() / std::max<int64_t>(cin, 1);
+  profiler::Scope prof(w.dtype() == DType::kBF16 ? "linear_backward (bf16)" : "linear_backward",
+                       2.0 * rows * cin * cout * ((need_dx ? 1 : 0) + (need_dw ? 1 : 0)));
   LinearGrads g;
-  if (need_dx) {  // dx = dy w
-    g.dx = Tensor::empty(x.shape());
-    cpu::gemm(false, false, rows, cin, cout, 1.0f, dy.f32(), cout, w.f32(), cin, 0.0f, g.dx.f32(),
-              cin);
-  }
-  if (need_dw) {  // dw = dy^T x
-    g.dw = Tensor::empty(w.shape());
-    cpu::gemm(true, false, cout, cin, rows, 1.0f, dy.f32(), cout, x.f32(), cin, 0.0f, g.dw.f32(),
-              cin);
+  if (w.dtype() == DType::kBF16) {  // mixed precision: bf16 products of bf16 dy, w and x
+    check(x.dtype() == DType::kBF16, "[linear] the bf16 backward needs x saved in bfloat16, got ",
+          dtype_name(x.dtype()));
+    const Tensor dy16 = to_bf16(dy);
+    if (need_dx) {  // dx = dy w
+      g.dx = Tensor::empty(x.shape());
+      cpu::gemm_bf16(false, false, rows, cin, cout, 1.0f, dy16.bf16(), cout, w.bf16(), cin, 0.0f, g.dx.f32(), cin);
+    }
+    if (need_dw) {  // dw = dy^T x
+      g.dw = Tensor::empty(w.shape());
+      cpu::gemm_bf16(true, false, cout, cin, rows, 1.0f, dy16.bf16(), cout, x.bf16(), cin, 0.0f, g.dw.f32(), cin);
+    }
+  } else {
+    if (need_dx) {  // dx = dy w
+      g.dx = Tensor::empty(x.shape());
+      cpu::gemm(false, false, rows, cin, cout, 1.0f, dy.f32(), cout, w.f32(), cin, 0.0f, g.dx.f32(), cin);
+    }
+    if (need_dw) {  // dw = dy^T x
+      g.dw = Tensor::empty(w.shape());
+      cpu::gemm(true, false, cout, cin, rows, 1.0f, dy.f32(), cout, x.f32(), cin, 0.0f, g.dw.f32(), cin);
+    }
   }
   if (need_db) {  // db = sum over rows of dy, accumulated in double
     std::vector<double> acc(static_cast<size_t>(cout), 0.0);
@@ -93,6 +116,7 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  profiler::Scope prof("matmul");
   check_f32(a, "matmul", "a");
   check_f32(b, "matmul", "b");
   check(a.rank() == 2 || a.rank() == 3, "[matmul] a must be (B, P, Q) or (P, Q), got shape ",

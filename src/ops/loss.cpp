@@ -2,6 +2,7 @@
 // validate, allocate, call kernels/cpu/loss. 'mean' reduction as in PyTorch.
 #include "perceiver/ops/loss.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/loss.h"
 #include "ops/validate.h"
 
@@ -41,6 +42,7 @@ void check_mse_args(const char* op, const Tensor& pred, const Tensor& target) {
 }  // namespace
 
 CrossEntropyOut cross_entropy(const Tensor& logits, const Tensor& labels, float smoothing) {
+  profiler::Scope prof("cross_entropy");
   check_ce_args("cross_entropy", "logits", logits, labels, smoothing);
   CrossEntropyOut out{Tensor::empty({}), Tensor::empty(logits.shape())};
   cpu::cross_entropy_forward(out.loss.f32(), out.probs.f32(), logits.f32(), labels.data<int32_t>(),
@@ -50,6 +52,7 @@ CrossEntropyOut cross_entropy(const Tensor& logits, const Tensor& labels, float 
 
 Tensor cross_entropy_backward(float dloss, const Tensor& probs, const Tensor& labels,
                               float smoothing) {
+  profiler::Scope prof("cross_entropy_backward");
   check_ce_args("cross_entropy_backward", "probs", probs, labels, smoothing);
   Tensor d = Tensor::empty(probs.shape());
   cpu::cross_entropy_backward(d.f32(), dloss, probs.f32(), labels.data<int32_t>(), probs.dim(0),
@@ -58,6 +61,7 @@ Tensor cross_entropy_backward(float dloss, const Tensor& probs, const Tensor& la
 }
 
 Tensor mse(const Tensor& pred, const Tensor& target) {
+  profiler::Scope prof("mse");
   check_mse_args("mse", pred, target);
   Tensor loss = Tensor::empty({});
   cpu::mse_forward(loss.f32(), pred.f32(), target.f32(), pred.numel());
@@ -65,6 +69,7 @@ Tensor mse(const Tensor& pred, const Tensor& target) {
 }
 
 Tensor mse_backward(float dloss, const Tensor& pred, const Tensor& target) {
+  profiler::Scope prof("mse_backward");
   check_mse_args("mse_backward", pred, target);
   Tensor d = Tensor::empty(pred.shape());
   cpu::mse_backward(d.f32(), dloss, pred.f32(), target.f32(), pred.numel());

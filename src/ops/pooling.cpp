@@ -3,6 +3,7 @@
 //   y[b,c,oh,ow] = max over the in-image part of x[b, c, oh*sh - ph + [0,kh), ow*sw - pw + [0,kw)]
 #include "perceiver/ops/pooling.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/pooling.h"
 #include "ops/validate.h"
 
@@ -37,6 +38,7 @@ cpu::Pool2dGeom geometry(const char* op, const Shape& xs, int kh, int kw, int sh
 }  // namespace
 
 MaxPoolOut max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw) {
+  profiler::Scope prof("max_pool2d");
   expect_f32("max_pool2d", "x", x);
   const cpu::Pool2dGeom g = geometry("max_pool2d", x.shape(), kh, kw, sh, sw, ph, pw);
   const Shape ys{x.dim(0), x.dim(1), g.OH, g.OW};
@@ -46,6 +48,7 @@ MaxPoolOut max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, i
 }
 
 Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Shape& input_shape) {
+  profiler::Scope prof("max_pool2d_backward");
   constexpr const char* op = "max_pool2d_backward";
   expect_f32(op, "dy", dy);
   expect_dtype(op, "indices", indices, DType::kI32);

@@ -1,7 +1,8 @@
-// mean over one axis, its backward, and sum_all: validate, allocate, call kernels/cpu/reduce.
+// mean over one axis, its backward, center and sum_all: validate, allocate, call kernels/cpu/reduce.
 // The tensor is viewed as (outer, len, inner) around the reduced axis.
 #include "perceiver/ops/reduce.h"
 
+#include "perceiver/core/profiler.h"
 #include <cstring>
 #include <sstream>
 
@@ -33,7 +34,7 @@ AxisView axis_view(const char* op, const Shape& shape, int axis) {
     if (i != v.axis) v.reduced.push_back(shape[i]);
   }
   v.len = shape[v.axis];
-  check(v.len > 0, "[", op, "] axis ", axis, ": expected a non-empty axis to average, got shape ",
+  check(v.len > 0, "[", op, "] axis ", axis, ": expected a non-empty axis, got shape ",
         shape_str(shape));
   return v;
 }
@@ -41,6 +42,7 @@ AxisView axis_view(const char* op, const Shape& shape, int axis) {
 }  // namespace
 
 Tensor mean(const Tensor& x, int axis) {
+  profiler::Scope prof("mean");
   expect_f32("mean", "x", x);
   const AxisView v = axis_view("mean", x.shape(), axis);
   Tensor y = Tensor::empty(v.reduced);
@@ -49,12 +51,22 @@ Tensor mean(const Tensor& x, int axis) {
 }
 
 Tensor mean_backward(const Tensor& dy, const Shape& input_shape, int axis) {
+  profiler::Scope prof("mean_backward");
   expect_f32("mean_backward", "dy", dy);
   const AxisView v = axis_view("mean_backward", input_shape, axis);
   expect_shape("mean_backward", "dy", dy, v.reduced);
   Tensor dx = Tensor::empty(input_shape);
   cpu::mean_backward(dx.f32(), dy.f32(), v.outer, v.len, v.inner);
   return dx;
+}
+
+Tensor center(const Tensor& x, int axis) {
+  profiler::Scope prof("center");
+  expect_f32("center", "x", x);
+  const AxisView v = axis_view("center", x.shape(), axis);
+  Tensor y = Tensor::empty(x.shape());
+  cpu::center(y.f32(), x.f32(), v.outer, v.len, v.inner);
+  return y;
 }
 
 Tensor sum_all(const Tensor& x) {

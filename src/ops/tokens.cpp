@@ -1,6 +1,7 @@
 // Token-axis ops: validate, allocate, call kernels/cpu/tokens.
 #include "perceiver/ops/tokens.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/tokens.h"
 #include "ops/validate.h"
 
@@ -28,6 +29,7 @@ Shape with_tokens(Shape s, int64_t t) {
 }  // namespace
 
 Tensor concat_tokens(const std::vector<Tensor>& xs) {
+  profiler::Scope prof("concat_tokens");
   check(!xs.empty(), "[concat_tokens] needs at least one tensor");
   int64_t total = 0;
   for (const Tensor& x : xs) {
@@ -49,6 +51,7 @@ Tensor concat_tokens(const std::vector<Tensor>& xs) {
 }
 
 Tensor slice_tokens(const Tensor& x, int64_t start, int64_t len) {
+  profiler::Scope prof("slice_tokens");
   expect_tokens("slice_tokens", "x", x);
   check(start >= 0 && len >= 1 && start + len <= x.dim(1), "[slice_tokens] rows [", start, ", ",
         start + len, ") are outside axis 1 of ", shape_str(x.shape()));
@@ -58,6 +61,7 @@ Tensor slice_tokens(const Tensor& x, int64_t start, int64_t len) {
 }
 
 Tensor slice_tokens_backward(const Tensor& dy, const Shape& x_shape, int64_t start) {
+  profiler::Scope prof("slice_tokens_backward");
   expect_tokens("slice_tokens_backward", "dy", dy);
   check(x_shape.size() >= 2 && dy.shape() == with_tokens(x_shape, dy.dim(1)) && start >= 0 &&
             start + dy.dim(1) <= x_shape[1],
@@ -70,6 +74,7 @@ Tensor slice_tokens_backward(const Tensor& dy, const Shape& x_shape, int64_t sta
 }
 
 Tensor gather_tokens(const Tensor& x, const std::vector<int64_t>& idx) {
+  profiler::Scope prof("gather_tokens");
   expect_tokens("gather_tokens", "x", x);
   check(!idx.empty(), "[gather_tokens] needs at least one index");
   for (int64_t i : idx)
@@ -81,6 +86,7 @@ Tensor gather_tokens(const Tensor& x, const std::vector<int64_t>& idx) {
 }
 
 Tensor gather_tokens_backward(const Tensor& dy, const Shape& x_shape, const std::vector<int64_t>& idx) {
+  profiler::Scope prof("gather_tokens_backward");
   expect_tokens("gather_tokens_backward", "dy", dy);
   const int64_t n = static_cast<int64_t>(idx.size());
   check(x_shape.size() >= 2 && dy.shape() == with_tokens(x_shape, n),

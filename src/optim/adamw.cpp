@@ -1,6 +1,7 @@
 // AdamW step: one fused kernel call per parameter that has a gradient (formulas in adamw.h).
 #include "perceiver/optim/adamw.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/optimizer.h"
 
 namespace perceiver::optim {
@@ -9,6 +10,7 @@ AdamW::AdamW(std::vector<NamedTensor> params, OptimizerOptions options)
     : Optimizer(std::move(params), std::move(options)) {}
 
 void AdamW::step(float lr) {
+  profiler::Scope prof("adamw_step");
   begin_step(lr);
   const OptimizerOptions& o = options_;
   for (size_t i = 0; i < params_.size(); ++i) {

@@ -2,6 +2,7 @@
 // ||u||, then pass 2 applies p -= lr * trust_ratio * u (formulas in lamb.h).
 #include "perceiver/optim/lamb.h"
 
+#include "perceiver/core/profiler.h"
 #include "kernels/cpu/optimizer.h"
 
 namespace perceiver::optim {
@@ -10,6 +11,7 @@ Lamb::Lamb(std::vector<NamedTensor> params, OptimizerOptions options)
     : Optimizer(std::move(params), std::move(options)) {}
 
 void Lamb::step(float lr) {
+  profiler::Scope prof("lamb_step");
   begin_step(lr);
   const OptimizerOptions& o = options_;
   for (size_t i = 0; i < params_.size(); ++i) {

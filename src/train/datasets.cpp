@@ -8,11 +8,11 @@
 
 namespace perceiver::train {
 
-data::Dataset load_dataset(const RunConfig& config, bool train) {
+data::ExampleSource example_source(const RunConfig& config, bool train) {
   const DataConfig& c = config.data;
-  data::Dataset d;
+  data::ExampleSource d;
   if (c.format == "idx") {
-    d = data::load_fashion_mnist(c.dir, train);
+    d = data::ExampleSource::from_memory(data::load_fashion_mnist(c.dir, train));
   } else if (c.format == "wav") {
     data::WavFolderOptions o;
     o.dir = c.dir;
@@ -27,7 +27,7 @@ data::Dataset load_dataset(const RunConfig& config, bool train) {
     o.test_fraction = c.test_fraction;
     o.seed = c.split_seed;
     o.speed_factors.assign(c.speed_perturbation.begin(), c.speed_perturbation.end());
-    d = data::load_wav_folder(o, train);
+    d = data::wav_folder_source(o, train);
   } else if (c.format == "image_folder") {
     // the model's input size: image_size [H, W] of the normalised model config
     const nlohmann::json& size = config.model.at("image_size");
@@ -40,11 +40,13 @@ data::Dataset load_dataset(const RunConfig& config, bool train) {
     o.channels = static_cast<int>(c.channels);
     o.test_fraction = c.test_fraction;
     o.seed = c.split_seed;
-    d = data::load_image_folder(o, train);
+    d = data::image_folder_source(o, train);
   } else {
     throw_error("[config] data.format: expected \"idx\", \"wav\" or \"image_folder\", got \"", c.format, "\"");
   }
-  return data::take_first(d, train ? c.train_limit : c.test_limit);
+  d = d.take_first(train ? c.train_limit : c.test_limit);
+  // in memory unless streamed: the limit first, so only the examples used are decoded
+  return d.streamed() && !c.streaming ? data::ExampleSource::from_memory(d.load_all()) : d;
 }
 
 }  // namespace perceiver::train

@@ -222,13 +222,18 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
           : c.format == "tagged_text"   ? Kind::kTokenClassifier
                                         : Kind::kClassifier;
   if (kind_ == Kind::kClassifier) {
-    test_set_ = load_dataset(config, false);
-    train_set_ = train ? load_dataset(config, true) : test_set_;
+    {
+      // a set too large for the machine is an error, not the OOM killer
+      AllocationBudget data_budget(machine_memory_bytes(), "the examples of this run config in memory (set "
+                                   "data.streaming to read them from their files per batch)");
+      test_set_ = example_source(config, false);
+      train_set_ = train ? example_source(config, true) : test_set_;
+    }
     check(train_set_.size() > 0, "[train] ", c.dir, ": the training set is empty");
     check(test_set_.size() > 0, "[train] ", c.dir, ": the test set is empty");
     check(test_set_.example_shape() == train_set_.example_shape(), "[train] ", c.dir, ": test examples ",
           shape_str(test_set_.example_shape()), " differ from training examples ", shape_str(train_set_.example_shape()));
-    class_names_ = test_set_.class_names;
+    class_names_ = test_set_.class_names();
     // a mel filterbank is laid out for one sample rate: the data's
     if (c.format == "wav" && config.model.value("input_projection_init", "") == "mel") {
       const double model_rate = config.model.value("sample_rate", 0.0);
@@ -251,7 +256,7 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
     check(takes == example, "[train] the data's examples are ", shape_str(example), " but the model takes ",
           shape_str(takes), " (model.image_size ", shape_str(classifier_->image_size()), ", in_channels ",
           classifier_->in_channels(), ")");
-    const int64_t classes = static_cast<int64_t>(train_set_.class_names.size());
+    const int64_t classes = static_cast<int64_t>(train_set_.class_names().size());
     check(classifier_->num_classes() >= classes, "[train] model.num_classes must be >= ", classes,
           " (the data's classes), got ", classifier_->num_classes());
     num_classes_ = classifier_->num_classes();
@@ -377,8 +382,8 @@ TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int
   const int64_t* idx = perm.data() + first;
   if (kind_ == Kind::kClassifier) {
     const Shape example = train_set_.example_shape();
-    Tensor x = gather_rows(train_set_.inputs, idx, b);
-    Tensor y = gather_rows(train_set_.labels, idx, b);
+    Tensor x, y;
+    train_set_.read(idx, b, x, y);
     const int64_t ex = x.numel() / b;
     const data::AugmentConfig aug{config_.data.max_shift, config_.data.hflip};
     for (int64_t i = 0; i < b; ++i) {
@@ -408,8 +413,13 @@ TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int
 }
 
 TensorMap Task::test_batch(int64_t first, int64_t count) const {
-  if (kind_ == Kind::kClassifier)
-    return {{"inputs", test_set_.inputs.slice0(first, count)}, {"labels", test_set_.labels.slice0(first, count)}};
+  if (kind_ == Kind::kClassifier) {
+    std::vector<int64_t> rows(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) rows[static_cast<size_t>(i)] = first + i;
+    Tensor x, y;
+    test_set_.read(rows.data(), count, x, y);
+    return {{"inputs", x}, {"labels", y}};
+  }
   Tensor ids, mask;
   if (config_.data.streaming) {
     std::vector<int64_t> rows(static_cast<size_t>(count));
@@ -500,7 +510,7 @@ int64_t Task::activation_bytes_per_example(bool checkpointing) const {
 }
 
 size_t Task::data_bytes() const {
-  if (classifier_) return train_set_.inputs.nbytes() + test_set_.inputs.nbytes();
+  if (classifier_) return train_set_.resident_bytes() + test_set_.resident_bytes();  // 0 when streamed
   if (config_.data.streaming) return 0;  // streamed text holds only its file lists
   return train_ids_.nbytes() * 2 + test_ids_.nbytes() * 2;
 }

@@ -40,6 +40,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   t.checkpoint_every = tr.get_int("checkpoint_every", t.checkpoint_every, 0, int64_t(1) << 40);
   t.max_steps = tr.get_int("max_steps", t.max_steps, 0, int64_t(1) << 40);
   t.activation_checkpointing = tr.get_bool("activation_checkpointing", t.activation_checkpointing);
+  t.precision = tr.get_string("precision", t.precision, {"f32", "bf16"});
   tr.finish();
 
   DataConfig& d = rc.data;
@@ -88,11 +89,12 @@ RunConfig parse_run_config(const nlohmann::json& j) {
       d.extensions = data.get_string_list("extensions", d.extensions, 0, 64);
       d.mask_prob = data.get_number("mask_prob", d.mask_prob, 0.001, 0.999);
       d.mean_span = data.get_number("mean_span", d.mean_span, 1.0, 64.0);
-      d.streaming = data.get_bool("streaming", d.streaming);
     } else {
       d.test_file = data.get_string("test_file", d.test_file);
     }
   }
+  if (d.format == "text" || d.format == "wav" || d.format == "image_folder")
+    d.streaming = data.get_bool("streaming", d.streaming);
   data.finish();
   return rc;
 }
@@ -141,11 +143,13 @@ nlohmann::json data_json(const DataConfig& d) {
                       {"test_limit", d.test_limit}, {"max_shift", d.max_shift}, {"hflip", d.hflip}};
   if (d.format == "wav") {
     j.update({{"pattern", d.pattern}, {"sample_rate", d.sample_rate}, {"length", d.length}, {"frame", d.frame}, {"hop", d.hop},
-              {"peak_normalize", d.peak_normalize}, {"test_group", d.test_group},
-              {"test_index_range", d.test_index_range}, {"test_fraction", d.test_fraction},
-              {"split_seed", d.split_seed}, {"speed_perturbation", d.speed_perturbation}});
+              {"peak_normalize", d.peak_normalize}, {"test_group", d.test_group}, {"test_fraction", d.test_fraction},
+              {"split_seed", d.split_seed}, {"speed_perturbation", d.speed_perturbation},
+              {"streaming", d.streaming}});
+    if (!d.test_index_range.empty()) j["test_index_range"] = d.test_index_range;  // absent: no range
   } else if (d.format == "image_folder") {
-    j.update({{"channels", d.channels}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});
+    j.update({{"channels", d.channels}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed},
+              {"streaming", d.streaming}});
   } else if (d.format == "text") {
     j.update({{"seq_len", d.seq_len}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed},
               {"extensions", d.extensions}, {"max_bytes", d.max_bytes}, {"mask_prob", d.mask_prob},
@@ -170,7 +174,8 @@ nlohmann::json RunConfig::to_json() const {
             {"constant_fraction", t.constant_fraction}, {"grad_clip", t.grad_clip},
             {"label_smoothing", t.label_smoothing}, {"seed", t.seed}, {"threads", t.threads},
             {"log_every", t.log_every}, {"checkpoint_every", t.checkpoint_every},
-            {"max_steps", t.max_steps}, {"activation_checkpointing", t.activation_checkpointing}}},
+            {"max_steps", t.max_steps}, {"activation_checkpointing", t.activation_checkpointing},
+            {"precision", t.precision}}},
           {"data",
            data_json(data)}};
 }

@@ -187,6 +187,8 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   cfg.model = task.model_config();
   models::Model& model = task.model();
   model.set_activation_checkpointing(tc.activation_checkpointing);
+  // mixed precision: bf16 products, fp32 master weights (Module::set_precision)
+  if (tc.precision == "bf16") model.set_precision(Precision::kBF16, /*keep_f32_weights=*/true);
   check_memory_estimate(task, tc);
   std::vector<nn::NamedTensor> params = model.named_parameters();
   optim::OptimizerOptions oo;
@@ -353,6 +355,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     }
     if (epoch_end) {
       model.train(false);
+      if (tc.precision == "bf16") model.refresh_precision();  // evaluation reads the bf16 weight copies
       const auto t_eval = Clock::now();
       result.last_eval = task.evaluate(tc.eval_batch_size);
       const double eval_s = std::chrono::duration<double>(Clock::now() - t_eval).count();

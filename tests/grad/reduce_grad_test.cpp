@@ -1,11 +1,14 @@
-// mean_backward over every axis against central finite differences of the double reference
-// mean: f(x) = sum_i w_i mean(x, axis)_i.
+// mean_backward and center's backward over every axis against central finite differences of the double reference
+// mean: f(x) = sum_i w_i mean(x, axis)_i; center(x, axis) = x - mean, through ops and the tape.
 #include <gtest/gtest.h>
 
 #include <vector>
 
 #include "kernels/reference/reduce.h"
 #include "ops/op_test_util.h"
+#include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/tape.h"
+#include "perceiver/ops/elementwise.h"
 #include "perceiver/ops/reduce.h"
 #include "testing/compare.h"
 
@@ -46,6 +49,37 @@ TEST_P(ReduceGrad, MeanEveryAxis) {
                           "mean dx axis " + std::to_string(axis)));
     EXPECT_TRUE(all_close(ops::mean_backward(w, shape, axis - rank), num, f32_tol(1),
                           "mean dx axis " + std::to_string(axis - rank)));
+  }
+}
+
+// center: f(x) = sum w * center(x, axis); the backward is center(w, axis) (autograd's rule).
+TEST_P(ReduceGrad, CenterEveryAxis) {
+  const Shape shape = GetParam();
+  const int rank = static_cast<int>(shape.size());
+  Tensor x = randn(shape, 93);
+  for (int axis = 0; axis < rank; ++axis) {
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < rank; ++i) {
+      if (i < axis) outer *= shape[i];
+      if (i > axis) inner *= shape[i];
+    }
+    const int64_t len = shape[axis];
+    Tensor w = randn(shape, 94 + axis);
+    const auto num = fd_grad(
+        [&](const std::vector<double>& v) {
+          std::vector<double> y(v.size());
+          ref::center(y.data(), v.data(), outer, len, inner);
+          return y;
+        },
+        to_double(x), to_double(w));
+    EXPECT_TRUE(all_close(ops::center(w, axis), num, f32_tol(len), "center dx axis " + std::to_string(axis)));
+    // through the tape
+    Tensor xl = x.clone();
+    xl.set_requires_grad(true);
+    Tensor loss = ag::reshape(ag::mean(ag::reshape(ag::mul(ag::center(xl, axis), w), {1, x.numel()}), 1), {});
+    autograd::backward(loss);
+    EXPECT_TRUE(all_close(ops::scale(xl.grad(), static_cast<float>(x.numel())), num, f32_tol(len),
+                          "center tape dx axis " + std::to_string(axis)));
   }
 }
 

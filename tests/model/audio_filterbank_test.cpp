@@ -1,8 +1,10 @@
 // The mel-spaced Gabor filterbank that starts the Perceiver classifier's log_power front end, and
 // the fixed (buffer) input projection: response to sinusoids, phase invariance, mel spacing,
-// config validation, names and training behaviour.
+// config validation, names and training behaviour; per-utterance mean normalisation and
+// SpecAugment masks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -11,6 +13,7 @@
 #include "perceiver/core/error.h"
 #include "perceiver/models/audio_filterbank.h"
 #include "perceiver/models/perceiver.h"
+#include "perceiver/ops/elementwise.h"
 #include "perceiver/optim/optimizer.h"
 #include "perceiver/train/checkpoint.h"
 #include "testing/tiny_data.h"
@@ -138,6 +141,124 @@ TEST(MelGaborFilterbank, FixedProjectionIsABufferUnderTheSameNameAndStaysPut) {
   models::Perceiver trainable(c, 1);
   const Tensor tw = find(trainable, "perceiver.input_preprocessor.projection.weight");
   for (size_t i = 0; i < expected.size(); ++i) ASSERT_EQ(tw.f32()[i], expected[i]) << i;
+}
+
+// Centring the log-mel features over time removes a recording's gain: log(g^2 P) = log P + log g^2
+// in every channel (up to the 1e-4 floor), so 3x the waveform gives the same logits; without the
+// centring it does not.
+TEST(AudioFrontEnd, MeanNormalizationRemovesTheGain) {
+  models::PerceiverConfig c = audio_config();
+  // loud enough that the 1e-4 floor is negligible next to every filter's power
+  Tensor x = ops::scale(testing::randn({3, 9, 64}, 7), 30.0f);
+  Tensor x3 = ops::scale(x, 3.0f);
+  auto max_diff = [](const Tensor& a, const Tensor& b) {
+    float d = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) d = std::max(d, std::fabs(a.f32()[i] - b.f32()[i]));
+    return d;
+  };
+  models::Perceiver plain(c, 4);
+  plain.train(false);
+  EXPECT_GT(max_diff(plain.forward(x), plain.forward(x3)), 1e-2f) << "the gain should show without normalisation";
+  c.input_mean_normalization = true;
+  models::Perceiver centred(c, 4);
+  centred.train(false);
+  EXPECT_LT(max_diff(centred.forward(x), centred.forward(x3)), 2e-4f);
+  // the gradient reaches a trainable filterbank through the centring
+  centred.train(true);
+  Tensor loss = ag::cross_entropy(centred.forward(x), Tensor::from_vector_i32({3}, {0, 1, 2}), 0.0f);
+  autograd::backward(loss);
+  for (const auto& [name, p] : centred.named_parameters())
+    if (name == "perceiver.input_preprocessor.projection.weight") {
+      double g2 = 0;
+      for (float v : p.grad().to_vector()) g2 += static_cast<double>(v) * v;
+      EXPECT_GT(g2, 0.0) << name;
+    }
+}
+
+TEST(AudioFrontEnd, SpecAugmentMaskHasAtMostTheDrawnBandsAndSpans) {
+  Rng rng(5);
+  const int64_t b = 40, m = 31, f = 13;
+  Tensor mask = models::spec_augment_mask(b, m, f, 2, 4, 3, 6, rng);
+  ASSERT_EQ(mask.shape(), (Shape{b, m, f}));
+  int64_t zeros = 0;
+  for (int64_t e = 0; e < b; ++e) {
+    const float* p = mask.f32() + e * m * f;
+    // a channel is masked in a band (all elements) or partly by spans; an element likewise
+    int64_t full_channels = 0, full_elements = 0;
+    for (int64_t k = 0; k < f; ++k) {
+      bool all = true;
+      for (int64_t t = 0; t < m; ++t) all = all && p[t * f + k] == 0.0f;
+      full_channels += all;
+    }
+    for (int64_t t = 0; t < m; ++t) {
+      bool all = true;
+      for (int64_t k = 0; k < f; ++k) all = all && p[t * f + k] == 0.0f;
+      full_elements += all;
+    }
+    EXPECT_LE(full_channels, 2 * 4) << "example " << e;
+    EXPECT_LE(full_elements, 3 * 6) << "example " << e;
+    // every zero lies in a fully masked channel or element; every other value is exactly 1
+    for (int64_t t = 0; t < m; ++t)
+      for (int64_t k = 0; k < f; ++k) {
+        const float v = p[t * f + k];
+        ASSERT_TRUE(v == 0.0f || v == 1.0f);
+        if (v == 0.0f) {
+          ++zeros;
+          bool channel = true, element = true;
+          for (int64_t u = 0; u < m; ++u) channel = channel && p[u * f + k] == 0.0f;
+          for (int64_t j = 0; j < f; ++j) element = element && p[t * f + j] == 0.0f;
+          ASSERT_TRUE(channel || element) << "stray zero at example " << e << " (" << t << ", " << k << ")";
+        }
+      }
+  }
+  EXPECT_GT(zeros, 0);  // 40 examples x 5 draws: some are wider than 0
+  EXPECT_THROW(models::spec_augment_mask(1, m, f, 1, f + 1, 0, 0, rng), Error);
+}
+
+TEST(AudioFrontEnd, MasksApplyInTrainingOnlyAndAreValidated) {
+  models::PerceiverConfig c = audio_config();
+  c.input_mean_normalization = true;
+  models::Perceiver plain(c, 4);
+  c.channel_masks = 2;
+  c.channel_mask_width = 3;
+  c.element_masks = 1;
+  c.element_mask_width = 4;
+  models::Perceiver masked(c, 4);  // same parameters: masking draws nothing at construction
+  Tensor x = testing::randn({6, 9, 64}, 8);
+  Rng r1(3), r2(3), r3(4);
+  const auto a = masked.forward(x, &r1).to_vector(), a2 = masked.forward(x, &r2).to_vector();
+  EXPECT_EQ(a, a2) << "the same seed draws the same masks";
+  EXPECT_NE(a, plain.forward(x, &r3).to_vector()) << "training masks should change the logits";
+  EXPECT_THROW(masked.forward(x), Error);  // training needs an Rng to draw masks
+  plain.train(false);
+  masked.train(false);
+  EXPECT_EQ(masked.forward(x).to_vector(), plain.forward(x).to_vector()) << "no masks in evaluation";
+
+  nlohmann::json j = c.to_json();
+  EXPECT_NO_THROW(models::parse_perceiver_config(j));
+  auto expect_error = [](nlohmann::json bad, const std::string& needle) {
+    try {
+      models::parse_perceiver_config(bad);
+      ADD_FAILURE() << "accepted " << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  nlohmann::json bad = j;
+  bad["channel_mask_width"] = 9;  // input_projection is 8
+  expect_error(bad, "channel_mask_width = 9 exceeds the feature width");
+  bad = j;
+  bad["element_mask_width"] = 10;  // 9 frames
+  expect_error(bad, "element_mask_width = 10 exceeds the number of input elements");
+  bad = j;
+  bad["element_mask_width"] = 0;
+  expect_error(bad, "masking needs both a count and a width");
+  bad = j;
+  bad["image_size"] = {1};
+  bad["max_resolution"] = {1};
+  bad["element_masks"] = 0;
+  bad["element_mask_width"] = 0;
+  expect_error(bad, "input_mean_normalization needs more than one input element");
 }
 
 }  // namespace

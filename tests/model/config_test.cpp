@@ -248,6 +248,14 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
       {"model", "dropout", 0.0, 0.99, {}},
       {"model", "init_std", 1e-6, 10.0, {}},
   });
+  // SpecAugment counts need a width and widths a count (0 / 0 is the default, off)
+  const std::vector<FieldEnds> masks = {
+      {"model", "channel_masks", 1, 64, {{"channel_mask_width", 1}}},
+      {"model", "channel_mask_width", 1, 4096, {{"channel_masks", 1}, {"in_channels", 4096}}},
+      {"model", "element_masks", 1, 64, {{"element_mask_width", 1}}},
+      {"model", "element_mask_width", 1, 384, {{"element_masks", 1}}},  // <= the inputs (28 x 28, or 384 frames)
+  };
+  perceiver.insert(perceiver.end(), masks.begin(), masks.end());
   expect_round_trips(base(), perceiver);
 
   std::vector<FieldEnds> vit = train_and_data_ends();
@@ -297,11 +305,24 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
       {"data", "split_seed", 0, 9.2e18, {}},
       {"data", "speed_perturbation", 0.5, 2.0, {}},
   });
+  wav.insert(wav.end(), masks.begin(), masks.end());
   json wav_base = base();
   wav_base["model"] = {{"image_size", {384}}, {"in_channels", 16}, {"num_latents", 16}, {"d_latents", 32}};
   wav_base["data"] = {{"format", "wav"}, {"pattern", "{label}_{group}_{index}.wav"}, {"test_index_range", {0, 4}},
                       {"speed_perturbation", {0.9, 1.1}}};
   expect_round_trips(wav_base, wav);
+  // leave-one-speaker-out (a test group, no index range) streamed: a checkpoint's config reads back
+  json loso = wav_base;
+  loso["data"].erase("test_index_range");
+  loso["data"]["test_group"] = "george";
+  loso["data"]["streaming"] = true;
+  const train::RunConfig loso_rc = train::parse_run_config(loso);
+  EXPECT_EQ(train::parse_run_config(loso_rc.to_json()).to_json(), loso_rc.to_json());
+  EXPECT_TRUE(loso_rc.data.streaming);
+  // streaming reads folders and text, not the IDX files
+  json idx = base();
+  idx["data"]["streaming"] = true;
+  expect_error(idx, {"unknown key 'streaming'"});
 
   json vit_base = base();
   vit_base["model"] = {{"type", "vit"}, {"image_size", 28}, {"patch_size", 4}, {"hidden_size", 32},

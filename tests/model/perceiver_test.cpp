@@ -11,6 +11,7 @@
 #include "perceiver/models/perceiver.h"
 #include "perceiver/optim/optimizer.h"
 #include "testing/compare.h"
+#include "testing/overfit.h"
 
 namespace perceiver {
 namespace {
@@ -148,24 +149,7 @@ TEST(Perceiver, OverfitsASmallBatchTo100Percent) {
   Tensor x = testing::randn({b, 8, 8}, 5);
   std::vector<int32_t> labels(b);
   for (int64_t i = 0; i < b; ++i) labels[i] = static_cast<int32_t>((i * 7) % 10);
-  Tensor y = Tensor::from_vector_i32({b}, labels);
-  auto params = model.named_parameters();
-  optim::OptimizerOptions oo;
-  oo.weight_decay = 0.0f;
-  auto opt = optim::make_optimizer("adamw", params, oo);
-  int correct = 0;
-  for (int step = 0; step < 300 && correct < b; ++step) {
-    Tensor logits = model.forward(x);
-    Tensor loss = ag::cross_entropy(logits, y, 0.0f);
-    opt->zero_grad();
-    autograd::backward(loss);
-    opt->step(3e-3f);
-    correct = 0;
-    for (int64_t i = 0; i < b; ++i) {
-      const float* row = logits.f32() + i * 10;
-      correct += std::max_element(row, row + 10) - row == labels[i];
-    }
-  }
+  const int64_t correct = testing::fit_batch(model, x, labels);
   EXPECT_EQ(correct, b) << "the model did not fit 32 random images";
 }
 

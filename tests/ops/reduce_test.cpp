@@ -71,6 +71,31 @@ TEST_P(ReduceOp, MeanBackwardEveryAxisMatchesReference) {
   }
 }
 
+TEST_P(ReduceOp, CenterEveryAxisMatchesReference) {
+  const Shape shape = GetParam();
+  const int rank = static_cast<int>(shape.size());
+  Tensor x = randn(shape, 83);
+  // an offset per line, so the mean removed is far from zero (as log powers are)
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] += 5.0f + 0.01f * static_cast<float>(i % 97);
+  const std::vector<double> xd = to_double(x);
+  for (int axis = 0; axis < rank; ++axis) {
+    const View v = view_of(shape, axis);
+    std::vector<double> y(xd.size());
+    ref::center(y.data(), xd.data(), v.outer, v.len, v.inner);
+    Tensor got = ops::center(x, axis);
+    EXPECT_EQ(got.shape(), shape);
+    // |x| ~ 6: the mean's rounding scales with len and the values' size
+    EXPECT_TRUE(all_close(got, y, f32_tol(8 * v.len), "center axis " + std::to_string(axis)));
+    EXPECT_TRUE(all_close(ops::center(x, axis - rank), y, f32_tol(8 * v.len), "center negative axis"));
+    // centred lines average to zero, up to rounding of values ~6 over len terms
+    Tensor m = ops::mean(got, axis);
+    float worst = 0;
+    for (int64_t i = 0; i < m.numel(); ++i) worst = std::max(worst, std::fabs(m.f32()[i]));
+    EXPECT_LE(worst, 8.0f * static_cast<float>(v.len) * 6.0f * std::numeric_limits<float>::epsilon())
+        << "mean of centred, axis " << axis;
+  }
+}
+
 TEST_P(ReduceOp, SumAllMatchesReference) {
   Tensor x = randn(GetParam(), 85);
   const std::vector<double> xd = to_double(x);
@@ -140,6 +165,9 @@ TEST(ReduceOp, RejectsBadInputs) {
   EXPECT_TRUE(throws_op_error([&] { ops::mean_backward(randn({3}, 2), {3, 7}, 0); }, "mean_backward"));
   EXPECT_TRUE(throws_op_error([&] { ops::mean_backward(randn({7}, 2), {3, 7}, 5); }, "mean_backward"));
   EXPECT_TRUE(throws_op_error([&] { ops::sum_all(Tensor::zeros({2}, DType::kI32)); }, "sum_all"));
+  EXPECT_TRUE(throws_op_error([&] { ops::center(x, 2); }, "center"));
+  EXPECT_TRUE(throws_op_error([&] { ops::center(Tensor::zeros({3, 0}), 1); }, "center"));
+  EXPECT_TRUE(throws_op_error([&] { ops::center(Tensor::zeros({3, 7}, DType::kI32), 0); }, "center"));
 }
 
 }  // namespace

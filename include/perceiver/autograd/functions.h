@@ -12,8 +12,14 @@
 namespace perceiver::ag {
 
 // x w^T + b. A bfloat16 w (inference, see core/precision.h) is rejected when gradients are on.
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+// Precision::kBF16 with a float32 w is mixed-precision training: x and w are rounded to bf16 for
+// the product (fp32 accumulation), the node keeps those bf16 copies (half the memory of fp32 x)
+// and its backward runs bf16 products too; the gradient of w is fp32, for the fp32 master.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Precision precision = Precision::kF32);
 Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps);
+// x rounded to bfloat16, for several mixed-precision products that read the same activation
+// (one copy instead of one per product); the gradient passes through unchanged, in fp32.
+Tensor to_bf16(const Tensor& x);
 Tensor gelu(const Tensor& x);                                        // exact erf GELU
 Tensor relu(const Tensor& x);
 Tensor add(const Tensor& a, const Tensor& b);   // b broadcast over a's leading dims
@@ -24,9 +30,11 @@ Tensor concat_last(const Tensor& a, const Tensor& b);
 Tensor expand_leading(const Tensor& x, int64_t n);   // (...) -> (n, ...)
 Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor mean(const Tensor& x, int axis);
+Tensor center(const Tensor& x, int axis);   // x - mean(x, axis), shape kept
 Tensor embedding(const Tensor& indices, const Tensor& table);
 // Multi-head attention (see ops/attention.h); key_mask is an additive constant (no gradient).
-// Precision::kBF16 is inference-only: rejected when gradients are on.
+// Precision::kBF16 runs both products in bf16; with gradients on (mixed-precision training) the
+// node keeps q, k, v and the output in bf16 and its backward runs bf16 products too.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
                  const Tensor& key_mask, Precision precision = Precision::kF32);
 // Token axis (axis 1) of (B, T, ...) arrays, see ops/tokens.h.

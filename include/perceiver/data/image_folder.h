@@ -24,6 +24,10 @@ struct ImageFolderOptions {
   int64_t max_pixels = kDefaultMaxImagePixels;
 };
 
+// The training or test part, every image decoded into memory.
 Dataset load_image_folder(const ImageFolderOptions& options, bool train);
+// The same examples (order, labels, values) listed now and decoded when a batch reads them: a
+// file that is missing or corrupt by then is an error naming it at that batch.
+ExampleSource image_folder_source(const ImageFolderOptions& options, bool train);
 
 }  // namespace perceiver::data

@@ -35,7 +35,10 @@ struct WavFolderOptions {
   std::vector<double> speed_factors;
 };
 
-// The training or the test part.
+// The training or the test part, every file read into memory.
 Dataset load_wav_folder(const WavFolderOptions& options, bool train);
+// The same examples (order, labels, values) listed now and read when a batch asks for them: a file
+// that is missing, corrupt or at another rate by then is an error naming it at that batch.
+ExampleSource wav_folder_source(const WavFolderOptions& options, bool train);
 
 }  // namespace perceiver::data

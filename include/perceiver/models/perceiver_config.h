@@ -30,6 +30,18 @@ struct PerceiverConfig {
   double sample_rate = 8000.0;
   // false: the input projection is fixed (kept and saved as buffers under the same names).
   bool input_projection_trainable = true;
+  // true: each example's element features (projected, or raw channels) minus their mean over the
+  // M elements, per channel: cepstral mean normalisation of log-mel frames, which removes a
+  // speaker's or microphone's fixed spectral tilt.
+  bool input_mean_normalization = false;
+  // SpecAugment-style masking in training only (Park et al. 2019): `channel_masks` bands of up to
+  // `channel_mask_width` consecutive feature channels and `element_masks` spans of up to
+  // `element_mask_width` consecutive input elements (time frames for audio) are set to 0 (the
+  // mean, with input_mean_normalization) in each example; widths drawn uniformly from [0, width].
+  int channel_masks = 0;
+  int64_t channel_mask_width = 0;
+  int element_masks = 0;
+  int64_t element_mask_width = 0;
   int64_t num_fourier_bands = 8;
   std::vector<int64_t> max_resolution{28, 28};  // Nyquist of the training resolution
   bool concat_pos = true;
@@ -67,6 +79,7 @@ struct PerceiverConfig {
 
   int64_t num_inputs() const;        // M = prod(image_size)
   int64_t input_width() const;       // C = (input_projection or in_channels) + Fourier width
+  int64_t feature_width() const;     // input_projection or in_channels (before the Fourier features)
   perceiver_io::FourierSpec fourier_spec() const;
   int num_weight_sets() const;       // distinct (cross-attend + latent block) weight sets
   nlohmann::json to_json() const;

@@ -6,6 +6,12 @@
 
 namespace perceiver::nn {
 
+// Mixed-precision training (bf16 precision in training mode) runs the attention products in fp32:
+// the bf16 attention kernels (AMX / AVX512-BF16 through oneDNN, one call per head and key block)
+// measure slower than fp32 on every shape tried, forward and backward (docs/BENCHMARKS.md); the
+// linear layers carry the bf16 speed-up. ag::attention's bf16 training path stays available.
+inline constexpr Precision kMixedPrecisionAttention = Precision::kF32;
+
 // Initialisation used when training from scratch: weights N(0, std) truncated at 2 std, biases 0.
 // Linear takes init_std > 0 for a fixed std (BERT/HF style, 0.02) or init_std <= 0 for LeCun
 // scaling, std = 1/sqrt(in_features). Loading a checkpoint overwrites all of it.

@@ -15,7 +15,7 @@ struct AttentionOut {
 
 // q (B, N, H*Dqk), k (B, M, H*Dqk), v (B, M, H*Dv), key_mask undefined or (B, M) additive bias
 // added to every score against key m (0 keeps it, a large negative value drops it).
-// scale is usually 1/sqrt(Dqk). precision kBF16 (inference): q, k, v and the probabilities are
+// scale is usually 1/sqrt(Dqk). precision kBF16 (q, k, v float32 or already bfloat16): q, k, v and the probabilities are
 // rounded to bf16 for the two products, accumulation and softmax stay fp32 (see
 // core/precision.h); the lse is still returned.
 AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
@@ -30,6 +30,8 @@ struct AttentionGrads {
   Tensor dq, dk, dv;
 };
 // Recomputes the probabilities from q, k and the saved lse (no B x H x N x M tensor is kept).
+// Mixed precision: q, k, v and out in bfloat16 (as the bf16 forward used them): the four
+// products run in bf16 with fp32 accumulation (cpu::attention_backward_bf16); dq, dk, dv fp32.
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
                                   const Tensor& v, const Tensor& out, const Tensor& lse,
                                   int heads, float scale, const Tensor& key_mask);

@@ -7,8 +7,10 @@ namespace perceiver::ops {
 
 // y = x @ w^T + b  (torch.nn.Linear, HF weight layout).
 // x (..., Cin), w (Cout, Cin), b (Cout) or undefined -> y (..., Cout), all float32; w may be
-// bfloat16 (inference): x is then rounded to bf16 and the GEMM accumulates in fp32
-// (cpu::gemm_bf16). linear_backward needs float32 w.
+// bfloat16 (inference, mixed-precision training): x, float32 or bfloat16, is then rounded to
+// bf16 and the GEMM accumulates in fp32 (cpu::gemm_bf16).
+// linear_backward with bf16 w (mixed precision) needs bf16 x too: dy is rounded to bf16 and dx,
+// dw are bf16 GEMMs with fp32 accumulation (fp32 results); db is summed from the fp32 dy.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 
 struct LinearGrads {

@@ -12,6 +12,11 @@ Tensor mean(const Tensor& x, int axis);
 // Broadcasts dy back over the reduced axis, divided by its length.
 Tensor mean_backward(const Tensor& dy, const Shape& input_shape, int axis);
 
+// x minus its mean over one axis (the shape is kept): per-example mean normalisation such as
+// cepstral mean normalisation of (B, T, F) features over T. A symmetric projection, so its
+// backward is center(dy, axis).
+Tensor center(const Tensor& x, int axis);
+
 Tensor sum_all(const Tensor& x);  // scalar (shape {})
 
 // NaN and Inf values of a tensor: how many, and the first (flat index, value). Integer tensors

@@ -1,7 +1,8 @@
 // The data sources of a run config's "data" object, by data.format: "idx" (Fashion-MNIST-style IDX
 // files), "wav" (a folder of WAV files, data/wav_folder.h) and "image_folder" (PNG/JPEG files in
 // class folders, data/image_folder.h, resized to the model's image_size); data.train_limit /
-// test_limit applied.
+// test_limit applied. "wav" and "image_folder" with data.streaming list the files and decode each
+// batch's examples when it is read; otherwise every example is decoded into memory up front.
 #pragma once
 
 #include "perceiver/data/dataset.h"
@@ -9,6 +10,6 @@
 
 namespace perceiver::train {
 
-data::Dataset load_dataset(const RunConfig& config, bool train);
+data::ExampleSource example_source(const RunConfig& config, bool train);
 
 }  // namespace perceiver::train

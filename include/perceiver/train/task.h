@@ -101,7 +101,7 @@ class Task {
   bool regression_ = false;
   std::vector<std::string> class_names_;
   nlohmann::json split_;
-  data::Dataset train_set_, test_set_;             // classifier
+  data::ExampleSource train_set_, test_set_;       // classifier: in memory or streamed
   Tensor train_ids_, train_mask_, test_ids_, test_mask_, train_labels_, test_labels_;  // text
   data::StreamedSequences train_stream_, test_stream_;  // masked LM with data.streaming
 };

@@ -31,6 +31,10 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;    // steps between checkpoints (0: end of each epoch only)
   int64_t max_steps = 0;           // stop (as if interrupted) after this many total steps; 0 = off
   bool activation_checkpointing = false;  // recompute attention layers in backward (less memory)
+  // "f32", or "bf16": mixed precision (fp32 master weights, gradients and optimizer state; every
+  // linear layer and both attention products in bf16 with fp32 accumulation, forward and
+  // backward; layer norm, softmax statistics and the loss in fp32; evaluation in bf16)
+  std::string precision = "f32";
 };
 
 struct DataConfig {
@@ -65,7 +69,7 @@ struct DataConfig {
   int64_t max_bytes = int64_t(1) << 31;  // text: refuse larger corpora
   double mask_prob = 0.15;               // text: share of bytes to predict
   double mean_span = 1.0;                // text: 1 = single bytes, > 1 = spans of that mean length
-  bool streaming = false;                // text: read the files in place per batch (corpora larger than memory)
+  bool streaming = false;                // text, wav, image_folder: read the files per batch (sets larger than memory)
   std::string test_file;                 // labelled/tagged_text: the test set (else a test_fraction split)
 };
 

@@ -225,28 +225,46 @@ void attention_merge(const AttentionShape& s, float* out, float* lse, const floa
       }
 }
 
-void attention_backward(const AttentionShape& s, const float* dout, const float* q,
-                        const float* k, const float* v, const float* out, const float* lse,
-                        const float* mask, float scale, float* dq, float* dk, float* dv,
-                        int64_t key_block) {
+namespace {
+
+// T = float: fp32 products; T = uint16_t (mixed precision): bf16 q, k, v, out saved by the
+// forward, dO, P and dS rounded to bf16 for the four products, fp32 accumulation; D, the
+// softmax recomputation and dS = P (dP - D) stay fp32.
+template <typename T>
+void attention_backward_impl(const AttentionShape& s, const float* dout, const T* q, const T* k, const T* v,
+                             const T* out, const float* lse, const float* mask, float scale, float* dq,
+                             float* dk, float* dv, int64_t key_block) {
+  constexpr bool kBf16 = std::is_same_v<T, uint16_t>;
   const int64_t qw = s.heads * s.dqk, vw = s.heads * s.dv, bh = s.batch * s.heads;
   if (bh == 0) return;
   const int64_t kb = key_block > 0 ? key_block : attention_key_block(s.n);
 
   for_each_item(bh, 1, [&](int64_t item, int64_t) {
     const int64_t b = item / s.heads, h = item % s.heads, n = s.n;
-    const float* qp = q + b * n * qw + h * s.dqk;
+    const T* qp = q + b * n * qw + h * s.dqk;
     const float* dop = dout + b * n * vw + h * s.dv;
-    const float* op = out + b * n * vw + h * s.dv;
+    const T* op = out + b * n * vw + h * s.dv;
     const float* lp = lse + item * n;
     float* dqp = dq + b * n * qw + h * s.dqk;
-    float* p_tile = scratch(static_cast<size_t>(2 * n * kb + n));
+    float* p_tile = scratch(static_cast<size_t>(2 * n * kb + n + (kBf16 ? s.dv : 0)));
     float* ds_tile = p_tile + n * kb;
     float* drow = ds_tile + n * kb;
+    // bf16: this head's dO (n x dv, packed), P and dS tiles
+    uint16_t* do16 = kBf16 ? scratch_bf16(static_cast<size_t>(n * s.dv + 2 * n * kb)) : nullptr;
+    uint16_t* p16 = kBf16 ? do16 + n * s.dv : nullptr;
+    uint16_t* ds16 = kBf16 ? p16 + n * kb : nullptr;
 
     for (int64_t i = 0; i < n; ++i) {  // D_i = sum_c dO_ic O_ic
       const float* a = dop + i * vw;
-      const float* o = op + i * vw;
+      const float* o;
+      if constexpr (kBf16) {
+        float* row = drow + n;  // one fp32 row of O
+        bf16_to_f32(op + i * vw, row, s.dv);
+        o = row;
+        f32_to_bf16(a, do16 + i * s.dv, s.dv);
+      } else {
+        o = op + i * vw;
+      }
       float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
       for (int64_t c = 0; c < s.dv; ++c) acc += a[c] * o[c];
@@ -257,28 +275,55 @@ void attention_backward(const AttentionShape& s, const float* dout, const float*
 
     for (int64_t j0 = 0; j0 < s.m; j0 += kb) {
       const int64_t mb = std::min(kb, s.m - j0);
-      const float* kp = k + (b * s.m + j0) * qw + h * s.dqk;
-      const float* vp = v + (b * s.m + j0) * vw + h * s.dv;
+      const T* kp = k + (b * s.m + j0) * qw + h * s.dqk;
+      const T* vp = v + (b * s.m + j0) * vw + h * s.dv;
+      float* dvp = dv + (b * s.m + j0) * vw + h * s.dv;
+      float* dkp = dk + (b * s.m + j0) * qw + h * s.dqk;
       scores(n, mb, s.dqk, scale, qp, qw, kp, mask ? mask + b * s.m + j0 : nullptr, p_tile, kb);
       for (int64_t i = 0; i < n; ++i) probabilities_row(p_tile + i * kb, mb, lp[i]);
-      // dV_blk = P^T dO
-      gemm(true, false, mb, s.dv, n, 1.0f, p_tile, kb, dop, vw, 0.0f,
-           dv + (b * s.m + j0) * vw + h * s.dv, vw);
-      // dP = dO V_blk^T, then dS = P (dP - D) in place
-      gemm(false, true, n, mb, s.dv, 1.0f, dop, vw, vp, vw, 0.0f, ds_tile, kb);
+      // dV_blk = P^T dO ; dP = dO V_blk^T
+      if constexpr (kBf16) {
+        for (int64_t i = 0; i < n; ++i) f32_to_bf16(p_tile + i * kb, p16 + i * kb, mb);
+        gemm_t(true, false, mb, s.dv, n, 1.0f, p16, kb, do16, s.dv, 0.0f, dvp, vw);
+        gemm_t(false, true, n, mb, s.dv, 1.0f, do16, s.dv, vp, vw, 0.0f, ds_tile, kb);
+      } else {
+        gemm_t(true, false, mb, s.dv, n, 1.0f, p_tile, kb, dop, vw, 0.0f, dvp, vw);
+        gemm_t(false, true, n, mb, s.dv, 1.0f, dop, vw, vp, vw, 0.0f, ds_tile, kb);
+      }
+      // dS = P (dP - D) in place
       for (int64_t i = 0; i < n; ++i) {
         const float* prow = p_tile + i * kb;
         float* dsrow = ds_tile + i * kb;
         const float d = drow[i];
 #pragma omp simd
         for (int64_t j = 0; j < mb; ++j) dsrow[j] = prow[j] * (dsrow[j] - d);
+        if constexpr (kBf16) f32_to_bf16(dsrow, ds16 + i * kb, mb);
       }
       // dQ += scale dS K_blk ; dK_blk = scale dS^T Q
-      gemm(false, false, n, s.dqk, mb, scale, ds_tile, kb, kp, qw, j0 == 0 ? 0.0f : 1.0f, dqp, qw);
-      gemm(true, false, mb, s.dqk, n, scale, ds_tile, kb, qp, qw, 0.0f,
-           dk + (b * s.m + j0) * qw + h * s.dqk, qw);
+      if constexpr (kBf16) {
+        gemm_t(false, false, n, s.dqk, mb, scale, ds16, kb, kp, qw, j0 == 0 ? 0.0f : 1.0f, dqp, qw);
+        gemm_t(true, false, mb, s.dqk, n, scale, ds16, kb, qp, qw, 0.0f, dkp, qw);
+      } else {
+        gemm_t(false, false, n, s.dqk, mb, scale, ds_tile, kb, kp, qw, j0 == 0 ? 0.0f : 1.0f, dqp, qw);
+        gemm_t(true, false, mb, s.dqk, n, scale, ds_tile, kb, qp, qw, 0.0f, dkp, qw);
+      }
     }
   });
+}
+
+}  // namespace
+
+void attention_backward(const AttentionShape& s, const float* dout, const float* q,
+                        const float* k, const float* v, const float* out, const float* lse,
+                        const float* mask, float scale, float* dq, float* dk, float* dv,
+                        int64_t key_block) {
+  attention_backward_impl(s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block);
+}
+
+void attention_backward_bf16(const AttentionShape& s, const float* dout, const uint16_t* q, const uint16_t* k,
+                             const uint16_t* v, const uint16_t* out, const float* lse, const float* mask,
+                             float scale, float* dq, float* dk, float* dv, int64_t key_block) {
+  attention_backward_impl(s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block);
 }
 
 }  // namespace perceiver::cpu::PERCEIVER_ISA

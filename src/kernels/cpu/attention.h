@@ -22,7 +22,7 @@ void attention_forward(const AttentionShape& s, const float* q, const float* k, 
 
 // The same with q, k, v in bfloat16 (uint16_t bits): the score and P V products run as bf16
 // GEMMs with fp32 accumulation, the probabilities are rounded to bf16 for P V; max, sum, lse,
-// the softmax and the output accumulator stay fp32. Inference only (no backward).
+// the softmax and the output accumulator stay fp32 (inference, and mixed-precision training).
 void attention_forward_bf16(const AttentionShape& s, const uint16_t* q, const uint16_t* k,
                             const uint16_t* v, const float* mask, float scale, float* out,
                             float* lse, int64_t key_block = 0);
@@ -39,5 +39,12 @@ void attention_backward(const AttentionShape& s, const float* dout, const float*
                         const float* k, const float* v, const float* out, const float* lse,
                         const float* mask, float scale, float* dq, float* dk, float* dv,
                         int64_t key_block = 0);
+
+// Mixed-precision backward: q, k, v and out as saved in bf16 by the forward; dO, P and dS are
+// rounded to bf16 for the four products (dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q), with
+// fp32 accumulation; D = rowsum(dO O), P and dS = P (dP - D) are computed in fp32. dq, dk, dv fp32.
+void attention_backward_bf16(const AttentionShape& s, const float* dout, const uint16_t* q, const uint16_t* k,
+                             const uint16_t* v, const uint16_t* out, const float* lse, const float* mask,
+                             float scale, float* dq, float* dk, float* dv, int64_t key_block = 0);
 
 }  // namespace perceiver::cpu

@@ -40,6 +40,11 @@
      const float* out, const float* lse, const float* mask, float scale, float* dq, float* dk,      \
      float* dv, int64_t key_block),                                                                 \
     (s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block))                               \
+  X(void, attention_backward_bf16,                                                                  \
+    (const AttentionShape& s, const float* dout, const uint16_t* q, const uint16_t* k,              \
+     const uint16_t* v, const uint16_t* out, const float* lse, const float* mask, float scale,       \
+     float* dq, float* dk, float* dv, int64_t key_block),                                           \
+    (s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block))                               \
   X(void, f32_to_bf16, (const float* x, uint16_t* y, int64_t n), (x, y, n))                         \
   X(void, bf16_to_f32, (const uint16_t* x, float* y, int64_t n), (x, y, n))                         \
   X(void, layer_norm_forward,                                                                       \

@@ -1,4 +1,5 @@
-// Fast CPU reductions: mean over one axis (and its backward) and a deterministic full sum.
+// Fast CPU reductions: mean over one axis (and its backward), centring along an axis and a
+// deterministic full sum.
 // The tensor is viewed as (outer, len, inner) around the reduced axis. Never throw.
 #pragma once
 
@@ -12,6 +13,10 @@ namespace perceiver::cpu {
 void mean_forward(float* y, const float* x, int64_t outer, int64_t len, int64_t inner);
 // dx[o, l, i] = dy[o, i] / len.  dx (outer, len, inner); dy (outer, inner)
 void mean_backward(float* dx, const float* dy, int64_t outer, int64_t len, int64_t inner);
+// y[o, l, i] = x[o, l, i] - (1 / len) sum_l' x[o, l', i]: each (o, i) line minus its mean, e.g. a
+// per-utterance mean over the time frames of (B, T, F) features. y may alias x. The map is a
+// symmetric projection, so its backward is the same call on dy.  x, y (outer, len, inner)
+void center(float* y, const float* x, int64_t outer, int64_t len, int64_t inner);
 
 // *out = sum_i x[i], accumulated in double over fixed-size blocks summed in order, so the
 // result does not depend on the thread count.  x (n)

@@ -1,4 +1,4 @@
-// Reference reductions (mean over an axis and its backward, full sum): plain scalar templates,
+// Reference reductions (mean over an axis and its backward, centring, full sum): plain scalar templates,
 // run in double by the tests as the oracle for kernels/cpu/reduce.
 #pragma once
 
@@ -24,6 +24,18 @@ void mean_backward(T* dx, const T* dy, int64_t outer, int64_t len, int64_t inner
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t l = 0; l < len; ++l)
       for (int64_t i = 0; i < inner; ++i) dx[(o * len + l) * inner + i] = dy[o * inner + i] / static_cast<T>(len);
+}
+
+// y (outer, len, inner) = x minus its mean over l
+template <typename T>
+void center(T* y, const T* x, int64_t outer, int64_t len, int64_t inner) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      T s = 0;
+      for (int64_t l = 0; l < len; ++l) s += x[(o * len + l) * inner + i];
+      const T m = s / static_cast<T>(len);
+      for (int64_t l = 0; l < len; ++l) y[(o * len + l) * inner + i] = x[(o * len + l) * inner + i] - m;
+    }
 }
 
 template <typename T>

@@ -24,7 +24,7 @@ ViTLayer::ViTLayer(const ViTConfig& c, Rng& rng)
 }
 
 Tensor ViTLayer::forward(const Tensor& h, Rng* rng, Tensor* attention_output) const {
-  if (!activation_checkpointing() || attention_output != nullptr || precision() == Precision::kBF16)
+  if (!activation_checkpointing() || attention_output != nullptr)
     return forward_impl(h, rng, attention_output);
   return ag::checkpoint([this](const std::vector<Tensor>& in, Rng* r) { return forward_impl(in[0], r, nullptr); },
                         {h}, rng, any_parameter_requires_grad());
@@ -39,12 +39,15 @@ Tensor ViTLayer::forward_impl(const Tensor& h, Rng* rng, Tensor* attention_outpu
   const float scale = 1.0f / std::sqrt(static_cast<float>(d / heads_));  // head_dim ** -0.5
 
   // ViTSelfAttention(layernorm_before(h)): query, key, value of the normalised tokens
+  // mixed-precision training rounds x once to bf16 for its three products
+  const bool mixed = precision() == Precision::kBF16 && is_training();
   Tensor x = layernorm_before_->forward(h);
+  if (mixed) x = ag::to_bf16(x);
   Tensor q = query_->forward(x);
   Tensor k = key_->forward(x);
   Tensor v = value_->forward(x);
   // softmax(q k^T * scale) v per head (contiguous head_dim channel blocks), heads concatenated
-  Tensor ctx = ag::attention(q, k, v, heads_, scale, Tensor(), precision());
+  Tensor ctx = ag::attention(q, k, v, heads_, scale, Tensor(), mixed ? nn::kMixedPrecisionAttention : precision());
   // ViTSelfOutput: dense(context), dropout
   Tensor a = attention_out_->forward(ctx);
   if (drop) a = ag::dropout(a, dropout_, true, *rng);
