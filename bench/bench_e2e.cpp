@@ -81,6 +81,24 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
+// Live tensor memory over the timed iterations (the caching allocator's peak of bytes handed to
+// tensors, not RSS), split into weights (+ buffers), gradients, optimizer moments, the inputs, and
+// the rest: the activations saved for backward plus temporaries at the peak (MiB).
+nlohmann::json memory_breakdown(models::Model& model, const optim::Optimizer* opt, const TensorMap& inputs) {
+  auto mib = [](double bytes) { return bytes / 1048576.0; };
+  double weights = 0, grads = 0, moments = 0, in_bytes = 0;
+  for (const auto& [name, t] : model.state_dict()) weights += static_cast<double>(t.nbytes());
+  for (const auto& [name, p] : model.named_parameters())
+    if (p.grad().defined()) grads += static_cast<double>(p.grad().nbytes());
+  if (opt)
+    for (const auto& [name, t] : opt->state_tensors()) moments += static_cast<double>(t.nbytes());
+  for (const auto& [name, t] : inputs) in_bytes += static_cast<double>(t.nbytes());
+  const double peak = static_cast<double>(memory_stats().peak_in_use);
+  return {{"peak_tensors_mib", mib(peak)}, {"weights_mib", mib(weights)}, {"gradients_mib", mib(grads)},
+          {"optimizer_mib", mib(moments)}, {"inputs_mib", mib(in_bytes)},
+          {"activations_and_workspace_mib", mib(std::max(0.0, peak - weights - grads - moments - in_bytes))}};
+}
+
 // The per-op profile of `iters` steps of mean_ms each: per op (most time first) ms per step,
 // share of the step, calls per step, GFLOP/s and % of this machine's peak (bf16 ops against the
 // bf16 peak); the rest of the step (autograd bookkeeping, allocation, glue) as "(other)". Printed
@@ -171,6 +189,7 @@ int run(int argc, char** argv) {
   std::vector<double> ms;
   for (int it = 0; it < warmup + iters; ++it) {
     if (profile && it == warmup) profiler::set_enabled(true);  // the timed iterations only
+    if (it == warmup) reset_peak_memory();  // the tensors' peak over the timed iterations
     const auto t0 = Clock::now();
     Tensor logits;
     if (train) {
@@ -207,6 +226,7 @@ int run(int argc, char** argv) {
                         {"precision", precision},
                         {"checkpointing", checkpointing}};
   if (train) res["loss_first"] = first_loss;
+  res["memory"] = memory_breakdown(*r.model, opt.get(), in);
   if (profile) res["profile"] = profile_report(iters, std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size());
   std::printf("%s\n", res.dump().c_str());
   return 0;

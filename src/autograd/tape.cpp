@@ -30,7 +30,10 @@ void record(const std::string& name, std::vector<Tensor> inputs, std::vector<Ten
             BackwardFn backward) {
   auto node = std::make_shared<Node>();
   node->name = name;
-  node->inputs = std::move(inputs);
+  node->inputs.reserve(inputs.size());
+  for (const Tensor& t : inputs)
+    node->inputs.push_back({t.defined() && t.requires_grad() ? t.autograd_meta() : nullptr,
+                            t.defined() ? t.shape() : Shape{}});
   node->num_outputs = static_cast<int>(outputs.size());
   node->backward = std::move(backward);
   for (size_t i = 0; i < outputs.size(); ++i) {
@@ -52,9 +55,9 @@ std::vector<Node*> topological_order(Node* root) {
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
     if (next < node->inputs.size()) {
-      const Tensor& in = node->inputs[next++];
-      if (in.defined() && in.requires_grad() && in.autograd_meta()->grad_fn) {
-        Node* child = in.autograd_meta()->grad_fn.get();
+      const Edge& in = node->inputs[next++];
+      if (in.meta && in.meta->requires_grad && in.meta->grad_fn) {
+        Node* child = in.meta->grad_fn.get();
         if (visited.insert(child).second) stack.emplace_back(child, 0);
       }
     } else {
@@ -120,11 +123,11 @@ void backward(const Tensor& root, const Tensor& grad_root) {
     PERCEIVER_CHECK(grad_inputs.size() == node->inputs.size());
     for (size_t i = 0; i < node->inputs.size(); ++i) {
       if (!node->needs_input_grad(i) || !grad_inputs[i].defined()) continue;
-      const Tensor& in = node->inputs[i];
-      check(grad_inputs[i].shape() == in.shape(), "[backward] rule '", node->name,
+      const Edge& in = node->inputs[i];
+      check(grad_inputs[i].shape() == in.shape, "[backward] rule '", node->name,
             "' returned a gradient of shape ", shape_str(grad_inputs[i].shape()), " for input ", i,
-            " of shape ", shape_str(in.shape()));
-      auto& in_meta = in.autograd_meta();
+            " of shape ", shape_str(in.shape));
+      const auto& in_meta = in.meta;
       if (in_meta->grad_fn) {
         auto& slots = grads[in_meta->grad_fn.get()];
         slots.resize(in_meta->grad_fn->num_outputs);

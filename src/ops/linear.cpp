@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <vector>
 
+#include "perceiver/core/parallel.h"
 #include "perceiver/core/profiler.h"
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/gemm.h"
 #include "perceiver/ops/convert.h"
 
@@ -85,15 +87,24 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
   if (w.dtype() == DType::kBF16) {  // mixed precision: bf16 products of bf16 dy, w and x
     check(x.dtype() == DType::kBF16, "[linear] the bf16 backward needs x saved in bfloat16, got ",
           dtype_name(x.dtype()));
-    const Tensor dy16 = to_bf16(dy);
-    if (need_dx) {  // dx = dy w
-      g.dx = Tensor::empty(x.shape());
-      cpu::gemm_bf16(false, false, rows, cin, cout, 1.0f, dy16.bf16(), cout, w.bf16(), cin, 0.0f, g.dx.f32(), cin);
+    // dy is rounded a block of rows at a time: the bf16 copy stays ~1 MiB however many rows
+    const int64_t block = std::max<int64_t>(1024, (int64_t(1) << 19) / std::max<int64_t>(cout, 1));
+    if (need_dx) g.dx = Tensor::empty(x.shape());
+    if (need_dw) g.dw = Tensor::empty(w.shape());
+    Tensor dy16 = Tensor::empty({std::min(block, rows), cout}, DType::kBF16);
+    for (int64_t r0 = 0; r0 < rows; r0 += block) {
+      const int64_t n = std::min(block, rows - r0);
+      const float* src = dy.f32() + r0 * cout;
+      uint16_t* dst = dy16.bf16();
+      parallel_for(n * cout, int64_t(1) << 16, [&](int64_t i0, int64_t i1) { cpu::f32_to_bf16(src + i0, dst + i0, i1 - i0); });
+      if (need_dx)  // dx = dy w
+        cpu::gemm_bf16(false, false, n, cin, cout, 1.0f, dy16.bf16(), cout, w.bf16(), cin, 0.0f, g.dx.f32() + r0 * cin,
+                       cin);
+      if (need_dw)  // dw = dy^T x, accumulated over the blocks
+        cpu::gemm_bf16(true, false, cout, cin, n, 1.0f, dy16.bf16(), cout, x.bf16() + r0 * cin, cin, r0 == 0 ? 0.0f : 1.0f,
+                       g.dw.f32(), cin);
     }
-    if (need_dw) {  // dw = dy^T x
-      g.dw = Tensor::empty(w.shape());
-      cpu::gemm_bf16(true, false, cout, cin, rows, 1.0f, dy16.bf16(), cout, x.bf16(), cin, 0.0f, g.dw.f32(), cin);
-    }
+    if (need_dw && rows == 0) std::fill(g.dw.f32(), g.dw.f32() + g.dw.numel(), 0.0f);
   } else {
     if (need_dx) {  // dx = dy w
       g.dx = Tensor::empty(x.shape());

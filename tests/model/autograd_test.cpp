@@ -1,11 +1,12 @@
 // Tape semantics: fan-out sums, accumulation into leaves, no-grad mode records nothing,
-// a freed graph cannot be replayed, broadcast/reshape/expand gradients.
+// a freed graph cannot be replayed, broadcast/reshape/expand gradients, nodes keep no input data.
 #include <gtest/gtest.h>
 
 #include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/autograd/meta.h"
 #include "perceiver/autograd/tape.h"
+#include "perceiver/core/allocator.h"
 #include "testing/compare.h"
 
 namespace perceiver {
@@ -97,6 +98,28 @@ TEST(Autograd, BroadcastAddAndExpandSumOverBatch) {
   autograd::backward(loss);
   for (float g : lat.grad().to_vector()) EXPECT_NEAR(g, 4.0f / 24.0f, 1e-7);
   for (float g : b.grad().to_vector()) EXPECT_NEAR(g, 8.0f / 24.0f, 1e-7);
+}
+
+// A node holds where its inputs' gradients go, not their data: an intermediate whose consumer's
+// rule does not read it (add) is freed as soon as the caller drops it, graph or not; what a rule
+// captures (mul keeps both factors) stays until backward.
+TEST(Autograd, NodesKeepOnlyWhatTheirRulesCapture) {
+  Tensor x0 = leaf({1}, {1.0f});
+  Tensor x = ag::expand_leading(x0, 1 << 20);  // (2^20, 1): 4 MiB, part of the graph
+  const size_t big = size_t(4) << 20;
+  Tensor t = ag::scale(x, 2.0f);       // another 4 MiB intermediate
+  Tensor y = ag::add(t, x);            // its rule reads no input
+  const size_t with_t = memory_stats().bytes_in_use;
+  t = Tensor();
+  EXPECT_GE(with_t - memory_stats().bytes_in_use, big) << "the add node kept its input alive";
+  Tensor u = ag::scale(x, 3.0f);
+  Tensor z = ag::mul(u, x);            // its rule captures u and x
+  const size_t with_u = memory_stats().bytes_in_use;
+  u = Tensor();
+  EXPECT_LT(with_u - memory_stats().bytes_in_use, big) << "mul's rule needs u";
+  // and the gradients are still right: d/dx sum(2x + x + 3x * x) = 3 + 6x = 9 per element
+  autograd::backward(ag::reshape(ag::mean(ag::reshape(ag::add(y, z), {1, 1 << 20}), 1), {}));
+  EXPECT_NEAR(x0.grad().item(), 9.0f, 1e-4f);
 }
 
 }  // namespace

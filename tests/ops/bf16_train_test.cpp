@@ -32,12 +32,22 @@ constexpr double kBf16Eps = 1.0 / 256;  // 2^-8
 
 Tensor rounded(const Tensor& x) { return ops::to_f32(ops::to_bf16(x)); }
 
-TEST(Bf16LinearBackward, MatchesDoubleProductsOfRoundedOperands) {
+// rows x cin -> cout; the second shape has more rows than one bf16 block of dy (1,024 rows at
+// cout 1,024): dx per block, dw accumulated over three blocks, the last one ragged
+struct LinearShape {
+  int64_t rows, cin, cout;
+};
+
+class Bf16LinearBackward : public ::testing::TestWithParam<LinearShape> {};
+
+TEST_P(Bf16LinearBackward, MatchesDoubleProductsOfRoundedOperands) {
+  const LinearShape sh = GetParam();
   for (GemmProvider p : {GemmProvider::kOneDNN, GemmProvider::kOpenBLAS, GemmProvider::kNaive}) {
+    if (p == GemmProvider::kNaive && sh.rows > 1000) continue;  // the naive loops: small shapes only
     const GemmProvider saved = gemm_provider();
     set_gemm_provider(p);
-    const int64_t rows = 3 * 37, cin = 45, cout = 29;
-    const Tensor x = randn({3, 37, cin}, 30), w = randn({cout, cin}, 31, 0.2f), dy = randn({3, 37, cout}, 32);
+    const int64_t rows = sh.rows, cin = sh.cin, cout = sh.cout;
+    const Tensor x = randn({1, rows, cin}, 30), w = randn({cout, cin}, 31, 0.2f), dy = randn({1, rows, cout}, 32);
     const ops::LinearGrads g = ops::linear_backward(dy, ops::to_bf16(x), ops::to_bf16(w), true, true, true);
     ASSERT_EQ(g.dx.shape(), x.shape());
     ASSERT_EQ(g.dw.shape(), w.shape());
@@ -55,6 +65,12 @@ TEST(Bf16LinearBackward, MatchesDoubleProductsOfRoundedOperands) {
     EXPECT_TRUE(all_close(g.db, db, f32_tol(rows), what + " db"));
     set_gemm_provider(saved);
   }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Bf16LinearBackward,
+                         ::testing::Values(LinearShape{111, 45, 29}, LinearShape{2500, 16, 1024}));
+
+TEST(Bf16LinearBackwardErrors, NeedsXSavedInBf16) {
   // bf16 w needs x saved in bf16 (the forward's copy)
   EXPECT_THROW(ops::linear_backward(randn({4, 3}, 1), randn({4, 8}, 2), ops::to_bf16(randn({3, 8}, 3)), true, true,
                                     false),

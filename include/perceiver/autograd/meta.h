@@ -25,13 +25,22 @@ struct AutogradMeta {
 // the input needs none). Rules live in src/autograd/functions/*.cpp.
 using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs)>;
 
+// What the walk needs of a node's input: where its gradient goes (its autograd state, or null
+// when it needs none) and its shape. Not the tensor: a node never keeps an input's data alive;
+// rules capture exactly what their backward reads (a mixed-precision linear keeps only the bf16
+// copy of its input, an add nothing).
+struct Edge {
+  std::shared_ptr<AutogradMeta> meta;
+  Shape shape;
+};
+
 struct Node {
   std::string name;
-  std::vector<Tensor> inputs;  // handles of the inputs, in the order backward returns grads
+  std::vector<Edge> inputs;  // in the order backward returns grads
   int num_outputs = 1;
   std::vector<Shape> output_shapes;
   BackwardFn backward;
-  bool needs_input_grad(size_t i) const { return inputs[i].defined() && inputs[i].requires_grad(); }
+  bool needs_input_grad(size_t i) const { return inputs[i].meta && inputs[i].meta->requires_grad; }
 };
 
 }  // namespace perceiver::autograd
