@@ -78,9 +78,10 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
   // context = softmax(Q K^T / sqrt(qk / H) + mask) V, heads = contiguous channel slices
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.qk_channels / c.num_heads));
   Tensor context;
-  if (c.is_cross && activation_checkpointing() && precision() == Precision::kF32 &&
+  if (c.is_cross && activation_checkpointing() && (precision() == Precision::kF32 || mixed) &&
       y.dim(1) > c.kv_chunk) {
-    // the same, with LN2, K and V formed c.kv_chunk inputs at a time (never for all M inputs)
+    // the same, with LN2, K and V formed c.kv_chunk inputs at a time (never for all M inputs);
+    // fp32 products, in mixed-precision training too (memory first)
     const ag::KvProjection p{layernorm2_->weight(), layernorm2_->bias(), layernorm2_->eps(),
                              key_->weight(), key_->bias(), value_->weight(), value_->bias()};
     context = ag::chunked_kv_attention(q, y, p, c.num_heads, scale, key_mask, c.kv_chunk);

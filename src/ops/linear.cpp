@@ -87,7 +87,8 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
   if (w.dtype() == DType::kBF16) {  // mixed precision: bf16 products of bf16 dy, w and x
     check(x.dtype() == DType::kBF16, "[linear] the bf16 backward needs x saved in bfloat16, got ",
           dtype_name(x.dtype()));
-    // dy is rounded a block of rows at a time: the bf16 copy stays ~1 MiB however many rows
+    // dy is rounded a block of rows at a time (~1 MiB, or 1,024 rows of a wider layer): the bf16
+    // copy does not grow with the number of rows
     const int64_t block = std::max<int64_t>(1024, (int64_t(1) << 19) / std::max<int64_t>(cout, 1));
     if (need_dx) g.dx = Tensor::empty(x.shape());
     if (need_dw) g.dw = Tensor::empty(w.shape());

@@ -1,6 +1,7 @@
 // Run-config data sources (see datasets.h).
 #include "perceiver/train/datasets.h"
 
+#include "perceiver/core/allocator.h"
 #include "perceiver/core/error.h"
 #include "perceiver/data/fashion_mnist.h"
 #include "perceiver/data/image_folder.h"
@@ -45,8 +46,15 @@ data::ExampleSource example_source(const RunConfig& config, bool train) {
     throw_error("[config] data.format: expected \"idx\", \"wav\" or \"image_folder\", got \"", c.format, "\"");
   }
   d = d.take_first(train ? c.train_limit : c.test_limit);
-  // in memory unless streamed: the limit first, so only the examples used are decoded
-  return d.streamed() && !c.streaming ? data::ExampleSource::from_memory(d.load_all()) : d;
+  if (!d.streamed() || c.streaming) return d;
+  // in memory: the limit first, so only the examples used are decoded; a set too large for the
+  // machine is refused before any is (an error, not the OOM killer)
+  const double bytes = static_cast<double>(d.size()) * static_cast<double>(shape_numel(d.example_shape())) * 4.0;
+  check(bytes <= static_cast<double>(machine_memory_bytes()), "[train] ", c.dir, ": the ", train ? "training" : "test",
+        " set (", d.size(), " examples of ", shape_str(d.example_shape()), ") needs ", format_bytes(bytes),
+        " in memory, more than this machine's ", format_bytes(static_cast<double>(machine_memory_bytes())),
+        "; set data.streaming to read the files per batch");
+  return data::ExampleSource::from_memory(d.load_all());
 }
 
 }  // namespace perceiver::train

@@ -222,13 +222,8 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
           : c.format == "tagged_text"   ? Kind::kTokenClassifier
                                         : Kind::kClassifier;
   if (kind_ == Kind::kClassifier) {
-    {
-      // a set too large for the machine is an error, not the OOM killer
-      AllocationBudget data_budget(machine_memory_bytes(), "the examples of this run config in memory (set "
-                                   "data.streaming to read them from their files per batch)");
-      test_set_ = example_source(config, false);
-      train_set_ = train ? example_source(config, true) : test_set_;
-    }
+    test_set_ = example_source(config, false);
+    train_set_ = train ? example_source(config, true) : test_set_;
     check(train_set_.size() > 0, "[train] ", c.dir, ": the training set is empty");
     check(test_set_.size() > 0, "[train] ", c.dir, ": the test set is empty");
     check(test_set_.example_shape() == train_set_.example_shape(), "[train] ", c.dir, ": test examples ",
