@@ -27,25 +27,17 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Precision preci
   check(!grad || !w.defined() || w.dtype() == DType::kF32,
         "[linear] bf16 weights are inference-only: run without gradients (NoGradGuard) or set "
         "the precision to f32");
-  if (precision == Precision::kBF16 && w.defined() && w.dtype() == DType::kF32) {
-    // mixed precision: y = bf16(x) bf16(w)^T + b; the bf16 copies are what backward needs
-    const Tensor x16 = x.dtype() == DType::kBF16 ? x : ops::to_bf16(x), w16 = ops::to_bf16(w);
-    Tensor y = ops::linear(x16, w16, b);
-    if (grad) {
-      const bool nx = x.requires_grad(), nw = w.requires_grad(), nb = b.defined() && b.requires_grad();
-      record("linear", {x, w, b}, {&y}, [x16, w16, nx, nw, nb](const Grads& g) -> Grads {
-        ops::LinearGrads d = ops::linear_backward(g[0], x16, w16, nx, nw, nb);
-        return {d.dx, d.dw, d.db};
-      });
-    }
-    return y;
-  }
-  Tensor y = ops::linear(x, w, b);
+  // mixed precision (fp32 w, bf16 precision): the product of bf16(x) and bf16(w), whose copies are
+  // also what backward reads; otherwise x and w as given
+  const bool mixed = precision == Precision::kBF16 && w.defined() && w.dtype() == DType::kF32;
+  const Tensor xs = mixed && x.dtype() != DType::kBF16 ? ops::to_bf16(x) : x;
+  const Tensor ws = mixed ? ops::to_bf16(w) : w;
+  Tensor y = ops::linear(xs, ws, b);
   if (grad) {
     // dx = dy w, dw = dy^T x, db = sum dy
     const bool nx = x.requires_grad(), nw = w.requires_grad(), nb = b.defined() && b.requires_grad();
-    record("linear", {x, w, b}, {&y}, [x, w, nx, nw, nb](const Grads& g) -> Grads {
-      ops::LinearGrads d = ops::linear_backward(g[0], x, w, nx, nw, nb);
+    record("linear", {x, w, b}, {&y}, [xs, ws, nx, nw, nb](const Grads& g) -> Grads {
+      ops::LinearGrads d = ops::linear_backward(g[0], xs, ws, nx, nw, nb);
       return {d.dx, d.dw, d.db};
     });
   }
