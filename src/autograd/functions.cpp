@@ -163,6 +163,18 @@ Tensor center(const Tensor& x, int axis) {
   return y;
 }
 
+Tensor standardize(const Tensor& x, int axis, float eps) {
+  ops::Standardized r = ops::standardize(x, axis, eps);
+  // dx = rstd * (dy - mean(dy) - y * mean(dy * y))
+  if (should_record({&x})) {
+    const Tensor y = r.y.detach(), rstd = r.rstd;
+    record("standardize", {x}, {&r.y}, [y, rstd, axis](const Grads& g) -> Grads {
+      return {ops::standardize_backward(g[0], y, rstd, axis)};
+    });
+  }
+  return r.y;
+}
+
 Tensor embedding(const Tensor& indices, const Tensor& table) {
   Tensor y = ops::embedding(indices, table);
   if (should_record({&table})) {

@@ -115,8 +115,13 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
     Tensor power = ag::mean(ag::reshape(ag::mul(y, y), {b, m, c.input_projection, 2}), 3);
     pixels = ag::log(power, 1e-4f);
   }
-  // features -= mean over the M elements, per example and channel (cepstral mean normalisation)
-  if (c.input_mean_normalization) pixels = ag::center(pixels, 1);
+  // features = (features - mean) [/ sqrt(var + 1e-5)] over the M elements, per example and channel
+  // (cepstral mean [and variance] normalisation)
+  if (c.input_variance_normalization) {
+    pixels = ag::standardize(pixels, 1, 1e-5f);
+  } else if (c.input_mean_normalization) {
+    pixels = ag::center(pixels, 1);
+  }
   // SpecAugment: features *= mask, 0 on random channel bands and element spans (training only)
   if (is_training() && (c.channel_masks > 0 || c.element_masks > 0)) {
     check(rng != nullptr, "[Perceiver] feature masking in training mode needs an Rng");

@@ -43,6 +43,7 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   c.sample_rate = o.get_float("sample_rate", static_cast<float>(c.sample_rate), 1000.0, 1e7);
   c.input_projection_trainable = o.get_bool("input_projection_trainable", c.input_projection_trainable);
   c.input_mean_normalization = o.get_bool("input_mean_normalization", c.input_mean_normalization);
+  c.input_variance_normalization = o.get_bool("input_variance_normalization", c.input_variance_normalization);
   c.channel_masks = static_cast<int>(o.get_int("channel_masks", c.channel_masks, 0, 64));
   c.channel_mask_width = o.get_int("channel_mask_width", c.channel_mask_width, 0, 1 << 16);
   c.element_masks = static_cast<int>(o.get_int("element_masks", c.element_masks, 0, 64));
@@ -84,6 +85,8 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
         "\"log_power\" (a filterbank of cos/sin pairs over the frame)");
   check(!c.input_mean_normalization || c.num_inputs() > 1, "[config] ", path, ".input_mean_normalization "
         "needs more than one input element (image_size), got 1: every feature would become 0");
+  check(!c.input_variance_normalization || c.input_mean_normalization, "[config] ", path,
+        ".input_variance_normalization needs input_mean_normalization: true (the variance is taken about the mean)");
   check(c.channel_mask_width <= c.feature_width(), "[config] ", path, ".channel_mask_width = ", c.channel_mask_width,
         " exceeds the feature width (input_projection or in_channels) = ", c.feature_width());
   check(c.element_mask_width <= c.num_inputs(), "[config] ", path, ".element_mask_width = ", c.element_mask_width,
@@ -126,6 +129,7 @@ nlohmann::json PerceiverConfig::to_json() const {
           {"sample_rate", sample_rate},
           {"input_projection_trainable", input_projection_trainable},
           {"input_mean_normalization", input_mean_normalization},
+          {"input_variance_normalization", input_variance_normalization},
           {"channel_masks", channel_masks},
           {"channel_mask_width", channel_mask_width},
           {"element_masks", element_masks},

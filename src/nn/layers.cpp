@@ -17,6 +17,12 @@ thread_local bool g_skip_init = false;
 SkipInitGuard::SkipInitGuard() : prev_(g_skip_init) { g_skip_init = true; }
 SkipInitGuard::~SkipInitGuard() { g_skip_init = prev_; }
 
+Precision attention_precision(Precision precision, int64_t queries, int64_t keys, int64_t head_dim) {
+  constexpr int64_t kMinBf16HeadMacs = int64_t{1} << 18;
+  if (precision != Precision::kBF16) return precision;
+  return queries * keys * head_dim >= kMinBf16HeadMacs ? Precision::kBF16 : Precision::kF32;
+}
+
 Tensor init_truncated_normal(const Shape& shape, float std, Rng& rng) {
   Tensor t = Tensor::empty(shape);
   if (g_skip_init) return t;

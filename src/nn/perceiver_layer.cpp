@@ -89,7 +89,8 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
     Tensor yn = c.is_cross ? shared(layernorm2_->forward(y)) : xn;
     Tensor k = key_->forward(yn);
     Tensor v = value_->forward(yn);
-    context = ag::attention(q, k, v, c.num_heads, scale, key_mask, mixed ? kMixedPrecisionAttention : precision());
+    context = ag::attention(q, k, v, c.num_heads, scale, key_mask,
+                            attention_precision(precision(), q.dim(1), k.dim(1), c.qk_channels / c.num_heads));
   }
   // a = dense(context) [+ x]   (the residual uses the un-normalised query input)
   Tensor a = out_->forward(context);

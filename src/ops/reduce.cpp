@@ -1,8 +1,9 @@
-// mean over one axis, its backward, center and sum_all: validate, allocate, call kernels/cpu/reduce.
+// mean over one axis, its backward, center, standardize and sum_all: validate, allocate, call kernels/cpu/reduce.
 // The tensor is viewed as (outer, len, inner) around the reduced axis.
 #include "perceiver/ops/reduce.h"
 
 #include "perceiver/core/profiler.h"
+#include <cmath>
 #include <cstring>
 #include <sstream>
 
@@ -67,6 +68,29 @@ Tensor center(const Tensor& x, int axis) {
   Tensor y = Tensor::empty(x.shape());
   cpu::center(y.f32(), x.f32(), v.outer, v.len, v.inner);
   return y;
+}
+
+Standardized standardize(const Tensor& x, int axis, float eps) {
+  profiler::Scope prof("standardize");
+  expect_f32("standardize", "x", x);
+  const AxisView v = axis_view("standardize", x.shape(), axis);
+  check(std::isfinite(eps) && eps > 0.0f, "[standardize] eps: expected a finite value > 0, got ", eps);
+  Standardized r{Tensor::empty(x.shape()), Tensor::empty(v.reduced)};
+  cpu::standardize(r.y.f32(), r.rstd.f32(), x.f32(), v.outer, v.len, v.inner, eps);
+  return r;
+}
+
+Tensor standardize_backward(const Tensor& dy, const Tensor& y, const Tensor& rstd, int axis) {
+  profiler::Scope prof("standardize_backward");
+  expect_f32("standardize_backward", "dy", dy);
+  expect_f32("standardize_backward", "y", y);
+  expect_f32("standardize_backward", "rstd", rstd);
+  const AxisView v = axis_view("standardize_backward", y.shape(), axis);
+  expect_shape("standardize_backward", "dy", dy, y.shape());
+  expect_shape("standardize_backward", "rstd", rstd, v.reduced);
+  Tensor dx = Tensor::empty(y.shape());
+  cpu::standardize_backward(dx.f32(), dy.f32(), y.f32(), rstd.f32(), v.outer, v.len, v.inner);
+  return dx;
 }
 
 Tensor sum_all(const Tensor& x) {

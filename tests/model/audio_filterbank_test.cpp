@@ -215,6 +215,58 @@ TEST(AudioFrontEnd, SpecAugmentMaskHasAtMostTheDrawnBandsAndSpans) {
   EXPECT_THROW(models::spec_augment_mask(1, m, f, 1, f + 1, 0, 0, rng), Error);
 }
 
+// Mean and variance normalisation makes the model blind to any per-channel affine map of its
+// features, a * x + b with a > 0 (a channel's offset and dynamic range); mean normalisation alone
+// sees the scale. Raw features (no projection) so the map can be applied directly.
+TEST(AudioFrontEnd, VarianceNormalizationRemovesEachChannelsScale) {
+  models::PerceiverConfig c = audio_config();
+  c.in_channels = 5;
+  c.input_projection = 0;
+  c.input_projection_type = "gelu";
+  c.input_projection_init = "random";
+  c.input_mean_normalization = true;
+  Tensor x = testing::randn({3, 9, 5}, 9);
+  Tensor y = x.clone();
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    const int64_t ch = i % 5;
+    y.f32()[i] = (0.2f + 1.7f * static_cast<float>(ch)) * y.f32()[i] + 3.0f - static_cast<float>(ch);
+  }
+  auto max_diff = [](const Tensor& a, const Tensor& b) {
+    float d = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) d = std::max(d, std::fabs(a.f32()[i] - b.f32()[i]));
+    return d;
+  };
+  models::Perceiver centred(c, 4);
+  centred.train(false);
+  EXPECT_GT(max_diff(centred.forward(x), centred.forward(y)), 1e-2f) << "the scale should show with centring only";
+  c.input_variance_normalization = true;
+  models::Perceiver standardized(c, 4);
+  standardized.train(false);
+  EXPECT_LT(max_diff(standardized.forward(x), standardized.forward(y)), 1e-3f);  // rounding of values up to ~10
+  // and it trains: gradients reach the encoder through the standardisation
+  standardized.train(true);
+  Rng rng(1);
+  Tensor loss = ag::cross_entropy(standardized.forward(x, &rng), Tensor::from_vector_i32({3}, {0, 1, 2}), 0.0f);
+  autograd::backward(loss);
+  double g2 = 0;
+  for (const auto& [name, p] : standardized.named_parameters())
+    if (p.grad().defined())
+      for (float v : p.grad().to_vector()) g2 += static_cast<double>(v) * v;
+  EXPECT_GT(g2, 0.0);
+  // config round trip, and variance without mean is refused
+  nlohmann::json j = c.to_json();
+  EXPECT_TRUE(models::parse_perceiver_config(j).input_variance_normalization);
+  j["input_mean_normalization"] = false;
+  try {
+    models::parse_perceiver_config(j);
+    ADD_FAILURE() << "accepted variance normalisation without the mean one";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("input_variance_normalization needs input_mean_normalization"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(AudioFrontEnd, MasksApplyInTrainingOnlyAndAreValidated) {
   models::PerceiverConfig c = audio_config();
   c.input_mean_normalization = true;

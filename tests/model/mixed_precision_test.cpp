@@ -13,6 +13,7 @@
 #include "perceiver/autograd/tape.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/models/perceiver.h"
+#include "perceiver/nn/layers.h"
 #include "perceiver/optim/optimizer.h"
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/trainer.h"
@@ -54,6 +55,16 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& r
     r += static_cast<double>(ref[i]) * ref[i];
   }
   return std::sqrt(d / std::max(r, 1e-300));
+}
+
+// Attention runs in bf16 only where each head's products pay for the conversions (>= 2^18
+// multiply-adds); fp32 layers never switch.
+TEST(MixedPrecision, AttentionPrecisionFollowsTheHeadSize) {
+  EXPECT_EQ(nn::attention_precision(Precision::kBF16, 32, 32, 32), Precision::kF32);  // FMNIST self-attention
+  EXPECT_EQ(nn::attention_precision(Precision::kBF16, 32, 784, 35), Precision::kBF16);  // its cross-attention
+  EXPECT_EQ(nn::attention_precision(Precision::kBF16, 64, 64, 63), Precision::kF32);    // just below 2^18
+  EXPECT_EQ(nn::attention_precision(Precision::kBF16, 64, 64, 64), Precision::kBF16);   // exactly 2^18
+  EXPECT_EQ(nn::attention_precision(Precision::kF32, 256, 2048, 64), Precision::kF32);
 }
 
 TEST(MixedPrecision, PerceiverGradientsWithinFourPercentOfF32) {

@@ -1,4 +1,4 @@
-// ops::mean over every axis, mean_backward and sum_all against the double reference on odd
+// ops::mean over every axis, mean_backward, center, standardize and sum_all against the double reference on odd
 // and threaded shapes; axis, shape and dtype errors.
 #include <gtest/gtest.h>
 
@@ -96,6 +96,52 @@ TEST_P(ReduceOp, CenterEveryAxisMatchesReference) {
   }
 }
 
+// Float rounding of x - mean is ~eps * len * max|x| per line, magnified by rstd: the bounds scale
+// with each line's condition k = 1 + max|x| * rstd (lines of nearly equal values are ill-conditioned).
+struct LineCondition {
+  std::vector<double> k;  // (outer * inner), per line
+  double of(const View& v, int64_t flat) const { return k[(flat / (v.len * v.inner)) * v.inner + flat % v.inner]; }
+};
+
+LineCondition line_condition(const std::vector<double>& x, const std::vector<double>& rstd, const View& v) {
+  LineCondition c{std::vector<double>(rstd.size(), 0.0)};
+  for (int64_t o = 0; o < v.outer; ++o)
+    for (int64_t l = 0; l < v.len; ++l)
+      for (int64_t i = 0; i < v.inner; ++i)
+        c.k[o * v.inner + i] = std::max(c.k[o * v.inner + i], std::fabs(x[(o * v.len + l) * v.inner + i]));
+  for (size_t j = 0; j < c.k.size(); ++j) c.k[j] = 1.0 + c.k[j] * rstd[j];
+  return c;
+}
+
+TEST_P(ReduceOp, StandardizeEveryAxisMatchesReference) {
+  const Shape shape = GetParam();
+  const int rank = static_cast<int>(shape.size());
+  Tensor x = randn(shape, 84);
+  // offsets and scales per element, so lines have means far from zero and spreads far from one
+  for (int64_t i = 0; i < x.numel(); ++i)
+    x.f32()[i] = 3.0f * x.f32()[i] * (0.5f + 0.01f * static_cast<float>(i % 89)) - 4.0f;
+  const std::vector<double> xd = to_double(x);
+  for (const float eps : {1e-5f, 0.5f}) {
+    for (int axis = 0; axis < rank; ++axis) {
+      const View v = view_of(shape, axis);
+      std::vector<double> y(xd.size()), rstd(v.outer * v.inner);
+      ref::standardize(y.data(), rstd.data(), xd.data(), v.outer, v.len, v.inner, static_cast<double>(eps));
+      const LineCondition c = line_condition(xd, rstd, v);
+      std::vector<double> y_bound(y.size()), r_bound(rstd.size());
+      const double unit = 16.0 * static_cast<double>(v.len) * testing::kF32Eps;
+      for (size_t j = 0; j < y.size(); ++j) y_bound[j] = unit * c.of(v, static_cast<int64_t>(j));
+      for (size_t j = 0; j < rstd.size(); ++j) r_bound[j] = unit * c.k[j] * rstd[j];
+      const std::string what = "standardize axis " + std::to_string(axis) + " eps " + std::to_string(eps);
+      ops::Standardized got = ops::standardize(x, axis, eps);
+      EXPECT_EQ(got.y.shape(), shape);
+      EXPECT_EQ(got.rstd.shape(), v.reduced);
+      EXPECT_TRUE(testing::all_within(got.rstd, rstd, r_bound, what + " rstd"));
+      EXPECT_TRUE(testing::all_within(got.y, y, y_bound, what));
+      EXPECT_TRUE(testing::all_within(ops::standardize(x, axis - rank, eps).y, y, y_bound, what + " negative"));
+    }
+  }
+}
+
 TEST_P(ReduceOp, SumAllMatchesReference) {
   Tensor x = randn(GetParam(), 85);
   const std::vector<double> xd = to_double(x);
@@ -168,6 +214,14 @@ TEST(ReduceOp, RejectsBadInputs) {
   EXPECT_TRUE(throws_op_error([&] { ops::center(x, 2); }, "center"));
   EXPECT_TRUE(throws_op_error([&] { ops::center(Tensor::zeros({3, 0}), 1); }, "center"));
   EXPECT_TRUE(throws_op_error([&] { ops::center(Tensor::zeros({3, 7}, DType::kI32), 0); }, "center"));
+  EXPECT_TRUE(throws_op_error([&] { ops::standardize(x, 2, 1e-5f); }, "standardize"));
+  EXPECT_TRUE(throws_op_error([&] { ops::standardize(x, 1, 0.0f); }, "standardize"));
+  EXPECT_TRUE(throws_op_error([&] { ops::standardize(x, 1, std::nanf("")); }, "standardize"));
+  EXPECT_TRUE(throws_op_error([&] { ops::standardize(Tensor::zeros({3, 0}), 1, 1e-5f); }, "standardize"));
+  const ops::Standardized s = ops::standardize(x, 1, 1e-5f);
+  EXPECT_TRUE(throws_op_error([&] { ops::standardize_backward(randn({3, 6}, 3), s.y, s.rstd, 1); },
+                              "standardize_backward"));
+  EXPECT_TRUE(throws_op_error([&] { ops::standardize_backward(x, s.y, randn({7}, 3), 1); }, "standardize_backward"));
 }
 
 }  // namespace

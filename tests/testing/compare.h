@@ -60,6 +60,33 @@ inline ::testing::AssertionResult all_close(const Tensor& got, const std::vector
   return all_close(got.to_vector(), ref, tol, what);
 }
 
+// |got_i - ref_i| <= allowed_i for every element, the bound computed by the caller per element
+// (for results whose conditioning varies from element to element); prints the worst ratio.
+inline ::testing::AssertionResult all_within(const Tensor& got_t, const std::vector<double>& ref,
+                                             const std::vector<double>& allowed, const std::string& what = "") {
+  const std::vector<float> got = got_t.to_vector();
+  if (got.size() != ref.size() || allowed.size() != ref.size())
+    return ::testing::AssertionFailure() << what << ": size mismatch, got " << got.size() << " expected "
+                                         << ref.size() << " (bounds " << allowed.size() << ")";
+  double worst_ratio = 0;
+  size_t worst = 0, bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(static_cast<double>(got[i]) - ref[i]);
+    const double ratio = std::isfinite(got[i]) ? err / (allowed[i] + 1e-30) : INFINITY;
+    if (ratio > 1.0) ++bad;
+    if (ratio > worst_ratio || !std::isfinite(ratio)) {
+      worst_ratio = ratio;
+      worst = i;
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": " << bad << " of " << got.size()
+                                       << " elements out of tolerance; worst at " << worst << ": got " << got[worst]
+                                       << " expected " << ref[worst] << " |diff| "
+                                       << std::fabs(static_cast<double>(got[worst]) - ref[worst]) << " allowed "
+                                       << allowed[worst];
+}
+
 inline std::vector<double> to_double(const Tensor& t) {
   std::vector<float> v = t.to_vector();
   return std::vector<double>(v.begin(), v.end());

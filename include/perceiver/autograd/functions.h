@@ -31,6 +31,7 @@ Tensor expand_leading(const Tensor& x, int64_t n);   // (...) -> (n, ...)
 Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor mean(const Tensor& x, int axis);
 Tensor center(const Tensor& x, int axis);   // x - mean(x, axis), shape kept
+Tensor standardize(const Tensor& x, int axis, float eps);   // (x - mean) / sqrt(var + eps) along axis
 Tensor embedding(const Tensor& indices, const Tensor& table);
 // Multi-head attention (see ops/attention.h); key_mask is an additive constant (no gradient).
 // Precision::kBF16 runs both products in bf16; with gradients on (mixed-precision training) the

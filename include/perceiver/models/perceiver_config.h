@@ -34,6 +34,9 @@ struct PerceiverConfig {
   // M elements, per channel: cepstral mean normalisation of log-mel frames, which removes a
   // speaker's or microphone's fixed spectral tilt.
   bool input_mean_normalization = false;
+  // Also divide each channel by its standard deviation over the M elements (cepstral mean and
+  // variance normalisation, eps 1e-5): removes a recording's dynamic range. Needs the mean one.
+  bool input_variance_normalization = false;
   // SpecAugment-style masking in training only (Park et al. 2019): `channel_masks` bands of up to
   // `channel_mask_width` consecutive feature channels and `element_masks` spans of up to
   // `element_mask_width` consecutive input elements (time frames for audio) are set to 0 (the

@@ -6,11 +6,12 @@
 
 namespace perceiver::nn {
 
-// Mixed-precision training (bf16 precision in training mode) runs the attention products in fp32:
-// the bf16 attention kernels (AMX / AVX512-BF16 through oneDNN, one call per head and key block)
-// measure slower than fp32 on every shape tried, forward and backward (docs/BENCHMARKS.md); the
-// linear layers carry the bf16 speed-up. ag::attention's bf16 training path stays available.
-inline constexpr Precision kMixedPrecisionAttention = Precision::kF32;
+// Precision of an attention's two products for a layer running at `precision` (bf16 inference
+// or mixed-precision training): bf16 when each head's products are large enough (queries x keys
+// x head dim >= 2^18 multiply-adds), fp32 below. The bf16 kernels win from there (1.2-1.9x on
+// this machine's AMX); on tiny heads (32 x 32 x 32, the Fashion-MNIST latents) the per-call cost
+// and the conversions outweigh the products (docs/BENCHMARKS.md). fp32 layers stay fp32.
+Precision attention_precision(Precision precision, int64_t queries, int64_t keys, int64_t head_dim);
 
 // Initialisation used when training from scratch: weights N(0, std) truncated at 2 std, biases 0.
 // Linear takes init_std > 0 for a fixed std (BERT/HF style, 0.02) or init_std <= 0 for LeCun

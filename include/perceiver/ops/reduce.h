@@ -17,6 +17,16 @@ Tensor mean_backward(const Tensor& dy, const Shape& input_shape, int axis);
 // backward is center(dy, axis).
 Tensor center(const Tensor& x, int axis);
 
+// (x - mean) / sqrt(var + eps) over one axis (biased variance, shape kept): per-example mean and
+// variance normalisation, e.g. of (B, T, F) features over T. Returns y and rstd = 1 / sqrt(var + eps)
+// (the shape with the axis removed), which the backward needs.
+struct Standardized {
+  Tensor y, rstd;
+};
+Standardized standardize(const Tensor& x, int axis, float eps);
+// dx = rstd * (dy - mean(dy) - y * mean(dy * y)), the means over the axis.
+Tensor standardize_backward(const Tensor& dy, const Tensor& y, const Tensor& rstd, int axis);
+
 Tensor sum_all(const Tensor& x);  // scalar (shape {})
 
 // NaN and Inf values of a tensor: how many, and the first (flat index, value). Integer tensors

@@ -67,8 +67,8 @@ void for_each_item(int64_t bh, int64_t chunks, const Fn& fn) {
 // S (rows x mb, ld ldS) = scale * Q K_blk^T + mask_blk (mask may be null).
 template <typename T>
 void scores(int64_t rows, int64_t mb, int64_t dqk, float scale, const T* q, int64_t ldq,
-            const T* k, const float* mask, float* s, int64_t lds) {
-  gemm_t(false, true, rows, mb, dqk, scale, q, ldq, k, ldq, 0.0f, s, lds);
+            const T* k, int64_t ldk, const float* mask, float* s, int64_t lds) {
+  gemm_t(false, true, rows, mb, dqk, scale, q, ldq, k, ldk, 0.0f, s, lds);
   if (mask == nullptr) return;
   for (int64_t i = 0; i < rows; ++i) {
     float* row = s + i * lds;
@@ -118,6 +118,30 @@ void probabilities_row(float* row, int64_t mb, float lse) {
   for (int64_t j = 0; j < mb; ++j) row[j] = exp_approx(row[j] - lse);
 }
 
+// Copies a rows x cols block with row stride ld into dense rows (dst row stride cols), and back.
+// The per-head slices of (B, N, H*D) tensors are strided; oneDNN's bf16 matmul runs up to 20x
+// slower on strided operands than on dense ones (AMX, docs/BENCHMARKS.md), so with several heads
+// the bf16 kernels pack each head's slices once per block. fp32 (dnnl_sgemm) runs the strided
+// slices directly: packing them cost more than it saved there.
+template <typename T>
+void pack_rows(T* dst, const T* src, int64_t rows, int64_t cols, int64_t ld) {
+  for (int64_t i = 0; i < rows; ++i) std::copy(src + i * ld, src + i * ld + cols, dst + i * cols);
+}
+template <typename T>
+void unpack_rows(T* dst, int64_t ld, const T* src, int64_t rows, int64_t cols) {
+  for (int64_t i = 0; i < rows; ++i) std::copy(src + i * cols, src + i * cols + cols, dst + i * ld);
+}
+
+// A head's slice of a (rows, ld) tensor for the products: the slice itself (and its ld) when
+// `direct`, else a dense copy in buf (ld = cols).
+template <typename T>
+const T* slice_for_gemm(bool direct, const T* src, int64_t rows, int64_t cols, int64_t ld, T* buf, int64_t* ld_out) {
+  *ld_out = direct ? ld : cols;
+  if (direct) return src;
+  pack_rows(buf, src, rows, cols, ld);
+  return buf;
+}
+
 }  // namespace
 
 int64_t attention_key_block(int64_t rows) {
@@ -128,6 +152,8 @@ int64_t attention_key_block(int64_t rows) {
 namespace {
 
 // T = float: fp32 products; T = uint16_t: bf16 q, k, v and probabilities, fp32 accumulation.
+// The score tile is dense (row stride = the block's width); with bf16 and several heads so are
+// the head's Q rows, each key block's K and V and the output accumulator (rows x dv).
 template <typename T>
 void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, const T* v,
                             const float* mask, float scale, float* out, float* lse,
@@ -140,46 +166,63 @@ void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, con
   const int64_t chunk_rows = (s.n + chunks - 1) / chunks;
   const int64_t kb = key_block > 0 ? key_block : attention_key_block(chunk_rows);
 
+  const bool direct = !kBf16 || s.heads == 1;  // operate on the head slices in place
+
   for_each_item(bh, chunks, [&](int64_t item, int64_t chunk) {
     const int64_t b = item / s.heads, h = item % s.heads;
     const int64_t r0 = chunk * chunk_rows, rows = std::min(s.n, r0 + chunk_rows) - r0;
     if (rows <= 0) return;
-    const T* qp = q + (b * s.n + r0) * qw + h * s.dqk;
     float* op = out + (b * s.n + r0) * vw + h * s.dv;
     float* lp = lse + item * s.n + r0;
-    float* tile = scratch(static_cast<size_t>(rows * kb + 2 * rows));
-    float* run_max = tile + rows * kb;
+    // fp32 scratch: score tile, running max and sum [, dense output accumulator]
+    const int64_t tile_n = rows * kb, acc_n = direct ? 0 : rows * s.dv;
+    float* tile = scratch(static_cast<size_t>(tile_n + 2 * rows + acc_n));
+    float* run_max = tile + tile_n;
     float* run_sum = run_max + rows;
-    uint16_t* tile16 = kBf16 ? scratch_bf16(static_cast<size_t>(rows * kb)) : nullptr;
+    float* acc = direct ? op : run_sum + rows;  // the output itself, or a dense accumulator
+    const int64_t ldo = direct ? vw : s.dv;
+    // bf16 scratch: the probabilities [, dense Q, K, V blocks]
+    const int64_t q_n = direct ? 0 : rows * s.dqk, k_n = direct ? 0 : kb * s.dqk, v_n = direct ? 0 : kb * s.dv;
+    uint16_t* tile16 = kBf16 ? scratch_bf16(static_cast<size_t>(tile_n + q_n + k_n + v_n)) : nullptr;
+    T* qbuf = nullptr;
+    if constexpr (kBf16) qbuf = tile16 + tile_n;
+    T* kbuf = qbuf + q_n;
+    T* vbuf = kbuf + k_n;
+    int64_t ldq = 0, ldk = 0, ldv = 0;
+    const T* qd = slice_for_gemm(direct, q + (b * s.n + r0) * qw + h * s.dqk, rows, s.dqk, qw, qbuf, &ldq);
     std::fill(run_max, run_max + rows, kNegInf);
     std::fill(run_sum, run_sum + rows, 0.0f);
 
     for (int64_t j0 = 0; j0 < s.m; j0 += kb) {
       const int64_t mb = std::min(kb, s.m - j0);
-      scores(rows, mb, s.dqk, scale, qp, qw, k + (b * s.m + j0) * qw + h * s.dqk,
-             mask ? mask + b * s.m + j0 : nullptr, tile, kb);
+      const T* kd = slice_for_gemm(direct, k + (b * s.m + j0) * qw + h * s.dqk, mb, s.dqk, qw, kbuf, &ldk);
+      scores(rows, mb, s.dqk, scale, qd, ldq, kd, ldk, mask ? mask + b * s.m + j0 : nullptr, tile, mb);
       for (int64_t i = 0; i < rows; ++i) {
-        const float corr = online_softmax_row(tile + i * kb, mb, run_max[i], run_sum[i]);
+        const float corr = online_softmax_row(tile + i * mb, mb, run_max[i], run_sum[i]);
         if (j0 > 0 && corr != 1.0f) {
-          float* orow = op + i * vw;
+          float* orow = acc + i * ldo;
 #pragma omp simd
           for (int64_t c = 0; c < s.dv; ++c) orow[c] *= corr;
         }
-        if constexpr (kBf16) f32_to_bf16(tile + i * kb, tile16 + i * kb, mb);
       }
       // O = O * corr + P V_blk (the first block overwrites O)
-      const T* vp = v + (b * s.m + j0) * vw + h * s.dv;
-      if constexpr (kBf16)
-        gemm_t(false, false, rows, s.dv, mb, 1.0f, tile16, kb, vp, vw, j0 == 0 ? 0.0f : 1.0f, op, vw);
-      else
-        gemm_t(false, false, rows, s.dv, mb, 1.0f, tile, kb, vp, vw, j0 == 0 ? 0.0f : 1.0f, op, vw);
+      const T* vd = slice_for_gemm(direct, v + (b * s.m + j0) * vw + h * s.dv, mb, s.dv, vw, vbuf, &ldv);
+      if constexpr (kBf16) {
+        f32_to_bf16(tile, tile16, rows * mb);
+        gemm_t(false, false, rows, s.dv, mb, 1.0f, tile16, mb, vd, ldv, j0 == 0 ? 0.0f : 1.0f, acc, ldo);
+      } else {
+        gemm_t(false, false, rows, s.dv, mb, 1.0f, tile, mb, vd, ldv, j0 == 0 ? 0.0f : 1.0f, acc, ldo);
+      }
     }
+    if (s.m == 0)
+      for (int64_t i = 0; i < rows; ++i) std::fill(acc + i * ldo, acc + i * ldo + s.dv, 0.0f);
     for (int64_t i = 0; i < rows; ++i) {
+      const float* arow = acc + i * ldo;
       float* orow = op + i * vw;
       if (run_sum[i] > 0.0f) {
         const float inv = 1.0f / run_sum[i];
 #pragma omp simd
-        for (int64_t c = 0; c < s.dv; ++c) orow[c] *= inv;
+        for (int64_t c = 0; c < s.dv; ++c) orow[c] = arow[c] * inv;
         lp[i] = run_max[i] + std::log(run_sum[i]);
       } else if (std::isnan(run_sum[i])) {  // a NaN (or +inf) score: the output is NaN, never hidden
         std::fill(orow, orow + s.dv, std::numeric_limits<float>::quiet_NaN());
@@ -229,7 +272,8 @@ namespace {
 
 // T = float: fp32 products; T = uint16_t (mixed precision): bf16 q, k, v, out saved by the
 // forward, dO, P and dS rounded to bf16 for the four products, fp32 accumulation; D, the
-// softmax recomputation and dS = P (dP - D) stay fp32.
+// softmax recomputation and dS = P (dP - D) stay fp32. As in the forward the P and dS tiles are
+// dense; with bf16 and several heads so are the head slices and the dQ, dK, dV accumulators.
 template <typename T>
 void attention_backward_impl(const AttentionShape& s, const float* dout, const T* q, const T* k, const T* v,
                              const T* out, const float* lse, const float* mask, float scale, float* dq,
@@ -238,29 +282,42 @@ void attention_backward_impl(const AttentionShape& s, const float* dout, const T
   const int64_t qw = s.heads * s.dqk, vw = s.heads * s.dv, bh = s.batch * s.heads;
   if (bh == 0) return;
   const int64_t kb = key_block > 0 ? key_block : attention_key_block(s.n);
+  const bool direct = !kBf16 || s.heads == 1;  // operate on the head slices in place
 
   for_each_item(bh, 1, [&](int64_t item, int64_t) {
     const int64_t b = item / s.heads, h = item % s.heads, n = s.n;
-    const T* qp = q + b * n * qw + h * s.dqk;
     const float* dop = dout + b * n * vw + h * s.dv;
     const T* op = out + b * n * vw + h * s.dv;
     const float* lp = lse + item * n;
     float* dqp = dq + b * n * qw + h * s.dqk;
-    float* p_tile = scratch(static_cast<size_t>(2 * n * kb + n + (kBf16 ? s.dv : 0)));
-    float* ds_tile = p_tile + n * kb;
-    float* drow = ds_tile + n * kb;
-    // bf16: this head's dO (n x dv, packed), P and dS tiles
-    uint16_t* do16 = kBf16 ? scratch_bf16(static_cast<size_t>(n * s.dv + 2 * n * kb)) : nullptr;
-    uint16_t* p16 = kBf16 ? do16 + n * s.dv : nullptr;
-    uint16_t* ds16 = kBf16 ? p16 + n * kb : nullptr;
+    // fp32 scratch: P and dS tiles, D, one row of O [, dense dQ, dK, dV accumulators]
+    const int64_t tile_n = n * kb, do_n = n * s.dv;
+    const int64_t q_n = direct ? 0 : n * s.dqk, k_n = direct ? 0 : kb * s.dqk, v_n = direct ? 0 : kb * s.dv;
+    float* p_tile = scratch(static_cast<size_t>(2 * tile_n + n + s.dv + q_n + k_n + v_n));
+    float* ds_tile = p_tile + tile_n;
+    float* drow = ds_tile + tile_n;
+    float* orow = drow + n;
+    float* dq_acc = direct ? dqp : orow + s.dv;
+    float* dk_buf = orow + s.dv + q_n;
+    float* dv_buf = dk_buf + k_n;
+    const int64_t ldq = direct ? qw : s.dqk, ldk = direct ? qw : s.dqk, ldv = direct ? vw : s.dv;
+    // bf16 scratch: dO, P and dS tiles [, dense Q, K, V]
+    uint16_t* do16 = kBf16 ? scratch_bf16(static_cast<size_t>(do_n + 2 * tile_n + q_n + k_n + v_n)) : nullptr;
+    uint16_t* p16 = kBf16 ? do16 + do_n : nullptr;
+    uint16_t* ds16 = kBf16 ? p16 + tile_n : nullptr;
+    T* qbuf = nullptr;
+    if constexpr (kBf16) qbuf = ds16 + tile_n;
+    T* kbuf = qbuf + q_n;
+    T* vbuf = kbuf + k_n;
+    int64_t ldqd = 0, ldkd = 0, ldvd = 0;
+    const T* qd = slice_for_gemm(direct, q + b * n * qw + h * s.dqk, n, s.dqk, qw, qbuf, &ldqd);
 
     for (int64_t i = 0; i < n; ++i) {  // D_i = sum_c dO_ic O_ic
       const float* a = dop + i * vw;
       const float* o;
       if constexpr (kBf16) {
-        float* row = drow + n;  // one fp32 row of O
-        bf16_to_f32(op + i * vw, row, s.dv);
-        o = row;
+        bf16_to_f32(op + i * vw, orow, s.dv);
+        o = orow;
         f32_to_bf16(a, do16 + i * s.dv, s.dv);
       } else {
         o = op + i * vw;
@@ -271,43 +328,48 @@ void attention_backward_impl(const AttentionShape& s, const float* dout, const T
       drow[i] = acc;
     }
     if (s.m == 0)
-      for (int64_t i = 0; i < n; ++i) std::fill(dqp + i * qw, dqp + i * qw + s.dqk, 0.0f);
+      for (int64_t i = 0; i < n; ++i) std::fill(dq_acc + i * ldq, dq_acc + i * ldq + s.dqk, 0.0f);
 
     for (int64_t j0 = 0; j0 < s.m; j0 += kb) {
       const int64_t mb = std::min(kb, s.m - j0);
-      const T* kp = k + (b * s.m + j0) * qw + h * s.dqk;
-      const T* vp = v + (b * s.m + j0) * vw + h * s.dv;
-      float* dvp = dv + (b * s.m + j0) * vw + h * s.dv;
-      float* dkp = dk + (b * s.m + j0) * qw + h * s.dqk;
-      scores(n, mb, s.dqk, scale, qp, qw, kp, mask ? mask + b * s.m + j0 : nullptr, p_tile, kb);
-      for (int64_t i = 0; i < n; ++i) probabilities_row(p_tile + i * kb, mb, lp[i]);
+      const T* kd = slice_for_gemm(direct, k + (b * s.m + j0) * qw + h * s.dqk, mb, s.dqk, qw, kbuf, &ldkd);
+      const T* vd = slice_for_gemm(direct, v + (b * s.m + j0) * vw + h * s.dv, mb, s.dv, vw, vbuf, &ldvd);
+      float* dvp = direct ? dv + (b * s.m + j0) * vw + h * s.dv : dv_buf;
+      float* dkp = direct ? dk + (b * s.m + j0) * qw + h * s.dqk : dk_buf;
+      scores(n, mb, s.dqk, scale, qd, ldqd, kd, ldkd, mask ? mask + b * s.m + j0 : nullptr, p_tile, mb);
+      for (int64_t i = 0; i < n; ++i) probabilities_row(p_tile + i * mb, mb, lp[i]);
       // dV_blk = P^T dO ; dP = dO V_blk^T
       if constexpr (kBf16) {
-        for (int64_t i = 0; i < n; ++i) f32_to_bf16(p_tile + i * kb, p16 + i * kb, mb);
-        gemm_t(true, false, mb, s.dv, n, 1.0f, p16, kb, do16, s.dv, 0.0f, dvp, vw);
-        gemm_t(false, true, n, mb, s.dv, 1.0f, do16, s.dv, vp, vw, 0.0f, ds_tile, kb);
+        f32_to_bf16(p_tile, p16, n * mb);
+        gemm_t(true, false, mb, s.dv, n, 1.0f, p16, mb, do16, s.dv, 0.0f, dvp, ldv);
+        gemm_t(false, true, n, mb, s.dv, 1.0f, do16, s.dv, vd, ldvd, 0.0f, ds_tile, mb);
       } else {
-        gemm_t(true, false, mb, s.dv, n, 1.0f, p_tile, kb, dop, vw, 0.0f, dvp, vw);
-        gemm_t(false, true, n, mb, s.dv, 1.0f, dop, vw, vp, vw, 0.0f, ds_tile, kb);
+        gemm_t(true, false, mb, s.dv, n, 1.0f, p_tile, mb, dop, vw, 0.0f, dvp, ldv);
+        gemm_t(false, true, n, mb, s.dv, 1.0f, dop, vw, vd, ldvd, 0.0f, ds_tile, mb);
       }
       // dS = P (dP - D) in place
       for (int64_t i = 0; i < n; ++i) {
-        const float* prow = p_tile + i * kb;
-        float* dsrow = ds_tile + i * kb;
+        const float* prow = p_tile + i * mb;
+        float* dsrow = ds_tile + i * mb;
         const float d = drow[i];
 #pragma omp simd
         for (int64_t j = 0; j < mb; ++j) dsrow[j] = prow[j] * (dsrow[j] - d);
-        if constexpr (kBf16) f32_to_bf16(dsrow, ds16 + i * kb, mb);
       }
       // dQ += scale dS K_blk ; dK_blk = scale dS^T Q
       if constexpr (kBf16) {
-        gemm_t(false, false, n, s.dqk, mb, scale, ds16, kb, kp, qw, j0 == 0 ? 0.0f : 1.0f, dqp, qw);
-        gemm_t(true, false, mb, s.dqk, n, scale, ds16, kb, qp, qw, 0.0f, dkp, qw);
+        f32_to_bf16(ds_tile, ds16, n * mb);
+        gemm_t(false, false, n, s.dqk, mb, scale, ds16, mb, kd, ldkd, j0 == 0 ? 0.0f : 1.0f, dq_acc, ldq);
+        gemm_t(true, false, mb, s.dqk, n, scale, ds16, mb, qd, ldqd, 0.0f, dkp, ldk);
       } else {
-        gemm_t(false, false, n, s.dqk, mb, scale, ds_tile, kb, kp, qw, j0 == 0 ? 0.0f : 1.0f, dqp, qw);
-        gemm_t(true, false, mb, s.dqk, n, scale, ds_tile, kb, qp, qw, 0.0f, dkp, qw);
+        gemm_t(false, false, n, s.dqk, mb, scale, ds_tile, mb, kd, ldkd, j0 == 0 ? 0.0f : 1.0f, dq_acc, ldq);
+        gemm_t(true, false, mb, s.dqk, n, scale, ds_tile, mb, qd, ldqd, 0.0f, dkp, ldk);
+      }
+      if (!direct) {
+        unpack_rows(dv + (b * s.m + j0) * vw + h * s.dv, vw, dv_buf, mb, s.dv);
+        unpack_rows(dk + (b * s.m + j0) * qw + h * s.dqk, qw, dk_buf, mb, s.dqk);
       }
     }
+    if (!direct) unpack_rows(dqp, qw, dq_acc, n, s.dqk);
   });
 }
 

@@ -86,6 +86,70 @@ void center(float* y, const float* x, int64_t outer, int64_t len, int64_t inner)
   });
 }
 
+void standardize(float* y, float* rstd, const float* x, int64_t outer, int64_t len, int64_t inner, float eps) {
+  const float inv = 1.0f / static_cast<float>(len);
+  const int64_t blocks = (inner + kInnerBlock - 1) / kInnerBlock;
+  parallel_for(outer * blocks, grain_for(3 * len * std::min(inner, kInnerBlock)), [&](int64_t t0, int64_t t1) {
+    float mean[kInnerBlock], var[kInnerBlock];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o = t / blocks, i0 = (t % blocks) * kInnerBlock;
+      const int64_t w = std::min(kInnerBlock, inner - i0);
+      std::fill(mean, mean + w, 0.0f);
+      std::fill(var, var + w, 0.0f);
+      for (int64_t l = 0; l < len; ++l) {
+        const float* __restrict xr = x + (o * len + l) * inner + i0;
+        for (int64_t i = 0; i < w; ++i) mean[i] += xr[i];
+      }
+      for (int64_t i = 0; i < w; ++i) mean[i] *= inv;
+      for (int64_t l = 0; l < len; ++l) {  // two passes: the variance of centred values
+        const float* __restrict xr = x + (o * len + l) * inner + i0;
+        for (int64_t i = 0; i < w; ++i) var[i] += (xr[i] - mean[i]) * (xr[i] - mean[i]);
+      }
+      float* __restrict r = rstd + o * inner + i0;
+      for (int64_t i = 0; i < w; ++i) r[i] = 1.0f / std::sqrt(var[i] * inv + eps);
+      for (int64_t l = 0; l < len; ++l) {
+        const float* xr = x + (o * len + l) * inner + i0;  // may alias yr
+        float* yr = y + (o * len + l) * inner + i0;
+        for (int64_t i = 0; i < w; ++i) yr[i] = (xr[i] - mean[i]) * r[i];
+      }
+    }
+  });
+}
+
+void standardize_backward(float* dx, const float* dy, const float* y, const float* rstd, int64_t outer, int64_t len,
+                          int64_t inner) {
+  const float inv = 1.0f / static_cast<float>(len);
+  const int64_t blocks = (inner + kInnerBlock - 1) / kInnerBlock;
+  parallel_for(outer * blocks, grain_for(3 * len * std::min(inner, kInnerBlock)), [&](int64_t t0, int64_t t1) {
+    float mg[kInnerBlock], mgy[kInnerBlock];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o = t / blocks, i0 = (t % blocks) * kInnerBlock;
+      const int64_t w = std::min(kInnerBlock, inner - i0);
+      std::fill(mg, mg + w, 0.0f);
+      std::fill(mgy, mgy + w, 0.0f);
+      for (int64_t l = 0; l < len; ++l) {
+        const float* __restrict g = dy + (o * len + l) * inner + i0;
+        const float* __restrict yr = y + (o * len + l) * inner + i0;
+        for (int64_t i = 0; i < w; ++i) {
+          mg[i] += g[i];
+          mgy[i] += g[i] * yr[i];
+        }
+      }
+      for (int64_t i = 0; i < w; ++i) {
+        mg[i] *= inv;
+        mgy[i] *= inv;
+      }
+      const float* __restrict r = rstd + o * inner + i0;
+      for (int64_t l = 0; l < len; ++l) {
+        const float* g = dy + (o * len + l) * inner + i0;  // may alias d
+        const float* yr = y + (o * len + l) * inner + i0;
+        float* d = dx + (o * len + l) * inner + i0;
+        for (int64_t i = 0; i < w; ++i) d[i] = r[i] * (g[i] - mg[i] - yr[i] * mgy[i]);
+      }
+    }
+  });
+}
+
 double blocked_sum(int64_t n, const std::function<double(int64_t, int64_t)>& block_sum) {
   const int64_t blocks = (n + kSumBlock - 1) / kSumBlock;
   if (blocks <= 1) return n > 0 ? block_sum(0, n) : 0.0;

@@ -17,6 +17,14 @@ void mean_backward(float* dx, const float* dy, int64_t outer, int64_t len, int64
 // per-utterance mean over the time frames of (B, T, F) features. y may alias x. The map is a
 // symmetric projection, so its backward is the same call on dy.  x, y (outer, len, inner)
 void center(float* y, const float* x, int64_t outer, int64_t len, int64_t inner);
+// y[o, l, i] = (x[o, l, i] - m[o, i]) * rstd[o, i], m the line's mean over l, rstd =
+// 1 / sqrt(var + eps) with the biased variance: each (o, i) line standardised, e.g. per-utterance
+// mean and variance normalisation of (B, T, F) features over T. rstd (outer, inner) is kept for
+// the backward. y may alias x.  x, y (outer, len, inner)
+void standardize(float* y, float* rstd, const float* x, int64_t outer, int64_t len, int64_t inner, float eps);
+// dx = rstd * (dy - mean_l(dy) - y * mean_l(dy * y)) per (o, i) line.  dx, dy, y (outer, len, inner)
+void standardize_backward(float* dx, const float* dy, const float* y, const float* rstd, int64_t outer, int64_t len,
+                          int64_t inner);
 
 // *out = sum_i x[i], accumulated in double over fixed-size blocks summed in order, so the
 // result does not depend on the thread count.  x (n)

@@ -1,4 +1,4 @@
-// Reference reductions (mean over an axis and its backward, centring, full sum): plain scalar templates,
+// Reference reductions (mean over an axis and its backward, centring, standardising, full sum): plain scalar templates,
 // run in double by the tests as the oracle for kernels/cpu/reduce.
 #pragma once
 
@@ -35,6 +35,21 @@ void center(T* y, const T* x, int64_t outer, int64_t len, int64_t inner) {
       for (int64_t l = 0; l < len; ++l) s += x[(o * len + l) * inner + i];
       const T m = s / static_cast<T>(len);
       for (int64_t l = 0; l < len; ++l) y[(o * len + l) * inner + i] = x[(o * len + l) * inner + i] - m;
+    }
+}
+
+// y (outer, len, inner) = (x - mean over l) / sqrt(biased variance over l + eps); rstd (outer, inner)
+template <typename T>
+void standardize(T* y, T* rstd, const T* x, int64_t outer, int64_t len, int64_t inner, T eps) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      T s = 0, v = 0;
+      for (int64_t l = 0; l < len; ++l) s += x[(o * len + l) * inner + i];
+      const T m = s / static_cast<T>(len);
+      for (int64_t l = 0; l < len; ++l) v += (x[(o * len + l) * inner + i] - m) * (x[(o * len + l) * inner + i] - m);
+      const T r = 1 / std::sqrt(v / static_cast<T>(len) + eps);
+      rstd[o * inner + i] = r;
+      for (int64_t l = 0; l < len; ++l) y[(o * len + l) * inner + i] = (x[(o * len + l) * inner + i] - m) * r;
     }
 }
 

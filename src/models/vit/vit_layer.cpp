@@ -47,7 +47,8 @@ Tensor ViTLayer::forward_impl(const Tensor& h, Rng* rng, Tensor* attention_outpu
   Tensor k = key_->forward(x);
   Tensor v = value_->forward(x);
   // softmax(q k^T * scale) v per head (contiguous head_dim channel blocks), heads concatenated
-  Tensor ctx = ag::attention(q, k, v, heads_, scale, Tensor(), mixed ? nn::kMixedPrecisionAttention : precision());
+  Tensor ctx = ag::attention(q, k, v, heads_, scale, Tensor(),
+                             nn::attention_precision(precision(), q.dim(1), k.dim(1), q.dim(2) / heads_));
   // ViTSelfOutput: dense(context), dropout
   Tensor a = attention_out_->forward(ctx);
   if (drop) a = ag::dropout(a, dropout_, true, *rng);
