@@ -7,6 +7,7 @@
 // Threads follow OMP_NUM_THREADS.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -144,6 +145,50 @@ void BM_attention_forward(benchmark::State& state) {
   if (peak > 0) state.counters["pct_peak"] = benchmark::Counter(gflop * 100.0 / peak, benchmark::Counter::kIsRate);
 }
 
+// Attention forward + backward of a training step: args B, N, M, heads, head dim; precision 0 f32,
+// 1 bf16 (q, k, v, out saved in bf16 as mixed-precision training saves them).
+void BM_attention_train(benchmark::State& state) {
+  const int64_t b = state.range(0), n = state.range(1), m = state.range(2), heads = state.range(3),
+                d = state.range(4);
+  const bool bf16 = state.range(5) != 0;
+  const perceiver::cpu::AttentionShape s{b, n, m, heads, d, d};
+  auto noise = [](int64_t count, float seed) {  // varied values, so the softmax is not uniform
+    std::vector<float> x(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) x[i] = 0.5f * std::sin(0.37f * static_cast<float>(i) + seed);
+    return x;
+  };
+  const std::vector<float> q = noise(b * n * heads * d, 1), k = noise(b * m * heads * d, 2),
+                           v = noise(b * m * heads * d, 3), dout = noise(b * n * heads * d, 4);
+  auto to16 = [](const std::vector<float>& x) {
+    std::vector<uint16_t> y(x.size());
+    perceiver::cpu::f32_to_bf16(x.data(), y.data(), static_cast<int64_t>(x.size()));
+    return y;
+  };
+  const std::vector<uint16_t> q16 = to16(q), k16 = to16(k), v16 = to16(v);
+  std::vector<float> out(q.size()), lse(static_cast<size_t>(b * heads * n)), dq(q.size()), dk(k.size()),
+      dv(v.size());
+  std::vector<uint16_t> out16(out.size());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  for (auto _ : state) {
+    if (bf16) {
+      perceiver::cpu::attention_forward_bf16(s, q16.data(), k16.data(), v16.data(), nullptr, scale, out.data(),
+                                             lse.data());
+      perceiver::cpu::f32_to_bf16(out.data(), out16.data(), static_cast<int64_t>(out.size()));
+      perceiver::cpu::attention_backward_bf16(s, dout.data(), q16.data(), k16.data(), v16.data(), out16.data(),
+                                              lse.data(), nullptr, scale, dq.data(), dk.data(), dv.data());
+    } else {
+      perceiver::cpu::attention_forward(s, q.data(), k.data(), v.data(), nullptr, scale, out.data(), lse.data());
+      perceiver::cpu::attention_backward(s, dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(),
+                                         nullptr, scale, dq.data(), dk.data(), dv.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  // forward 2 products, backward 4 (the score recomputation is not counted): 6 x 2 N M D per head
+  const double gflop = 12.0 * double(b * heads) * double(n) * double(m) * double(d) * 1e-9 *
+                       double(state.iterations());
+  state.counters["GFLOPS"] = benchmark::Counter(gflop, benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 // vision-perceiver-fourier, batch 1: latents 512 x 1024, inputs 50,176 x 261
@@ -158,6 +203,17 @@ BENCHMARK(BM_f32_to_bf16)->Arg(50176 * 1024)->Arg(512 * 1024)->UseRealTime();
 BENCHMARK(BM_attention_forward)
     ->Args({512, 50176, 1, 1024, 0})->Args({512, 50176, 1, 1024, 1})
     ->Args({512, 512, 8, 128, 0})->Args({512, 512, 8, 128, 1})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// training shapes: the Fashion-MNIST default's cross-attention (head dim 35) and latent
+// self-attention, the language perceiver's cross-attention (8 heads of 32 over 2,048 bytes) and
+// self-attention (8 heads of 160), at the batch sizes their training steps use
+BENCHMARK(BM_attention_train)
+    ->Args({64, 32, 784, 1, 35, 0})->Args({64, 32, 784, 1, 35, 1})
+    ->Args({64, 32, 32, 4, 32, 0})->Args({64, 32, 32, 4, 32, 1})
+    ->Args({64, 32, 784, 1, 128, 0})->Args({64, 32, 784, 1, 128, 1})
+    ->Args({8, 256, 2048, 8, 32, 0})->Args({8, 256, 2048, 8, 32, 1})
+    ->Args({8, 256, 256, 8, 160, 0})->Args({8, 256, 256, 8, 160, 1})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 int main(int argc, char** argv) {

@@ -230,6 +230,39 @@ def tail(text, n=600):
 # Child process: one PyTorch implementation, timed
 # ----------------------------------------------------------------------------------------------
 
+def train_memory_breakdown(model, params, opt, spec, args, labels, autocast):
+    """One more (untimed) training step, counting what it holds, in MiB: weights, gradients, AdamW
+    moments, and the activations autograd saves for backward (unique storages that are not
+    parameters, seen by torch.autograd.graph.saved_tensors_hooks) - the counterpart of
+    bench_e2e's "memory" breakdown."""
+    import torch
+    mib = 1.0 / 1048576
+    param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved_storages = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in param_ptrs:
+            saved_storages[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        if autocast:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = spec.loss(model(*args), labels)
+        else:
+            loss = spec.loss(model(*args), labels)
+    loss.backward()
+    grads = sum(p.grad.numel() * p.grad.element_size() for p in params if p.grad is not None)
+    opt.step()
+    moments = sum(v.numel() * v.element_size() for st in opt.state.values() for v in st.values()
+                  if torch.is_tensor(v) and v.dim() > 0)
+    opt.zero_grad(set_to_none=True)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    return dict(weights_mib=weights * mib, gradients_mib=grads * mib, optimizer_mib=moments * mib,
+                saved_activations_mib=sum(saved_storages.values()) * mib)
+
+
 def child_main(spec_path):
     job = json.load(open(spec_path))
     import numpy as np  # noqa: F401
@@ -335,6 +368,8 @@ def child_main(spec_path):
                 times.append(dt * 1e3)
             del logits, loss
         result["optimizer"] = f"AdamW({opt_kind})"
+        if impl != "compile":  # compiled graphs save their own tensors: no hook sees them
+            result["memory"] = train_memory_breakdown(model, params, opt, spec, args, labels, autocast)
         saved["loss_first"] = torch.tensor([loss_first], dtype=torch.float32)
         result["loss_first"] = loss_first
     if job.get("outputs"):
@@ -588,6 +623,8 @@ class Harness:
                    rss_after_load_mib=j["rss_after_load_mib"], loss_first=j.get("loss_first"),
                    first_call_s=j["first_call_s"], optimizer=j.get("optimizer"), wall_s=r["wall_s"],
                    torch_version=j["torch_version"], times_ms=j["times_ms"])
+        if j.get("memory"):
+            rec["memory"] = j["memory"]
         if impl == "torch_compile":
             rec["compile_s"] = j["first_call_s"]
         return rec, outputs if outputs.exists() else None
@@ -748,6 +785,19 @@ class Harness:
                 mem = f"{q['peak_mem_ratio']:.2f}" if q["peak_mem_ratio"] else "-"
                 print(f"{q['name'][:25]:<26}{q['mode']:<6}{q['batch']:>5}{q['threads']:>3}  {q['impl']:<9}"
                       f"{q['versus']:<21}{q['speedup']:>8.2f}{q['speedup_min']:>8.2f}{mem:>7}")
+        mem_rows = [r for r in self.records if r.get("mode") == "train" and
+                    (r.get("memory") or (r.get("cpp_json") or {}).get("memory"))]
+        if mem_rows:
+            print("\ntraining-step memory, MiB (perceiver.cpp: live tensors at the step's peak, activations + "
+                  "workspace = the rest of that peak; PyTorch: the storages autograd saves for backward)")
+            print(f"{'cfg':<26}{'T':>3}  {'impl':<21}{'weights':>9}{'grads':>9}{'AdamW':>9}{'activations':>13}"
+                  f"{'peak RSS':>10}")
+            for r in mem_rows:
+                m = r.get("memory") or r["cpp_json"]["memory"]
+                act = m.get("saved_activations_mib", m.get("activations_and_workspace_mib"))
+                print(f"{r['name'][:25]:<26}{r['threads']:>3}  {r['impl']:<21}{m['weights_mib']:>9.1f}"
+                      f"{m['gradients_mib']:>9.1f}{m['optimizer_mib']:>9.1f}{act:>13.1f}"
+                      f"{(r.get('peak_rss_mib') or 0):>10.0f}")
         sweep = [r for r in self.records if r.get("M")]
         if sweep:
             impls = [i for i in ("cpp", "torch_eager", "torch_compile", "cpp_bf16", "torch_bf16_autocast")

@@ -2,11 +2,13 @@
 // strict checkpoint state save/load, and the make_optimizer factory.
 #include "perceiver/optim/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
 #include <sstream>
 
+#include "kernels/cpu/optimizer.h"
 #include "perceiver/optim/adamw.h"
 #include "perceiver/optim/lamb.h"
 
@@ -30,9 +32,14 @@ void validate_options(const OptimizerOptions& o) {
   check(std::isfinite(o.eps) && o.eps >= 0.0f, "[optimizer] eps must be finite and >= 0, got ", o.eps);
   check(std::isfinite(o.weight_decay) && o.weight_decay >= 0.0f,
         "[optimizer] weight_decay must be finite and >= 0, got ", o.weight_decay);
+  check(in_unit(o.ema_decay), "[optimizer] ema_decay must be in [0, 1), got ", o.ema_decay);
 }
 
-const char* kSlots[] = {".exp_avg", ".exp_avg_sq", ".step"};
+std::vector<std::string> state_slots(bool ema) {
+  std::vector<std::string> slots = {".exp_avg", ".exp_avg_sq", ".step"};
+  if (ema) slots.push_back(".ema");
+  return slots;
+}
 
 }  // namespace
 
@@ -57,6 +64,7 @@ Optimizer::Optimizer(std::vector<NamedTensor> params, OptimizerOptions options)
     ParamState s;
     s.exp_avg = Tensor::zeros(t.shape());
     s.exp_avg_sq = Tensor::zeros(t.shape());
+    if (has_ema()) s.ema = t.detach().clone();
     if (contains_any(name, options_.decay_exclude))
       s.decay = false;
     else if (contains_any(name, options_.decay_include))
@@ -100,15 +108,33 @@ float Optimizer::bias_correction2(int64_t t) const {
   return static_cast<float>(1.0 - std::pow(static_cast<double>(options_.beta2), static_cast<double>(t)));
 }
 
+void Optimizer::update_ema() {
+  if (!has_ema()) return;
+  const double t = static_cast<double>(step_count_);
+  const float d = static_cast<float>(std::min<double>(options_.ema_decay, (1.0 + t) / (10.0 + t)));
+  for (size_t i = 0; i < params_.size(); ++i)
+    cpu::ema_update(state_[i].ema.f32(), params_[i].second.f32(), params_[i].second.numel(), d);
+}
+
+void Optimizer::swap_ema() {
+  if (!has_ema()) return;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    float* p = params_[i].second.f32();
+    std::swap_ranges(p, p + params_[i].second.numel(), state_[i].ema.f32());
+  }
+}
+
 std::vector<NamedTensor> Optimizer::state_tensors() const {
+  const std::vector<std::string> slots = state_slots(has_ema());
   std::vector<NamedTensor> out;
-  out.reserve(3 * params_.size());
+  out.reserve(slots.size() * params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i].first;
-    out.emplace_back(name + kSlots[0], state_[i].exp_avg);
-    out.emplace_back(name + kSlots[1], state_[i].exp_avg_sq);
-    out.emplace_back(name + kSlots[2],
+    out.emplace_back(name + slots[0], state_[i].exp_avg);
+    out.emplace_back(name + slots[1], state_[i].exp_avg_sq);
+    out.emplace_back(name + slots[2],
                      Tensor::from_vector_i32({}, {static_cast<int32_t>(state_[i].step)}));
+    if (has_ema()) out.emplace_back(name + slots[3], state_[i].ema);
   }
   return out;
 }
@@ -123,7 +149,7 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& state, int64_t s
   std::vector<int64_t> steps(params_.size(), 0);
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& [name, p] = params_[i];
-    for (const char* slot : kSlots) {
+    for (const std::string& slot : state_slots(has_ema())) {
       const std::string key = name + slot;
       expected.insert(key);
       auto it = state.find(key);
@@ -132,7 +158,7 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& state, int64_t s
         continue;
       }
       const Tensor& t = it->second;
-      const bool is_step = std::string(slot) == ".step";
+      const bool is_step = slot == ".step";
       const DType want_dtype = is_step ? DType::kI32 : DType::kF32;
       const Shape want_shape = is_step ? Shape{} : p.shape();
       if (!t.defined() || t.dtype() != want_dtype || t.shape() != want_shape) {
@@ -160,8 +186,9 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& state, int64_t s
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i].first;
-    state_[i].exp_avg.copy_from(state.at(name + kSlots[0]));
-    state_[i].exp_avg_sq.copy_from(state.at(name + kSlots[1]));
+    state_[i].exp_avg.copy_from(state.at(name + ".exp_avg"));
+    state_[i].exp_avg_sq.copy_from(state.at(name + ".exp_avg_sq"));
+    if (has_ema()) state_[i].ema.copy_from(state.at(name + ".ema"));
     state_[i].step = steps[i];
   }
   step_count_ = step;

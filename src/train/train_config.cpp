@@ -34,6 +34,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   t.constant_fraction = tr.get_float("constant_fraction", t.constant_fraction, 0.0, 1.0);
   t.grad_clip = tr.get_float("grad_clip", t.grad_clip, 0.0, 1e6);
   t.label_smoothing = tr.get_float("label_smoothing", t.label_smoothing, 0.0, 0.99);
+  t.ema_decay = tr.get_float("ema_decay", t.ema_decay, 0.0, 0.999999);
   t.seed = static_cast<uint64_t>(tr.get_int("seed", 0, 0, INT64_MAX));
   t.threads = static_cast<int>(tr.get_int("threads", t.threads, 0, 1024));
   t.log_every = tr.get_int("log_every", t.log_every, 1, int64_t(1) << 40);
@@ -172,7 +173,8 @@ nlohmann::json RunConfig::to_json() const {
             {"beta1", t.beta1}, {"beta2", t.beta2}, {"eps", t.eps}, {"schedule", t.schedule},
             {"warmup_steps", t.warmup_steps}, {"final_lr_fraction", t.final_lr_fraction},
             {"constant_fraction", t.constant_fraction}, {"grad_clip", t.grad_clip},
-            {"label_smoothing", t.label_smoothing}, {"seed", t.seed}, {"threads", t.threads},
+            {"label_smoothing", t.label_smoothing}, {"ema_decay", t.ema_decay}, {"seed", t.seed},
+            {"threads", t.threads},
             {"log_every", t.log_every}, {"checkpoint_every", t.checkpoint_every},
             {"max_steps", t.max_steps}, {"activation_checkpointing", t.activation_checkpointing},
             {"precision", t.precision}}},

@@ -103,10 +103,12 @@ std::string first_nonfinite_state(const std::vector<nn::NamedTensor>& params, co
 }
 
 // Size before allocation: weights, gradients and the two optimizer slots (AdamW and LAMB keep
-// two moments), a training batch's activations and the data must fit the machine's memory.
+// two moments; a third with train.ema_decay), a training batch's activations and the data must
+// fit the machine's memory.
 void check_memory_estimate(Task& task, const TrainConfig& tc) {
   if (!memory_checks_enabled()) return;
-  const double params = 4.0 * sizeof(float) * static_cast<double>(task.model().num_parameters());
+  const double copies = tc.ema_decay > 0.0f ? 5.0 : 4.0;
+  const double params = copies * sizeof(float) * static_cast<double>(task.model().num_parameters());
   const double batch_size = static_cast<double>(
       std::min(std::max(tc.batch_size, tc.eval_batch_size), std::max(task.train_size(), task.test_size())));
   const double activations = batch_size * static_cast<double>(task.activation_bytes_per_example(tc.activation_checkpointing));
@@ -196,6 +198,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   oo.beta2 = tc.beta2;
   oo.eps = tc.eps;
   oo.weight_decay = tc.weight_decay;
+  oo.ema_decay = tc.ema_decay;
   std::unique_ptr<optim::Optimizer> optimizer = optim::make_optimizer(tc.optimizer, params, oo);
 
   const int64_t n = task.train_size();
@@ -300,6 +303,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
       throw_error("[train] step ", step, ": the gradient became non-finite in ", nonfinite_gradients(params), intact);
     const float lr = optim::learning_rate(sched, step);
     optimizer->step(lr);
+    optimizer->update_ema();  // with train.ema_decay
     // A finite gradient can still overflow the update (e.g. AdamW's squared-gradient average):
     // stop before such state reaches a checkpoint.
     if (const std::string bad = first_nonfinite_state(params, *optimizer); !bad.empty())
@@ -355,10 +359,12 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     }
     if (epoch_end) {
       model.train(false);
+      optimizer->swap_ema();  // evaluate the averaged weights (train.ema_decay), then swap back
       if (tc.precision == "bf16") model.refresh_precision();  // evaluation reads the bf16 weight copies
       const auto t_eval = Clock::now();
       result.last_eval = task.evaluate(tc.eval_batch_size);
       const double eval_s = std::chrono::duration<double>(Clock::now() - t_eval).count();
+      optimizer->swap_ema();
       const bool mlm = task.kind() == Task::Kind::kMaskedLM;
       const EvalResult& e = result.last_eval;
       char line[320];
@@ -390,8 +396,11 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   result.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   result.train_samples_per_s = result.seconds > 0 ? run_samples / result.seconds : 0;
   if (!result.interrupted) {
-    // Final weights alone, loadable by `perceiver eval/predict` like a checkpoint, and the model
-    // as a hub-layout folder for `perceiver run`/`classify` (and transformers, for HF classes).
+    // Final weights alone (the moving average with train.ema_decay), loadable by `perceiver
+    // eval/predict` like a checkpoint, and the model as a hub-layout folder for `perceiver
+    // run`/`classify` (and transformers, for HF classes).
+    optimizer->swap_ema();
+    if (tc.precision == "bf16") model.refresh_precision();
     save_checkpoint(opt.out_dir + "/model.safetensors", model, nullptr, step, cfg);
     io::save_model_folder(opt.out_dir + "/export", model);
   }

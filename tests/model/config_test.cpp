@@ -210,6 +210,7 @@ const std::vector<FieldEnds>& train_and_data_ends() {
       {"train", "constant_fraction", 0.0, 1.0, {}},
       {"train", "grad_clip", 0.0, 1e6, {}},
       {"train", "label_smoothing", 0.0, 0.99, {}},
+      {"train", "ema_decay", 0.0, 0.999999, {}},
       {"train", "seed", 0, 9.2e18, {}},
       {"train", "threads", 0, 1024, {}},
       {"train", "log_every", 1, double(int64_t(1) << 40), {}},

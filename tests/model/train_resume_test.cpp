@@ -82,6 +82,50 @@ TEST(TrainResume, InterruptedPlusResumedEqualsUninterrupted) {
   EXPECT_EQ(last_train_step, 8);
 }
 
+// train.ema_decay: evaluation and model.safetensors use the moving average, the checkpoint keeps
+// the live weights and the average, and an interrupted + resumed run still ends bit-identical.
+TEST(TrainResume, EmaRunExportsTheAverageAndResumesIdentically) {
+  testing::TempDir tmp;
+  testing::make_tiny_fashion_mnist(tmp.path, 56, 20);
+  train::RunConfig rc = tiny_run(tmp.path);
+  rc.train.ema_decay = 0.9f;
+  train::TrainOptions opt;
+  opt.quiet = true;
+  opt.out_dir = tmp.path + "/full";
+  train::run_training(rc, opt);
+  opt.out_dir = tmp.path + "/split";
+  train::RunConfig first = rc;
+  first.train.max_steps = 5;
+  train::run_training(first, opt);
+  opt.resume = true;
+  train::run_training(rc, opt);
+
+  io::SafetensorsFile a = io::load_safetensors(tmp.path + "/full/model.safetensors");
+  io::SafetensorsFile b = io::load_safetensors(tmp.path + "/split/model.safetensors");
+  const train::Checkpoint ck = train::read_checkpoint(tmp.path + "/full/checkpoint.safetensors");
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  int differs_from_live = 0;
+  for (auto& [name, t] : a.tensors) {
+    ASSERT_TRUE(b.tensors.count(name)) << name;
+    EXPECT_EQ(t.to_vector(), b.tensors.at(name).to_vector()) << name << " differs after resume";
+    // the exported weights are the checkpoint's averages, not its live weights
+    ASSERT_TRUE(ck.optimizer_state.count(name + ".ema")) << name;
+    EXPECT_EQ(t.to_vector(), ck.optimizer_state.at(name + ".ema").to_vector()) << name;
+    differs_from_live += t.to_vector() != ck.params.at(name).to_vector();
+  }
+  EXPECT_GT(differs_from_live, 0);
+  // a run without the average cannot resume this checkpoint: the setting is named
+  train::RunConfig plain = rc;
+  plain.train.ema_decay = 0.0f;
+  opt.out_dir = tmp.path + "/full";
+  try {
+    train::run_training(plain, opt);
+    ADD_FAILURE() << "resumed with another ema_decay";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.ema_decay"), std::string::npos) << e.what();
+  }
+}
+
 // A huge learning rate without clipping: the update overflows (AdamW's squared-gradient average
 // becomes Inf although the gradient is finite) or the loss explodes. Training stops with an
 // error naming the tensor, or warns of divergence; either way every checkpoint on disk holds only

@@ -216,9 +216,10 @@ std::vector<NamedTensor> clone_params(const std::vector<NamedTensor>& params) {
   return out;
 }
 
-void check_round_trip(const std::string& kind) {
+void check_round_trip(const std::string& kind, float ema_decay = 0.0f) {
   OptimizerOptions o;
   o.weight_decay = 0.05f;
+  o.ema_decay = ema_decay;
   const int total = 6, split = 3;
   auto schedule = [](int s) { return 1e-2f / (1 + s); };
   // Uninterrupted run.
@@ -227,6 +228,7 @@ void check_round_trip(const std::string& kind) {
   for (int s = 0; s < total; ++s) {
     set_grads(full, s, s == 1 ? 0 : -1);
     opt_full->step(schedule(s));
+    opt_full->update_ema();
   }
   // Interrupted run: save through safetensors at `split`, resume in fresh objects.
   std::vector<NamedTensor> part = make_params(3);
@@ -234,6 +236,7 @@ void check_round_trip(const std::string& kind) {
   for (int s = 0; s < split; ++s) {
     set_grads(part, s, s == 1 ? 0 : -1);
     opt_part->step(schedule(s));
+    opt_part->update_ema();
   }
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("perceiver_optim_state_" + kind + "_" + std::to_string(::getpid()) + ".safetensors"))
@@ -249,6 +252,7 @@ void check_round_trip(const std::string& kind) {
   for (int s = split; s < total; ++s) {
     set_grads(resumed, s, s == 1 ? 0 : -1);
     opt_resumed->step(schedule(s));
+    opt_resumed->update_ema();
   }
   EXPECT_EQ(opt_resumed->step_count(), total);
   for (size_t i = 0; i < full.size(); ++i)
@@ -266,6 +270,68 @@ void check_round_trip(const std::string& kind) {
 
 TEST(Optimizer, AdamWStateRoundTripContinuesIdentically) { check_round_trip("adamw"); }
 TEST(Optimizer, LambStateRoundTripContinuesIdentically) { check_round_trip("lamb"); }
+TEST(Optimizer, EmaStateRoundTripContinuesIdentically) {
+  check_round_trip("adamw", 0.9f);
+  check_round_trip("lamb", 0.99f);
+}
+
+// The moving average against a double reference: started from the initial weights, then
+// avg = d avg + (1 - d) p after every step with d = min(decay, (1 + t) / (10 + t)); swap_ema
+// exchanges weights and averages exactly; checkpoints carry ".ema" and demand it back.
+TEST(Optimizer, EmaFollowsTheWarmedUpDecayAndSwaps) {
+  OptimizerOptions o;
+  o.ema_decay = 0.8f;  // reached from step 35 on: both regimes of the warm-up are exercised
+  std::vector<NamedTensor> params = make_params(11);
+  auto opt = optim::make_optimizer("adamw", params, o);
+  ASSERT_TRUE(opt->has_ema());
+  std::vector<std::vector<double>> avg;
+  for (auto& [name, t] : params) avg.push_back(testing::to_double(t));
+  for (int s = 0; s < 40; ++s) {
+    set_grads(params, s);
+    opt->step(1e-2f);
+    opt->update_ema();
+    const double t = s + 1;
+    const double d = std::min(0.8, (1 + t) / (10 + t));
+    for (size_t i = 0; i < params.size(); ++i) {
+      const std::vector<double> p = testing::to_double(params[i].second);
+      for (size_t j = 0; j < p.size(); ++j) avg[i][j] = d * avg[i][j] + (1 - d) * p[j];
+    }
+  }
+  std::vector<std::vector<float>> live;
+  for (auto& [name, t] : params) live.push_back(t.to_vector());
+  opt->swap_ema();
+  for (size_t i = 0; i < params.size(); ++i) {
+    // 40 float updates of values ~1: rounding stays far below the 1e-3 moves of the weights
+    EXPECT_TRUE(testing::all_close(params[i].second, avg[i], 1e-5, params[i].first + " average"));
+    EXPECT_NE(params[i].second.to_vector(), live[i]) << params[i].first << ": the average equals the weights";
+  }
+  opt->swap_ema();
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_EQ(params[i].second.to_vector(), live[i]) << params[i].first;
+
+  // state: one ".ema" per parameter; a state without them (a run without an average) is refused
+  std::map<std::string, Tensor> state;
+  int emas = 0;
+  for (auto& [name, t] : opt->state_tensors()) {
+    state[name] = t.clone();
+    emas += name.size() > 4 && name.compare(name.size() - 4, 4, ".ema") == 0;
+  }
+  EXPECT_EQ(emas, static_cast<int>(params.size()));
+  std::map<std::string, Tensor> plain;
+  for (auto& [name, t] : state)
+    if (name.compare(name.size() - 4, 4, ".ema") != 0) plain[name] = t;
+  try {
+    opt->load_state(plain, 40);
+    FAIL() << "a state without averages was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing \"perceiver.embeddings.latents.ema\""), std::string::npos) << e.what();
+  }
+  // and one with averages is refused by an optimizer that keeps none
+  auto no_ema = optim::make_optimizer("adamw", make_params(11));
+  EXPECT_FALSE(no_ema->has_ema());
+  EXPECT_THROW(no_ema->load_state(state, 40), Error);
+  no_ema->update_ema();  // no-ops without an average
+  no_ema->swap_ema();
+}
 
 TEST(Optimizer, StrictLoadStateListsEveryProblem) {
   std::vector<NamedTensor> params = make_params(5);
@@ -314,6 +380,9 @@ TEST(Optimizer, FactoryAndValidationErrors) {
   bad = {};
   bad.weight_decay = -1.0f;
   EXPECT_THROW(optim::make_optimizer("lamb", params, bad), Error);
+  bad = {};
+  bad.ema_decay = 1.0f;
+  EXPECT_THROW(optim::make_optimizer("adamw", params, bad), Error);
   std::vector<NamedTensor> dup = {{"a", Tensor::zeros({2})}, {"a", Tensor::zeros({2})}};
   EXPECT_THROW(optim::make_optimizer("adamw", dup), Error);
   auto opt = optim::make_optimizer("adamw", params);

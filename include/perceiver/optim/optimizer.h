@@ -30,6 +30,8 @@ struct OptimizerOptions {
   float beta2 = 0.999f;        // [0, 1)
   float eps = 1e-8f;           // >= 0
   float weight_decay = 0.01f;  // >= 0 (torch.optim.AdamW default)
+  // > 0: also keep an exponential moving average of every parameter (update_ema), in [0, 1)
+  float ema_decay = 0.0f;
   // Overrides of default_weight_decay by name substring: a parameter whose name contains any
   // decay_exclude entry is never decayed; otherwise one containing any decay_include entry is
   // always decayed; otherwise the default rule decides.
@@ -61,9 +63,20 @@ class Optimizer {
   const OptimizerOptions& options() const { return options_; }
   const std::vector<NamedTensor>& params() const { return params_; }
 
+  // Exponential moving average of the parameters (options().ema_decay > 0), started from their
+  // values at construction: after each step(), avg = d avg + (1 - d) p with the decay warmed up
+  // over the first updates, d = min(ema_decay, (1 + t) / (10 + t)) at step t (the TensorFlow
+  // ExponentialMovingAverage num_updates rule), so early averages are not dominated by the
+  // initial weights. No-op without an average.
+  bool has_ema() const { return options_.ema_decay > 0.0f; }
+  void update_ema();
+  // Exchanges the live parameters' values with their averages (call twice to restore): evaluate
+  // or export the averaged model, then continue training the live one.
+  void swap_ema();
+
   // State for checkpoints, per parameter in order: "<param>.exp_avg", "<param>.exp_avg_sq"
-  // (float32, the parameter's shape; handles sharing the live state) and "<param>.step" (int32
-  // scalar: the updates this parameter has received).
+  // (float32, the parameter's shape; handles sharing the live state), "<param>.step" (int32
+  // scalar: the updates this parameter has received) and, with an average, "<param>.ema".
   std::vector<NamedTensor> state_tensors() const;
   // Restores state_tensors() output and the step count. Strict: every missing name, unexpected
   // name, shape/dtype mismatch and bad step value is listed in one Error; nothing changes
@@ -74,6 +87,7 @@ class Optimizer {
   struct ParamState {
     Tensor exp_avg;     // m
     Tensor exp_avg_sq;  // v
+    Tensor ema;         // the parameter's moving average (has_ema() only)
     int64_t step = 0;
     bool decay = false;
   };

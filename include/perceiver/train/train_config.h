@@ -25,6 +25,10 @@ struct TrainConfig {
   float constant_fraction = 0.7f;  // constant_cosine: share of training at constant lr
   float grad_clip = 1.0f;          // global-norm clipping; 0 disables
   float label_smoothing = 0.1f;
+  // > 0: evaluate and export an exponential moving average of the weights (optim::Optimizer
+  // update_ema, e.g. 0.999); training continues on the live weights, which checkpoints keep
+  // beside the average for resuming. 0 = off.
+  float ema_decay = 0.0f;
   uint64_t seed = 0;
   int threads = 0;                 // 0 = all cores
   int64_t log_every = 50;          // steps between plain-text progress lines / metric records

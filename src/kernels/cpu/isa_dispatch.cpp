@@ -70,7 +70,8 @@
   X(float, lamb_trust_ratio, (const LambNorms& norms), (norms))                                     \
   X(double, sum_squares_f64, (const float* x, int64_t n), (x, n))                                   \
   X(float, sum_squares, (const float* x, int64_t n), (x, n))                                        \
-  X(void, scale_inplace, (float* x, int64_t n, float s), (x, n, s))
+  X(void, scale_inplace, (float* x, int64_t n, float s), (x, n, s))                                 \
+  X(void, ema_update, (float* avg, const float* p, int64_t n, float decay), (avg, p, n, decay))
 
 namespace perceiver::cpu {
 

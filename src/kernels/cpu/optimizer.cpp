@@ -224,4 +224,13 @@ void scale_inplace(float* x, int64_t n, float s) {
   });
 }
 
+void ema_update(float* avg, const float* p, int64_t n, float decay) {
+  const float keep = 1.0f - decay;
+  for_blocks(n, [&](int64_t, int64_t begin, int64_t end) {
+    float* __restrict a = avg;
+    const float* __restrict x = p;
+    for (int64_t i = begin; i < end; ++i) a[i] = decay * a[i] + keep * x[i];
+  });
+}
+
 }  // namespace perceiver::cpu::PERCEIVER_ISA

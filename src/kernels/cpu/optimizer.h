@@ -47,4 +47,7 @@ float sum_squares(const float* x, int64_t n);
 // x <- s * x
 void scale_inplace(float* x, int64_t n, float s);
 
+// Exponential moving average of parameters: avg = decay * avg + (1 - decay) * p.  avg, p (n)
+void ema_update(float* avg, const float* p, int64_t n, float decay);
+
 }  // namespace perceiver::cpu
