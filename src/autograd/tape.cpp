@@ -8,7 +8,11 @@
 //     activation gradients are fresh tensors and never written in place. Leaf gradients are
 //     collected first and committed only when the whole walk succeeded, so a rule that throws
 //     leaves every leaf.grad() as it was.
-// After the walk (or an error) every visited node drops its saved tensors (no retain_graph).
+// Each node drops its saved tensors as soon as its rule has run, as PyTorch frees saved
+// tensors during backward (no retain_graph): the activations are released layer by layer while
+// the parameter gradients form, instead of all at the end; after an error the remaining nodes
+// drop theirs too. A new leaf gradient takes over the walk's tensor when nothing else shares its
+// storage (a private copy otherwise), so the gradients are never held twice.
 #include "perceiver/autograd/tape.h"
 
 #include <unordered_map>
@@ -120,6 +124,8 @@ void backward(const Tensor& root, const Tensor& grad_root) {
     check(static_cast<bool>(node->backward), "[backward] the graph through '", node->name,
           "' was already used by an earlier backward; recompute the forward pass");
     std::vector<Tensor> grad_inputs = node->backward(grad_outputs);
+    node->backward = nullptr;  // its saved tensors are no longer needed
+    grad_outputs.clear();
     PERCEIVER_CHECK(grad_inputs.size() == node->inputs.size());
     for (size_t i = 0; i < node->inputs.size(); ++i) {
       if (!node->needs_input_grad(i) || !grad_inputs[i].defined()) continue;
@@ -139,10 +145,12 @@ void backward(const Tensor& root, const Tensor& grad_root) {
       }
     }
   }
-  // Commit: add into existing leaf gradients, or keep a private copy as the new gradient.
+  // Commit: add into existing leaf gradients; a new gradient is the walk's tensor itself when
+  // nothing else shares its storage, else a private copy. Each is released as it is committed.
   for (auto& [leaf, g] : leaf_grads) {
     if (leaf->grad.defined()) ops::add_inplace(leaf->grad, g);
-    else leaf->grad = g.clone();
+    else leaf->grad = g.sole_owner() ? g : g.clone();
+    g = Tensor();
   }
 }
 

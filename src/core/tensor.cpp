@@ -201,6 +201,10 @@ bool Tensor::same_storage(const Tensor& other) const {
   return impl_ && other.impl_ && impl_->storage == other.impl_->storage;
 }
 
+bool Tensor::sole_owner() const {
+  return impl_ && impl_.use_count() == 1 && impl_->storage.use_count() == 1;
+}
+
 Tensor Tensor::detach() const {
   require_defined("detach");
   Tensor t;

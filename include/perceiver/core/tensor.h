@@ -88,6 +88,9 @@ class Tensor {
   void fill(float value);
   std::vector<float> to_vector() const;
   bool same_storage(const Tensor& other) const;
+  // True when this handle is the only one to its tensor and no other tensor (view) shares its
+  // storage: then nothing else can see a change to its data.
+  bool sole_owner() const;
 
   // Autograd hooks (used by perceiver/autograd; cheap when unused).
   bool requires_grad() const;
