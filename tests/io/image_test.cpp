@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "io_test_util.h"
@@ -71,6 +72,11 @@ TEST(Image, PngGreyConversionAndResize) {
   const Tensor up = data::load_image_grey(p, 8, 8);
   EXPECT_NEAR(up.f32()[0], grey[0], 1e-6);
   EXPECT_NEAR(up.f32()[63], grey[15], 1e-6);
+  const double lo = *std::min_element(grey.begin(), grey.end()), hi = *std::max_element(grey.begin(), grey.end());
+  for (int64_t i = 0; i < up.numel(); ++i) {
+    EXPECT_GE(up.f32()[i], lo - 1e-6) << "upscaled value " << i << " below the input range";
+    EXPECT_LE(up.f32()[i], hi + 1e-6) << "upscaled value " << i << " above the input range";
+  }
   // Mixed: grow one axis, shrink the other.
   EXPECT_EQ(data::load_image_grey(p, 8, 2).shape(), (Shape{8, 2}));
 }
