@@ -389,15 +389,17 @@ TEST_F(HandPickle, MutatedRealPicklesNeverCrash) {
       try {
         load(bad, storages);
         ++loaded;
-      } catch (const Error&) {
+      } catch (const Error& e) {
         ++refused;
+        EXPECT_EQ(std::string(e.what()).rfind("[torch_pickle]", 0), 0u) << "byte " << i << ": " << e.what();
       }
     }
     if (i % 5 == 0)
       EXPECT_TRUE(throws_error([&] { load(pickle.substr(0, i), storages); }, {"[torch_pickle]"}));
   }
+  // both outcomes occur: flips in opcodes are refused, flips inside names and constants load
   EXPECT_GT(refused, 0);
-  EXPECT_EQ(loaded + refused, static_cast<int>(3 * pickle.size()));
+  EXPECT_GT(loaded, 0);
 }
 
 }  // namespace
