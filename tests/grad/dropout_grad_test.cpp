@@ -1,4 +1,4 @@
-// Dropout: backward (dy * mask, as the autograd rule applies it) against central finite
+// Dropout: the backward of ag::dropout, run through the tape, against central finite
 // differences of the reference forward with the drawn mask; mask statistics (mean ~ 1,
 // zero fraction ~ p) and determinism for a fixed seed.
 #include <gtest/gtest.h>
@@ -8,6 +8,8 @@
 
 #include "kernels/reference/dropout.h"
 #include "ops/op_test_util.h"
+#include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/tape.h"
 #include "perceiver/ops/dropout.h"
 #include "perceiver/ops/elementwise.h"
 #include "testing/compare.h"
@@ -34,7 +36,16 @@ TEST(DropoutGrad, BackwardIsDyTimesMask) {
           return y;
         },
         to_double(x), to_double(w));
-    EXPECT_TRUE(all_close(ops::mul(w, out.mask), num, f32_tol(1), "dx " + shape_str(shape)));
+    // the real rule, through the tape: the same seed draws the same mask
+    Tensor xt = x.clone();
+    xt.set_requires_grad(true);
+    Rng rng2(3);
+    const int64_t n = x.numel();
+    Tensor y = ag::dropout(xt, 0.4f, true, rng2);
+    ASSERT_EQ(y.to_vector(), out.y.to_vector()) << "ag::dropout drew another mask";
+    Tensor loss = ag::reshape(ag::mean(ag::reshape(ag::mul(y, w), {1, n}), 1), {});
+    autograd::backward(loss);
+    EXPECT_TRUE(all_close(ops::scale(xt.grad(), static_cast<float>(n)), num, f32_tol(n), "dx " + shape_str(shape)));
   }
 }
 
