@@ -8,11 +8,9 @@
 //     activation gradients are fresh tensors and never written in place. Leaf gradients are
 //     collected first and committed only when the whole walk succeeded, so a rule that throws
 //     leaves every leaf.grad() as it was.
-// Each node drops its saved tensors as soon as its rule has run, as PyTorch frees saved
-// tensors during backward (no retain_graph): the activations are released layer by layer while
-// the parameter gradients form, instead of all at the end; after an error the remaining nodes
-// drop theirs too. A new leaf gradient takes over the walk's tensor when nothing else shares its
-// storage (a private copy otherwise), so the gradients are never held twice.
+// After the walk (or an error) every visited node drops its saved tensors (no retain_graph).
+// A new leaf gradient takes over the walk's tensor when nothing else shares its storage (a
+// private copy otherwise), so the gradients are never held twice.
 #include "perceiver/autograd/tape.h"
 
 #include <unordered_map>
@@ -124,8 +122,6 @@ void backward(const Tensor& root, const Tensor& grad_root) {
     check(static_cast<bool>(node->backward), "[backward] the graph through '", node->name,
           "' was already used by an earlier backward; recompute the forward pass");
     std::vector<Tensor> grad_inputs = node->backward(grad_outputs);
-    node->backward = nullptr;  // its saved tensors are no longer needed
-    grad_outputs.clear();
     PERCEIVER_CHECK(grad_inputs.size() == node->inputs.size());
     for (size_t i = 0; i < node->inputs.size(); ++i) {
       if (!node->needs_input_grad(i) || !grad_inputs[i].defined()) continue;

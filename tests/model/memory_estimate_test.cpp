@@ -1,8 +1,7 @@
 // The trainer's memory estimate against the allocator's measured peak: a training step's
 // activations (models' training_activation_bytes) plus parameter gradients stay within
-// [0.5, 1.5] x what one forward + backward really holds, with and without activation
-// checkpointing (the estimate adds all activations to all gradients; backward frees each
-// layer's saved tensors as the gradients form, so the measured peak is 0.54-0.87 of it); an allocation budget refuses oversized requests before allocating.
+// [0.67, 1.5] x what one forward + backward really holds, with and without activation
+// checkpointing; an allocation budget refuses oversized requests before allocating.
 #include <gtest/gtest.h>
 
 #include "perceiver/autograd/functions.h"
@@ -62,7 +61,7 @@ TEST(MemoryEstimate, TrainingActivationsWithinAHalfOfTheMeasuredPeak) {
   for (const auto& cfg : configs)
     for (bool ckpt : {false, true}) {
       const double ratio = measured_over_estimate(cfg, 8, ckpt);
-      EXPECT_GT(ratio, 0.5) << cfg.dump() << " checkpointing " << ckpt;
+      EXPECT_GT(ratio, 0.67) << cfg.dump() << " checkpointing " << ckpt;
       EXPECT_LT(ratio, 1.5) << cfg.dump() << " checkpointing " << ckpt;
       std::printf("measured / estimated %.2f  checkpointing %d  %s\n", ratio, ckpt, cfg.dump().c_str());
     }
