@@ -16,6 +16,8 @@
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <cstring>
+#include <mutex>
 #include <numeric>
 
 #include "machine_peak.h"
@@ -32,6 +34,7 @@
 #include "perceiver/io/model_folder.h"
 #include "perceiver/models/registry.h"
 #include "perceiver/optim/optimizer.h"
+#include "perceiver/train/data_parallel.h"
 
 namespace {
 
@@ -74,6 +77,34 @@ Runner build(const std::string& dir, bool load_weights) {
     r.model = models::create_model(j, cfg_path, 0);
   }
   return r;
+}
+
+// The batch row where a slice (train::forward_backward) starts: its tensors are views of the batch's.
+int64_t first_row(const TensorMap& part, const TensorMap& batch) {
+  for (const auto& [name, t] : part) {
+    const Tensor& whole = batch.at(name);
+    if (t.shape().empty() || t.shape() == whole.shape()) continue;
+    const int64_t row_bytes = static_cast<int64_t>(whole.nbytes()) / whole.dim(0);
+    return (static_cast<const char*>(t.raw_data()) - static_cast<const char*>(whole.raw_data())) / row_bytes;
+  }
+  return 0;
+}
+
+// The slices' logits (first row, logits) in batch order, as one tensor.
+Tensor stack_rows(std::vector<std::pair<int64_t, Tensor>> parts) {
+  std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  if (parts.size() == 1) return parts[0].second;
+  Shape shape = parts[0].second.shape();
+  shape[0] = 0;
+  for (const auto& [first, t] : parts) shape[0] += t.dim(0);
+  Tensor out = Tensor::empty(shape, parts[0].second.dtype());
+  char* dst = static_cast<char*>(out.raw_data());
+  for (const auto& [first, t] : parts) {
+    const Tensor& c = t;  // tensors are dense
+    std::memcpy(dst, c.raw_data(), c.nbytes());
+    dst += c.nbytes();
+  }
+  return out;
 }
 
 double median(std::vector<double> v) {
@@ -149,6 +180,10 @@ int run(int argc, char** argv) {
   app.add_flag("--checkpointing", checkpointing, "train mode: activation checkpointing (recompute attention layers in backward)");
   app.add_option("--precision", precision, "f32, or bf16 (inference: bf16 weights; train: mixed precision)")
       ->check(CLI::IsMember({"f32", "bf16"}));
+  std::string parallelism = "auto";
+  app.add_option("--parallelism", parallelism, "train mode: auto, batch (each thread a slice of the batch) or "
+                 "intra_op (all threads inside each op), as train.parallelism")
+      ->check(CLI::IsMember({"auto", "batch", "intra_op"}));
   bool profile = false;
   app.add_flag("--profile", profile, "per-op profile of the timed iterations (time, share, GFLOP/s and % of the "
                "peak measured here, fp32 or bf16): a table on stderr, \"profile\" in the JSON line");
@@ -184,6 +219,7 @@ int run(int argc, char** argv) {
     opt = optim::make_optimizer("adamw", r.model->named_parameters(), oo);
   }
 
+  const int slices = train ? train::batch_slices(parallelism, num_threads(), in.begin()->second.dim(0), *r.model) : 1;
   Tensor first_logits;
   float first_loss = 0.0f;
   std::vector<double> ms;
@@ -193,11 +229,22 @@ int run(int argc, char** argv) {
     const auto t0 = Clock::now();
     Tensor logits;
     if (train) {
-      logits = r.logits(in);
-      Tensor loss = r.loss(logits, in);
-      if (it == 0) first_loss = loss.item();  // loss of step 0 (before any update)
+      // forward, loss and backward as the trainer runs them (whole batch, or a slice per thread);
+      // the slices' logits are put together for --outputs
       opt->zero_grad();
-      autograd::backward(loss);
+      Rng rng(0, 1);
+      std::mutex mu;
+      std::vector<std::pair<int64_t, Tensor>> parts;
+      const train::StepLoss sl = train::forward_backward(
+          in, slices, rng, [&](const TensorMap& part, Rng*, train::EvalResult*) {
+            Tensor part_logits = r.logits(part);
+            const int64_t first = first_row(part, in);
+            std::lock_guard<std::mutex> lock(mu);
+            parts.emplace_back(first, part_logits.detach());
+            return r.loss(part_logits, part);
+          });
+      if (it == 0) first_loss = sl.loss;  // loss of step 0 (before any update)
+      logits = stack_rows(parts);
       opt->step(1e-4f);
     } else {
       autograd::NoGradGuard no_grad;
@@ -224,7 +271,8 @@ int run(int argc, char** argv) {
                         {"rss_after_load_mib", rss_after_load},
                         {"rss_end_mib", current_rss_bytes() / 1048576.0},
                         {"precision", precision},
-                        {"checkpointing", checkpointing}};
+                        {"checkpointing", checkpointing},
+                        {"batch_slices", slices}};
   if (train) res["loss_first"] = first_loss;
   res["memory"] = memory_breakdown(*r.model, opt.get(), in);
   if (profile) res["profile"] = profile_report(iters, std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size());

@@ -573,6 +573,8 @@ class Harness:
                 cmd += ["--precision", "bf16"]
             if impl == "cpp_ckpt":
                 cmd += ["--checkpointing"]
+            if mode == "train":
+                cmd += ["--parallelism", self.args.parallelism]
             r = run_child(cmd, self.env(threads), self.args.timeout, d / tag)
             j = last_json_line(r["stdout"])
             if r["rc"] != 0 or j is None:
@@ -1051,6 +1053,9 @@ def main():
     ap.add_argument("--bf16", action="store_true", help="add bf16 inference: torch autocast and bench_e2e --precision bf16")
     ap.add_argument("--checkpointing", action="store_true",
                     help="add a perceiver.cpp training run with activation checkpointing (bench_e2e --checkpointing)")
+    ap.add_argument("--parallelism", choices=["auto", "batch", "intra_op"], default="auto",
+                    help="perceiver.cpp training steps: bench_e2e --parallelism (auto: a batch slice per thread "
+                         "where train.parallelism auto would choose it)")
     ap.add_argument("--lm-train", action="store_true", help="config 3: also a training step at batch 1")
     ap.add_argument("--sweep-sizes", type=int_list, default=None,
                     help="config 4 input sizes M (default 1024,4096,16384,65536,200704 for 2d; 200000 last for 1d)")

@@ -36,11 +36,19 @@ Tensor checkpoint(const Segment& fn, const std::vector<Tensor>& inputs, Rng* rng
                      }
                      std::optional<Rng> replay = rng_before;
                      Tensor out = fn(leaves, replay ? &*replay : nullptr);
-                     // 2. backward through the recomputed graph (parameters accumulate here)
-                     if (out.requires_grad() && g[0].defined()) autograd::backward(out, g[0]);
-                     std::vector<Tensor> grads;
-                     for (const Tensor& leaf : leaves)
-                       grads.push_back(leaf.defined() && leaf.requires_grad() ? leaf.grad() : Tensor());
+                     // 2. backward through the recomputed graph: the inputs' gradients are
+                     //    returned, the parameters' committed here (into their grad, or the
+                     //    batch slice's GradientSink)
+                     std::vector<Tensor> grads(leaves.size());
+                     if (!out.requires_grad() || !g[0].defined()) return grads;
+                     autograd::LeafGradients inner = autograd::backward_collect(out, g[0]);
+                     for (auto& [meta, grad] : inner)
+                       for (size_t i = 0; i < leaves.size(); ++i)
+                         if (leaves[i].defined() && leaves[i].requires_grad() && leaves[i].autograd_meta().get() == meta) {
+                           grads[i] = std::move(grad);
+                           break;
+                         }
+                     autograd::commit_gradients(inner);
                      return grads;
                    });
   return y;

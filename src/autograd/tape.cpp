@@ -10,7 +10,8 @@
 //     leaves every leaf.grad() as it was.
 // After the walk (or an error) every visited node drops its saved tensors (no retain_graph).
 // A new leaf gradient takes over the walk's tensor when nothing else shares its storage (a
-// private copy otherwise), so the gradients are never held twice.
+// private copy otherwise), so the gradients are never held twice. While a GradientSink is open
+// on the thread, commits sum into it instead (a batch slice's gradients, kept apart).
 #include "perceiver/autograd/tape.h"
 
 #include <unordered_map>
@@ -74,9 +75,8 @@ void accumulate(Tensor& slot, const Tensor& g) {
   slot = slot.defined() ? ops::add(slot, g) : g;
 }
 
-}  // namespace
-
-void backward(const Tensor& root, const Tensor& grad_root) {
+// The seed of the walk: grad_root, or 1 for a one-element root.
+Tensor walk_seed(const Tensor& root, const Tensor& grad_root) {
   check(root.defined(), "[backward] root tensor is undefined");
   check(root.requires_grad(), "[backward] root does not require grad (was it computed under "
                               "NoGradGuard, or from inputs that do not require grad?)");
@@ -88,14 +88,13 @@ void backward(const Tensor& root, const Tensor& grad_root) {
   }
   check(seed.shape() == root.shape(), "[backward] grad_root shape ", shape_str(seed.shape()),
         " does not match root shape ", shape_str(root.shape()));
+  return seed;
+}
 
+// Steps 1-4 of the header comment for a root with a producer; the leaves' gradients are returned.
+LeafGradients walk(const Tensor& root, const Tensor& seed) {
   NoGradGuard no_grad;  // rules run ops, never record
   auto& meta = root.autograd_meta();
-  if (!meta->grad_fn) {  // root is a leaf
-    Tensor g = meta->grad;
-    if (g.defined()) ops::add_inplace(g, seed); else meta->grad = seed.clone();
-    return;
-  }
   std::vector<Node*> order = topological_order(meta->grad_fn.get());
   struct ReleaseGraph {  // runs on success and on error
     std::vector<Node*>& nodes;
@@ -107,7 +106,7 @@ void backward(const Tensor& root, const Tensor& grad_root) {
     }
   } release{order};
   std::unordered_map<Node*, std::vector<Tensor>> grads;
-  std::vector<std::pair<AutogradMeta*, Tensor>> leaf_grads;  // committed at the end
+  LeafGradients leaf_grads;
   std::unordered_map<AutogradMeta*, size_t> leaf_slot;
   grads[meta->grad_fn.get()].resize(meta->grad_fn->num_outputs);
   grads[meta->grad_fn.get()][meta->output_index] = seed;
@@ -141,13 +140,59 @@ void backward(const Tensor& root, const Tensor& grad_root) {
       }
     }
   }
-  // Commit: add into existing leaf gradients; a new gradient is the walk's tensor itself when
-  // nothing else shares its storage, else a private copy. Each is released as it is committed.
-  for (auto& [leaf, g] : leaf_grads) {
-    if (leaf->grad.defined()) ops::add_inplace(leaf->grad, g);
+  return leaf_grads;
+}
+
+thread_local GradientSink* t_sink = nullptr;  // this thread's open sink (batch slices)
+
+}  // namespace
+
+GradientSink::GradientSink() : outer_(t_sink) { t_sink = this; }
+GradientSink::~GradientSink() { t_sink = outer_; }
+
+void GradientSink::add(AutogradMeta* leaf, const Tensor& grad) {
+  for (auto& [meta, slot] : index_)
+    if (meta == leaf) {
+      accumulate(grads_[slot].second, grad);
+      return;
+    }
+  index_.emplace_back(leaf, grads_.size());
+  grads_.emplace_back(leaf, grad);
+}
+
+LeafGradients GradientSink::take() {
+  index_.clear();
+  return std::move(grads_);
+}
+
+void commit_gradients(LeafGradients& grads) {
+  NoGradGuard no_grad;
+  for (auto& [leaf, g] : grads) {
+    if (!g.defined()) continue;
+    if (t_sink != nullptr) t_sink->add(leaf, g);
+    else if (leaf->grad.defined()) ops::add_inplace(leaf->grad, g);
     else leaf->grad = g.sole_owner() ? g : g.clone();
     g = Tensor();
   }
+}
+
+LeafGradients backward_collect(const Tensor& root, const Tensor& grad_root) {
+  const Tensor seed = walk_seed(root, grad_root);
+  check(root.autograd_meta()->grad_fn != nullptr, "[backward] backward_collect needs a computed root, got a leaf");
+  return walk(root, seed);
+}
+
+void backward(const Tensor& root, const Tensor& grad_root) {
+  const Tensor seed = walk_seed(root, grad_root);
+  auto& meta = root.autograd_meta();
+  if (!meta->grad_fn) {  // root is a leaf: its gradient is the seed
+    LeafGradients own{{meta.get(), seed.clone()}};
+    commit_gradients(own);
+    return;
+  }
+  // Leaf gradients are committed only when the whole walk succeeded.
+  LeafGradients leaf_grads = walk(root, seed);
+  commit_gradients(leaf_grads);
 }
 
 }  // namespace perceiver::autograd

@@ -4,6 +4,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <exception>
+#include <vector>
 
 namespace perceiver {
 
@@ -12,7 +14,7 @@ void set_num_threads(int n) {
   omp_set_num_threads(n);
 }
 
-int num_threads() { return omp_get_max_threads(); }
+int num_threads() { return in_parallel_region() ? 1 : omp_get_max_threads(); }
 
 bool in_parallel_region() { return omp_in_parallel() != 0; }
 
@@ -32,6 +34,29 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     const int64_t end = n * (t + 1) / nt;
     if (begin < end) fn(begin, end);
   }
+}
+
+void run_concurrently(int n, const std::function<void(int)>& fn) {
+  if (n <= 0) return;
+  if (n == 1 || in_parallel_region()) {
+    for (int i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::vector<std::exception_ptr> errors(n);
+#pragma omp parallel num_threads(n)
+  {
+    // the team may be smaller than asked (OMP_THREAD_LIMIT, dynamic adjustment): every task runs
+    const int nt = omp_get_num_threads();
+    for (int i = omp_get_thread_num(); i < n; i += nt) {
+      try {
+        fn(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  }
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 }  // namespace perceiver

@@ -170,6 +170,18 @@ Tensor first_rows(const Tensor& t, int64_t limit) {
 
 double EvalResult::bits_per_prediction() const { return loss / std::log(2.0); }
 
+void EvalResult::merge(const EvalResult& o) {
+  const int64_t n = count + o.count;
+  loss = n ? (loss * static_cast<double>(count) + o.loss * static_cast<double>(o.count)) / static_cast<double>(n) : 0.0;
+  count = n;
+  correct += o.correct;
+  num_classes = std::max(num_classes, o.num_classes);
+  regression = regression || o.regression;
+  if (confusion.empty()) confusion = o.confusion;
+  else if (confusion.size() == o.confusion.size())
+    for (size_t i = 0; i < confusion.size(); ++i) confusion[i] += o.confusion[i];
+}
+
 void accumulate_predictions(const Tensor& logits, const Tensor& labels, EvalResult& r) {
   const int64_t k = logits.dim(-1), rows = logits.numel() / k;
   check(labels.dtype() == DType::kI32 && labels.numel() == rows, "[evaluate] expected ", rows,

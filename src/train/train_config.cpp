@@ -37,6 +37,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   t.ema_decay = tr.get_float("ema_decay", t.ema_decay, 0.0, 0.999999);
   t.seed = static_cast<uint64_t>(tr.get_int("seed", 0, 0, INT64_MAX));
   t.threads = static_cast<int>(tr.get_int("threads", t.threads, 0, 1024));
+  t.parallelism = tr.get_string("parallelism", t.parallelism, {"auto", "batch", "intra_op"});
   t.log_every = tr.get_int("log_every", t.log_every, 1, int64_t(1) << 40);
   t.checkpoint_every = tr.get_int("checkpoint_every", t.checkpoint_every, 0, int64_t(1) << 40);
   t.max_steps = tr.get_int("max_steps", t.max_steps, 0, int64_t(1) << 40);
@@ -174,7 +175,7 @@ nlohmann::json RunConfig::to_json() const {
             {"warmup_steps", t.warmup_steps}, {"final_lr_fraction", t.final_lr_fraction},
             {"constant_fraction", t.constant_fraction}, {"grad_clip", t.grad_clip},
             {"label_smoothing", t.label_smoothing}, {"ema_decay", t.ema_decay}, {"seed", t.seed},
-            {"threads", t.threads},
+            {"threads", t.threads}, {"parallelism", t.parallelism},
             {"log_every", t.log_every}, {"checkpoint_every", t.checkpoint_every},
             {"max_steps", t.max_steps}, {"activation_checkpointing", t.activation_checkpointing},
             {"precision", t.precision}}},

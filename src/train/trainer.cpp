@@ -28,6 +28,7 @@
 #include "perceiver/optim/clip.h"
 #include "perceiver/optim/schedule.h"
 #include "perceiver/train/checkpoint.h"
+#include "perceiver/train/data_parallel.h"
 #include "perceiver/train/progress.h"
 
 namespace perceiver::train {
@@ -44,12 +45,14 @@ void on_signal(int sig) {
 }
 
 // The parts of a run config that must not change when a run is resumed (everything that
-// decides the sequence of updates); threads, logging, checkpoint cadence, max_steps, the
-// evaluation batch, activation checkpointing (the same computation with less memory; bit-identical
-// here, since chunked K/V only starts above 4,096 inputs) and the data location may change.
+// decides the sequence of updates); threads and parallelism (batch slices sum the same gradients
+// in another order: a resumed run is bit-identical when both stay the same), logging, checkpoint
+// cadence, max_steps, the evaluation batch, activation checkpointing (the same computation with
+// less memory; bit-identical here, since chunked K/V only starts above 4,096 inputs) and the data
+// location may change.
 nlohmann::json resume_identity(const RunConfig& c) {
   nlohmann::json j = c.to_json();
-  for (const char* k : {"threads", "log_every", "checkpoint_every", "max_steps", "eval_batch_size",
+  for (const char* k : {"threads", "parallelism", "log_every", "checkpoint_every", "max_steps", "eval_batch_size",
                         "activation_checkpointing"})
     j["train"].erase(k);
   j["data"].erase("dir");
@@ -256,7 +259,9 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   progress.message("model: " + std::to_string(model.num_parameters()) + " parameters; " +
                    std::to_string(n) + " training " + task.example_word() + ", " + std::to_string(task.test_size()) +
                    " test " + task.example_word() + "; " + std::to_string(total) + " steps of batch " +
-                   std::to_string(tc.batch_size) + "; " + std::to_string(num_threads()) + " threads");
+                   std::to_string(tc.batch_size) + "; " + std::to_string(num_threads()) + " threads" +
+                   (batch_slices(tc.parallelism, num_threads(), std::min(tc.batch_size, n), model) > 1
+                        ? " (each a slice of the batch)" : ""));
 
   TrainResult result;
   double initial_loss = -1;  // the first step's loss in this process (divergence reference)
@@ -288,15 +293,18 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     // Batch (gather, augmentation or masking), forward, loss, backward, clip, update.
     const models::TensorMap batch = task.train_batch(perm, first, b, step_rng);
     model.train(true);
-    EvalResult batch_stats;
-    Tensor loss = task.loss(batch, tc.label_smoothing, &step_rng, &batch_stats);
-    const float loss_value = loss.item();
+    optimizer->zero_grad();
+    const StepLoss step_loss = forward_backward(
+        batch, batch_slices(tc.parallelism, num_threads(), b, model), step_rng,
+        [&](const models::TensorMap& part, Rng* rng, EvalResult* stats) {
+          return task.loss(part, tc.label_smoothing, rng, stats);
+        });
+    const float loss_value = step_loss.loss;
+    const EvalResult& batch_stats = step_loss.stats;
     const std::string intact = "; the weights were not updated and the last checkpoint (" + ckpt_path +
                                ") is intact; lower train.lr or enable train.grad_clip";
     if (!std::isfinite(loss_value))
       throw_error("[train] step ", step, ": the loss became non-finite (", loss_value, ")", intact);
-    optimizer->zero_grad();
-    autograd::backward(loss);
     // A non-finite gradient must never reach the weights (nor, through them, a checkpoint).
     const float gnorm = tc.grad_clip > 0 ? optim::clip_grad_norm(params, tc.grad_clip) : optim::grad_norm(params);
     if (!std::isfinite(gnorm))

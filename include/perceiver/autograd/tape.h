@@ -13,6 +13,36 @@ namespace perceiver::autograd {
 // grad_root (same shape as root) is given. The graph is released afterwards.
 void backward(const Tensor& root, const Tensor& grad_root = Tensor());
 
+// The leaves' gradients of one walk, in the order the walk reached them, not yet added in.
+using LeafGradients = std::vector<std::pair<AutogradMeta*, Tensor>>;
+
+// As backward, but hands the leaves' gradients back instead of adding them in (root must not be
+// a leaf). ag::checkpoint reads its recomputed inputs' gradients from here.
+LeafGradients backward_collect(const Tensor& root, const Tensor& grad_root = Tensor());
+
+// Adds each gradient into its leaf.grad() (a leaf without one takes the tensor itself when
+// nothing else shares its storage, else a private copy), or into this thread's GradientSink
+// while one is open. The entries are released as they go.
+void commit_gradients(LeafGradients& grads);
+
+// While alive, gradients committed on this thread (backward, commit_gradients) are summed here
+// instead of into the leaves: batch slices differentiated on several threads at once keep
+// their gradients apart and commit them afterwards in a fixed order (train/data_parallel.h).
+class GradientSink {
+ public:
+  GradientSink();
+  ~GradientSink();
+  GradientSink(const GradientSink&) = delete;
+  GradientSink& operator=(const GradientSink&) = delete;
+  void add(AutogradMeta* leaf, const Tensor& grad);  // sums per leaf, in arrival order
+  LeafGradients take();                              // the sums, in first-arrival order
+
+ private:
+  LeafGradients grads_;
+  std::vector<std::pair<AutogradMeta*, size_t>> index_;  // leaf -> slot (few hundred leaves)
+  GradientSink* outer_;
+};
+
 // True when an op with these inputs must record a node.
 bool should_record(std::initializer_list<const Tensor*> inputs);
 

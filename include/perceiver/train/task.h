@@ -34,6 +34,7 @@ struct EvalResult {
   std::vector<int64_t> confusion;  // classifiers: (K, K), row = true class, column = prediction
   double accuracy() const { return count ? static_cast<double>(correct) / count : 0.0; }
   double bits_per_prediction() const;  // loss / ln 2 (bits per byte for the masked LM)
+  void merge(const EvalResult& other);  // adds other's predictions (counts, loss, confusion)
 };
 
 // Adds the argmax accuracy, cross-entropy and (when r.confusion is sized) confusion of logits

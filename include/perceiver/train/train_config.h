@@ -31,6 +31,10 @@ struct TrainConfig {
   float ema_decay = 0.0f;
   uint64_t seed = 0;
   int threads = 0;                 // 0 = all cores
+  // How the threads share a step (train/data_parallel.h): "batch" (each thread a slice of the
+  // batch), "intra_op" (all threads inside each op), or "auto". Like threads, it may change on
+  // resume; a resumed run is bit-identical to an uninterrupted one when both stay the same.
+  std::string parallelism = "auto";
   int64_t log_every = 50;          // steps between plain-text progress lines / metric records
   int64_t checkpoint_every = 0;    // steps between checkpoints (0: end of each epoch only)
   int64_t max_steps = 0;           // stop (as if interrupted) after this many total steps; 0 = off

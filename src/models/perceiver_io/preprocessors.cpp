@@ -188,12 +188,17 @@ Tensor ImagePreprocessor::position_encoding(const std::vector<int64_t>& index_di
           shape_str(index_dims), "); the input must have exactly that many positions");
     return trainable_->forward(batch);                               // (B, M, P)
   }
-  auto it = fourier_cache_.find(index_dims);
-  if (it == fourier_cache_.end()) {
-    if (fourier_cache_.size() > 8) fourier_cache_.clear();
-    it = fourier_cache_.emplace(index_dims, c_.fourier.grid(index_dims)).first;
+  Tensor grid;
+  {
+    std::lock_guard<std::mutex> lock(*fourier_cache_mutex_);  // forwards of batch slices run at once
+    auto it = fourier_cache_.find(index_dims);
+    if (it == fourier_cache_.end()) {
+      if (fourier_cache_.size() > 8) fourier_cache_.clear();
+      it = fourier_cache_.emplace(index_dims, c_.fourier.grid(index_dims)).first;
+    }
+    grid = it->second;
   }
-  return ag::expand_leading(it->second, batch);                      // (B, M, F)
+  return ag::expand_leading(grid, batch);                            // (B, M, F)
 }
 
 Tensor ImagePreprocessor::process(const Tensor& x) const {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <utility>
@@ -108,6 +109,7 @@ class ImagePreprocessor : public ModalityPreprocessor {
   std::shared_ptr<TrainablePositionEncoding> trainable_;
   std::shared_ptr<nn::Linear> positions_projection_;
   mutable std::map<std::vector<int64_t>, Tensor> fourier_cache_;
+  mutable std::shared_ptr<std::mutex> fourier_cache_mutex_ = std::make_shared<std::mutex>();  // batch slices
 };
 
 struct AudioPreprocessorConfig {
