@@ -43,17 +43,15 @@ using models::TensorMap;
 using Clock = std::chrono::steady_clock;
 
 // One models::Model for both kinds (a run-config classifier or any model folder); classifier
-// inputs arrive as "images" (torch_compare.py's name) and are the model's "inputs".
+// inputs arrive as "images" (torch_compare.py's name) and go through the image path the trainer
+// uses (ImageClassifier::forward).
 struct Runner {
   std::unique_ptr<models::Model> model;
-  bool classifier = false;
+  models::ImageClassifier* classifier = nullptr;
 
-  TensorMap feed(const TensorMap& in) const {
-    if (!classifier) return in;
-    return {{"inputs", in.at("images")}};
-  }
   Tensor logits(const TensorMap& in) {
-    TensorMap out = model->forward(feed(in));
+    if (classifier) return classifier->forward(in.at("images"));
+    TensorMap out = model->forward(in);
     check(out.size() == 1, "[bench_e2e] expected one logits tensor, got ", out.size());
     return out.begin()->second;
   }
@@ -65,8 +63,10 @@ Runner build(const std::string& dir, bool load_weights) {
   const nlohmann::json j = read_json_file(cfg_path, "hf_config");
   Runner r;
   if (j.is_object() && j.contains("model")) {
-    r.classifier = true;
-    r.model = models::make_image_classifier(models::normalize_image_classifier_config(j.at("model")), 0);
+    std::unique_ptr<models::ImageClassifier> clf =
+        models::make_image_classifier(models::normalize_image_classifier_config(j.at("model")), 0);
+    r.classifier = clf.get();
+    r.model = std::move(clf);
     if (load_weights) {
       const std::string w = dir + "/model.safetensors";
       r.model->load_state_dict(io::load_safetensors(w).tensors, w);

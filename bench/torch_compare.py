@@ -44,6 +44,8 @@ Configurations (issue 4):
      to 4096, so the default --sweep-layout 2d uses square grids (32^2 .. 448^2 = 200,704), which keeps the
      input width (1 + 2-D Fourier, 16 bands = 67 channels) the same at every size; --sweep-layout 1d uses 1-D
      inputs of exactly M (needs a parser that accepts M > 4096).
+  5  configs/fmnist_vit.json (the ViT of this repo = transformers' ViTForImageClassification): train step and
+     inference at batch 64.
 
 Benchmark configs set attention_probs_dropout_prob to 0 in the HF config.json (the hub value is 0.1, active
 only in training) so that the first training loss is deterministic and comparable.
@@ -424,6 +426,12 @@ def build_plan(args):
             if small:
                 runs = [("train", 8, {}), ("infer", 8, {}), ("infer", 16, {})]
             plan.append(dict(cfg=1, name="fmnist_default", config={"model": model}, runs=runs, warmup=3, iters=20))
+        elif cfg == 5:
+            model = json.load(open(REPO / "configs" / "fmnist_vit.json"))["model"]
+            if small:
+                model.update(hidden_size=32, num_hidden_layers=1, intermediate_size=64)
+            runs = [("train", 64, {}), ("infer", 64, {})] if not small else [("train", 8, {}), ("infer", 8, {})]
+            plan.append(dict(cfg=5, name="fmnist_vit", config={"model": model}, runs=runs, warmup=3, iters=20))
         elif cfg == 2:
             if small:
                 conf = hf_config("PerceiverForImageClassificationFourier", num_latents=32, d_latents=64, d_model=261,
@@ -1040,7 +1048,7 @@ def parse_peaks(s):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", type=int_list, default=[1, 2, 3, 4], help="comma list of 1,2,3,4")
+    ap.add_argument("--configs", type=int_list, default=[1, 2, 3, 4], help="comma list of 1,2,3,4,5")
     ap.add_argument("--threads", type=int_list, default=[1, 2], help="comma list of thread counts")
     ap.add_argument("--iters", type=int, default=None, help="timed iterations (default per config: 20/3/5/5)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up iterations (default 3 for config 1, else 1)")

@@ -14,13 +14,15 @@ Three architectures, each with exactly the parameter names that perceiver.cpp us
   features, 64 bands, max_resolution 224; classification decoder).
 * ``HFMaskedLM``: HF ``PerceiverForMaskedLM`` (byte embeddings + learned positions; basic decoder with
   max_position_embeddings trainable queries, 8 heads, qk 256, no final layer; tied embedding decoder).
+* ``ViTClassifier``: the ViT of this repository (run config ``"model": {"type": "vit", ...}``,
+  src/models/vit, Hugging Face ``ViTForImageClassification`` names), which is transformers' own
+  ``ViTForImageClassification`` here (imported when a ViT is built; the only use of transformers).
 
 Every attention is ``torch.nn.functional.scaled_dot_product_attention``; everything is float32.
 The architecture is described by small "spec" objects (``make_spec``) that also count the matmul FLOPs
 analytically and make benchmark inputs, so the harness never has to build a model just to count.
 
-This file only needs torch (numpy for input generation); `transformers` is used by the self-test in
-torch_compare.py, never here.
+This file needs torch (numpy for input generation); `transformers` only for the ViT.
 """
 from __future__ import annotations
 
@@ -177,6 +179,12 @@ CLASSIFIER_DEFAULTS = dict(
     self_attends_per_block=2, num_blocks=1, share_weights=True, head="average", head_layernorm=True,
     decoder_heads=1, num_classes=10, dropout=0.0, init="lecun", init_std=0.02, type="perceiver")
 
+# Run-config defaults of our ViT (src/models/vit/vit_config.cpp).
+VIT_DEFAULTS = dict(
+    type="vit", image_size=[224, 224], patch_size=[16, 16], in_channels=3, hidden_size=768, num_hidden_layers=12,
+    num_attention_heads=12, intermediate_size=3072, layer_norm_eps=1e-12, qkv_bias=True, pooling="cls",
+    num_classes=1000, dropout=0.0, init="normal", init_std=0.02)
+
 # Defaults of HF PerceiverConfig (configuration_perceiver.py).
 HF_DEFAULTS = dict(
     num_latents=256, d_latents=1280, d_model=768, num_blocks=1, num_self_attends_per_block=26,
@@ -188,12 +196,12 @@ HF_DEFAULTS = dict(
 
 @dataclass
 class Spec:
-    kind: str                      # "classifier" | "hf_fourier" | "hf_mlm"
+    kind: str                      # "classifier" | "hf_fourier" | "hf_mlm" | "vit"
     cfg: dict = field(default_factory=dict)
 
     # -- architecture -------------------------------------------------------------------------
     def num_classes(self) -> int:
-        if self.kind == "classifier":
+        if self.kind in ("classifier", "vit"):
             return int(self.cfg["num_classes"])
         if self.kind == "hf_fourier":
             return int(self.cfg["num_labels"])
@@ -206,11 +214,15 @@ class Spec:
             return HFImageClassifierFourier(self.cfg)
         if self.kind == "hf_mlm":
             return HFMaskedLM(self.cfg)
+        if self.kind == "vit":
+            return ViTClassifier(self.cfg)
         raise ValueError(self.kind)
 
     def input_tokens_and_width(self, sample_shape):
         """(M, C) of the encoder input for one sample of the given input shape (without batch)."""
         c = self.cfg
+        if self.kind == "vit":  # patches x (channels * patch pixels)
+            return vit_patches(c), int(c["in_channels"]) * int(np.prod(c["patch_size"]))
         if self.kind == "classifier":
             m = int(np.prod(c["image_size"]))
             return m, int(c["in_channels"]) + fourier_width(len(c["image_size"]), c["num_fourier_bands"],
@@ -224,6 +236,11 @@ class Spec:
         """Analytic matmul FLOPs of one forward pass over a batch (2 m n k per GEMM, incl. QK^T and PV)."""
         m, width = self.input_tokens_and_width(sample_shape)
         total = 0
+        if self.kind == "vit":
+            c = self.cfg
+            t, d, i = m + 1, c["hidden_size"], c["intermediate_size"]  # tokens: patches + [CLS]
+            per_layer = 2 * t * d * 3 * d + 2 * 2 * t * t * d + 2 * t * d * d + 2 * 2 * t * d * i
+            return batch * (2 * m * width * d + c["num_hidden_layers"] * per_layer + 2 * d * c["num_classes"])
         if self.kind == "classifier":
             c = self.cfg
             cross, selfl = classifier_layers(c)
@@ -262,7 +279,7 @@ class Spec:
         """numpy arrays, named as bench_e2e / `perceiver run` expect."""
         rng = np.random.default_rng(seed)
         c = self.cfg
-        if self.kind == "classifier":
+        if self.kind in ("classifier", "vit"):
             shape = [batch] + list(c["image_size"]) + ([c["in_channels"]] if c["in_channels"] > 1 else [])
             return {"images": rng.random(shape, dtype=np.float32),
                     "labels": rng.integers(0, c["num_classes"], size=(batch,), dtype=np.int64)}
@@ -292,7 +309,7 @@ class Spec:
 
     def model_args(self, tensors: dict):
         """(args for model.forward, labels) from the tensors of an inputs file."""
-        if self.kind == "classifier":
+        if self.kind in ("classifier", "vit"):
             return (tensors["images"],), tensors.get("labels")
         if self.kind == "hf_fourier":
             return (tensors["inputs"],), tensors.get("labels")
@@ -308,6 +325,18 @@ class Spec:
 def make_spec(config: dict) -> Spec:
     """A Spec from a config.json object: an HF hub config (model_type perceiver + architectures)
     or one of our run configs ({"model": {"type": "perceiver", ...}})."""
+    if "model" in config and isinstance(config["model"], dict) and config["model"].get("type") == "vit":
+        m = dict(VIT_DEFAULTS)
+        unknown = set(config["model"]) - set(m)
+        if unknown:
+            raise ValueError(f"unknown ViT model keys {sorted(unknown)}")
+        m.update(config["model"])
+        for key in ("image_size", "patch_size"):
+            if isinstance(m[key], int):
+                m[key] = [m[key], m[key]]
+        if m["dropout"] or m["pooling"] != "cls" or m["in_channels"] != 1:
+            raise ValueError("the benchmark ViT takes grey images, no dropout and the [CLS] pooling")
+        return Spec("vit", m)
     if "model" in config and isinstance(config["model"], dict):
         m = dict(CLASSIFIER_DEFAULTS)
         unknown = set(config["model"]) - set(m)
@@ -391,6 +420,58 @@ class _PositionCache:
                 t = fourier_features(key[0], nb, mr, cp, so).to(dtype)
             self.cache[key] = t
         return t
+
+
+def vit_patches(c) -> int:
+    return (c["image_size"][0] // c["patch_size"][0]) * (c["image_size"][1] // c["patch_size"][1])
+
+
+class ViTClassifier(nn.Module):
+    """perceiver.cpp's ViT as transformers' ViTForImageClassification (the same names and numbers:
+    tests/parity/vit_parity_test.cpp), on grey images (B, H, W)."""
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        from transformers import ViTConfig, ViTForImageClassification
+        self.cfg = c = cfg
+        hf = ViTConfig(image_size=c["image_size"], patch_size=c["patch_size"], num_channels=c["in_channels"],
+                       hidden_size=c["hidden_size"], num_hidden_layers=c["num_hidden_layers"],
+                       num_attention_heads=c["num_attention_heads"], intermediate_size=c["intermediate_size"],
+                       layer_norm_eps=c["layer_norm_eps"], qkv_bias=c["qkv_bias"], hidden_act="gelu",
+                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=c["num_classes"])
+        model = ViTForImageClassification(hf)
+        self.vit, self.classifier = model.vit, model.classifier
+
+    # Hub checkpoint names (ours) -> the module names of transformers releases that renamed ViT's
+    # layers (5.x: vit.layers.N.attention.q_proj ...; from_pretrained maps them, load_state_dict not).
+    _RENAMES = [(r"vit\.encoder\.layer\.(\d+)\.attention\.attention\.query\.", r"vit.layers.\1.attention.q_proj."),
+                (r"vit\.encoder\.layer\.(\d+)\.attention\.attention\.key\.", r"vit.layers.\1.attention.k_proj."),
+                (r"vit\.encoder\.layer\.(\d+)\.attention\.attention\.value\.", r"vit.layers.\1.attention.v_proj."),
+                (r"vit\.encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"vit.layers.\1.attention.o_proj."),
+                (r"vit\.encoder\.layer\.(\d+)\.intermediate\.dense\.", r"vit.layers.\1.mlp.fc1."),
+                (r"vit\.encoder\.layer\.(\d+)\.output\.dense\.", r"vit.layers.\1.mlp.fc2."),
+                (r"vit\.encoder\.layer\.(\d+)\.", r"vit.layers.\1.")]
+
+    def load_state_dict(self, state, strict=True, assign=False):
+        import re
+        own = set(self.state_dict(keep_vars=True))
+        mapped = {}
+        for name, t in state.items():
+            if name not in own:
+                for pattern, repl in self._RENAMES:
+                    new = re.sub("^" + pattern, repl, name)
+                    if new != name:
+                        name = new
+                        break
+            mapped[name] = t
+        return super().load_state_dict(mapped, strict=strict, assign=assign)
+
+    def prime(self, images):
+        pass
+
+    def forward(self, images):
+        hidden = self.vit(pixel_values=images.unsqueeze(1)).last_hidden_state
+        return self.classifier(hidden[:, 0, :])
 
 
 class ClassifierPerceiver(nn.Module):

@@ -5,7 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <numeric>
+#include <sstream>
 #include <cmath>
 #include <chrono>
 #include <cstdio>
@@ -13,7 +16,10 @@
 #include <fstream>
 #include <thread>
 
+#include "perceiver/autograd/grad_mode.h"
+#include "perceiver/data/fashion_mnist.h"
 #include "perceiver/data/image.h"
+#include "perceiver/ops/activation.h"
 #include "perceiver/data/wav.h"
 #include "perceiver/data/image_codec.h"
 #include "perceiver/io/atomic_file.h"
@@ -91,19 +97,48 @@ TEST(Cli, TrainEvalPredictEndToEnd) {
   const std::string out = tmp.path + "/run";
   CliResult t = run_cli("train --config " + write_config(tmp.path, tmp.path, 2) + " --out " + out);
   ASSERT_EQ(t.code, 0) << t.out;
-  EXPECT_NE(t.out.find("epoch 2/2: test accuracy"), std::string::npos) << t.out;
+  // eval of the exported weights gives the accuracy the trainer measured after the last epoch
+  const size_t at = t.out.find("epoch 2/2: test accuracy ");
+  ASSERT_NE(at, std::string::npos) << t.out;
+  const std::string trained = t.out.substr(at + 25, 6);  // "0.xxxx"
   CliResult e = run_cli("eval --checkpoint " + out + "/model.safetensors --data-dir " + tmp.path);
   ASSERT_EQ(e.code, 0) << e.out;
-  EXPECT_NE(e.out.find("test accuracy:"), std::string::npos);
-  EXPECT_NE(e.out.find("confusion matrix"), std::string::npos);
+  EXPECT_NE(e.out.find("test accuracy: " + trained + " ("), std::string::npos) << "trainer said " << trained << "\n" << e.out;
+  // the confusion matrix holds the 20 test examples, 2 per class (each row sums to 2)
+  const size_t cm = e.out.find("confusion matrix");
+  ASSERT_NE(cm, std::string::npos) << e.out;
+  std::istringstream rows(e.out.substr(e.out.find('\n', e.out.find('\n', cm) + 1) + 1));
+  std::string row;
+  int row_count = 0;
+  while (std::getline(rows, row) && row_count < 10) {
+    std::istringstream cells(row.substr(14));  // after "%2lld %-11s"
+    int sum = 0, v = 0;
+    while (cells >> v) sum += v;
+    EXPECT_EQ(sum, 2) << "row " << row_count << ": " << row;
+    ++row_count;
+  }
+  EXPECT_EQ(row_count, 10);
   EXPECT_NE(e.out.find("Ankle boot"), std::string::npos);
-  // predict on a PNG written from a training-like pattern
+  // predict prints the classes and probabilities the model itself gives for the image
   Tensor img = Tensor::zeros({28, 28});
   for (int x = 0; x < 28; ++x) img.f32()[2 * 28 + x] = 1.0f;
   data::write_png_grey(tmp.path + "/x.png", img);
   CliResult p = run_cli("predict --checkpoint " + out + "/model.safetensors --top 2 " + tmp.path + "/x.png");
   ASSERT_EQ(p.code, 0) << p.out;
-  EXPECT_NE(p.out.find("x.png:"), std::string::npos) << p.out;
+  {
+    train::Checkpoint ckpt = train::read_checkpoint(out + "/model.safetensors");
+    auto model = train::model_from_checkpoint(ckpt, "model.safetensors");
+    autograd::NoGradGuard no_grad;
+    const Tensor probs = ops::softmax(model->forward(data::load_image_grey(tmp.path + "/x.png", 28, 28).reshape({1, 28, 28})));
+    std::vector<int> idx(10);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::sort(idx.begin(), idx.end(), [&](int a, int b) { return probs.f32()[a] > probs.f32()[b]; });
+    const std::vector<std::string> names = data::fashion_mnist_class_names();
+    char want[256];
+    std::snprintf(want, sizeof(want), "x.png: %s %.4f, %s %.4f\n", names[idx[0]].c_str(), probs.f32()[idx[0]],
+                  names[idx[1]].c_str(), probs.f32()[idx[1]]);
+    EXPECT_NE(p.out.find(want), std::string::npos) << "expected " << want << "got " << p.out;
+  }
   std::ofstream(tmp.path + "/broken.png") << "\x89PNG garbage";
   expect_fails("predict --checkpoint " + out + "/model.safetensors " + tmp.path + "/broken.png", "broken.png");
 
@@ -370,6 +405,29 @@ TEST(Cli, ConvertsTorchBinAndRefusesMaliciousPickles) {
   EXPECT_FALSE(std::filesystem::exists(tmp.path + "/evil.safetensors"));
 }
 
+// Kills and reaps a forked child unless the test reaped it: a failed ASSERT that leaves the test
+// early must not leave a 1000-epoch training run behind.
+class ChildProcess {
+ public:
+  explicit ChildProcess(pid_t pid) : pid_(pid) {}
+  ~ChildProcess() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  int wait() {  // the exit status; the child is reaped
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_;
+};
+
 TEST(Cli, InterruptSavesACheckpointAndExitsCleanly) {
   testing::TempDir tmp;
   testing::make_tiny_fashion_mnist(tmp.path, 400, 10);
@@ -381,14 +439,14 @@ TEST(Cli, InterruptSavesACheckpointAndExitsCleanly) {
     execl(PERCEIVER_CLI_PATH, PERCEIVER_CLI_PATH, "train", "--quiet", c.c_str(), o.c_str(), (char*)nullptr);
     _exit(127);
   }
+  ChildProcess child(pid);
   // Wait until training has written its first checkpoint (end of epoch 1), then interrupt.
   const std::string ckpt = out + "/checkpoint.safetensors";
   for (int i = 0; i < 600 && !std::filesystem::exists(ckpt); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_TRUE(std::filesystem::exists(ckpt));
   kill(pid, SIGINT);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const int status = child.wait();
   ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal instead of exiting";
   EXPECT_EQ(WEXITSTATUS(status), 130);
   train::Checkpoint ck = train::read_checkpoint(ckpt);  // complete and valid

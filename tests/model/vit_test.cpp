@@ -16,6 +16,7 @@
 #include "perceiver/models/image_classifier.h"
 #include "perceiver/models/vit/vit.h"
 #include "testing/compare.h"
+#include "testing/model_gradcheck.h"
 
 namespace perceiver {
 namespace {
@@ -101,6 +102,11 @@ void check_model_gradients(ViT& model, const std::function<Tensor()>& logits, co
     for (size_t i = 0; i < got.size(); ++i)
       EXPECT_NEAR(got[i], want[i], 0.03 * std::fabs(want[i]) + 0.01 * max_ref + 2e-4) << name << " entry " << i;
   }
+  // Each tensor along its own gradient to 0.05%, which a 0.1% error fails (testing/model_gradcheck.h).
+  const double l0 = loss_value(logits, labels);
+  const auto results = testing::directional_gradient_check(
+      model.named_parameters(), [&] { return loss_value(logits, labels); }, 0.05, 5e-4, testing::kF32Eps * std::fabs(l0));
+  EXPECT_TRUE(testing::directional_gradients_match(results, 5e-4, results.size() / 2));
 }
 
 TEST(ViT, NonSquareImageNchwGradientsMatchFiniteDifferences) {

@@ -13,6 +13,7 @@
 #include "perceiver/core/gemm_provider.h"
 #include "perceiver/ops/attention.h"
 #include "testing/compare.h"
+#include "testing/provider_scope.h"
 
 namespace perceiver {
 namespace {
@@ -20,6 +21,7 @@ namespace {
 using testing::all_close;
 using testing::f32_tol;
 using testing::randn;
+using testing::ProviderScope;
 using testing::to_double;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -76,12 +78,10 @@ void expect_matches_reference(const Case& c, const std::string& what) {
 
 TEST(AttentionTest, OddShapesNoMaskEveryProvider) {
   const Case c = make_case(2, 5, 37, 3, 7, 11, false, 100);
-  const GemmProvider saved = gemm_provider();
   for (GemmProvider p : {GemmProvider::kOneDNN, GemmProvider::kOpenBLAS, GemmProvider::kNaive}) {
-    set_gemm_provider(p);
+    ProviderScope scope(p);
     expect_matches_reference(c, gemm_provider_name(p));
   }
-  set_gemm_provider(saved);
 }
 
 TEST(AttentionTest, OddShapesWithMaskedKeys) {

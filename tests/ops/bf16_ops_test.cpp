@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "perceiver/ops/convert.h"
 #include "perceiver/ops/linear.h"
 #include "testing/compare.h"
+#include "testing/provider_scope.h"
 
 namespace perceiver {
 namespace {
@@ -27,6 +29,7 @@ namespace {
 using testing::all_close;
 using testing::f32_tol;
 using testing::randn;
+using testing::ProviderScope;
 using testing::to_double;
 
 constexpr double kBf16Eps = 1.0 / 256;  // 2^-8: unit roundoff of bf16 (8-bit significand)
@@ -34,25 +37,42 @@ constexpr double kBf16Eps = 1.0 / 256;  // 2^-8: unit roundoff of bf16 (8-bit si
 // x rounded to bf16 and back (the values the bf16 kernels multiply).
 Tensor rounded(const Tensor& x) { return ops::to_f32(ops::to_bf16(x)); }
 
+// Round to nearest moves a value by at most half a bf16 ulp, 2^-8 |x|; truncation moves it up to
+// a whole ulp (2^-7 |x| for significands near 1), so this per-element bound tells them apart
+// (all_close's tol * (|x| + rms) would not, for |x| below the rms).
+std::vector<double> half_ulp_bounds(const Tensor& x) {
+  std::vector<double> b = to_double(x);
+  for (double& v : b) v = kBf16Eps * std::fabs(v);
+  return b;
+}
+
 TEST(Bf16Convert, ShapesDtypesAndErrors) {
   const Tensor x = randn({3, 5, 7}, 1);
   const Tensor h = ops::to_bf16(x);
   EXPECT_EQ(h.dtype(), DType::kBF16);
   EXPECT_EQ(h.shape(), x.shape());
   const Tensor back = ops::to_f32(h);
-  EXPECT_TRUE(all_close(back, to_double(x), kBf16Eps, "round trip"));
+  EXPECT_TRUE(testing::all_within(back, to_double(x), half_ulp_bounds(x), "round trip"));
   EXPECT_TRUE(ops::to_f32(x).same_storage(x));
   EXPECT_THROW(ops::to_bf16(h), Error);
   EXPECT_THROW(ops::to_bf16(Tensor()), Error);
   // big enough for the threaded path
   const Tensor big = randn({1 << 19}, 2);
-  EXPECT_TRUE(all_close(ops::to_f32(ops::to_bf16(big)), to_double(big), kBf16Eps, "big"));
+  EXPECT_TRUE(testing::all_within(ops::to_f32(ops::to_bf16(big)), to_double(big), half_ulp_bounds(big), "big"));
+  // the bound rejects plain truncation (dropping the low 16 bits) of the same values
+  Tensor truncated = big.clone();
+  for (int64_t i = 0; i < truncated.numel(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, truncated.f32() + i, 4);
+    u &= 0xffff0000u;
+    std::memcpy(truncated.f32() + i, &u, 4);
+  }
+  EXPECT_FALSE(testing::all_within(truncated, to_double(big), half_ulp_bounds(big), "truncated"));
 }
 
 TEST(Bf16Linear, MatchesDoubleLinearOfRoundedOperands) {
   for (GemmProvider p : {GemmProvider::kOneDNN, GemmProvider::kOpenBLAS, GemmProvider::kNaive}) {
-    const GemmProvider saved = gemm_provider();
-    set_gemm_provider(p);
+    ProviderScope scope(p);
     const Tensor x = randn({3, 7, 45}, 10), w = randn({29, 45}, 11, 0.2f), b = randn({29}, 12);
     const Tensor y = ops::linear(x, ops::to_bf16(w), b);
     ASSERT_EQ(y.shape(), (Shape{3, 7, 29}));
@@ -64,7 +84,6 @@ TEST(Bf16Linear, MatchesDoubleLinearOfRoundedOperands) {
     reference::gemm<double>(false, true, 21, 29, 45, 1.0, xd.data(), 45, wd.data(), 45, 1.0,
                             ref.data(), 29);
     EXPECT_TRUE(all_close(y, ref, f32_tol(45), gemm_provider_name(p)));
-    set_gemm_provider(saved);
   }
 }
 

@@ -19,6 +19,7 @@
 #include "perceiver/ops/convert.h"
 #include "perceiver/ops/linear.h"
 #include "testing/compare.h"
+#include "testing/provider_scope.h"
 
 namespace perceiver {
 namespace {
@@ -26,6 +27,7 @@ namespace {
 using testing::all_close;
 using testing::f32_tol;
 using testing::randn;
+using testing::ProviderScope;
 using testing::to_double;
 
 constexpr double kBf16Eps = 1.0 / 256;  // 2^-8
@@ -44,8 +46,7 @@ TEST_P(Bf16LinearBackward, MatchesDoubleProductsOfRoundedOperands) {
   const LinearShape sh = GetParam();
   for (GemmProvider p : {GemmProvider::kOneDNN, GemmProvider::kOpenBLAS, GemmProvider::kNaive}) {
     if (p == GemmProvider::kNaive && sh.rows > 1000) continue;  // the naive loops: small shapes only
-    const GemmProvider saved = gemm_provider();
-    set_gemm_provider(p);
+    ProviderScope scope(p);
     const int64_t rows = sh.rows, cin = sh.cin, cout = sh.cout;
     const Tensor x = randn({1, rows, cin}, 30), w = randn({cout, cin}, 31, 0.2f), dy = randn({1, rows, cout}, 32);
     const ops::LinearGrads g = ops::linear_backward(dy, ops::to_bf16(x), ops::to_bf16(w), true, true, true);
@@ -63,7 +64,6 @@ TEST_P(Bf16LinearBackward, MatchesDoubleProductsOfRoundedOperands) {
     EXPECT_TRUE(all_close(g.dx, dx, f32_tol(cout), what + " dx"));
     EXPECT_TRUE(all_close(g.dw, dw, f32_tol(rows), what + " dw"));
     EXPECT_TRUE(all_close(g.db, db, f32_tol(rows), what + " db"));
-    set_gemm_provider(saved);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "perceiver/core/gemm_provider.h"
 #include "perceiver/ops/conv2d.h"
 #include "testing/compare.h"
+#include "testing/provider_scope.h"
 
 namespace perceiver {
 namespace {
@@ -19,6 +20,7 @@ namespace {
 using testing::all_close;
 using testing::f32_tol;
 using testing::randn;
+using testing::ProviderScope;
 using testing::throws_op_error;
 using testing::to_double;
 
@@ -92,9 +94,8 @@ TEST_P(Conv2dOp, EveryGemmProviderAgrees) {
   std::vector<double> dx(in.x.numel()), dw(in.w.numel()), db(s.Cout);
   const std::vector<double> dyd = to_double(dy), xd = to_double(in.x), wd = to_double(in.w);
   ref::conv2d_backward(dx.data(), dw.data(), db.data(), dyd.data(), xd.data(), wd.data(), s);
-  const GemmProvider saved = gemm_provider();
   for (GemmProvider p : {GemmProvider::kOneDNN, GemmProvider::kOpenBLAS, GemmProvider::kNaive}) {
-    set_gemm_provider(p);
+    ProviderScope scope(p);
     const std::string name = gemm_provider_name(p);
     EXPECT_TRUE(all_close(forward(in, s), ref_forward(in, s), f32_tol(s.Cin * s.kh * s.kw), name + " y"));
     const ops::Conv2dGrads g =
@@ -102,7 +103,6 @@ TEST_P(Conv2dOp, EveryGemmProviderAgrees) {
     EXPECT_TRUE(all_close(g.dx, dx, f32_tol(s.Cout * s.kh * s.kw), name + " dx"));
     EXPECT_TRUE(all_close(g.dw, dw, f32_tol(s.B * s.OH() * s.OW()), name + " dw"));
   }
-  set_gemm_provider(saved);
 }
 
 // {B, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw}

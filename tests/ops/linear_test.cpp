@@ -12,6 +12,7 @@
 #include "perceiver/core/gemm_provider.h"
 #include "perceiver/ops/linear.h"
 #include "testing/compare.h"
+#include "testing/provider_scope.h"
 
 namespace perceiver {
 namespace {
@@ -19,22 +20,11 @@ namespace {
 using testing::all_close;
 using testing::f32_tol;
 using testing::randn;
+using testing::ProviderScope;
 using testing::to_double;
 
 const GemmProvider kProviders[] = {GemmProvider::kOneDNN, GemmProvider::kOpenBLAS,
                                    GemmProvider::kNaive};
-
-// Sets a provider for one scope and restores the previous one.
-class ProviderScope {
- public:
-  explicit ProviderScope(GemmProvider p) : saved_(gemm_provider()) { set_gemm_provider(p); }
-  ~ProviderScope() { set_gemm_provider(saved_); }
-  ProviderScope(const ProviderScope&) = delete;
-  ProviderScope& operator=(const ProviderScope&) = delete;
-
- private:
-  GemmProvider saved_;
-};
 
 std::vector<float> random_vec(int64_t n, uint64_t seed) { return randn({n}, seed).to_vector(); }
 std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }

@@ -121,6 +121,16 @@ inline double grad_ratio(const Tensor& got, const Tensor& ref, double g_max) {
   return max_abs_diff(got, ref) / (2e-4 * std::max(max_abs(ref), 1e-3 * g_max));
 }
 
+// Headroom (issue 19): this port's worst ratios against the rules above are about 0.008 (forward),
+// 0.02 (losses), 0.01 (gradients) and 0.16 (key biases, whose exact gradient is zero: rounding
+// noise only), so the 1e-4 acceptance rule would pass errors ~100x larger than it makes, e.g. a
+// LayerNorm eps of 1e-5 instead of ViT's 1e-12 (forward 0.18, loss 0.18, gradients 0.15). Each
+// family must also stay within these bounds, a few times what is observed.
+constexpr double kForwardHeadroom = 0.05;
+constexpr double kLossHeadroom = 0.1;
+constexpr double kGradHeadroom = 0.05;         // every gradient but the key biases'
+constexpr double kKeyBiasGradHeadroom = 0.5;
+
 inline ::testing::AssertionResult same_shape(const Tensor& got, const Tensor& ref, const std::string& what) {
   if (!got.defined()) return ::testing::AssertionFailure() << what << ": not produced";
   if (got.shape() != ref.shape())

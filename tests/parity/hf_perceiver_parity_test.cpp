@@ -90,7 +90,7 @@ void check_family(const std::string& family) {
   double g_max = 0;
   for (const auto& [name, ref] : fx.grads)
     if (is_grad_entry(name)) g_max = std::max(g_max, testing::max_abs(ref));
-  double worst_grad = 0;
+  double worst_grad = 0, worst_other_grad = 0;  // other: besides the analytically zero key biases
   std::string worst_grad_name;
   size_t params_seen = 0;
   for (auto& [name, p] : model->named_parameters()) {
@@ -102,6 +102,7 @@ void check_family(const std::string& family) {
     const double r = grad_ratio(g, it->second, g_max);
     EXPECT_LE(r, 1.0) << family << " gradient of " << name;
     if (r > worst_grad) worst_grad = r, worst_grad_name = name;
+    if (name.find("key.bias") == std::string::npos) worst_other_grad = std::max(worst_other_grad, r);
   }
   size_t grad_entries = 0;
   for (const auto& [name, t] : fx.grads) grad_entries += is_grad_entry(name);
@@ -129,9 +130,14 @@ void check_family(const std::string& family) {
     const double d_port = double(loss0) - double(loss);
     EXPECT_LE(std::fabs(d_port - d_ref), 2e-2 * std::fabs(d_ref)) << "decrease " << d_port << " vs " << d_ref;
   }
-  std::printf("[ %s ] worst ratios (1.0 = tolerance): forward %.3g (%s), loss %.3g, gradient %.3g (%s)\n",
+  std::printf("[ %s ] worst ratios (1.0 = tolerance): forward %.3g (%s), loss %.3g, gradient %.3g (%s), "
+              "gradient other than key biases %.3g\n",
               family.c_str(), worst_forward, worst_forward_name.c_str(), worst_loss, worst_grad,
-              worst_grad_name.c_str());
+              worst_grad_name.c_str(), worst_other_grad);
+  EXPECT_LE(worst_forward, testing::kForwardHeadroom) << family << ": forward error far above this port's usual";
+  EXPECT_LE(worst_loss, testing::kLossHeadroom) << family << ": loss error far above this port's usual";
+  EXPECT_LE(worst_other_grad, testing::kGradHeadroom) << family << ": gradient error far above this port's usual";
+  EXPECT_LE(worst_grad, testing::kKeyBiasGradHeadroom) << family << ": key-bias gradient noise far above this port's usual";
 }
 
 TEST(HfPerceiverParity, LanguagePerceiver) { check_family("language-perceiver"); }

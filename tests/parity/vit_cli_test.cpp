@@ -139,31 +139,34 @@ TEST(ViTCli, ClassifyPrintsTopLabels) {
   const testing::CliRun r = run_perceiver({"classify", "--model", dir, image("chelsea.png")}, false);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 6) << r.out;  // the path + 5 labels
-  // The ViT processor at the config image_size (32), then softmax(model(pixels)), top 5.
-  data::ImageProcessorConfig p = data::vit_processor_config();
-  p.size = 32;
-  const Tensor pixels = data::preprocess_images({data::load_image_rgb(image("chelsea.png"))}, p);
-  EXPECT_EQ(pixels.shape(), (Shape{1, 3, 32, 32}));
+  // The ViT processor at `size`, then softmax(model(pixels)), the top classes.
   auto model = load_in_process(dir);
-  autograd::NoGradGuard no_grad;
-  const Tensor probs = ops::softmax(model->forward_pixels(pixels));
-  std::vector<int64_t> idx(10);
-  for (int64_t i = 0; i < 10; ++i) idx[static_cast<size_t>(i)] = i;
-  const float* q = probs.f32();
-  std::stable_sort(idx.begin(), idx.end(), [q](int64_t x, int64_t y) { return q[x] > q[y]; });
-  std::string expected = image("chelsea.png") + "\n";
-  for (int i = 0; i < 5; ++i) {
-    char line[128];
-    std::snprintf(line, sizeof line, "  %.4f  %lld  LABEL_%lld\n", q[idx[i]], static_cast<long long>(idx[i]),
-                  static_cast<long long>(idx[i]));
-    expected += line;
-  }
-  EXPECT_EQ(r.out, expected);
+  auto expected = [&](int64_t size, int top) {
+    data::ImageProcessorConfig p = data::vit_processor_config();
+    p.size = size;
+    const Tensor pixels = data::preprocess_images({data::load_image_rgb(image("chelsea.png"))}, p);
+    EXPECT_EQ(pixels.shape(), (Shape{1, 3, size, size}));
+    autograd::NoGradGuard no_grad;
+    const Tensor probs = ops::softmax(model->forward_pixels(pixels));
+    std::vector<int64_t> idx(10);
+    for (int64_t i = 0; i < 10; ++i) idx[static_cast<size_t>(i)] = i;
+    const float* q = probs.f32();
+    std::stable_sort(idx.begin(), idx.end(), [q](int64_t x, int64_t y) { return q[x] > q[y]; });
+    std::string report = image("chelsea.png") + "\n";
+    for (int i = 0; i < top; ++i) {
+      char line[128];
+      std::snprintf(line, sizeof line, "  %.4f  %lld  LABEL_%lld\n", q[idx[i]], static_cast<long long>(idx[i]),
+                    static_cast<long long>(idx[i]));
+      report += line;
+    }
+    return report;
+  };
+  EXPECT_EQ(r.out, expected(32, 5));  // the config image_size
 
   // --size overrides the config size; the model interpolates its positions.
   const testing::CliRun big = run_perceiver({"classify", "--model", dir, image("chelsea.png"), "--size", "48", "--top", "3"}, false);
   ASSERT_EQ(big.code, 0) << big.out;
-  EXPECT_EQ(std::count(big.out.begin(), big.out.end(), '\n'), 4) << big.out;
+  EXPECT_EQ(big.out, expected(48, 3));
 }
 
 TEST(ViTCli, ErrorsAreClear) {

@@ -138,6 +138,10 @@ TEST(ViTParity, ForwardGradientsAndSgdMatchHuggingFace) {
               "gradient other than key biases %.3g\n",
               worst_forward, worst_forward_name.c_str(), worst_loss, worst_grad, worst_grad_name.c_str(),
               worst_other_grad);
+  EXPECT_LE(worst_forward, testing::kForwardHeadroom) << "forward error far above this port's usual";
+  EXPECT_LE(worst_loss, testing::kLossHeadroom) << "loss error far above this port's usual";
+  EXPECT_LE(worst_other_grad, testing::kGradHeadroom) << "gradient error far above this port's usual";
+  EXPECT_LE(worst_grad, testing::kKeyBiasGradHeadroom) << "key-bias gradient noise far above this port's usual";
 }
 
 TEST(ViTParity, StrictLoadingListsBadTensors) {
