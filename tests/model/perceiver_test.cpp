@@ -130,6 +130,16 @@ TEST(Perceiver, GradientsMatchFiniteDifferencesQueryHeadTwoCrossAttends) {
   check_model_gradients(c);
 }
 
+// The original Perceiver's repeated cross-attends: the second and third share one set of weights,
+// so their gradients are sums over two uses.
+TEST(Perceiver, GradientsMatchFiniteDifferencesSharedCrossAttends) {
+  models::PerceiverConfig c = tiny_config();
+  c.num_cross_attends = 3;
+  c.share_weights = true;
+  c.self_attends_per_block = 1;
+  check_model_gradients(c);
+}
+
 TEST(Perceiver, RejectsWrongInputShape) {
   models::Perceiver model(tiny_config(), 0);
   try {
