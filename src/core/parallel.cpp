@@ -36,18 +36,20 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   }
 }
 
-void run_concurrently(int n, const std::function<void(int)>& fn) {
+void run_concurrently(int n, const std::function<void(int)>& fn, int threads) {
   if (n <= 0) return;
-  if (n == 1 || in_parallel_region()) {
+  if (threads <= 0) threads = n;
+  threads = std::min(threads, n);
+  if (threads == 1 || in_parallel_region()) {
     for (int i = 0; i < n; ++i) fn(i);
     return;
   }
   std::vector<std::exception_ptr> errors(n);
-#pragma omp parallel num_threads(n)
+#pragma omp parallel num_threads(threads)
   {
-    // the team may be smaller than asked (OMP_THREAD_LIMIT, dynamic adjustment): every task runs
-    const int nt = omp_get_num_threads();
-    for (int i = omp_get_thread_num(); i < n; i += nt) {
+    // each task goes to the next thread that is free (a thread slowed by a busy core takes fewer)
+#pragma omp for schedule(dynamic, 1)
+    for (int i = 0; i < n; ++i) {
       try {
         fn(i);
       } catch (...) {

@@ -97,7 +97,7 @@ StepLoss forward_backward(const models::TensorMap& batch, int slices, Rng& rng, 
     losses[s] = l.item() * weight;
     autograd::backward(l, Tensor::full(l.shape(), weight));
     grads[s] = sink.take();
-  });
+  }, std::min(slices, num_threads()));
   // Fixed order: slice 0's gradients first, so the sum never depends on which thread ended first.
   for (int s = 0; s < slices; ++s) {
     autograd::commit_gradients(grads[s]);

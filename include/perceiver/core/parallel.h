@@ -15,9 +15,9 @@ bool in_parallel_region();
 // Calls fn(begin, end) on disjoint sub-ranges of [0, n), in parallel when n >= 2*grain.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
-// Runs fn(0) .. fn(n-1) at once, task i on thread i of a team of n (one after another inside a
-// parallel region). An exception thrown by a task is rethrown here after all tasks ended (the
-// lowest task's first); ops called by a task run single-threaded.
-void run_concurrently(int n, const std::function<void(int)>& fn);
+// Runs fn(0) .. fn(n-1) on a team of `threads` (0: n), each task taken by the next free thread
+// (one after another inside a parallel region). An exception thrown by a task is rethrown here
+// after all tasks ended (the lowest task's first); ops called by a task run single-threaded.
+void run_concurrently(int n, const std::function<void(int)>& fn, int threads = 0);
 
 }  // namespace perceiver
