@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <thread>
 
@@ -256,11 +257,20 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   io::write_file_atomic(opt.out_dir + "/config.json", cfg.to_json().dump(2) + "\n");
   if (!task.split().is_null())  // the held-out documents, for baselines on the same split
     io::write_file_atomic(opt.out_dir + "/data_split.json", task.split().dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  // Slices per step, decided once per batch size (a run has at most two: full and the epoch's
+  // last), not per step: the rule visits the model's parameters and buffers.
+  std::map<int64_t, int> slices_for_batch;
+  auto slices_for = [&](int64_t b) {
+    auto it = slices_for_batch.find(b);
+    if (it == slices_for_batch.end())
+      it = slices_for_batch.emplace(b, batch_slices(tc.parallelism, num_threads(), b, model)).first;
+    return it->second;
+  };
   progress.message("model: " + std::to_string(model.num_parameters()) + " parameters; " +
                    std::to_string(n) + " training " + task.example_word() + ", " + std::to_string(task.test_size()) +
                    " test " + task.example_word() + "; " + std::to_string(total) + " steps of batch " +
                    std::to_string(tc.batch_size) + "; " + std::to_string(num_threads()) + " threads" +
-                   (batch_slices(tc.parallelism, num_threads(), std::min(tc.batch_size, n), model) > 1
+                   (slices_for(std::min(tc.batch_size, n)) > 1
                         ? " (each a slice of the batch)" : ""));
 
   TrainResult result;
@@ -295,7 +305,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     model.train(true);
     optimizer->zero_grad();
     const StepLoss step_loss = forward_backward(
-        batch, batch_slices(tc.parallelism, num_threads(), b, model), step_rng,
+        batch, slices_for(b), step_rng,
         [&](const models::TensorMap& part, Rng* rng, EvalResult* stats) {
           return task.loss(part, tc.label_smoothing, rng, stats);
         });
