@@ -9,6 +9,7 @@ PKGS=(
   nlohmann-json3-dev libcli11-dev    # configs, command line
   libpng-dev libjpeg62-turbo-dev zlib1g-dev  # image decoding (PNG, JPEG), gzip'd IDX files
   libgtest-dev libbenchmark-dev      # tests, benchmarks
+  mpich libmpich-dev                 # data-parallel training across processes (mpiexec -n N perceiver train)
   dataset-fashion-mnist              # the default training data
 )
 missing=()

@@ -11,7 +11,8 @@
 // After the walk (or an error) every visited node drops its saved tensors (no retain_graph).
 // A new leaf gradient takes over the walk's tensor when nothing else shares its storage (a
 // private copy otherwise), so the gradients are never held twice. While a GradientSink is open
-// on the thread, commits sum into it instead (a batch slice's gradients, kept apart).
+// on the thread, commits sum into it instead (a batch slice's gradients, kept apart). A
+// LeafGradientObserver hears of each leaf as soon as its gradient is final (data parallelism).
 #include "perceiver/autograd/tape.h"
 
 #include <unordered_map>
@@ -91,8 +92,15 @@ Tensor walk_seed(const Tensor& root, const Tensor& grad_root) {
   return seed;
 }
 
+thread_local LeafGradientObserver* t_observer = nullptr;  // backward()'s observer on this thread
+
+bool is_leaf_edge(const Node& node, size_t i) {
+  return node.needs_input_grad(i) && !node.inputs[i].meta->grad_fn;
+}
+
 // Steps 1-4 of the header comment for a root with a producer; the leaves' gradients are returned.
-LeafGradients walk(const Tensor& root, const Tensor& seed) {
+// With an observer, each leaf is reported when its last edge has been walked.
+LeafGradients walk(const Tensor& root, const Tensor& seed, const LeafGradientObserver* observer = nullptr) {
   NoGradGuard no_grad;  // rules run ops, never record
   auto& meta = root.autograd_meta();
   std::vector<Node*> order = topological_order(meta->grad_fn.get());
@@ -110,11 +118,29 @@ LeafGradients walk(const Tensor& root, const Tensor& seed) {
   std::unordered_map<AutogradMeta*, size_t> leaf_slot;
   grads[meta->grad_fn.get()].resize(meta->grad_fn->num_outputs);
   grads[meta->grad_fn.get()][meta->output_index] = seed;
+  std::unordered_map<AutogradMeta*, int> edges_left;  // observer: leaf edges not walked yet
+  if (observer != nullptr)
+    for (Node* node : order)
+      for (size_t i = 0; i < node->inputs.size(); ++i)
+        if (is_leaf_edge(*node, i)) ++edges_left[node->inputs[i].meta.get()];
+  // After a node: its leaf edges are walked; a leaf with none left is final.
+  auto report_leaves = [&](const Node& node) {
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      if (!is_leaf_edge(node, i)) continue;
+      AutogradMeta* leaf = node.inputs[i].meta.get();
+      if (--edges_left[leaf] != 0) continue;
+      auto slot = leaf_slot.find(leaf);
+      if (slot != leaf_slot.end()) observer->ready()(leaf, leaf_grads[slot->second].second);
+    }
+  };
 
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     auto found = grads.find(node);
-    if (found == grads.end()) continue;  // no gradient reached this node
+    if (found == grads.end()) {  // no gradient reached this node
+      if (observer != nullptr) report_leaves(*node);
+      continue;
+    }
     std::vector<Tensor> grad_outputs = std::move(found->second);
     grads.erase(found);
     grad_outputs.resize(node->num_outputs);
@@ -139,6 +165,7 @@ LeafGradients walk(const Tensor& root, const Tensor& seed) {
         else accumulate(leaf_grads[it2->second].second, grad_inputs[i]);
       }
     }
+    if (observer != nullptr) report_leaves(*node);
   }
   return leaf_grads;
 }
@@ -146,6 +173,11 @@ LeafGradients walk(const Tensor& root, const Tensor& seed) {
 thread_local GradientSink* t_sink = nullptr;  // this thread's open sink (batch slices)
 
 }  // namespace
+
+LeafGradientObserver::LeafGradientObserver(Ready ready) : ready_(std::move(ready)), outer_(t_observer) {
+  t_observer = this;
+}
+LeafGradientObserver::~LeafGradientObserver() { t_observer = outer_; }
 
 GradientSink::GradientSink() : outer_(t_sink) { t_sink = this; }
 GradientSink::~GradientSink() { t_sink = outer_; }
@@ -191,7 +223,7 @@ void backward(const Tensor& root, const Tensor& grad_root) {
     return;
   }
   // Leaf gradients are committed only when the whole walk succeeded.
-  LeafGradients leaf_grads = walk(root, seed);
+  LeafGradients leaf_grads = walk(root, seed, t_observer);
   commit_gradients(leaf_grads);
 }
 

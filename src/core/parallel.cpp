@@ -2,16 +2,38 @@
 #include "perceiver/core/parallel.h"
 
 #include <omp.h>
+#include <pmmintrin.h>
+#include <xmmintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
+#include <string>
 #include <vector>
 
 namespace perceiver {
 
+namespace {
+
+void flush_denormals_here(bool on) {
+  _MM_SET_FLUSH_ZERO_MODE(on ? _MM_FLUSH_ZERO_ON : _MM_FLUSH_ZERO_OFF);
+  _MM_SET_DENORMALS_ZERO_MODE(on ? _MM_DENORMALS_ZERO_ON : _MM_DENORMALS_ZERO_OFF);
+}
+
+}  // namespace
+
+void flush_denormals(bool on) {
+  flush_denormals_here(on);
+  if (in_parallel_region()) return;
+#pragma omp parallel num_threads(omp_get_max_threads())
+  flush_denormals_here(on);
+}
+
 void set_num_threads(int n) {
   if (n <= 0) n = omp_get_num_procs();
   omp_set_num_threads(n);
+  const char* keep = std::getenv("PERCEIVER_KEEP_DENORMALS");
+  flush_denormals(!(keep != nullptr && std::string(keep) == "1"));
 }
 
 int num_threads() { return in_parallel_region() ? 1 : omp_get_max_threads(); }

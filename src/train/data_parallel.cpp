@@ -64,43 +64,62 @@ int batch_slices(const std::string& parallelism, int threads, int64_t batch, mod
   return batch >= 2 * slices && extra_gradients <= 64.0 * 1048576.0 ? slices : 1;
 }
 
-StepLoss forward_backward(const models::TensorMap& batch, int slices, Rng& rng, const SliceLoss& loss) {
+StepLoss forward_backward(const models::TensorMap& batch, int slices, Rng& rng, const SliceLoss& loss, int rank,
+                          int ranks) {
   StepLoss result;
-  if (slices <= 1) {
+  check(slices >= 1 && ranks >= 1 && rank >= 0 && rank < ranks, "[train] forward_backward: bad split: rank ", rank,
+        " of ", ranks, ", ", slices, " slices");
+  if (slices == 1 && ranks == 1) {
     Tensor l = loss(batch, &rng, &result.stats);
     result.loss = l.item();
     autograd::backward(l);
     return result;
   }
+  // Parts p = 0 .. P-1 of the whole batch, P = ranks x slices; this process runs its ranks's.
+  const int parts_total = ranks * slices;
   const int64_t b = batch_rows(batch);
-  check(slices <= b, "[train] cannot split a batch of ", b, " into ", slices, " slices");
+  check(ranks > 1 || slices <= b, "[train] cannot split a batch of ", b, " into ", slices, " slices");
   std::vector<models::TensorMap> parts(slices);
   std::vector<int64_t> counts(slices);
   std::vector<Rng> rngs;
   int64_t total = 0;
-  for (int s = 0; s < slices; ++s) {
-    parts[s] = slice_batch(batch, b, b * s / slices, b * (s + 1) / slices);
-    counts[s] = predictions(parts[s], b * (s + 1) / slices - b * s / slices);
-    total += counts[s];
+  for (int p = 0; p < parts_total; ++p) {  // every part's seed and count, so each rank sees the whole batch's
+    const int64_t begin = b * p / parts_total, end = b * (p + 1) / parts_total;
     const uint64_t seed = (static_cast<uint64_t>(rng.next_u32()) << 32) | rng.next_u32();
-    rngs.emplace_back(seed, 0x511ce000ULL + static_cast<uint64_t>(s));
+    const bool mine = p / slices == rank;
+    // a part may be empty: the epoch's last batch can hold fewer examples than there are processes
+    models::TensorMap part = begin < end ? slice_batch(batch, b, begin, end) : models::TensorMap();
+    const int64_t count = begin < end ? predictions(part, end - begin) : 0;
+    total += count;
+    if (!mine) continue;
+    const int s = p % slices;
+    parts[s] = std::move(part);
+    counts[s] = count;
+    rngs.emplace_back(seed, 0x511ce000ULL + static_cast<uint64_t>(p));
   }
   std::vector<float> losses(slices, 0.0f);
   std::vector<EvalResult> stats(slices);
   std::vector<autograd::LeafGradients> grads(slices);
-  run_concurrently(slices, [&](int s) {
-    if (counts[s] == 0) return;  // nothing to predict in this slice (e.g. no masked byte)
-    // mean over the batch = sum over slices of (slice mean) x (slice share of the predictions)
+  // mean over the batch = sum over parts of (part mean) x (part's share of the predictions)
+  auto run_part = [&](int s) {
+    if (counts[s] == 0) return;  // nothing to predict in this part (e.g. no masked byte)
     const float weight = static_cast<float>(static_cast<double>(counts[s]) / static_cast<double>(total));
-    autograd::GradientSink sink;
     Tensor l = loss(parts[s], &rngs[s], &stats[s]);
     losses[s] = l.item() * weight;
     autograd::backward(l, Tensor::full(l.shape(), weight));
-    grads[s] = sink.take();
-  }, std::min(slices, num_threads()));
-  // Fixed order: slice 0's gradients first, so the sum never depends on which thread ended first.
+  };
+  if (slices == 1) {
+    run_part(0);  // one part here: its gradients go straight to the parameters (and may be observed)
+  } else {
+    run_concurrently(slices, [&](int s) {
+      autograd::GradientSink sink;
+      run_part(s);
+      grads[s] = sink.take();
+    }, std::min(slices, num_threads()));
+    // Fixed order: slice 0's gradients first, so the sum never depends on which thread ended first.
+    for (int s = 0; s < slices; ++s) autograd::commit_gradients(grads[s]);
+  }
   for (int s = 0; s < slices; ++s) {
-    autograd::commit_gradients(grads[s]);
     result.loss += losses[s];
     result.stats.merge(stats[s]);
   }

@@ -486,17 +486,21 @@ Tensor Task::loss(const TensorMap& batch, float label_smoothing, Rng* rng, EvalR
   return ag::cross_entropy(logits, labels, label_smoothing);
 }
 
-EvalResult Task::evaluate(int64_t batch_size) const {
+EvalResult Task::evaluate(int64_t batch_size) const { return evaluate(batch_size, 0, test_size_); }
+
+EvalResult Task::evaluate(int64_t batch_size, int64_t first, int64_t count) const {
   autograd::NoGradGuard no_grad;
   check(batch_size > 0, "[evaluate] batch_size must be positive, got ", batch_size);
+  check(first >= 0 && count >= 0 && first + count <= test_size_, "[evaluate] test examples [", first, ", ",
+        first + count, ") are outside the test set of ", test_size_);
   EvalResult r;
   r.regression = regression_;
   if (kind_ != Kind::kMaskedLM) {
     r.num_classes = num_classes_;
     r.confusion.assign(num_classes_ * num_classes_, 0);
   }
-  for (int64_t start = 0; start < test_size_; start += batch_size) {
-    const int64_t len = std::min(batch_size, test_size_ - start);
+  for (int64_t start = first; start < first + count; start += batch_size) {
+    const int64_t len = std::min(batch_size, first + count - start);
     const TensorMap batch = test_batch(start, len);
     const Tensor logits = forward(batch, nullptr).at("logits");
     if (regression_) accumulate_squared_errors(logits, batch.at("labels"), r);

@@ -30,6 +30,7 @@
 #include "perceiver/optim/schedule.h"
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/data_parallel.h"
+#include "perceiver/train/distributed.h"
 #include "perceiver/train/progress.h"
 
 namespace perceiver::train {
@@ -175,13 +176,19 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   using Clock = std::chrono::steady_clock;
   const TrainConfig& tc = user_cfg.train;
   set_num_threads(tc.threads);
-  std::error_code ec;
-  std::filesystem::create_directories(opt.out_dir, ec);
-  check(!ec, "[train] cannot create output directory '", opt.out_dir, "': ", ec.message());
-  const std::vector<std::string> stale = io::remove_stale_temp_files(opt.out_dir);
+  // Data parallel across processes (train/distributed.h): rank 0 alone reads and writes files.
+  const int rank = dist::rank(), ranks = dist::size();
+  const bool writer = rank == 0;
+  std::vector<std::string> stale;
+  if (writer) {
+    std::error_code ec;
+    std::filesystem::create_directories(opt.out_dir, ec);
+    check(!ec, "[train] cannot create output directory '", opt.out_dir, "': ", ec.message());
+    stale = io::remove_stale_temp_files(opt.out_dir);
+  }
   const std::string ckpt_path = opt.out_dir + "/checkpoint.safetensors";
   const std::string metrics_path = opt.out_dir + "/metrics.jsonl";
-  Progress progress(opt.quiet);
+  Progress progress(opt.quiet || !writer);
   for (const std::string& name : stale)
     progress.message("removed " + opt.out_dir + "/" + name + ", a temporary file left by a writer that no longer runs");
 
@@ -206,6 +213,17 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   std::unique_ptr<optim::Optimizer> optimizer = optim::make_optimizer(tc.optimizer, params, oo);
 
   const int64_t n = task.train_size();
+  if (ranks > 1) {
+    check(tc.batch_size >= ranks, "[train] train.batch_size ", tc.batch_size, " is the global batch, split across ",
+          ranks, " processes: it must be at least the number of processes");
+    bool batch_norm = false;
+    model.visit_buffers([&](const std::string& name, Tensor&) {
+      batch_norm |= name.find("running_mean") != std::string::npos;
+    });
+    check(!batch_norm, "[train] this model normalises with batch statistics (batch norm), which differ between the "
+          "processes' shares of the batch; data-parallel training across processes would change the model: run it in "
+          "one process");
+  }
   const int64_t spe = (n + tc.batch_size - 1) / tc.batch_size;
   const int64_t total = spe * tc.epochs;
   optim::ScheduleConfig sched;
@@ -220,7 +238,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   int64_t step = 0;
   check(!(opt.resume && !opt.init_dir.empty()), "[train] --init starts a run from a model folder; a resumed run "
         "continues from its checkpoint: give one of --init and --resume");
-  if (opt.resume) {
+  if (opt.resume && writer) {
     Checkpoint ckpt = read_checkpoint(ckpt_path);
     check(ckpt.config.model == cfg.model, "[train] ", ckpt_path,
           ": the checkpoint's model config differs from the run's; resume with the same config");
@@ -244,7 +262,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     check(step <= total, "[train] ", ckpt_path, ": checkpoint step ", step, " is past the end of training (",
           total, " steps)");
     progress.message("resumed from " + ckpt_path + " at step " + std::to_string(step));
-  } else {
+  } else if (writer) {
     check(opt.force || !std::filesystem::exists(ckpt_path), "[train] ", opt.out_dir,
           " already holds a run (checkpoint.safetensors); continue it with --resume, or start over with --force");
     std::remove(metrics_path.c_str());
@@ -254,24 +272,36 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
       progress.message("init: weights from " + opt.init_dir);
     }
   }
-  io::write_file_atomic(opt.out_dir + "/config.json", cfg.to_json().dump(2) + "\n");
-  if (!task.split().is_null())  // the held-out documents, for baselines on the same split
+  // Every rank starts from rank 0's weights, optimizer state and step.
+  broadcast_training_state(model, *optimizer, step);
+  if (writer) io::write_file_atomic(opt.out_dir + "/config.json", cfg.to_json().dump(2) + "\n");
+  if (writer && !task.split().is_null())  // the held-out documents, for baselines on the same split
     io::write_file_atomic(opt.out_dir + "/data_split.json", task.split().dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  // Slices per step, decided once per batch size (a run has at most two: full and the epoch's
-  // last), not per step: the rule visits the model's parameters and buffers.
+  // Slices per step and process, decided once per batch size (a run has at most two: full and
+  // the epoch's last), not per step: the rule visits the model's parameters and buffers. Every
+  // process takes rank 0's decision (the parts of the batch must be cut alike everywhere).
   std::map<int64_t, int> slices_for_batch;
   auto slices_for = [&](int64_t b) {
     auto it = slices_for_batch.find(b);
-    if (it == slices_for_batch.end())
-      it = slices_for_batch.emplace(b, batch_slices(tc.parallelism, num_threads(), b, model)).first;
+    if (it == slices_for_batch.end()) {
+      int slices = batch_slices(tc.parallelism, num_threads(), b / ranks, model);
+      dist::broadcast(&slices, sizeof(slices), 0, "the slice count");
+      it = slices_for_batch.emplace(b, slices).first;
+    }
     return it->second;
   };
+  // Across processes: the gradient sums (buffers as large as the gradients: only when needed).
+  std::unique_ptr<GradientReducer> reducer;
+  if (ranks > 1) reducer = std::make_unique<GradientReducer>(params, opt.bucket_bytes);
   progress.message("model: " + std::to_string(model.num_parameters()) + " parameters; " +
                    std::to_string(n) + " training " + task.example_word() + ", " + std::to_string(task.test_size()) +
                    " test " + task.example_word() + "; " + std::to_string(total) + " steps of batch " +
-                   std::to_string(tc.batch_size) + "; " + std::to_string(num_threads()) + " threads" +
+                   std::to_string(tc.batch_size) + "; " +
+                   (ranks > 1 ? std::to_string(ranks) + " processes x " : std::string()) +
+                   std::to_string(num_threads()) + " threads" +
                    (slices_for(std::min(tc.batch_size, n)) > 1
-                        ? " (each a slice of the batch)" : ""));
+                        ? " (each a slice of the batch)" : "") +
+                   (reducer ? "; gradients summed in " + std::to_string(reducer->num_buckets()) + " buckets" : ""));
 
   TrainResult result;
   double initial_loss = -1;  // the first step's loss in this process (divergence reference)
@@ -283,9 +313,12 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   std::vector<int64_t> perm;
   int64_t perm_epoch = -1;
   while (step < total) {
-    if (interrupt_requested() || (tc.max_steps > 0 && step >= tc.max_steps)) {
-      save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
-      progress.message(std::string(interrupt_requested() ? "interrupted" : "stopped at max_steps") +
+    // Ctrl-C on any process stops every process at the same step.
+    std::vector<int64_t> stop_flag = {interrupt_requested() ? 1 : 0};
+    dist::allreduce_max(stop_flag, "the stop flag");
+    if (stop_flag[0] != 0 || (tc.max_steps > 0 && step >= tc.max_steps)) {
+      if (writer) save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
+      progress.message(std::string(stop_flag[0] != 0 ? "interrupted" : "stopped at max_steps") +
                        ": checkpoint saved to " + ckpt_path + " at step " + std::to_string(step) +
                        " (continue with --resume)");
       result.interrupted = true;
@@ -304,11 +337,27 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     const models::TensorMap batch = task.train_batch(perm, first, b, step_rng);
     model.train(true);
     optimizer->zero_grad();
-    const StepLoss step_loss = forward_backward(
-        batch, slices_for(b), step_rng,
+    const int slices = slices_for(b);
+    if (reducer) reducer->begin_step(opt.overlap && slices == 1 && !tc.activation_checkpointing);
+    StepLoss step_loss = forward_backward(
+        batch, slices, step_rng,
         [&](const models::TensorMap& part, Rng* rng, EvalResult* stats) {
           return task.loss(part, tc.label_smoothing, rng, stats);
-        });
+        },
+        rank, ranks);
+    if (reducer) {
+      reducer->finish_step();  // every rank now holds the whole batch's gradients
+      result.comm_exposed_s += reducer->exposed_seconds();
+      result.buckets_overlapped += reducer->buckets_overlapped();
+      result.buckets_total += reducer->num_buckets();
+      // the whole batch's loss and predictions, summed in rank order (the same on every rank)
+      std::vector<double> sums = {step_loss.loss, static_cast<double>(step_loss.stats.correct),
+                                  static_cast<double>(step_loss.stats.count)};
+      dist::allreduce_sum_ordered(sums, "the step's loss");
+      step_loss.loss = static_cast<float>(sums[0]);
+      step_loss.stats.correct = static_cast<int64_t>(sums[1]);
+      step_loss.stats.count = static_cast<int64_t>(sums[2]);
+    }
     const float loss_value = step_loss.loss;
     const EvalResult& batch_stats = step_loss.stats;
     const std::string intact = "; the weights were not updated and the last checkpoint (" + ckpt_path +
@@ -328,6 +377,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
       throw_error("[train] step ", step, ": the update overflowed: ", bad, "; training stops here and the "
                   "last checkpoint (", ckpt_path, ") is intact; lower train.lr or enable train.grad_clip");
     ++step;
+    if (opt.check_replicas) check_replicas_identical(model, *optimizer, step);
     if (initial_loss < 0) initial_loss = loss_value;
 
     window_loss += loss_value;
@@ -359,7 +409,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
                                      {"loss", ps.loss}, {"accuracy", ps.accuracy}, {"lr", lr},
                                      {"samples_per_s", ps.samples_per_s}, {"elapsed_s", run_s}};
       if (ps.accuracy < 0) train_record.erase("accuracy");  // regression
-      append_metrics(metrics_path, train_record);
+      if (writer) append_metrics(metrics_path, train_record);
       if (!result.diverged && ps.loss > kDivergenceFactor * initial_loss && initial_loss > 0) {
         result.diverged = true;
         char line[320];
@@ -367,7 +417,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
                       "(%.4g): training is diverging; lower train.lr or enable train.grad_clip",
                       ps.loss, (long long)step, kDivergenceFactor, initial_loss);
         progress.message(line);
-        append_metrics(metrics_path, {{"type", "warning"}, {"what", "divergence"}, {"step", step},
+        if (writer) append_metrics(metrics_path, {{"type", "warning"}, {"what", "divergence"}, {"step", step},
                                       {"loss", ps.loss}, {"initial_loss", initial_loss}});
       }
       window_loss = 0;
@@ -380,7 +430,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
       optimizer->swap_ema();  // evaluate the averaged weights (train.ema_decay), then swap back
       if (tc.precision == "bf16") model.refresh_precision();  // evaluation reads the bf16 weight copies
       const auto t_eval = Clock::now();
-      result.last_eval = task.evaluate(tc.eval_batch_size);
+      result.last_eval = evaluate_distributed(task, tc.eval_batch_size);
       const double eval_s = std::chrono::duration<double>(Clock::now() - t_eval).count();
       optimizer->swap_ema();
       const bool mlm = task.kind() == Task::Kind::kMaskedLM;
@@ -404,9 +454,9 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
         record.erase("test_accuracy");
         record["test_mse"] = e.loss;
       }
-      append_metrics(metrics_path, record);
-      save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
-    } else if (tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) {
+      if (writer) append_metrics(metrics_path, record);
+      if (writer) save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
+    } else if (writer && tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) {
       save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
     }
   }
@@ -419,8 +469,10 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     // run`/`classify` (and transformers, for HF classes).
     optimizer->swap_ema();
     if (tc.precision == "bf16") model.refresh_precision();
-    save_checkpoint(opt.out_dir + "/model.safetensors", model, nullptr, step, cfg);
-    io::save_model_folder(opt.out_dir + "/export", model);
+    if (writer) {
+      save_checkpoint(opt.out_dir + "/model.safetensors", model, nullptr, step, cfg);
+      io::save_model_folder(opt.out_dir + "/export", model);
+    }
   }
   return result;
 }

@@ -1,6 +1,7 @@
 // Reverse-mode differentiation over the recorded graph (see src/autograd/tape.cpp).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -41,6 +42,25 @@ class GradientSink {
   LeafGradients grads_;
   std::vector<std::pair<AutogradMeta*, size_t>> index_;  // leaf -> slot (few hundred leaves)
   GradientSink* outer_;
+};
+
+// While alive, a backward() walk on this thread tells `ready` each leaf whose gradient of that
+// walk is final (every edge into the leaf has been walked), with that gradient, before the walk
+// goes on: data-parallel training starts sending a bucket of gradients while backward still
+// runs. The gradient is the walk's own contribution (committed only when the walk ends) and must
+// not be kept. Nested walks (backward_collect, e.g. ag::checkpoint's) are not observed.
+class LeafGradientObserver {
+ public:
+  using Ready = std::function<void(AutogradMeta* leaf, const Tensor& grad)>;
+  explicit LeafGradientObserver(Ready ready);
+  ~LeafGradientObserver();
+  LeafGradientObserver(const LeafGradientObserver&) = delete;
+  LeafGradientObserver& operator=(const LeafGradientObserver&) = delete;
+  const Ready& ready() const { return ready_; }
+
+ private:
+  Ready ready_;
+  LeafGradientObserver* outer_;
 };
 
 // True when an op with these inputs must record a node.

@@ -31,9 +31,13 @@ struct StepLoss {
 int batch_slices(const std::string& parallelism, int threads, int64_t batch, models::Model& model);
 
 // Forward, loss and backward of `batch` in `slices` slices; gradients are ADDED into the
-// parameters' grad (as autograd::backward). slices == 1 is the plain step on rng; with more,
-// slice s covers examples [b*s/S, b*(s+1)/S) and draws dropout from its own stream seeded from
-// rng, and the slice losses are weighted by their share of the batch's predictions (labels >= 0).
-StepLoss forward_backward(const models::TensorMap& batch, int slices, Rng& rng, const SliceLoss& loss);
+// parameters' grad (as autograd::backward). slices == 1 (and ranks == 1) is the plain step on
+// rng; otherwise the batch is cut into P = ranks x slices parts, part p covering examples
+// [b*p/P, b*(p+1)/P) with dropout from its own stream seeded from rng and its loss weighted by
+// its share of the whole batch's predictions (labels >= 0); this process runs the parts
+// rank x slices .. (rank + 1) x slices - 1 (train/distributed.h sums the ranks' gradients).
+// The returned loss and stats cover this process's parts.
+StepLoss forward_backward(const models::TensorMap& batch, int slices, Rng& rng, const SliceLoss& loss, int rank = 0,
+                          int ranks = 1);
 
 }  // namespace perceiver::train

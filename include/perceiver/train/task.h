@@ -86,6 +86,8 @@ class Task {
   Tensor loss(const models::TensorMap& batch, float label_smoothing, Rng* rng, EvalResult* stats) const;
   // The whole test set in batches, without gradients.
   EvalResult evaluate(int64_t batch_size) const;
+  // The test examples [first, first + count) only (a rank's share in data-parallel runs).
+  EvalResult evaluate(int64_t batch_size, int64_t first, int64_t count) const;
   // Memory estimate inputs: activations kept per training example, and the data held.
   int64_t activation_bytes_per_example(bool checkpointing) const;
   size_t data_bytes() const;

@@ -20,6 +20,10 @@ struct TrainOptions {
   bool force = false;        // start afresh even if out_dir already holds a checkpoint
   bool quiet = false;        // no progress output (tests)
   std::string init_dir;      // fine-tune: start from this model folder's weights (io::init_from_model_folder)
+  // Data parallel across processes (mpiexec; train/distributed.h):
+  int64_t bucket_bytes = int64_t(4) << 20;  // gradients summed in buckets of about this size
+  bool overlap = true;          // start a bucket's sum while backward still runs (one slice per process)
+  bool check_replicas = false;  // after every step, abort unless all processes hold the same bits
 };
 
 struct TrainResult {
@@ -29,6 +33,10 @@ struct TrainResult {
   double seconds = 0;
   double train_samples_per_s = 0;
   bool diverged = false;  // the training loss rose above 10x its start (a warning was printed)
+  // Several processes: seconds waiting for gradient sums after backward, and buckets started
+  // during backward out of all buckets summed.
+  double comm_exposed_s = 0;
+  int64_t buckets_overlapped = 0, buckets_total = 0;
 };
 
 TrainResult run_training(const RunConfig& config, const TrainOptions& options);
