@@ -30,10 +30,16 @@ data::ExampleSource example_source(const RunConfig& config, bool train) {
     o.speed_factors.assign(c.speed_perturbation.begin(), c.speed_perturbation.end());
     d = data::wav_folder_source(o, train);
   } else if (c.format == "image_folder") {
-    // the model's input size: image_size [H, W] of the normalised model config
-    const nlohmann::json& size = config.model.at("image_size");
-    if (!size.is_array() || size.size() != 2)
-      throw_error("[config] data.format \"image_folder\" needs a model with a 2-D image_size, got ", size.dump());
+    // the model's input size: image_size [H, W] of the normalised model config, or the square
+    // image_size of a Perceiver IO model's hub config
+    nlohmann::json size = config.model.value("image_size", nlohmann::json());
+    if (size.is_null() && config.model.contains("hub_config") && config.model.at("hub_config").is_object()) {
+      const nlohmann::json& side = config.model.at("hub_config").value("image_size", nlohmann::json());
+      if (side.is_number_integer()) size = {side, side};
+    }
+    if (!size.is_array() || size.size() != 2 || !size[0].is_number_integer() || !size[1].is_number_integer())
+      throw_error("[config] data.format \"image_folder\" needs a model with a 2-D image_size (model.image_size, "
+                  "or model.hub_config.image_size), got ", size.dump());
     data::ImageFolderOptions o;
     o.dir = c.dir;
     o.height = size[0].get<int64_t>();

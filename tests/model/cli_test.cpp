@@ -282,6 +282,17 @@ TEST(Cli, TrainsOnImageAndWavFolders) {
   r = run_cli("eval --checkpoint " + tmp.path + "/img_run/model.safetensors");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("stripes"), std::string::npos) << r.out;
+  // a Perceiver IO classifier takes its square image size from its hub config
+  const std::string pio_cfg = tmp.path + "/pio.json";
+  std::ofstream(pio_cfg) << R"({"model": {"type": "perceiver_io", "in_channels": 1, "hub_config": {
+    "architectures": ["PerceiverForImageClassificationLearned"], "image_size": 12, "num_latents": 4, "d_latents": 16,
+    "d_model": 16, "num_blocks": 1, "num_self_attends_per_block": 1, "num_self_attention_heads": 2,
+    "num_cross_attention_heads": 1, "id2label": {"0": "fade", "1": "stripes"}}},
+    "train": {"epochs": 1, "batch_size": 8, "warmup_steps": 1},
+    "data": {"format": "image_folder", "dir": ")" << tmp.path << R"(/img", "test_fraction": 0.25}})";
+  r = run_cli("train --config " + pio_cfg + " --out " + tmp.path + "/pio_run");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("finished after"), std::string::npos) << r.out;
 
   std::filesystem::create_directories(tmp.path + "/wav");
   for (int d = 0; d < 2; ++d)
