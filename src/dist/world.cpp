@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <thread>
 
 #include "perceiver/core/error.h"
@@ -29,11 +30,16 @@ long env_int(const char* name) {
 
 }  // namespace
 
-bool launched_with_several_processes() {
-  for (const char* name : {"PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS"})
-    if (env_int(name) > 1) return true;
-  return false;
+// The number of processes the launcher says it started (1 if none says more). SLURM_STEP_NUM_TASKS
+// is srun's (a batch script's own step has none), not SLURM_NTASKS (the whole allocation's).
+long launched_processes() {
+  long n = 1;
+  for (const char* name : {"PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS"})
+    n = std::max(n, env_int(name));
+  return n;
 }
+
+bool launched_with_several_processes() { return launched_processes() > 1; }
 
 bool active() { return g_size > 1; }
 int rank() { return g_rank; }
@@ -102,6 +108,13 @@ void init(int* argc, char*** argv) {
   MPI_Comm_dup(MPI_COMM_WORLD, &g_comm);
   MPI_Comm_rank(g_comm, &g_rank);
   MPI_Comm_size(g_comm, &g_size);
+  // A launcher that does not speak this MPI's process-management protocol (another MPI's mpirun,
+  // srun without --mpi=pmi2) leaves every process a world of one: N independent runs writing
+  // one output directory. Refuse that.
+  if (g_size != launched_processes())
+    abort_job("the launcher started " + std::to_string(launched_processes()) + " processes but MPI sees " +
+              std::to_string(g_size) + " in this one's world: the launcher does not match this MPI (MPICH): start "
+              "with MPICH's mpiexec, or srun --mpi=pmi2");
 }
 
 void finalize() {
@@ -193,6 +206,9 @@ struct OrderedSum::Impl {
 
 OrderedSum::OrderedSum() : impl_(std::make_unique<Impl>()) {}
 OrderedSum::~OrderedSum() {
+  // While an exception unwinds, the job is about to be aborted (cli/train_cmd.cpp): waiting here
+  // for ranks that may never answer would only hide the error behind a timeout.
+  if (std::uncaught_exceptions() > 0) return;
   if (impl_->state == Impl::State::kScatter || impl_->state == Impl::State::kGather)
     wait("an unfinished gradient sum at shutdown");
 }

@@ -352,11 +352,12 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
       result.buckets_total += reducer->num_buckets();
       // the whole batch's loss and predictions, summed in rank order (the same on every rank)
       std::vector<double> sums = {step_loss.loss, static_cast<double>(step_loss.stats.correct),
-                                  static_cast<double>(step_loss.stats.count)};
+                                  static_cast<double>(step_loss.stats.count), step_loss.stats.regression ? 1.0 : 0.0};
       dist::allreduce_sum_ordered(sums, "the step's loss");
       step_loss.loss = static_cast<float>(sums[0]);
       step_loss.stats.correct = static_cast<int64_t>(sums[1]);
       step_loss.stats.count = static_cast<int64_t>(sums[2]);
+      step_loss.stats.regression = sums[3] > 0;  // a rank whose parts were empty has no stats of its own
     }
     const float loss_value = step_loss.loss;
     const EvalResult& batch_stats = step_loss.stats;

@@ -166,6 +166,16 @@ TEST_F(Distributed, BatchesOfAnySizeSplitAndTooSmallOnesAreRefused) {
   EXPECT_TRUE(identical);
 }
 
+// A launcher that does not connect the processes (here: only its environment variable) would
+// leave N independent runs writing one directory: refused with the reason.
+TEST_F(Distributed, ALauncherThatDoesNotMatchThisMpiIsRefused) {
+  const std::string cfg = write_config(tmp.path, 1);
+  const Proc r = sh("env PMI_SIZE=2 " + cli() + " train --quiet --threads 1 --config " + cfg + " --out " + tmp.path + "/m");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("the launcher started 2 processes but MPI sees 1"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(tmp.path + "/m/checkpoint.safetensors"));
+}
+
 // The pid of rank `rank` among the processes whose command line holds `marker`.
 pid_t rank_pid(const std::string& marker, int rank) {
   for (const auto& e : std::filesystem::directory_iterator("/proc")) {
