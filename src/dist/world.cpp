@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <thread>
+#include <utility>
 
 #include "perceiver/core/error.h"
 
@@ -145,6 +146,23 @@ void broadcast(void* data, int64_t bytes, int root, const char* what) {
   }
 }
 
+// For every other rank r: a receive of recv(r) = {buffer, count} and a send of send(r), both
+// with `tag`; the requests (and the rank each waits on) are appended for wait_all / Testall.
+template <class Recv, class Send>
+void post_exchange(MPI_Datatype type, int tag, Recv recv, Send send, std::vector<MPI_Request>& requests,
+                   std::vector<int>& peers) {
+  for (int r = 0; r < g_size; ++r) {
+    if (r == g_rank) continue;
+    const auto [in, in_count] = recv(r);
+    const auto [out, out_count] = send(r);
+    requests.emplace_back();
+    MPI_Irecv(in, static_cast<int>(in_count), type, r, tag, g_comm, &requests.back());
+    requests.emplace_back();
+    MPI_Isend(out, static_cast<int>(out_count), type, r, tag, g_comm, &requests.back());
+    peers.insert(peers.end(), {r, r});
+  }
+}
+
 // Point to point rather than MPI_Iallgather, so that a timeout can name the ranks that are late.
 void allgather(const void* mine, int64_t bytes, void* all, const char* what) {
   char* out = static_cast<char*>(all);
@@ -154,15 +172,8 @@ void allgather(const void* mine, int64_t bytes, void* all, const char* what) {
   constexpr int kTag = 30000;  // above OrderedSum's tags
   std::vector<MPI_Request> requests;
   std::vector<int> peers;
-  for (int r = 0; r < g_size; ++r) {
-    if (r == g_rank) continue;
-    requests.emplace_back();
-    MPI_Irecv(out + bytes * r, static_cast<int>(bytes), MPI_BYTE, r, kTag, g_comm, &requests.back());
-    peers.push_back(r);
-    requests.emplace_back();
-    MPI_Isend(mine, static_cast<int>(bytes), MPI_BYTE, r, kTag, g_comm, &requests.back());
-    peers.push_back(r);
-  }
+  post_exchange(MPI_BYTE, kTag, [&](int r) { return std::make_pair(static_cast<void*>(out + bytes * r), bytes); },
+                [&](int) { return std::make_pair(mine, bytes); }, requests, peers);
   wait_all(requests, peers, what);
 }
 
@@ -181,25 +192,16 @@ struct OrderedSum::Impl {
     // Sum this rank's chunk in rank order: ((c_0 + c_1) + c_2) ..., c_rank being our own.
     const int64_t n = chunk(g_rank);
     float* own = data + offsets[g_rank];
-    std::vector<float> acc(static_cast<size_t>(n));
-    for (int r = 0; r < g_size; ++r) {
-      const float* c = r == g_rank ? own : incoming.data() + r * n;
-      if (r == 0) std::memcpy(acc.data(), c, sizeof(float) * n);
-      else
-        for (int64_t i = 0; i < n; ++i) acc[i] += c[i];
+    std::memcpy(incoming.data() + g_rank * n, own, sizeof(float) * n);  // our slot of incoming was unused
+    std::memcpy(own, incoming.data(), sizeof(float) * n);
+    for (int r = 1; r < g_size; ++r) {
+      const float* c = incoming.data() + r * n;
+      for (int64_t i = 0; i < n; ++i) own[i] += c[i];
     }
-    std::memcpy(own, acc.data(), sizeof(float) * n);
     requests.clear();
     peers.clear();
-    for (int r = 0; r < g_size; ++r) {
-      if (r == g_rank) continue;
-      requests.emplace_back();
-      MPI_Irecv(data + offsets[r], static_cast<int>(chunk(r)), MPI_FLOAT, r, 2 * tag + 1, g_comm, &requests.back());
-      peers.push_back(r);
-      requests.emplace_back();
-      MPI_Isend(own, static_cast<int>(n), MPI_FLOAT, r, 2 * tag + 1, g_comm, &requests.back());
-      peers.push_back(r);
-    }
+    post_exchange(MPI_FLOAT, 2 * tag + 1, [&](int r) { return std::make_pair(data + offsets[r], chunk(r)); },
+                  [&](int) { return std::make_pair(own, n); }, requests, peers);
     state = State::kGather;
   }
 };
@@ -232,15 +234,8 @@ void OrderedSum::start(float* data, int64_t count, int tag) {
   s.incoming.assign(static_cast<size_t>(own * g_size), 0.0f);
   s.requests.clear();
   s.peers.clear();
-  for (int r = 0; r < g_size; ++r) {
-    if (r == g_rank) continue;
-    s.requests.emplace_back();
-    MPI_Irecv(s.incoming.data() + r * own, static_cast<int>(own), MPI_FLOAT, r, 2 * tag, g_comm, &s.requests.back());
-    s.peers.push_back(r);
-    s.requests.emplace_back();
-    MPI_Isend(data + s.offsets[r], static_cast<int>(s.chunk(r)), MPI_FLOAT, r, 2 * tag, g_comm, &s.requests.back());
-    s.peers.push_back(r);
-  }
+  post_exchange(MPI_FLOAT, 2 * tag, [&](int r) { return std::make_pair(s.incoming.data() + r * own, own); },
+                [&](int r) { return std::make_pair(data + s.offsets[r], s.chunk(r)); }, s.requests, s.peers);
   s.state = Impl::State::kScatter;
 }
 

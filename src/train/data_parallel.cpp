@@ -33,6 +33,8 @@ int64_t batch_rows(const models::TensorMap& batch) {
   throw_error("[train] a training batch needs at least one tensor with a batch dimension");
 }
 
+}  // namespace
+
 // Batch norm keeps running statistics as buffers.
 bool has_batch_statistics(models::Model& model) {
   bool found = false;
@@ -41,8 +43,6 @@ bool has_batch_statistics(models::Model& model) {
   });
   return found;
 }
-
-}  // namespace
 
 int batch_slices(const std::string& parallelism, int threads, int64_t batch, models::Model& model) {
   check(parallelism == "auto" || parallelism == "batch" || parallelism == "intra_op",

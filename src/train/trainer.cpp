@@ -216,11 +216,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   if (ranks > 1) {
     check(tc.batch_size >= ranks, "[train] train.batch_size ", tc.batch_size, " is the global batch, split across ",
           ranks, " processes: it must be at least the number of processes");
-    bool batch_norm = false;
-    model.visit_buffers([&](const std::string& name, Tensor&) {
-      batch_norm |= name.find("running_mean") != std::string::npos;
-    });
-    check(!batch_norm, "[train] this model normalises with batch statistics (batch norm), which differ between the "
+    check(!has_batch_statistics(model), "[train] this model normalises with batch statistics (batch norm), which differ between the "
           "processes' shares of the batch; data-parallel training across processes would change the model: run it in "
           "one process");
   }

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <thread>
 
+#include "testing/shell.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/data/fashion_mnist.h"
 #include "perceiver/data/image.h"
@@ -30,20 +31,8 @@
 namespace perceiver {
 namespace {
 
-struct CliResult {
-  int code;
-  std::string out;
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(PERCEIVER_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
+using CliResult = testing::ShellResult;
+using testing::run_cli;
 
 void expect_fails(const std::string& args, const std::string& part) {
   CliResult r = run_cli(args);

@@ -23,6 +23,7 @@
 
 #include "perceiver/io/safetensors.h"
 #include "perceiver/train/checkpoint.h"
+#include "testing/shell.h"
 #include "testing/tiny_data.h"
 
 namespace perceiver {
@@ -30,19 +31,8 @@ namespace {
 
 #ifdef PERCEIVER_MPIEXEC
 
-struct Proc {
-  int code;
-  std::string out;
-};
-
-Proc sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
+using Proc = testing::ShellResult;
+Proc sh(const std::string& cmd) { return testing::run_shell(cmd); }
 
 std::string cli() { return std::string(PERCEIVER_CLI_PATH); }
 std::string mpiexec(int n) { return std::string(PERCEIVER_MPIEXEC) + " -n " + std::to_string(n) + " "; }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "testing/shell.h"
 #include "parity/hf_parity_util.h"
 #include "perceiver/ops/reduce.h"
 
@@ -15,20 +16,8 @@ namespace {
 
 using models::perceiver_io::TensorMap;
 
-struct CliResult {
-  int code;
-  std::string out;
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(PERCEIVER_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
+using CliResult = testing::ShellResult;
+using testing::run_cli;
 
 const char* kFamilies[] = {"language-perceiver",     "vision-perceiver-learned", "vision-perceiver-fourier",
                            "vision-perceiver-conv",  "optical-flow-perceiver",   "multimodal-perceiver"};

@@ -30,6 +30,10 @@ struct StepLoss {
 // 64 MiB of extra gradient copies, i.e. small models; see data_parallel.cpp for the measurements).
 int batch_slices(const std::string& parallelism, int threads, int64_t batch, models::Model& model);
 
+// True when the model normalises with batch statistics in training (batch norm's running
+// buffers): its result would change if the batch were cut into slices or processes.
+bool has_batch_statistics(models::Model& model);
+
 // Forward, loss and backward of `batch` in `slices` slices; gradients are ADDED into the
 // parameters' grad (as autograd::backward). slices == 1 (and ranks == 1) is the plain step on
 // rng; otherwise the batch is cut into P = ranks x slices parts, part p covering examples
