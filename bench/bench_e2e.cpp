@@ -114,20 +114,36 @@ double median(std::vector<double> v) {
 
 // Live tensor memory over the timed iterations (the caching allocator's peak of bytes handed to
 // tensors, not RSS), split into weights (+ buffers), gradients, optimizer moments, the inputs, and
-// the rest: the activations saved for backward plus temporaries at the peak (MiB).
-nlohmann::json memory_breakdown(models::Model& model, const optim::Optimizer* opt, const TensorMap& inputs) {
+// the rest: the activations saved for backward plus temporaries at the peak (MiB); the bf16
+// copies of mixed-precision weights (ops::bf16_copy_of, kept with the weights) apart. In training,
+// also "saved_for_backward_mib": the live tensors when backward starts (the forward's loss is
+// computed) less weights, moments and inputs, i.e. what the tape holds for backward (+ logits),
+// the quantity PyTorch's saved_tensors_hooks count in bench/torch_compare.py; with batch slices,
+// the most held when any slice's forward ended (the other slices' tensors included).
+nlohmann::json memory_breakdown(models::Model& model, const optim::Optimizer* opt, const TensorMap& inputs,
+                                size_t live_at_backward) {
   auto mib = [](double bytes) { return bytes / 1048576.0; };
-  double weights = 0, grads = 0, moments = 0, in_bytes = 0;
-  for (const auto& [name, t] : model.state_dict()) weights += static_cast<double>(t.nbytes());
+  double weights = 0, grads = 0, moments = 0, in_bytes = 0, copies = 0;
+  for (const auto& [name, t] : model.state_dict()) {
+    weights += static_cast<double>(t.nbytes());
+    // the remembered bf16 rounding of a mixed-precision weight lives as long as the weight
+    if (t.dtype() == DType::kF32)
+      if (const Tensor c = t.remembered_copy(DType::kBF16); c.defined()) copies += static_cast<double>(c.nbytes());
+  }
   for (const auto& [name, p] : model.named_parameters())
     if (p.grad().defined()) grads += static_cast<double>(p.grad().nbytes());
   if (opt)
     for (const auto& [name, t] : opt->state_tensors()) moments += static_cast<double>(t.nbytes());
   for (const auto& [name, t] : inputs) in_bytes += static_cast<double>(t.nbytes());
   const double peak = static_cast<double>(memory_stats().peak_in_use);
-  return {{"peak_tensors_mib", mib(peak)}, {"weights_mib", mib(weights)}, {"gradients_mib", mib(grads)},
+  nlohmann::json out = {{"peak_tensors_mib", mib(peak)}, {"weights_mib", mib(weights)},
+          {"weight_bf16_copies_mib", mib(copies)}, {"gradients_mib", mib(grads)},
           {"optimizer_mib", mib(moments)}, {"inputs_mib", mib(in_bytes)},
-          {"activations_and_workspace_mib", mib(std::max(0.0, peak - weights - grads - moments - in_bytes))}};
+          {"activations_and_workspace_mib", mib(std::max(0.0, peak - weights - copies - grads - moments - in_bytes))}};
+  if (live_at_backward > 0)  // gradients are dropped before each step's forward
+    out["saved_for_backward_mib"] =
+        mib(std::max(0.0, static_cast<double>(live_at_backward) - weights - copies - moments - in_bytes));
+  return out;
 }
 
 // The per-op profile of `iters` steps of mean_ms each: per op (most time first) ms per step,
@@ -222,6 +238,7 @@ int run(int argc, char** argv) {
   const int slices = train ? train::batch_slices(parallelism, num_threads(), in.begin()->second.dim(0), *r.model) : 1;
   Tensor first_logits;
   float first_loss = 0.0f;
+  size_t live_at_backward = 0;  // most live tensor bytes when a forward ended (timed iterations)
   std::vector<double> ms;
   for (int it = 0; it < warmup + iters; ++it) {
     if (profile && it == warmup) profiler::set_enabled(true);  // the timed iterations only
@@ -239,9 +256,11 @@ int run(int argc, char** argv) {
           in, slices, rng, [&](const TensorMap& part, Rng*, train::EvalResult*) {
             Tensor part_logits = r.logits(part);
             const int64_t first = first_row(part, in);
+            Tensor part_loss = r.loss(part_logits, part);
             std::lock_guard<std::mutex> lock(mu);
             parts.emplace_back(first, part_logits.detach());
-            return r.loss(part_logits, part);
+            if (it >= warmup) live_at_backward = std::max(live_at_backward, memory_stats().bytes_in_use);
+            return part_loss;
           });
       if (it == 0) first_loss = sl.loss;  // loss of step 0 (before any update)
       logits = stack_rows(parts);
@@ -274,7 +293,7 @@ int run(int argc, char** argv) {
                         {"checkpointing", checkpointing},
                         {"batch_slices", slices}};
   if (train) res["loss_first"] = first_loss;
-  res["memory"] = memory_breakdown(*r.model, opt.get(), in);
+  res["memory"] = memory_breakdown(*r.model, opt.get(), in, live_at_backward);
   if (profile) res["profile"] = profile_report(iters, std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size());
   std::printf("%s\n", res.dump().c_str());
   return 0;

@@ -88,7 +88,7 @@ void BM_adamw_update(benchmark::State& state) {
   std::vector<float> p = filled(n, 1.0f), g = filled(n, 0.1f), m(n, 0.0f), v(n, 0.0f);
   for (auto _ : state) {
     perceiver::cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f,
-                                 0.1f, 0.001f);
+                                 0.1f, 0.001f, nullptr);
     benchmark::ClobberMemory();
   }
   report_bytes(state, 7.0 * 4.0 * double(n));  // reads p, g, m, v; writes p, m, v

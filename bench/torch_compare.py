@@ -798,15 +798,21 @@ class Harness:
         mem_rows = [r for r in self.records if r.get("mode") == "train" and
                     (r.get("memory") or (r.get("cpp_json") or {}).get("memory"))]
         if mem_rows:
-            print("\ntraining-step memory, MiB (perceiver.cpp: live tensors at the step's peak, activations + "
-                  "workspace = the rest of that peak; PyTorch: the storages autograd saves for backward)")
-            print(f"{'cfg':<26}{'T':>3}  {'impl':<21}{'weights':>9}{'grads':>9}{'AdamW':>9}{'activations':>13}"
-                  f"{'peak RSS':>10}")
+            print("\ntraining-step memory, MiB. saved: what is held for backward when it starts (PyTorch: the "
+                  "storages autograd saves, parameters excluded; perceiver.cpp: live tensors when the loss is "
+                  "computed less weights, their bf16 copies, moments and inputs; bf16 w: the bf16 roundings of "
+                  "fp32 weights kept with them in mixed precision). peak act.: perceiver.cpp's live tensors at the "
+                  "step's peak less weights, gradients, moments and inputs (saved activations, gradients in "
+                  "flight, workspace)")
+            print(f"{'cfg':<26}{'T':>3}  {'impl':<21}{'weights':>9}{'bf16 w':>8}{'grads':>9}{'AdamW':>9}{'saved':>9}"
+                  f"{'peak act.':>11}{'peak RSS':>10}")
             for r in mem_rows:
                 m = r.get("memory") or r["cpp_json"]["memory"]
-                act = m.get("saved_activations_mib", m.get("activations_and_workspace_mib"))
+                saved = m.get("saved_activations_mib", m.get("saved_for_backward_mib"))
+                peak_act = m.get("activations_and_workspace_mib")
+                cell = lambda v, w: f"{v:>{w}.1f}" if v is not None else f"{'-':>{w}}"
                 print(f"{r['name'][:25]:<26}{r['threads']:>3}  {r['impl']:<21}{m['weights_mib']:>9.1f}"
-                      f"{m['gradients_mib']:>9.1f}{m['optimizer_mib']:>9.1f}{act:>13.1f}"
+                      f"{cell(m.get('weight_bf16_copies_mib'), 8)}{m['gradients_mib']:>9.1f}{m['optimizer_mib']:>9.1f}{cell(saved, 9)}{cell(peak_act, 11)}"
                       f"{(r.get('peak_rss_mib') or 0):>10.0f}")
         sweep = [r for r in self.records if r.get("M")]
         if sweep:

@@ -28,10 +28,11 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Precision preci
         "[linear] bf16 weights are inference-only: run without gradients (NoGradGuard) or set "
         "the precision to f32");
   // mixed precision (fp32 w, bf16 precision): the product of bf16(x) and bf16(w), whose copies are
-  // also what backward reads; otherwise x and w as given
+  // also what backward reads (bf16(w) is remembered beside w until w changes); otherwise x and w
+  // as given
   const bool mixed = precision == Precision::kBF16 && w.defined() && w.dtype() == DType::kF32;
   const Tensor xs = mixed && x.dtype() != DType::kBF16 ? ops::to_bf16(x) : x;
-  const Tensor ws = mixed ? ops::to_bf16(w) : w;
+  const Tensor ws = mixed ? ops::bf16_copy_of(w) : w;  // rounded once per update of w
   Tensor y = ops::linear(xs, ws, b);
   if (grad) {
     // dx = dy w, dw = dy^T x, db = sum dy

@@ -98,11 +98,56 @@ uint16_t* Tensor::bf16() {
   return static_cast<uint16_t*>(raw_data());
 }
 
-const uint16_t* Tensor::bf16() const { return const_cast<Tensor*>(this)->bf16(); }
+const uint16_t* Tensor::bf16() const {
+  check(dtype() == DType::kBF16, "[Tensor::bf16] tensor has dtype ", dtype_name(dtype()),
+        ", requested bfloat16");
+  return reinterpret_cast<const uint16_t*>(static_cast<const char*>(impl_->storage->data()) + impl_->offset_bytes);
+}
 
+// A mutable pointer from a const handle: counted as a write.
 void* Tensor::raw_data() const {
   require_defined("raw_data");
+  impl_->storage->touch();
   return static_cast<char*>(impl_->storage->data()) + impl_->offset_bytes;
+}
+
+uint64_t Tensor::write_version() const {
+  require_defined("write_version");
+  return impl_->storage->version();
+}
+
+Tensor Tensor::remembered_copy(DType dtype) const {
+  require_defined("remembered_copy");
+  Storage& st = *impl_->storage;
+  std::lock_guard<std::mutex> lock(st.copy_mu_);
+  if (!st.copy_ || st.copy_dtype_ != dtype || st.copy_offset_ != impl_->offset_bytes ||
+      st.copy_numel_ != numel() || st.copy_version_ != st.version())
+    return Tensor();
+  Tensor t;
+  t.impl_ = std::make_shared<Impl>();
+  t.impl_->storage = st.copy_;
+  t.impl_->shape = impl_->shape;
+  t.impl_->dtype = dtype;
+  return t;
+}
+
+void Tensor::remember_copy(const Tensor& copy, uint64_t at_version) const {
+  require_defined("remember_copy");
+  check(copy.defined() && copy.shape() == shape() && copy.impl_->offset_bytes == 0 &&
+            copy.nbytes() <= copy.impl_->storage->bytes() && copy.impl_->storage != impl_->storage,
+        "[remember_copy] expected a dense copy of shape ", shape_str(shape()), " in storage of its own");
+  Storage& st = *impl_->storage;
+  std::lock_guard<std::mutex> lock(st.copy_mu_);
+  st.copy_ = copy.impl_->storage;
+  st.copy_dtype_ = copy.dtype();
+  st.copy_offset_ = impl_->offset_bytes;
+  st.copy_numel_ = numel();
+  st.copy_version_ = at_version;
+}
+
+const void* Tensor::cdata() const {
+  require_defined("data");
+  return static_cast<const char*>(impl_->storage->data()) + impl_->offset_bytes;
 }
 
 float Tensor::item() const {
@@ -155,7 +200,7 @@ Tensor Tensor::slice0(int64_t start, int64_t length) const {
 Tensor Tensor::clone() const {
   require_defined("clone");
   Tensor t = empty(shape(), dtype());
-  if (nbytes()) std::memcpy(t.raw_data(), raw_data(), nbytes());
+  if (nbytes()) std::memcpy(t.raw_data(), cdata(), nbytes());
   return t;
 }
 
@@ -164,7 +209,7 @@ void Tensor::copy_from(const Tensor& src) {
   check(src.defined() && src.shape() == shape() && src.dtype() == dtype(), "[copy_from] expected ",
         dtype_name(dtype()), shape_str(shape()), ", got ",
         src.defined() ? dtype_name(src.dtype()) + shape_str(src.shape()) : std::string("undefined"));
-  if (nbytes()) std::memmove(raw_data(), src.raw_data(), nbytes());
+  if (nbytes()) std::memmove(raw_data(), src.cdata(), nbytes());
 }
 
 void Tensor::share_data(const Tensor& src) {
@@ -204,6 +249,8 @@ bool Tensor::same_storage(const Tensor& other) const {
 bool Tensor::sole_owner() const {
   return impl_ && impl_.use_count() == 1 && impl_->storage.use_count() == 1;
 }
+
+long Tensor::storage_holders() const { return impl_ ? impl_->storage.use_count() : 0; }
 
 Tensor Tensor::detach() const {
   require_defined("detach");

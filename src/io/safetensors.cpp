@@ -489,7 +489,7 @@ void save_safetensors(const std::string& path,
   write_file_atomic(path, [&](std::FILE* f) {
     write_all(f, len_bytes, 8, "safetensors", path);
     write_all(f, text.data(), text.size(), "safetensors", path);
-    for (const auto& [name, t] : tensors) write_all(f, t.raw_data(), t.nbytes(), "safetensors", path);
+    for (const auto& [name, t] : tensors) write_all(f, t.cdata(), t.nbytes(), "safetensors", path);
   });
 }
 

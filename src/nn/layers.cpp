@@ -43,17 +43,18 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Rng& rng, f
   if (bias) bias_ = register_parameter("bias", Tensor::zeros({out_features}));
 }
 
-// y = x W^T + b  (torch.nn.Linear). In bf16 precision: in training mode (mixed precision; also
-// the no-grad forward of a checkpointed layer) or whenever gradients are recorded, the fp32
-// master W is rounded for each call, so it is never stale after an optimizer step; otherwise
-// (inference) the bf16 copy of W is used.
+// y = x W^T + b  (torch.nn.Linear). In bf16 precision with an fp32 master W (mixed-precision
+// training, and inference with keep_f32_weights) the product uses bf16(W), rounded once per
+// change of W and remembered beside it (ops::bf16_copy_of), so it is never stale after an
+// optimizer step or a load; with a bf16 W (keep_f32_weights false) W itself.
 Tensor Linear::forward(const Tensor& x) const {
   if (precision() == Precision::kF32) return ag::linear(x, weight_, bias_);
   const bool records = autograd::grad_enabled() && (weight_.requires_grad() || x.requires_grad() ||
                                                     (bias_.defined() && bias_.requires_grad()));
   if (weight_.dtype() == DType::kF32 && (is_training() || records))
     return ag::linear(x, weight_, bias_, Precision::kBF16);
-  return ag::linear(x, weight_bf16_, bias_);
+  if (weight_.dtype() == DType::kF32) return ag::linear(x, ops::bf16_copy_of(weight_), bias_);
+  return ag::linear(x, weight_, bias_);
 }
 
 void Linear::on_precision_changed() {
@@ -62,22 +63,16 @@ void Linear::on_precision_changed() {
       weight_.assign(ops::to_f32(weight_.detach()));
       weight_.zero_grad();
     }
-    weight_bf16_ = Tensor();
     return;
   }
-  if (weight_.dtype() == DType::kBF16) {  // already stored in bf16
-    weight_bf16_ = weight_;
-  } else if (keeps_f32_weights()) {
-    weight_bf16_ = ops::to_bf16(weight_.detach());
-  } else {  // the parameter itself becomes bf16; the fp32 data is released
-    weight_.assign(ops::to_bf16(weight_.detach()));
-    weight_.zero_grad();  // an fp32 gradient would no longer match
-    weight_bf16_ = weight_;
-    // Hand the freed fp32 block back to the system now (the caching allocator would keep it, and
-    // a bf16 block never reuses an fp32-sized one): converting layer by layer then peaks at the
-    // fp32 model plus one layer's bf16 copy instead of both whole models.
-    release_cached_memory();
-  }
+  if (weight_.dtype() == DType::kBF16 || keeps_f32_weights()) return;  // bf16(W) made when used
+  // the parameter itself becomes bf16; the fp32 data is released
+  weight_.assign(ops::to_bf16(weight_.detach()));
+  weight_.zero_grad();  // an fp32 gradient would no longer match
+  // Hand the freed fp32 block back to the system now (the caching allocator would keep it, and
+  // a bf16 block never reuses an fp32-sized one): converting layer by layer then peaks at the
+  // fp32 model plus one layer's bf16 copy instead of both whole models.
+  release_cached_memory();
 }
 
 LayerNorm::LayerNorm(int64_t channels, float eps) : eps_(eps) {

@@ -99,7 +99,6 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& tensors, const
     if (share_storage && !aliased(it->second)) dst.share_data(it->second);
     else dst.copy_from(it->second);
   }
-  refresh_precision();
 }
 
 void Module::set_precision(Precision p, bool keep_f32_weights) {
@@ -120,11 +119,6 @@ bool Module::any_parameter_requires_grad() const {
   for (const auto& [name, child] : children_)
     if (child->any_parameter_requires_grad()) return true;
   return false;
-}
-
-void Module::refresh_precision() {
-  on_precision_changed();
-  for (auto& [name, child] : children_) child->refresh_precision();
 }
 
 void Module::train(bool on) {

@@ -25,6 +25,16 @@ Tensor to_bf16(const Tensor& x) {
   return y;
 }
 
+Tensor bf16_copy_of(const Tensor& w) {
+  detail::expect_f32("bf16_copy_of", "w", w);
+  Tensor c = w.remembered_copy(DType::kBF16);
+  if (c.defined()) return c;
+  const uint64_t version = w.write_version();  // before reading: a write meanwhile makes the copy stale
+  c = to_bf16(w);
+  w.remember_copy(c, version);
+  return c;
+}
+
 Tensor to_f32(const Tensor& x) {
   profiler::Scope prof("to_f32");
   check(x.defined(), "[to_f32] x is undefined");

@@ -7,6 +7,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "kernels/cpu/optimizer.h"
 #include "perceiver/optim/adamw.h"
@@ -113,7 +114,7 @@ void Optimizer::update_ema() {
   const double t = static_cast<double>(step_count_);
   const float d = static_cast<float>(std::min<double>(options_.ema_decay, (1.0 + t) / (10.0 + t)));
   for (size_t i = 0; i < params_.size(); ++i)
-    cpu::ema_update(state_[i].ema.f32(), params_[i].second.f32(), params_[i].second.numel(), d);
+    cpu::ema_update(state_[i].ema.f32(), std::as_const(params_[i].second).f32(), params_[i].second.numel(), d);  // a read: p's bf16 copy stays current
 }
 
 void Optimizer::swap_ema() {

@@ -111,7 +111,6 @@ void broadcast_training_state(nn::Module& model, optim::Optimizer& optimizer, in
   }
   dist::broadcast(&step, sizeof(step), 0, "the step");
   optimizer.load_state(state, step);
-  if (model.precision() != Precision::kF32) model.refresh_precision();
 }
 
 namespace {
@@ -127,8 +126,8 @@ uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
 void check_replicas_identical(nn::Module& model, const optim::Optimizer& optimizer, int64_t step) {
   if (!dist::active()) return;
   uint64_t h[2] = {14695981039346656037ULL, 14695981039346656037ULL};
-  for (auto& [name, t] : model.state_dict()) h[0] = fnv1a(t.raw_data(), t.nbytes(), h[0]);
-  for (auto& [name, t] : optimizer.state_tensors()) h[1] = fnv1a(t.raw_data(), t.nbytes(), h[1]);
+  for (auto& [name, t] : model.state_dict()) h[0] = fnv1a(t.cdata(), t.nbytes(), h[0]);
+  for (auto& [name, t] : optimizer.state_tensors()) h[1] = fnv1a(t.cdata(), t.nbytes(), h[1]);
   std::vector<uint64_t> all(2 * static_cast<size_t>(dist::size()));
   dist::allgather(h, sizeof(h), all.data(), "the replica check");
   for (int r = 1; r < dist::size(); ++r)

@@ -35,7 +35,7 @@ Tensor gather_rows(const Tensor& t, const int64_t* idx, int64_t b) {
   const int64_t row = t.numel() / s[0] * static_cast<int64_t>(dtype_size(t.dtype()));
   s[0] = b;
   Tensor out = Tensor::empty(s, t.dtype());
-  const auto* src = static_cast<const uint8_t*>(t.raw_data());
+  const auto* src = static_cast<const uint8_t*>(t.cdata());
   auto* dst = static_cast<uint8_t*>(out.raw_data());
   for (int64_t i = 0; i < b; ++i) std::copy(src + idx[i] * row, src + (idx[i] + 1) * row, dst + i * row);
   return out;

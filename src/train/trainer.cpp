@@ -425,7 +425,6 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     if (epoch_end) {
       model.train(false);
       optimizer->swap_ema();  // evaluate the averaged weights (train.ema_decay), then swap back
-      if (tc.precision == "bf16") model.refresh_precision();  // evaluation reads the bf16 weight copies
       const auto t_eval = Clock::now();
       result.last_eval = evaluate_distributed(task, tc.eval_batch_size);
       const double eval_s = std::chrono::duration<double>(Clock::now() - t_eval).count();
@@ -465,7 +464,6 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     // eval/predict` like a checkpoint, and the model as a hub-layout folder for `perceiver
     // run`/`classify` (and transformers, for HF classes).
     optimizer->swap_ema();
-    if (tc.precision == "bf16") model.refresh_precision();
     if (writer) {
       save_checkpoint(opt.out_dir + "/model.safetensors", model, nullptr, step, cfg);
       io::save_model_folder(opt.out_dir + "/export", model);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "perceiver/autograd/functions.h"
@@ -14,6 +15,7 @@
 #include "perceiver/io/safetensors.h"
 #include "perceiver/models/perceiver.h"
 #include "perceiver/nn/layers.h"
+#include "perceiver/ops/convert.h"
 #include "perceiver/optim/optimizer.h"
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/trainer.h"
@@ -111,25 +113,62 @@ TEST(MixedPrecision, OverfitsASmallBatchAndWeightUpdatesReachTheForward) {
   model.set_precision(Precision::kBF16);
   const int64_t b = 32;
   const Tensor x = testing::randn({b, 8, 8}, 5);
+  std::vector<float> before;
+  {
+    autograd::NoGradGuard no_grad;
+    model.train(false);
+    before = model.forward(x).to_vector();  // inference remembers bf16(W) of the initial weights
+    model.train(true);
+  }
   std::vector<int32_t> labels(b);
   for (int64_t i = 0; i < b; ++i) labels[i] = static_cast<int32_t>((i * 7) % 10);
   const int64_t correct = testing::fit_batch(model, x, labels);
   EXPECT_EQ(correct, b) << "the bf16-trained model did not fit 32 random images";
-  // inference reads the bf16 weight copies: stale after training until refreshed, then those of
-  // the trained fp32 weights (as a fresh model loaded with them has)
+  // inference after training multiplies by the rounding of the trained fp32 weights (the copies
+  // remembered before training are stale and not used), as a fresh model loaded with them does
   autograd::NoGradGuard no_grad;
   model.train(false);
-  const std::vector<float> stale = model.forward(x).to_vector();
-  model.refresh_precision();
-  const std::vector<float> refreshed = model.forward(x).to_vector();
-  EXPECT_NE(stale, refreshed) << "the copies were not stale: this test checks nothing";
+  const std::vector<float> after = model.forward(x).to_vector();
+  EXPECT_NE(before, after);
   std::map<std::string, Tensor> trained;
   for (const auto& [name, t] : model.state_dict()) trained[name] = t;
   models::Perceiver fresh(c, 99);
   fresh.load_state_dict(trained, "trained");
   fresh.set_precision(Precision::kBF16);
   fresh.train(false);
-  EXPECT_EQ(fresh.forward(x).to_vector(), refreshed);
+  EXPECT_EQ(fresh.forward(x).to_vector(), after);
+}
+
+// Every weight is rounded to bf16 once per update, by AdamW's own pass: after a step, the next
+// forward and backward (and a second forward) multiply by the copies the optimizer wrote,
+// without rounding again; they are the rounding of the updated fp32 weights.
+TEST(MixedPrecision, WeightsAreRoundedOncePerUpdate) {
+  models::PerceiverConfig c = small_config();
+  models::Perceiver model(c, 4);
+  model.set_precision(Precision::kBF16);
+  model.train(true);
+  const Tensor x = testing::randn({6, 8, 8}, 8);
+  const Tensor y = Tensor::from_vector_i32({6}, {1, 2, 3, 4, 5, 6});
+  auto opt = optim::make_optimizer("adamw", model.named_parameters());
+  std::map<std::string, const void*> copies;
+  for (int step = 0; step < 3; ++step) {
+    opt->zero_grad();
+    autograd::backward(ag::cross_entropy(model.forward(x), y, 0.0f));
+    if (step > 0)  // the forward and backward used the optimizer's copies
+      for (const auto& [name, p] : model.named_parameters())
+        if (copies.count(name)) EXPECT_EQ(p.remembered_copy(DType::kBF16).cdata(), copies[name]) << name;
+    opt->step(1e-3f);
+    copies.clear();
+    for (const auto& [name, p] : model.named_parameters()) {
+      const Tensor copy = p.remembered_copy(DType::kBF16);
+      if (!copy.defined()) continue;
+      copies[name] = copy.cdata();
+      const Tensor expect = ops::to_bf16(p);
+      EXPECT_EQ(0, std::memcmp(copy.cdata(), expect.cdata(), expect.nbytes())) << name;
+    }
+    // every Linear weight (the query/key/value/output projections and the MLPs) is used in bf16
+    EXPECT_GE(copies.size(), 4u * c.self_attends_per_block + 4u);
+  }
 }
 
 train::RunConfig tiny_run(const std::string& data_dir) {

@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/optimizer.h"
 #include "perceiver/io/safetensors.h"
+#include "perceiver/ops/convert.h"
 #include "perceiver/optim/adamw.h"
 #include "perceiver/optim/lamb.h"
 #include "perceiver/optim/optimizer.h"
@@ -133,6 +134,46 @@ void run_against_reference(const std::string& kind) {
 
 TEST(Optimizer, AdamWMatchesDoubleReference) { run_against_reference("adamw"); }
 TEST(Optimizer, LambMatchesDoubleReference) { run_against_reference("lamb"); }
+
+std::vector<NamedTensor> clone_params(const std::vector<NamedTensor>& params);
+
+std::vector<uint16_t> bf16_bits(const Tensor& t) {
+  const uint16_t* p = t.bf16();
+  return std::vector<uint16_t>(p, p + t.numel());
+}
+
+// A weight used in bf16 (ops::bf16_copy_of) gets its new rounding in AdamW's own pass: the same
+// bits as rounding the updated weight, in place while nothing else holds the old copy, in a new
+// tensor (the old one untouched) when something does; the update itself is unchanged.
+TEST(Optimizer, AdamWRefreshesRememberedBf16Copies) {
+  std::vector<NamedTensor> params = make_params(11);
+  std::vector<NamedTensor> plain = clone_params(params);
+  auto opt = optim::make_optimizer("adamw", params);
+  auto opt_plain = optim::make_optimizer("adamw", plain);
+  const Tensor& big = params[3].second;   // several kernel blocks
+  const Tensor& small = params[0].second;
+  const void* big_copy = ops::bf16_copy_of(big).cdata();
+  Tensor held = ops::bf16_copy_of(small);  // somebody (a saved activation) still reads this one
+  const std::vector<uint16_t> held_bits = bf16_bits(held);
+  for (int s = 0; s < 3; ++s) {
+    set_grads(params, s, s == 1 ? 3 : -1);  // the big weight gets no gradient at step 1
+    set_grads(plain, s, s == 1 ? 3 : -1);
+    opt->step(1e-2f);
+    opt_plain->step(1e-2f);
+    for (size_t i = 0; i < params.size(); ++i)
+      EXPECT_EQ(params[i].second.to_vector(), plain[i].second.to_vector()) << params[i].first;
+    const Tensor c = big.remembered_copy(DType::kBF16);
+    ASSERT_TRUE(c.defined()) << "step " << s;
+    EXPECT_EQ(c.cdata(), big_copy) << "rounded into a new tensor although nothing held the old one";
+    EXPECT_EQ(bf16_bits(c), bf16_bits(ops::to_bf16(big))) << "step " << s;
+    const Tensor cs = small.remembered_copy(DType::kBF16);
+    ASSERT_TRUE(cs.defined());
+    EXPECT_NE(cs.cdata(), held.cdata());
+    EXPECT_EQ(bf16_bits(cs), bf16_bits(ops::to_bf16(small)));
+    EXPECT_FALSE(params[1].second.remembered_copy(DType::kBF16).defined()) << "never used in bf16";
+  }
+  EXPECT_EQ(bf16_bits(held), held_bits) << "a copy still in use was overwritten";
+}
 
 TEST(Optimizer, LambTrustRatioIsOneForZeroParameter) {
   std::vector<NamedTensor> params = {{"w", Tensor::zeros({3, 4})}};

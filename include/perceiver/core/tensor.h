@@ -6,9 +6,11 @@
 // C channels, H heads, D head dim (docs/ARCHITECTURE.md).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -25,7 +27,8 @@ namespace autograd {
 struct AutogradMeta;  // defined in perceiver/autograd/
 }
 
-// Owns one block from the caching allocator.
+// Owns one block from the caching allocator, a write version, and at most one remembered copy
+// of (part of) its data in another dtype (Tensor::remembered_copy).
 class Storage {
  public:
   explicit Storage(size_t bytes);
@@ -34,10 +37,23 @@ class Storage {
   Storage& operator=(const Storage&) = delete;
   void* data() const { return ptr_; }
   size_t bytes() const { return bytes_; }
+  // Advanced by every mutable access to the data (Tensor's non-const accessors, raw_data,
+  // copy_from, fill): a copy made at version v is current while version() == v.
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  void touch() { version_.fetch_add(1, std::memory_order_acq_rel); }
 
  private:
+  friend class Tensor;
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
+  std::atomic<uint64_t> version_{0};
+  // The remembered copy: the elements at offset_bytes (count numel) in dtype, made at version.
+  std::mutex copy_mu_;
+  std::shared_ptr<Storage> copy_;
+  size_t copy_offset_ = 0;
+  int64_t copy_numel_ = 0;
+  DType copy_dtype_ = DType::kF32;
+  uint64_t copy_version_ = 0;
 };
 
 class Tensor {
@@ -68,7 +84,8 @@ class Tensor {
   // bfloat16 bits (kernels/cpu/convert.h); throws unless dtype() is kBF16.
   uint16_t* bf16();
   const uint16_t* bf16() const;
-  void* raw_data() const;
+  void* raw_data() const;       // mutable: counts as a write (write_version)
+  const void* cdata() const;    // read-only
   float item() const;  // value of a one-element float32 tensor
 
   // Views sharing storage (no autograd: use autograd functions for differentiable views).
@@ -91,6 +108,9 @@ class Tensor {
   // True when this handle is the only one to its tensor and no other tensor (view) shares its
   // storage: then nothing else can see a change to its data.
   bool sole_owner() const;
+  // Holders of this tensor's storage: tensor objects (views, detached handles) and a remembered-
+  // copy slot (remember_copy) that refers to it.
+  long storage_holders() const;
 
   // Autograd hooks (used by perceiver/autograd; cheap when unused).
   bool requires_grad() const;
@@ -102,6 +122,17 @@ class Tensor {
   Tensor detach() const;  // same data, no autograd state
   // Identity of the underlying tensor object (copies of a handle compare equal).
   const void* id() const { return impl_.get(); }
+
+  // A copy of this tensor's data in another dtype (the bf16 rounding of an fp32 weight for
+  // mixed-precision products: ops::bf16_copy_of), remembered beside the data. remembered_copy
+  // returns it only while nothing has written the data since the version it was made from
+  // (write_version() at the time), else an undefined tensor; remember_copy replaces it (copy:
+  // same shape, a dense tensor of its own). Thread-safe. The copy is freed with the data.
+  // The version counts accesses, not stores: a write through a pointer taken before the copy
+  // was made is not seen, so code that writes takes its pointer for that write (as ops do).
+  uint64_t write_version() const;
+  Tensor remembered_copy(DType dtype) const;
+  void remember_copy(const Tensor& copy, uint64_t at_version) const;
 
  private:
   struct Impl {
@@ -115,12 +146,17 @@ class Tensor {
   void require_defined(const char* what) const;
 };
 
-template <typename T> T* Tensor::data() {
+// The non-const accessors count as writes (Storage::touch); the const ones do not.
+template <typename T> const T* Tensor::data() const {
   require_defined("data");
   check(impl_->dtype == dtype_of<T>(), "[Tensor::data] tensor has dtype ", dtype_name(impl_->dtype),
         ", requested ", dtype_name(dtype_of<T>()));
-  return reinterpret_cast<T*>(static_cast<char*>(impl_->storage->data()) + impl_->offset_bytes);
+  return reinterpret_cast<const T*>(static_cast<const char*>(impl_->storage->data()) + impl_->offset_bytes);
 }
-template <typename T> const T* Tensor::data() const { return const_cast<Tensor*>(this)->data<T>(); }
+template <typename T> T* Tensor::data() {
+  const T* p = static_cast<const Tensor*>(this)->data<T>();
+  impl_->storage->touch();
+  return const_cast<T*>(p);
+}
 
 }  // namespace perceiver

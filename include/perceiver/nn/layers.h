@@ -47,7 +47,6 @@ class Linear : public Module {
  private:
   Tensor weight_;       // (out, in)
   Tensor bias_;         // (out) or undefined
-  Tensor weight_bf16_;  // bf16 copy of weight_ while precision() is kBF16, else undefined
 };
 
 class LayerNorm : public Module {

@@ -46,21 +46,20 @@ class Module {
 
   // Precision of this module and its children (core/precision.h). kBF16 runs every Linear and
   // attention in bf16 (fp32 accumulation). In training mode with fp32 weights that is
-  // mixed-precision training: each Linear rounds its fp32 master weight per call, saves bf16
-  // activations for backward, and its gradients are fp32 (train.precision "bf16"). With keep_f32_weights (default) each Linear keeps a bf16 copy
-  // of its weight beside the fp32 parameter (which loading, saving and optimizers keep using;
-  // switching back to kF32 restores the exact fp32 model); without it the weight parameters
-  // themselves become bfloat16 (half the memory: for inference-only runs; switching back to
-  // kF32 widens them, the rounding stays, and loading fp32 weights into them is refused; a later
-  // set_precision(kBF16) with keep_f32_weights cannot bring the fp32 values back). The
-  // copies are a snapshot: load_state_dict refreshes them, and code that writes parameters some
-  // other way calls refresh_precision() (the trainer does before evaluating). With bf16 weight
-  // parameters (keep_f32_weights false) gradients on throw. Not to be called while another
-  // thread runs a forward pass of this model.
+  // mixed-precision training: each Linear multiplies by the bf16 rounding of its fp32 master
+  // weight, saves bf16 activations for backward, and its gradients are fp32 (train.precision
+  // "bf16"). With keep_f32_weights (default) the fp32 parameters stay (loading, saving and
+  // optimizers use them; switching back to kF32 restores the exact fp32 model) and each weight's
+  // bf16 rounding is made when first used after a change and remembered beside it
+  // (ops::bf16_copy_of: never stale, whoever writes the weights); without it the weight
+  // parameters themselves become bfloat16 (half the memory: for inference-only runs; switching
+  // back to kF32 widens them, the rounding stays, and loading fp32 weights into them is refused;
+  // a later set_precision(kBF16) with keep_f32_weights cannot bring the fp32 values back). With
+  // bf16 weight parameters (keep_f32_weights false) gradients on throw. Not to be called while
+  // another thread runs a forward pass of this model.
   void set_precision(Precision p, bool keep_f32_weights = true);
   bool keeps_f32_weights() const { return keep_f32_weights_; }
   Precision precision() const { return precision_; }
-  void refresh_precision();  // re-derives every module's precision copies from its parameters
 
   // Activation checkpointing in training (autograd/checkpoint.h): modules that support it
   // (PerceiverLayer, ViTLayer) keep only their inputs and recompute their forward in backward.

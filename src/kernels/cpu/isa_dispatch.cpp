@@ -57,8 +57,9 @@
     (dx, dw, db, dy, x, w, mean, rstd, rows, cols))                                                 \
   X(void, adamw_update,                                                                             \
     (float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,   \
-     float eps, float weight_decay, float bias_correction1, float bias_correction2),                \
-    (p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2))       \
+     float eps, float weight_decay, float bias_correction1, float bias_correction2,                 \
+     uint16_t* p_bf16),                                                                             \
+    (p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2, p_bf16)) \
   X(LambNorms, lamb_moments,                                                                        \
     (const float* p, const float* g, float* m, float* v, int64_t n, float beta1, float beta2,       \
      float eps, float weight_decay, float bias_correction1, float bias_correction2),                \

@@ -15,6 +15,9 @@
 
 // Compiled once per ISA variant (CMakeLists.txt, kernels/cpu/isa_dispatch.cpp).
 namespace perceiver::cpu::PERCEIVER_ISA {
+
+void f32_to_bf16(const float* x, uint16_t* y, int64_t n);  // this variant's (convert.cpp)
+
 namespace {
 
 // Fixed block size: the unit of parallel work and of reduction partials (128 KiB of floats).
@@ -155,7 +158,7 @@ void lamb_apply_range(float* p, const float* m, const float* v, int64_t n, float
 
 void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
                   float beta2, float eps, float weight_decay, float bias_correction1,
-                  float bias_correction2) {
+                  float bias_correction2, uint16_t* p_bf16) {
   const Moments mo(beta1, beta2);
   const float decay = 1.0f - lr * weight_decay;
   const float step_size = lr / bias_correction1;
@@ -163,6 +166,7 @@ void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, float
   for_blocks(n, [&](int64_t, int64_t begin, int64_t end) {
     adamw_range(p + begin, g + begin, m + begin, v + begin, end - begin, mo, decay, step_size,
                 inv_sqrt_bc2, eps);
+    if (p_bf16 != nullptr) f32_to_bf16(p + begin, p_bf16 + begin, end - begin);  // block still in cache
   });
 }
 

@@ -17,9 +17,11 @@
 
 namespace perceiver::cpu {
 
+// p_bf16: nullptr, or n bf16 values that receive bf16(p) after the update in the same pass (the
+// mixed-precision copy of the weight, rounded as f32_to_bf16 does).
 void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
                   float beta2, float eps, float weight_decay, float bias_correction1,
-                  float bias_correction2);
+                  float bias_correction2, uint16_t* p_bf16);
 
 struct LambNorms {
   double param_sq = 0;   // ||p||^2 (before the update)
