@@ -8,6 +8,7 @@
 #include "perceiver/core/parallel.h"
 #include "perceiver/core/profiler.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/copy_rows.h"
 #include "kernels/cpu/gemm.h"
 #include "perceiver/ops/convert.h"
 
@@ -60,7 +61,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   float beta = 0.0f;
   if (b.defined()) {  // y rows start as b, then the GEMM accumulates x w^T into them (beta = 1)
     const float* bp = b.f32();
-    for (int64_t r = 0; r < rows; ++r) std::copy(bp, bp + cout, yp + r * cout);
+    cpu::broadcast_row(yp, bp, rows, cout);
     beta = 1.0f;
   }
   if (w.dtype() == DType::kBF16) {  // bf16 x bf16 -> fp32: x rounded to bf16 for this GEMM

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/copy_rows.h"
 #include "kernels/cpu/exp_approx.h"
 #include "kernels/cpu/gemm.h"
 #include "perceiver/core/parallel.h"
@@ -125,11 +126,11 @@ void probabilities_row(float* row, int64_t mb, float lse) {
 // slices directly: packing them cost more than it saved there.
 template <typename T>
 void pack_rows(T* dst, const T* src, int64_t rows, int64_t cols, int64_t ld) {
-  for (int64_t i = 0; i < rows; ++i) std::copy(src + i * ld, src + i * ld + cols, dst + i * cols);
+  copy_rows(dst, cols, src, ld, rows, cols);
 }
 template <typename T>
 void unpack_rows(T* dst, int64_t ld, const T* src, int64_t rows, int64_t cols) {
-  for (int64_t i = 0; i < rows; ++i) std::copy(src + i * cols, src + i * cols + cols, dst + i * ld);
+  copy_rows(dst, ld, src, cols, rows, cols);
 }
 
 // A head's slice of a (rows, ld) tensor for the products: the slice itself (and its ld) when

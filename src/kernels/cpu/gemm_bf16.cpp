@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/copy_rows.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_common.h"
 #include "kernels/cpu/onednn_matmul.h"
@@ -59,27 +60,28 @@ void gemm_onednn_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float a
   const int64_t b_rows = tb ? n : k, b_cols = tb ? k : n;
   if (lda != a_cols) {
     uint16_t* dense = thread_buffer<uint16_t>(static_cast<size_t>(a_rows * a_cols), 0);
-    for (int64_t r = 0; r < a_rows; ++r) std::copy(a + r * lda, a + r * lda + a_cols, dense + r * a_cols);
+    copy_rows(dense, a_cols, a, lda, a_rows, a_cols);
     a = dense;
     lda = a_cols;
   }
   if (ldb != b_cols) {
     uint16_t* dense = thread_buffer<uint16_t>(static_cast<size_t>(b_rows * b_cols), 1);
-    for (int64_t r = 0; r < b_rows; ++r) std::copy(b + r * ldb, b + r * ldb + b_cols, dense + r * b_cols);
+    copy_rows(dense, b_cols, b, ldb, b_rows, b_cols);
     b = dense;
     ldb = b_cols;
   }
   if (ldc != n) {  // C = (alpha A B) + beta C through a dense m x n product
     float* prod = thread_buffer<float>(static_cast<size_t>(m * n), 2);
     gemm_onednn_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, 0.0f, prod, n);
+    if (beta == 0.0f) {
+      copy_rows(c, ldc, prod, n, m, n);
+      return;
+    }
     for (int64_t i = 0; i < m; ++i) {
       float* crow = c + i * ldc;
       const float* prow = prod + i * n;
-      if (beta == 0.0f) {
-        std::copy(prow, prow + n, crow);
-      } else {
-        for (int64_t j = 0; j < n; ++j) crow[j] = prow[j] + beta * crow[j];
-      }
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) crow[j] = prow[j] + beta * crow[j];
     }
     return;
   }
