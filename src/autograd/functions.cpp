@@ -14,6 +14,7 @@
 #include "perceiver/ops/linear.h"
 #include "perceiver/ops/loss.h"
 #include "perceiver/ops/reduce.h"
+#include "perceiver/ops/relative_logits.h"
 #include "perceiver/ops/tokens.h"
 
 namespace perceiver::ag {
@@ -61,6 +62,47 @@ Tensor to_bf16(const Tensor& x) {
   Tensor y = ops::to_bf16(x);
   // d x = dy (the rounding's straight-through gradient; dy is fp32)
   if (should_record({&x})) record("to_bf16", {x}, {&y}, [](const Grads& g) -> Grads { return {g[0]}; });
+  return y;
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  Tensor c = ops::matmul(a, b, trans_a, trans_b);
+  if (should_record({&a, &b})) {
+    const bool na = a.requires_grad(), nb = b.requires_grad();
+    record("matmul", {a, b}, {&c}, [a, b, trans_a, trans_b, na, nb](const Grads& g) -> Grads {
+      // C = op(A) op(B): d op(A) = dC op(B)^T, d op(B) = op(A)^T dC; an operand shared by the
+      // batch (rank 2 beside a rank-3 other) gets the sum over the batch
+      Tensor da, db;
+      if (na) {
+        da = trans_a ? ops::matmul(b, g[0], trans_b, true) : ops::matmul(g[0], b, false, !trans_b);
+        if (da.rank() > a.rank()) da = ops::sum_to(da, a.shape());
+      }
+      if (nb) {
+        db = trans_b ? ops::matmul(g[0], a, true, trans_a) : ops::matmul(a, g[0], !trans_a, false);
+        if (db.rank() > b.rank()) db = ops::sum_to(db, b.shape());
+      }
+      return {da, db};
+    });
+  }
+  return c;
+}
+
+Tensor softmax(const Tensor& x) {
+  Tensor y = ops::softmax(x);
+  // dx = y * (dy - sum(dy * y))
+  if (should_record({&x}))
+    record("softmax", {x}, {&y}, [y](const Grads& g) -> Grads { return {ops::softmax_backward(g[0], y)}; });
+  return y;
+}
+
+Tensor relative_logits(const Tensor& rw, const Tensor& rh, int64_t height, int64_t width) {
+  Tensor y = ops::relative_logits(rw, rh, height, width);
+  // drw, drh = dy summed over the keys that read each offset
+  if (should_record({&rw, &rh}))
+    record("relative_logits", {rw, rh}, {&y}, [height, width](const Grads& g) -> Grads {
+      ops::RelativeLogitsGrads d = ops::relative_logits_backward(g[0], height, width);
+      return {d.drw, d.drh};
+    });
   return y;
 }
 

@@ -73,6 +73,18 @@ Tensor max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int p
   return out.y;
 }
 
+Tensor avg_pool2d(const Tensor& x, int kh, int kw, int sh, int sw) {
+  Tensor y = ops::avg_pool2d(x, kh, kw, sh, sw);
+  if (should_record({&x})) {
+    const Shape xs = x.shape();
+    // dx = dy / (kh kw) spread over each window
+    record("avg_pool2d", {x}, {&y}, [xs, kh, kw, sh, sw](const Grads& g) -> Grads {
+      return {ops::avg_pool2d_backward(g[0], xs, kh, kw, sh, sw)};
+    });
+  }
+  return y;
+}
+
 Tensor channels_last_tokens(const Tensor& x) {
   Tensor y = ops::channels_last_tokens(x);
   if (should_record({&x})) {

@@ -3,6 +3,7 @@
 
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
+#include "perceiver/models/botnet/botnet.h"
 #include "perceiver/models/perceiver.h"
 #include "perceiver/models/perceiver_io/perceiver_io.h"
 #include "perceiver/models/vit/vit.h"
@@ -12,6 +13,10 @@ namespace {
 
 std::unique_ptr<Model> create_perceiver_io(const nlohmann::json& config, const std::string& what, uint64_t seed) {
   return std::make_unique<perceiver_io::PerceiverIO>(perceiver_io::parse_hf_config(config, what), seed);
+}
+
+std::unique_ptr<Model> create_botnet(const nlohmann::json& config, const std::string& what, uint64_t seed) {
+  return std::make_unique<BotNet>(parse_botnet_config(config, what), seed);
 }
 
 std::unique_ptr<Model> create_vit(const nlohmann::json& config, const std::string& what, uint64_t seed) {
@@ -43,6 +48,8 @@ const std::vector<ModelClass>& model_classes() {
       {"PerceiverForTokenClassification", "byte-level tagger: a class per byte (ours; not in transformers)",
        create_perceiver_io},
       {"ViTForImageClassification", "Vision Transformer image classifier", create_vit},
+      {"botnet26t_256", "BoTNet (2101.11605): ResNet bottlenecks with relative-position self-attention, timm layout",
+       create_botnet},
       {Perceiver::kArchitecture, "the Perceiver (2103.03206) classifier of run configs", create_perceiver_classifier},
   };
   return t;
@@ -54,6 +61,8 @@ std::string architecture_of(const nlohmann::json& config, const std::string& wha
     if (it != config.end() && it->is_array() && it->size() == 1 && (*it)[0].is_string())
       return (*it)[0].get<std::string>();
     it = config.find("model_class");
+    if (it != config.end() && it->is_string()) return it->get<std::string>();
+    it = config.find("architecture");  // timm hub config.json
     if (it != config.end() && it->is_string()) return it->get<std::string>();
   }
   std::string supported;

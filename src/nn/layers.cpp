@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/functions_conv.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/allocator.h"
 #include "perceiver/ops/convert.h"
@@ -73,6 +74,23 @@ void Linear::on_precision_changed() {
   // a bf16 block never reuses an fp32-sized one): converting layer by layer then peaks at the
   // fp32 model plus one layer's bf16 copy instead of both whole models.
   release_cached_memory();
+}
+
+BatchNorm2d::BatchNorm2d(int64_t channels, float eps, float momentum) : eps_(eps), momentum_(momentum) {
+  check(channels > 0, "[BatchNorm2d] channels must be positive, got ", channels);
+  weight_ = register_parameter("weight", Tensor::full({channels}, 1.0f));
+  bias_ = register_parameter("bias", Tensor::zeros({channels}));
+  running_mean_ = register_buffer("running_mean", Tensor::zeros({channels}));
+  running_var_ = register_buffer("running_var", Tensor::full({channels}, 1.0f));
+  num_batches_tracked_ = register_buffer("num_batches_tracked", Tensor::from_vector_i32({}, {0}));
+}
+
+// y = (x - mean) / sqrt(var + eps) * w + b per channel: the batch's statistics in training mode
+// (running buffers updated, num_batches_tracked += 1), the running ones in eval mode
+Tensor BatchNorm2d::forward(const Tensor& x) const {
+  Tensor y = ag::batch_norm(x, weight_, bias_, running_mean_, running_var_, eps_, momentum_, is_training());
+  if (is_training()) num_batches_tracked_.data<int32_t>()[0] += 1;
+  return y;
 }
 
 LayerNorm::LayerNorm(int64_t channels, float eps) : eps_(eps) {

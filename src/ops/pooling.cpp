@@ -1,4 +1,4 @@
-// max_pool2d and max_pool2d_backward: validate (torch's rules: kernel, stride > 0, 0 <= pad <=
+// max_pool2d, avg_pool2d and their backwards: validate (torch's rules: kernel, stride > 0, 0 <= pad <=
 // kernel / 2, a non-empty output), allocate, call kernels/cpu/pooling.
 //   y[b,c,oh,ow] = max over the in-image part of x[b, c, oh*sh - ph + [0,kh), ow*sw - pw + [0,kw)]
 #include "perceiver/ops/pooling.h"
@@ -70,6 +70,28 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Shape&
           "), got ", ix[i], " at ", i);
   Tensor dx = Tensor::empty(input_shape);
   cpu::max_pool2d_backward(dx.f32(), dy.f32(), ix, g);
+  return dx;
+}
+
+Tensor avg_pool2d(const Tensor& x, int kh, int kw, int sh, int sw) {
+  profiler::Scope prof("avg_pool2d");
+  expect_f32("avg_pool2d", "x", x);
+  const cpu::Pool2dGeom g = geometry("avg_pool2d", x.shape(), kh, kw, sh, sw, 0, 0);
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), g.OH, g.OW});
+  cpu::avg_pool2d_forward(y.f32(), x.f32(), g);
+  return y;
+}
+
+Tensor avg_pool2d_backward(const Tensor& dy, const Shape& input_shape, int kh, int kw, int sh, int sw) {
+  profiler::Scope prof("avg_pool2d_backward");
+  constexpr const char* op = "avg_pool2d_backward";
+  expect_f32(op, "dy", dy);
+  for (int64_t d : input_shape)
+    check(d >= 0, "[", op, "] input_shape: expected non-negative dims, got ", shape_str(input_shape));
+  const cpu::Pool2dGeom g = geometry(op, input_shape, kh, kw, sh, sw, 0, 0);
+  expect_shape(op, "dy", dy, Shape{input_shape[0], input_shape[1], g.OH, g.OW});
+  Tensor dx = Tensor::empty(input_shape);
+  cpu::avg_pool2d_backward(dx.f32(), dy.f32(), g);
   return dx;
 }
 

@@ -58,5 +58,24 @@ TEST(MaxPoolGrad, AutogradMatchesBackwardOp) {
   EXPECT_EQ(x.grad().to_vector(), ops::max_pool2d_backward(dy, out.indices, x.shape()).to_vector());
 }
 
+TEST(AvgPoolGrad, MatchesFiniteDifferencesThroughTheTape) {
+  const ref::Pool2dShape s{6, 9, 8, 2, 2, 2, 2, 0, 0};
+  Tensor x = randn({2, 3, 9, 8}, 55);
+  x.set_requires_grad(true);
+  const Tensor y = ag::avg_pool2d(x, 2, 2, 2, 2);
+  ASSERT_EQ(y.shape(), (Shape{2, 3, 4, 4}));
+  const Tensor dy = randn(y.shape(), 56);
+  autograd::backward(y, dy);
+  const auto xd = to_double(x), dyd = to_double(dy);
+  const auto ndx = fd_grad(
+      [&](const std::vector<double>& v) {
+        std::vector<double> out(dyd.size());
+        ref::avg_pool2d_forward(out.data(), v.data(), s);
+        return out;
+      },
+      xd, dyd);
+  EXPECT_TRUE(all_close(x.grad(), ndx, 4 * f32_tol(4), "dx"));
+}
+
 }  // namespace
 }  // namespace perceiver

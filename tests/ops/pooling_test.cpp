@@ -145,5 +145,44 @@ TEST(MaxPoolOp, RejectsBadInputs) {
                               "max_pool2d_backward"));
 }
 
+// Average pooling (no padding): BoTNet's 2 x 2 / 2 after strided self-attention, odd maps
+// (the last row/column dropped, floor rounding), overlapping and asymmetric windows.
+class AvgPoolOp : public ::testing::TestWithParam<PoolCase> {};
+
+TEST_P(AvgPoolOp, ForwardAndBackwardMatchReference) {
+  const PoolCase c = GetParam();
+  const ref::Pool2dShape s = c.ref();
+  const Tensor x = randn(c.in_shape(), 4);
+  const Tensor y = ops::avg_pool2d(x, c.kh, c.kw, c.sh, c.sw);
+  ASSERT_EQ(y.shape(), (Shape{c.B, c.C, s.OH(), s.OW()}));
+  std::vector<double> yr(y.numel());
+  const std::vector<double> xd = to_double(x);
+  ref::avg_pool2d_forward(yr.data(), xd.data(), s);
+  EXPECT_TRUE(all_close(y, yr, f32_tol(c.kh * c.kw), "y"));
+  const Tensor dy = randn(y.shape(), 5);
+  const Tensor dx = ops::avg_pool2d_backward(dy, x.shape(), c.kh, c.kw, c.sh, c.sw);
+  std::vector<double> dxr(x.numel());
+  const std::vector<double> dyd = to_double(dy);
+  ref::avg_pool2d_backward(dxr.data(), dyd.data(), s);
+  EXPECT_TRUE(all_close(dx, dxr, f32_tol(c.kh * c.kw), "dx"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, AvgPoolOp,
+                         ::testing::Values(PoolCase{2, 3, 8, 12, 2, 2, 2, 2, 0, 0},   // BoTNet
+                                           PoolCase{1, 2, 7, 5, 2, 2, 2, 2, 0, 0},    // odd: floor
+                                           PoolCase{2, 2, 6, 7, 3, 3, 1, 1, 0, 0},    // overlapping
+                                           PoolCase{1, 3, 9, 8, 3, 2, 2, 3, 0, 0},    // asymmetric
+                                           PoolCase{4, 16, 32, 32, 2, 2, 2, 2, 0, 0}));  // threaded
+
+TEST(AvgPoolOp, WindowMeansAndErrors) {
+  const Tensor x = Tensor::from_vector({1, 1, 2, 4}, {1, 2, 3, 4, 5, 6, 7, 8});
+  EXPECT_EQ(ops::avg_pool2d(x, 2, 2, 2, 2).to_vector(), (std::vector<float>{3.5f, 5.5f}));
+  EXPECT_TRUE(throws_op_error([&] { ops::avg_pool2d(x, 3, 3, 1, 1); }, "avg_pool2d"));  // window > map
+  EXPECT_TRUE(throws_op_error([&] { ops::avg_pool2d(x, 2, 2, 0, 2); }, "avg_pool2d"));
+  EXPECT_TRUE(throws_op_error([&] { ops::avg_pool2d(randn({2, 4, 4}, 1), 2, 2, 2, 2); }, "avg_pool2d"));
+  EXPECT_TRUE(throws_op_error([&] { ops::avg_pool2d_backward(randn({1, 1, 2, 2}, 1), {1, 1, 2, 4}, 2, 2, 2, 2); },
+                              "avg_pool2d_backward"));
+}
+
 }  // namespace
 }  // namespace perceiver

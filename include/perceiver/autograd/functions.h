@@ -33,6 +33,12 @@ Tensor mean(const Tensor& x, int axis);
 Tensor center(const Tensor& x, int axis);   // x - mean(x, axis), shape kept
 Tensor standardize(const Tensor& x, int axis, float eps);   // (x - mean) / sqrt(var + eps) along axis
 Tensor embedding(const Tensor& indices, const Tensor& table);
+// Batched matmul (ops::matmul): a (B, P, Q) or (P, Q), b likewise, op() transposes the last two
+// dims; the gradient of an operand shared across the batch (rank 2) sums over the batch.
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+Tensor softmax(const Tensor& x);  // over the last dim
+// BoTNet's 2-D relative position logits from the per-offset logits (ops/relative_logits.h).
+Tensor relative_logits(const Tensor& rw, const Tensor& rh, int64_t height, int64_t width);
 // Multi-head attention (see ops/attention.h); key_mask is an additive constant (no gradient).
 // Precision::kBF16 runs both products in bf16; with gradients on (mixed-precision training) the
 // node keeps q, k, v and the output in bf16 and its backward runs bf16 products too.

@@ -26,6 +26,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& run
 // torch.nn.functional.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw)): gradient flows to the argmax.
 Tensor max_pool2d(const Tensor& x, int kh, int kw, int sh, int sw, int ph, int pw);
 
+// torch.nn.functional.avg_pool2d(x, (kh, kw), (sh, sw)) without padding.
+Tensor avg_pool2d(const Tensor& x, int kh, int kw, int sh, int sw);
+
 // (B, C, *spatial) -> (B, N, C): x.permute(0, 2, 3, 1).reshape(B, -1, C).
 Tensor channels_last_tokens(const Tensor& x);
 

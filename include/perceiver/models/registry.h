@@ -1,7 +1,7 @@
 // One table of model classes: a config.json (hub layout {"architectures": [...], ...} or the
 // fixtures' {"model_class": ..., "config": {...}}) is parsed once and its class name picks the row
-// that builds the model. Rows: the six Perceiver IO task classes, ViTForImageClassification and
-// the Perceiver classifier of run configs (PerceiverClassifier).
+// that builds the model. Rows: the six Perceiver IO task classes, ViTForImageClassification,
+// BoTNet (timm botnet26t_256) and the Perceiver classifier of run configs (PerceiverClassifier).
 #pragma once
 
 #include <memory>
@@ -23,8 +23,8 @@ struct ModelClass {
 
 const std::vector<ModelClass>& model_classes();
 
-// The class name of a config: architectures[0] (hub) or model_class (fixture wrapper); an Error
-// naming `what` and the supported classes otherwise.
+// The class name of a config: architectures[0] (HF hub), model_class (fixture wrapper) or
+// architecture (timm hub config.json); an Error naming `what` and the supported classes otherwise.
 std::string architecture_of(const nlohmann::json& config, const std::string& what);
 
 // The registry row for a class name; an Error listing the supported classes when unknown.

@@ -62,4 +62,19 @@ class LayerNorm : public Module {
   float eps_;
 };
 
+// torch.nn.BatchNorm2d over (B, C, H, W): weight, bias; buffers running_mean, running_var and
+// num_batches_tracked (int32 here; an int64 file value loads). Training mode normalises with the
+// batch statistics and updates the running buffers (momentum, unbiased variance) and the count;
+// eval mode uses the running statistics.
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
+  Tensor forward(const Tensor& x) const;
+
+ private:
+  Tensor weight_, bias_;
+  mutable Tensor running_mean_, running_var_, num_batches_tracked_;
+  float eps_, momentum_;
+};
+
 }  // namespace perceiver::nn

@@ -73,4 +73,47 @@ void max_pool2d_backward(float* dx, const float* dy, const int32_t* indices, con
   });
 }
 
+void avg_pool2d_forward(float* y, const float* x, const Pool2dGeom& g) {
+  const int64_t in = g.H * g.W, out = g.OH * g.OW;
+  const float inv = 1.0f / static_cast<float>(g.kh * g.kw);
+  parallel_for(g.planes, plane_grain(g), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* xp = x + p * in;
+      float* yp = y + p * out;
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        float* yr = yp + oh * g.OW;
+        std::fill(yr, yr + g.OW, 0.0f);
+        for (int64_t i = 0; i < g.kh; ++i) {
+          const float* xr = xp + (oh * g.sh + i) * g.W;
+          for (int64_t j = 0; j < g.kw; ++j) {
+            const int64_t sw = g.sw;
+#pragma omp simd
+            for (int64_t ow = 0; ow < g.OW; ++ow) yr[ow] += xr[ow * sw + j];
+          }
+        }
+#pragma omp simd
+        for (int64_t ow = 0; ow < g.OW; ++ow) yr[ow] *= inv;
+      }
+    }
+  });
+}
+
+void avg_pool2d_backward(float* dx, const float* dy, const Pool2dGeom& g) {
+  const int64_t in = g.H * g.W, out = g.OH * g.OW;
+  const float inv = 1.0f / static_cast<float>(g.kh * g.kw);
+  parallel_for(g.planes, plane_grain(g), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      float* d = dx + p * in;
+      std::fill(d, d + in, 0.0f);
+      const float* gy = dy + p * out;
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t i = 0; i < g.kh; ++i) {
+          float* dr = d + (oh * g.sh + i) * g.W;
+          for (int64_t j = 0; j < g.kw; ++j)
+            for (int64_t ow = 0; ow < g.OW; ++ow) dr[ow * g.sw + j] += gy[oh * g.OW + ow] * inv;
+        }
+    }
+  });
+}
+
 }  // namespace perceiver::cpu

@@ -51,4 +51,33 @@ void max_pool2d_backward(T* dx, const T* dy, const int32_t* idx, const Pool2dSha
     for (int64_t o = 0; o < out; ++o) dx[p * s.H * s.W + idx[p * out + o]] += dy[p * out + o];
 }
 
+// Average pooling without padding (torch avg_pool2d, padding 0, floor rounding):
+// y (planes, OH, OW) = mean of x over each kh x kw window; ph, pw must be 0.
+template <typename T>
+void avg_pool2d_forward(T* y, const T* x, const Pool2dShape& s) {
+  const int64_t OH = s.OH(), OW = s.OW();
+  for (int64_t p = 0; p < s.planes; ++p)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        T acc = 0;
+        for (int64_t i = 0; i < s.kh; ++i)
+          for (int64_t j = 0; j < s.kw; ++j) acc += x[(p * s.H + oh * s.sh + i) * s.W + ow * s.sw + j];
+        y[(p * OH + oh) * OW + ow] = acc / static_cast<T>(s.kh * s.kw);
+      }
+}
+
+// dx (planes, H, W) overwritten: each window's dy / (kh kw) added to its elements.
+template <typename T>
+void avg_pool2d_backward(T* dx, const T* dy, const Pool2dShape& s) {
+  const int64_t OH = s.OH(), OW = s.OW();
+  for (int64_t i = 0; i < s.planes * s.H * s.W; ++i) dx[i] = 0;
+  for (int64_t p = 0; p < s.planes; ++p)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow)
+        for (int64_t i = 0; i < s.kh; ++i)
+          for (int64_t j = 0; j < s.kw; ++j)
+            dx[(p * s.H + oh * s.sh + i) * s.W + ow * s.sw + j] +=
+                dy[(p * OH + oh) * OW + ow] / static_cast<T>(s.kh * s.kw);
+}
+
 }  // namespace perceiver::ref

@@ -68,9 +68,7 @@ class ConvDownsample : public nn::Module {
 
  private:
   Tensor conv_weight_;  // "conv.weight" (Cout, Cin, 7, 7)
-  Tensor bn_weight_, bn_bias_;  // "batchnorm.weight", "batchnorm.bias" (Cout)
-  mutable Tensor running_mean_, running_var_, num_batches_tracked_;
-  bool use_batchnorm_;
+  std::shared_ptr<nn::BatchNorm2d> batchnorm_;  // "batchnorm.*", or null without batch norm
 };
 
 struct ImagePreprocessorConfig {

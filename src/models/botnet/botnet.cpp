@@ -1,0 +1,233 @@
+// BoTNet: configuration (timm hub config.json), the stem, bottleneck and self-attention blocks,
+// and the classifier (formulas in botnet.h).
+#include "perceiver/models/botnet/botnet.h"
+
+#include <cmath>
+
+#include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/functions_conv.h"
+#include "perceiver/core/json_reader.h"
+
+namespace perceiver::models {
+namespace {
+
+constexpr float kBnEps = 1e-5f;      // timm BatchNormAct2d defaults
+constexpr float kBnMomentum = 0.1f;
+
+// timm make_divisible(v, 8): the nearest multiple of 8 (at least 8), raised by 8 when that falls
+// more than 10% below v.
+int64_t make_divisible(double v, int64_t divisor = 8) {
+  int64_t r = std::max<int64_t>(divisor, static_cast<int64_t>(v + divisor / 2.0) / divisor * divisor);
+  if (static_cast<double>(r) < 0.9 * v) r += divisor;
+  return r;
+}
+
+int64_t half_up(int64_t n) { return (n + 1) / 2; }  // a 3x3/2 convolution or max pool with padding 1
+
+// Whether block b of stage s is a self-attention block (botnet26t: stage 2 alternates bottleneck
+// and self-attention, stage 3 is self-attention only).
+bool is_self_attention(int s, int64_t b) { return s == 3 || (s == 2 && b % 2 == 1); }
+
+Tensor init_conv(int64_t out, int64_t in, int k, Rng& rng) {
+  const float std = std::sqrt(2.0f / static_cast<float>(in * k * k));  // He (fan-in), as ResNets
+  return nn::init_truncated_normal({out, in, k, k}, std, rng);
+}
+
+}  // namespace
+
+int64_t BotNetConfig::mid_channels(int stage) const {
+  return make_divisible(static_cast<double>(channels[static_cast<size_t>(stage)]) * bottleneck_ratio);
+}
+
+nlohmann::json BotNetConfig::to_hub_json() const {
+  return {{"architecture", architecture},
+          {"num_classes", num_classes},
+          {"num_features", channels.back()},
+          {"pretrained_cfg",
+           {{"input_size", {in_channels, image_size[0], image_size[1]}}, {"fixed_input_size", true}}},
+          {"byob",
+           {{"stem_chs", stem_chs},
+            {"channels", channels},
+            {"depths", depths},
+            {"bottleneck_ratio", bottleneck_ratio},
+            {"num_heads", num_heads}}}};
+}
+
+BotNetConfig parse_botnet_config(const nlohmann::json& config, const std::string& what) {
+  JsonObject o(config, JsonObject::Mode::kLenient, "hf_config", what);
+  BotNetConfig c;
+  c.architecture = o.get_string("architecture", c.architecture, {"botnet26t_256"});
+  c.num_classes = o.get_int("num_classes", c.num_classes, 1, 1 << 20);
+  JsonObject pretrained = o.get_object("pretrained_cfg");
+  const std::vector<int64_t> input = pretrained.get_int_list("input_size", {3, 256, 256}, 1, 8192, 3, 3);
+  c.in_channels = input[0];
+  c.image_size = {input[1], input[2]};
+  JsonObject byob = o.get_object("byob");
+  c.stem_chs = byob.get_int("stem_chs", c.stem_chs, 8, 1 << 14);
+  c.channels = byob.get_int_list("channels", c.channels, 1, 1 << 16, 4, 4);
+  c.depths = byob.get_int_list("depths", c.depths, 1, 64, 4, 4);
+  c.bottleneck_ratio = byob.get_number("bottleneck_ratio", c.bottleneck_ratio, 1e-3, 16.0);
+  c.num_heads = byob.get_int("num_heads", c.num_heads, 1, 256);
+  check(c.stem_chs % 8 == 0, "[hf_config] ", what, ": byob: stem_chs: expected a multiple of 8 (the tiered stem ",
+        "uses 3/8 and 1/2 of it), got ", c.stem_chs);
+  for (int s = 2; s < 4; ++s) {
+    const int64_t mid = c.mid_channels(s);
+    check(mid % c.num_heads == 0, "[hf_config] ", what, ": byob: stage ", s, " has ", mid,
+          " attention channels, not a multiple of num_heads = ", c.num_heads);
+  }
+  // the maps the self-attention blocks see; a strided one must be even (its 2 x 2 pooling and
+  // the 1x1/2 shortcut agree only then)
+  int64_t h = half_up(half_up(c.image_size[0])), w = half_up(half_up(c.image_size[1]));
+  for (int s = 1; s < 4; ++s) {
+    if (is_self_attention(s, 0)) {
+      check(h % 2 == 0 && w % 2 == 0, "[hf_config] ", what, ": pretrained_cfg.input_size ", c.image_size[0], " x ",
+            c.image_size[1], " gives stage ", s, " a ", h, " x ", w,
+            " map; its strided self-attention needs even sides (a multiple of 32 works)");
+      h /= 2, w /= 2;
+    } else {
+      h = half_up(h), w = half_up(w);
+    }
+  }
+  return c;
+}
+
+ConvNormAct::ConvNormAct(int64_t in, int64_t out, int kernel, int stride, bool relu, Rng& rng)
+    : stride_(stride), pad_(kernel / 2), relu_(relu) {
+  weight_ = register_parameter("conv.weight", init_conv(out, in, kernel, rng));
+  bn_ = register_module("bn", std::make_shared<nn::BatchNorm2d>(out, kBnEps, kBnMomentum));
+}
+
+// y = ReLU?(BatchNorm(conv(x)))
+Tensor ConvNormAct::forward(const Tensor& x) const {
+  Tensor y = bn_->forward(ag::conv2d(x, weight_, Tensor(), stride_, stride_, pad_, pad_));
+  return relu_ ? ag::relu(y) : y;
+}
+
+BottleneckAttention::BottleneckAttention(int64_t dim, int64_t height, int64_t width, int64_t heads, int stride,
+                                         Rng& rng)
+    : height_(height), width_(width), heads_(heads), stride_(stride) {
+  dqk_ = make_divisible(static_cast<double>(dim)) / heads;  // timm: dim_out * qk_ratio, qk_ratio 1
+  dv_ = dim / heads;
+  qkv_ = register_parameter("qkv.weight",
+                            nn::init_truncated_normal({heads * (2 * dqk_ + dv_), dim, 1, 1},
+                                                      1.0f / std::sqrt(static_cast<float>(dim)), rng));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dqk_));
+  height_rel_ = register_parameter("pos_embed.height_rel", nn::init_truncated_normal({2 * height - 1, dqk_}, scale, rng));
+  width_rel_ = register_parameter("pos_embed.width_rel", nn::init_truncated_normal({2 * width - 1, dqk_}, scale, rng));
+}
+
+Tensor BottleneckAttention::forward(const Tensor& x) const {
+  check(x.rank() == 4 && x.dim(2) == height_ && x.dim(3) == width_, "[botnet] self-attention: expected a (B, C, ",
+        height_, ", ", width_, ") map (the size its relative position tables were made for), got ",
+        shape_str(x.shape()));
+  const int64_t b = x.dim(0), hw = height_ * width_, cqk = heads_ * dqk_, cv = heads_ * dv_;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dqk_));
+  // q, k, v = split(qkv(x)) along the channels; per head the d x HW planes (channel = head D + d)
+  const Tensor qkv = ag::reshape(ag::conv2d(x, qkv_, Tensor(), 1, 1, 0, 0), {b, 2 * cqk + cv, hw});
+  const Tensor q = ag::reshape(ag::slice_tokens(qkv, 0, cqk), {b * heads_, dqk_, hw});
+  const Tensor k = ag::reshape(ag::slice_tokens(qkv, cqk, cqk), {b * heads_, dqk_, hw});
+  const Tensor v = ag::reshape(ag::slice_tokens(qkv, 2 * cqk, cv), {b * heads_, dv_, hw});
+  // logits (BH, HW, HW) = scale q^T k + rel(q): rel[i, j] = q_i . width_rel[jw - iw + W - 1]
+  //                                                      + q_i . height_rel[jh - ih + H - 1]
+  const Tensor rel = ag::relative_logits(ag::matmul(q, width_rel_, true, true), ag::matmul(q, height_rel_, true, true),
+                                         height_, width_);
+  const Tensor p = ag::softmax(ag::add(ag::scale(ag::matmul(q, k, true, false), scale), rel));
+  // o (BH, Dv, HW) = v p^T, i.e. out_i = sum_j p_ij v_j, laid out as channels again
+  Tensor o = ag::reshape(ag::matmul(v, p, false, true), {b, cv, height_, width_});
+  if (stride_ == 2) o = ag::avg_pool2d(o, 2, 2, 2, 2);
+  return o;
+}
+
+BotNetBlock::BotNetBlock(bool self_attention, int64_t in, int64_t out, int64_t mid, int stride, int64_t height,
+                         int64_t width, int64_t heads, Rng& rng) {
+  if (in != out || stride != 1)
+    shortcut_ = register_module("shortcut", std::make_shared<ConvNormAct>(in, out, 1, stride, false, rng));
+  conv1_ = register_module("conv1_1x1", std::make_shared<ConvNormAct>(in, mid, 1, 1, true, rng));
+  if (self_attention) {
+    attention_ = register_module("self_attn",
+                                 std::make_shared<BottleneckAttention>(mid, height, width, heads, stride, rng));
+    post_attention_ = register_module("post_attn", std::make_shared<nn::BatchNorm2d>(mid, kBnEps, kBnMomentum));
+  } else {
+    conv2_ = register_module("conv2_kxk", std::make_shared<ConvNormAct>(mid, mid, 3, stride, true, rng));
+  }
+  conv3_ = register_module("conv3_1x1", std::make_shared<ConvNormAct>(mid, out, 1, 1, false, rng));
+}
+
+// y = ReLU(conv3(middle(conv1(x))) + shortcut(x)), middle = the 3x3 convolution or the
+// self-attention followed by BatchNorm + ReLU
+Tensor BotNetBlock::forward(const Tensor& x) const {
+  const Tensor sc = shortcut_ ? shortcut_->forward(x) : x;
+  Tensor h = conv1_->forward(x);
+  h = attention_ ? ag::relu(post_attention_->forward(attention_->forward(h))) : conv2_->forward(h);
+  return ag::relu(ag::add(conv3_->forward(h), sc));
+}
+
+BotNet::BotNet(const BotNetConfig& config, uint64_t init_seed) : config_(config) {
+  const BotNetConfig& c = config_;
+  Rng rng(init_seed);
+  // tiered stem: 3C/8, C/2, C channels
+  const int64_t stem[3] = {3 * c.stem_chs / 8, c.stem_chs / 2, c.stem_chs};
+  int64_t in = c.in_channels;
+  for (int i = 0; i < 3; ++i) {
+    stem_.push_back(register_module("stem.conv" + std::to_string(i + 1),
+                                    std::make_shared<ConvNormAct>(in, stem[i], 3, i == 0 ? 2 : 1, true, rng)));
+    in = stem[i];
+  }
+  int64_t h = half_up(half_up(c.image_size[0])), w = half_up(half_up(c.image_size[1]));
+  for (int s = 0; s < 4; ++s) {
+    std::vector<std::shared_ptr<BotNetBlock>> blocks;
+    for (int64_t bi = 0; bi < c.depths[static_cast<size_t>(s)]; ++bi) {
+      const int stride = s > 0 && bi == 0 ? 2 : 1;
+      const bool attn = is_self_attention(s, bi);
+      const int64_t out = c.channels[static_cast<size_t>(s)];
+      blocks.push_back(register_module(
+          "stages." + std::to_string(s) + "." + std::to_string(bi),
+          std::make_shared<BotNetBlock>(attn, in, out, c.mid_channels(s), stride, h, w, c.num_heads, rng)));
+      in = out;
+      if (stride == 2) {  // attention pools 2 x 2 (even maps); a 3x3/2 convolution rounds up
+        h = attn ? h / 2 : half_up(h);
+        w = attn ? w / 2 : half_up(w);
+      }
+    }
+    stages_.push_back(std::move(blocks));
+  }
+  fc_ = register_module("head.fc", std::make_shared<nn::Linear>(in, c.num_classes, true, rng));
+}
+
+Tensor BotNet::forward_pixels(const Tensor& pixel_values, TensorMap* trace) const {
+  const BotNetConfig& c = config_;
+  check(pixel_values.defined() && pixel_values.rank() == 4 && pixel_values.dim(1) == c.in_channels &&
+            pixel_values.dim(2) == c.image_size[0] && pixel_values.dim(3) == c.image_size[1],
+        "[botnet] pixel_values: expected (B, ", c.in_channels, ", ", c.image_size[0], ", ", c.image_size[1],
+        ") (the model's fixed input size), got ", pixel_values.defined() ? shape_str(pixel_values.shape()) : "undefined");
+  // stem: three ConvNormAct, then max pool 3x3/2 with padding 1
+  Tensor h = pixel_values;
+  for (const auto& conv : stem_) h = conv->forward(h);
+  h = ag::max_pool2d(h, 3, 3, 2, 2, 1, 1);
+  if (trace) (*trace)["stem"] = h;
+  for (size_t s = 0; s < stages_.size(); ++s) {
+    for (const auto& block : stages_[s]) h = block->forward(h);
+    if (trace) (*trace)["stages." + std::to_string(s)] = h;
+  }
+  // head: global average pool over H x W, then the linear classifier
+  const Tensor pooled = ag::mean(ag::reshape(h, {h.dim(0), h.dim(1), h.dim(2) * h.dim(3)}), 2);
+  const Tensor logits = fc_->forward(pooled);
+  if (trace) {
+    (*trace)["pooled"] = pooled;
+    (*trace)["logits"] = logits;
+  }
+  return logits;
+}
+
+TensorMap BotNet::forward(const TensorMap& inputs, TensorMap* trace, Rng*) const {
+  return {{"logits", forward_pixels(require_input(inputs, "pixel_values", "botnet"), trace)}};
+}
+
+Tensor BotNet::loss(const TensorMap& outputs, const TensorMap& inputs) const {
+  const Tensor& labels = require_input(inputs, "labels", "botnet");
+  check(labels.dtype() == DType::kI32, "[botnet] loss: expected int32 'labels' (class ids), got ",
+        dtype_name(labels.dtype()));
+  return ag::cross_entropy(require_input(outputs, "logits", "botnet"), labels, 0.0f);
+}
+
+}  // namespace perceiver::models
