@@ -199,13 +199,18 @@ TEST(Cli, HostileFilesGiveOneLineErrors) {
 
 // Every run exports a hub-layout folder (export/: config.json + model.safetensors under HF names)
 // that `perceiver run` loads through the one folder reader and that gives the training run's
-// logits: the Perceiver classifier, ViT (whose export is an HF ViTForImageClassification) and an
-// HF Perceiver IO image classifier trained from its hub config (grey images repeated to RGB).
+// logits: the Perceiver classifier, ViT (whose export is an HF ViTForImageClassification), an
+// HF Perceiver IO image classifier trained from its hub config (grey images repeated to RGB) and
+// BoTNet (a timm-layout folder).
 TEST(Cli, ExportedFolderGivesTheRunsLogits) {
   testing::TempDir tmp;
   testing::make_tiny_fashion_mnist(tmp.path, 24, 8);
   const std::string data = R"("data": {"dir": ")" + tmp.path + R"("}})";
-  const std::string vit_cfg = tmp.path + "/vit.json", pio_cfg = tmp.path + "/pio.json";
+  const std::string vit_cfg = tmp.path + "/vit.json", pio_cfg = tmp.path + "/pio.json",
+                    bot_cfg = tmp.path + "/botnet.json";
+  std::ofstream(bot_cfg) << R"({"model": {"type": "botnet", "image_size": 28, "in_channels": 1, "num_classes": 10,
+    "stem_chs": 8, "channels": [8, 8, 16, 16], "depths": [1, 1, 2, 1], "num_heads": 2},
+    "train": {"epochs": 1, "batch_size": 8, "warmup_steps": 1}, )" << data;
   std::ofstream(vit_cfg) << R"({"model": {"type": "vit", "image_size": 28, "patch_size": 7, "hidden_size": 16,
     "num_attention_heads": 2, "num_hidden_layers": 1, "intermediate_size": 32},
     "train": {"epochs": 1, "batch_size": 8, "warmup_steps": 1}, )" << data;
@@ -227,14 +232,17 @@ TEST(Cli, ExportedFolderGivesTheRunsLogits) {
   for (const Case& k : std::vector<Case>{
            {"perceiver", write_config(tmp.path, tmp.path, 1), "PerceiverClassifier", "inputs", images},
            {"vit", vit_cfg, "ViTForImageClassification", "pixel_values", images.reshape({2, 1, 28, 28})},
-           {"perceiver_io", pio_cfg, "PerceiverForImageClassificationLearned", "inputs", rgb}}) {
+           {"perceiver_io", pio_cfg, "PerceiverForImageClassificationLearned", "inputs", rgb},
+           {"botnet", bot_cfg, "botnet26t_256", "pixel_values", images.reshape({2, 1, 28, 28})}}) {
     const std::string out = tmp.path + "/" + k.name;
     const CliResult t = run_cli("train --quiet --config " + k.cfg + " --out " + out);
     ASSERT_EQ(t.code, 0) << k.name << "\n" << t.out;
     const nlohmann::json hub = nlohmann::json::parse(io::read_file(out + "/export/config.json"));
-    EXPECT_EQ(hub.at("architectures")[0], k.architecture);
-    // in-process logits of the run's final weights
+    // HF folders name the class in "architectures", timm folders (BoTNet) in "architecture"
+    EXPECT_EQ(hub.contains("architectures") ? hub.at("architectures")[0] : hub.at("architecture"), k.architecture);
+    // in-process logits of the run's final weights (eval mode: BoTNet's BatchNorm uses its running statistics)
     auto model = train::model_from_checkpoint(train::read_checkpoint(out + "/model.safetensors"), out);
+    model->train(false);
     const Tensor want = model->forward(images);
     // through the exported folder and `perceiver run`
     const std::string in = tmp.path + "/" + k.name + "_in.safetensors", res = tmp.path + "/" + k.name + "_out.safetensors";

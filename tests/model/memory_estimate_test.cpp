@@ -57,6 +57,10 @@ TEST(MemoryEstimate, TrainingActivationsWithinAHalfOfTheMeasuredPeak) {
        {"hub_config", {{"architectures", {"PerceiverForImageClassificationLearned"}}, {"image_size", 28},
                        {"num_latents", 16}, {"d_latents", 64}, {"num_self_attends_per_block", 2},
                        {"num_self_attention_heads", 4}, {"num_cross_attention_heads", 1}, {"num_labels", 10}}}},
+      {{"type", "botnet"}, {"image_size", 28}, {"in_channels", 1}, {"num_classes", 10}, {"stem_chs", 16},
+       {"channels", {16, 32, 64, 128}}, {"depths", {2, 2, 2, 2}}},
+      {{"type", "botnet"}, {"image_size", {64, 32}}, {"in_channels", 3}, {"num_classes", 5}, {"stem_chs", 16},
+       {"channels", {32, 32, 64, 64}}, {"depths", {1, 1, 3, 2}}, {"num_heads", 2}},
   };
   for (const auto& cfg : configs)
     for (bool ckpt : {false, true}) {

@@ -34,6 +34,10 @@ class ImageClassifier : public Model {
   virtual int64_t training_activation_bytes(bool checkpointing) const = 0;
 };
 
+// A run's images, (B, H, W) for one channel or (B, H, W, C) channels-last, as NCHW pixel values
+// (B, C, H, W) for models that take that layout (ViT, BoTNet); errors start with "[who]".
+Tensor images_to_nchw(const Tensor& images, int64_t channels, const std::string& who);
+
 // Model types a run config may name.
 std::vector<std::string> image_classifier_types();
 

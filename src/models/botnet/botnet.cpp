@@ -33,6 +33,29 @@ Tensor init_conv(int64_t out, int64_t in, int k, Rng& rng) {
   return nn::init_truncated_normal({out, in, k, k}, std, rng);
 }
 
+// Layout checks shared by both config readers; `field` prefixes a layout key, `size` the input size.
+void validate(const BotNetConfig& c, const std::string& field, const std::string& size) {
+  check(c.stem_chs % 8 == 0, field, "stem_chs: expected a multiple of 8 (the tiered stem uses 3/8 and 1/2 of it), got ",
+        c.stem_chs);
+  for (int s = 2; s < 4; ++s) {
+    const int64_t mid = make_divisible(static_cast<double>(c.channels[static_cast<size_t>(s)]) * c.bottleneck_ratio);
+    check(mid % c.num_heads == 0, field, "num_heads: stage ", s, " has ", mid,
+          " attention channels, not a multiple of num_heads = ", c.num_heads);
+  }
+  // the maps the self-attention blocks see; a strided one must be even (its 2 x 2 pooling and
+  // the 1x1/2 shortcut agree only then)
+  int64_t h = half_up(half_up(c.image_size[0])), w = half_up(half_up(c.image_size[1]));
+  for (int s = 1; s < 4; ++s) {
+    if (is_self_attention(s, 0)) {
+      check(h % 2 == 0 && w % 2 == 0, size, c.image_size[0], " x ", c.image_size[1], " gives stage ", s, " a ", h,
+            " x ", w, " map; its strided self-attention needs even sides (a multiple of 32 works; 28 does too)");
+      h /= 2, w /= 2;
+    } else {
+      h = half_up(h), w = half_up(w);
+    }
+  }
+}
+
 }  // namespace
 
 int64_t BotNetConfig::mid_channels(int stage) const {
@@ -68,27 +91,31 @@ BotNetConfig parse_botnet_config(const nlohmann::json& config, const std::string
   c.depths = byob.get_int_list("depths", c.depths, 1, 64, 4, 4);
   c.bottleneck_ratio = byob.get_number("bottleneck_ratio", c.bottleneck_ratio, 1e-3, 16.0);
   c.num_heads = byob.get_int("num_heads", c.num_heads, 1, 256);
-  check(c.stem_chs % 8 == 0, "[hf_config] ", what, ": byob: stem_chs: expected a multiple of 8 (the tiered stem ",
-        "uses 3/8 and 1/2 of it), got ", c.stem_chs);
-  for (int s = 2; s < 4; ++s) {
-    const int64_t mid = c.mid_channels(s);
-    check(mid % c.num_heads == 0, "[hf_config] ", what, ": byob: stage ", s, " has ", mid,
-          " attention channels, not a multiple of num_heads = ", c.num_heads);
-  }
-  // the maps the self-attention blocks see; a strided one must be even (its 2 x 2 pooling and
-  // the 1x1/2 shortcut agree only then)
-  int64_t h = half_up(half_up(c.image_size[0])), w = half_up(half_up(c.image_size[1]));
-  for (int s = 1; s < 4; ++s) {
-    if (is_self_attention(s, 0)) {
-      check(h % 2 == 0 && w % 2 == 0, "[hf_config] ", what, ": pretrained_cfg.input_size ", c.image_size[0], " x ",
-            c.image_size[1], " gives stage ", s, " a ", h, " x ", w,
-            " map; its strided self-attention needs even sides (a multiple of 32 works)");
-      h /= 2, w /= 2;
-    } else {
-      h = half_up(h), w = half_up(w);
-    }
-  }
+  validate(c, "[hf_config] " + what + ": byob: ", "[hf_config] " + what + ": pretrained_cfg.input_size ");
   return c;
+}
+
+BotNetConfig parse_botnet_run_config(const nlohmann::json& model, const std::string& path) {
+  JsonObject o(model, path);
+  BotNetConfig c;
+  o.get_string("type", "botnet", {"botnet"});
+  c.image_size = o.get_int_or_pair("image_size", c.image_size, 1, 8192);
+  c.in_channels = o.get_int("in_channels", c.in_channels, 1, 4096);
+  c.num_classes = o.get_int("num_classes", c.num_classes, 1, 1 << 20);
+  c.stem_chs = o.get_int("stem_chs", c.stem_chs, 8, 1 << 14);
+  c.channels = o.get_int_list("channels", c.channels, 1, 1 << 16, 4, 4);
+  c.depths = o.get_int_list("depths", c.depths, 1, 64, 4, 4);
+  c.bottleneck_ratio = o.get_number("bottleneck_ratio", c.bottleneck_ratio, 1e-3, 16.0);
+  c.num_heads = o.get_int("num_heads", c.num_heads, 1, 256);
+  o.finish();
+  validate(c, "[config] " + path + ".", "[config] " + path + ".image_size ");
+  return c;
+}
+
+nlohmann::json botnet_run_json(const BotNetConfig& c) {
+  return {{"type", "botnet"},          {"image_size", c.image_size}, {"in_channels", c.in_channels},
+          {"num_classes", c.num_classes}, {"stem_chs", c.stem_chs},     {"channels", c.channels},
+          {"depths", c.depths},          {"bottleneck_ratio", c.bottleneck_ratio}, {"num_heads", c.num_heads}};
 }
 
 ConvNormAct::ConvNormAct(int64_t in, int64_t out, int kernel, int stride, bool relu, Rng& rng)
@@ -223,11 +250,45 @@ TensorMap BotNet::forward(const TensorMap& inputs, TensorMap* trace, Rng*) const
   return {{"logits", forward_pixels(require_input(inputs, "pixel_values", "botnet"), trace)}};
 }
 
-Tensor BotNet::loss(const TensorMap& outputs, const TensorMap& inputs) const {
-  const Tensor& labels = require_input(inputs, "labels", "botnet");
-  check(labels.dtype() == DType::kI32, "[botnet] loss: expected int32 'labels' (class ids), got ",
-        dtype_name(labels.dtype()));
-  return ag::cross_entropy(require_input(outputs, "logits", "botnet"), labels, 0.0f);
+Tensor BotNet::forward(const Tensor& images, Rng*) const {
+  return forward_pixels(images_to_nchw(images, config_.in_channels, "botnet"));
+}
+
+// Per example, fp32: every ConvNormAct keeps its convolution and BatchNorm outputs (and the
+// ReLU's), a block its sum and ReLU; a self-attention block its q, k, v, three (heads, HW, HW)
+// logit maps (scores, with the relative logits, softmax) and the per-offset products; plus the
+// stem's pool and the head. Measured against the allocator's peak in memory_estimate_test.
+int64_t BotNet::training_activation_bytes(bool) const {
+  const BotNetConfig& c = config_;
+  int64_t floats = 0;
+  int64_t h = half_up(c.image_size[0]), w = half_up(c.image_size[1]);
+  const int64_t stem[3] = {3 * c.stem_chs / 8, c.stem_chs / 2, c.stem_chs};
+  floats += c.in_channels * c.image_size[0] * c.image_size[1];
+  for (int64_t ch : stem) floats += 3 * ch * h * w;
+  h = half_up(h), w = half_up(w);
+  floats += c.stem_chs * h * w;  // pool
+  int64_t in = c.stem_chs;
+  for (int s = 0; s < 4; ++s) {
+    const int64_t mid = c.mid_channels(s), out = c.channels[static_cast<size_t>(s)];
+    for (int64_t bi = 0; bi < c.depths[static_cast<size_t>(s)]; ++bi) {
+      const int stride = s > 0 && bi == 0 ? 2 : 1;
+      const bool attn = is_self_attention(s, bi);
+      const int64_t oh = stride == 1 ? h : (attn ? h / 2 : half_up(h)), ow = stride == 1 ? w : (attn ? w / 2 : half_up(w));
+      const int64_t hw = h * w, ohw = oh * ow;
+      if (in != out || stride != 1) floats += 2 * out * ohw;  // shortcut conv + BN
+      floats += 3 * mid * hw;                                 // conv1
+      if (attn) {
+        const int64_t heads = c.num_heads;
+        floats += 3 * mid * hw + 3 * heads * hw * hw + heads * hw * (2 * h + 2 * w) + 3 * mid * ohw;
+      } else {
+        floats += 3 * mid * ohw;  // conv2
+      }
+      floats += 2 * out * ohw + 2 * out * ohw;  // conv3 + BN, sum + ReLU
+      in = out, h = oh, w = ow;
+    }
+  }
+  floats += 2 * in + c.num_classes;
+  return static_cast<int64_t>(sizeof(float)) * floats;
 }
 
 }  // namespace perceiver::models

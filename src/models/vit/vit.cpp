@@ -127,16 +127,7 @@ Tensor ViT::forward_pixels(const Tensor& pixel_values, ViTTrace* trace, Rng* rng
 }
 
 Tensor ViT::forward(const Tensor& images, Rng* rng) const {
-  const int64_t ch = config_.in_channels;
-  check(images.defined() && images.dtype() == DType::kF32 &&
-            ((images.rank() == 3 && ch == 1) || (images.rank() == 4 && images.dim(3) == ch)),
-        "[ViT] images must be float32 ", ch == 1 ? "(B, H, W) or " : "", "(B, H, W, ", ch, "), got ",
-        images.defined() ? shape_str(images.shape()) : std::string("undefined"));
-  const int64_t b = images.dim(0), h = images.dim(1), w = images.dim(2);
-  // One channel: (B, H, W) is already NCHW with C = 1; channels-last moves C to axis 1.
-  Tensor pixels = ch == 1 ? ag::reshape(images, {b, 1, h, w})
-                          : ag::tokens_to_channels_first(ag::reshape(images, {b, h * w, ch}), h, w);
-  return forward_pixels(pixels, nullptr, rng);
+  return forward_pixels(images_to_nchw(images, config_.in_channels, "ViT"), nullptr, rng);
 }
 
 TensorMap ViT::forward(const TensorMap& inputs, TensorMap* trace, Rng* rng) const {

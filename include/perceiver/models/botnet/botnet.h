@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "perceiver/models/model.h"
+#include "perceiver/models/image_classifier.h"
 #include "perceiver/nn/layers.h"
 
 namespace perceiver::models {
@@ -43,6 +43,11 @@ struct BotNetConfig {
 
 // From a timm-style config.json (lenient: other keys are ignored); `what` names it in errors.
 BotNetConfig parse_botnet_config(const nlohmann::json& config, const std::string& what);
+// From a run config's "model" object with "type": "botnet" (strict: unknown keys are errors):
+// image_size [H, W] (or one number), in_channels, num_classes, stem_chs, channels, depths,
+// bottleneck_ratio, num_heads. botnet_run_json writes it back with every key.
+BotNetConfig parse_botnet_run_config(const nlohmann::json& model, const std::string& path = "model");
+nlohmann::json botnet_run_json(const BotNetConfig& c);
 
 // Conv2d (no bias) + BatchNorm2d (+ ReLU): timm ConvNormAct, "conv" and "bn".
 class ConvNormAct : public nn::Module {
@@ -84,18 +89,26 @@ class BotNetBlock : public nn::Module {
   std::shared_ptr<nn::BatchNorm2d> post_attention_;                 // + ReLU
 };
 
-class BotNet : public Model {
+// A Model (hub folders: run, grad) and an ImageClassifier (run configs "type": "botnet": train,
+// eval); the loss is the cross entropy against int32 "labels".
+class BotNet : public ImageClassifier {
  public:
   BotNet(const BotNetConfig& config, uint64_t init_seed);
 
   // "pixel_values" (B, C, H, W) at the configured size -> "logits" (B, K); trace receives
   // "stem", "stages.0" .. "stages.3", "pooled" and "logits" (the fixtures' names).
   TensorMap forward(const TensorMap& inputs, TensorMap* trace = nullptr, Rng* rng = nullptr) const override;
+  // ImageClassifier: images (B, H, W) for one channel or (B, H, W, C) channels-last.
+  Tensor forward(const Tensor& images, Rng* rng = nullptr) const override;
   Tensor forward_pixels(const Tensor& pixel_values, TensorMap* trace = nullptr) const;
-  Tensor loss(const TensorMap& outputs, const TensorMap& inputs) const override;  // cross entropy vs "labels"
-  std::vector<std::string> target_names() const override { return {"labels"}; }
   std::string architecture() const override { return config_.architecture; }
   nlohmann::json hub_config() const override { return config_.to_hub_json(); }
+  std::vector<int64_t> image_size() const override { return config_.image_size; }
+  int64_t in_channels() const override { return config_.in_channels; }
+  int64_t num_classes() const override { return config_.num_classes; }
+  nlohmann::json config_json() const override { return botnet_run_json(config_); }
+  // No activation checkpointing: the same estimate either way.
+  int64_t training_activation_bytes(bool checkpointing) const override;
   const BotNetConfig& config() const { return config_; }
 
  private:
