@@ -9,6 +9,15 @@
 #include "perceiver/autograd/tape.h"
 
 namespace perceiver::ag {
+namespace {
+thread_local int g_recomputing = 0;  // nesting depth of segment re-runs on this thread
+struct RecomputeScope {
+  RecomputeScope() { ++g_recomputing; }
+  ~RecomputeScope() { --g_recomputing; }
+};
+}  // namespace
+
+bool recomputing() { return g_recomputing > 0; }
 
 Tensor checkpoint(const Segment& fn, const std::vector<Tensor>& inputs, Rng* rng,
                   bool params_need_grad) {
@@ -35,7 +44,11 @@ Tensor checkpoint(const Segment& fn, const std::vector<Tensor>& inputs, Rng* rng
                        leaves.push_back(leaf);
                      }
                      std::optional<Rng> replay = rng_before;
-                     Tensor out = fn(leaves, replay ? &*replay : nullptr);
+                     Tensor out;
+                     {
+                       RecomputeScope recompute;
+                       out = fn(leaves, replay ? &*replay : nullptr);
+                     }
                      // 2. backward through the recomputed graph: the inputs' gradients are
                      //    returned, the parameters' committed here (into their grad, or the
                      //    batch slice's GradientSink)

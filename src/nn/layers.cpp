@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "perceiver/autograd/checkpoint.h"
 #include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/functions_conv.h"
 #include "perceiver/autograd/grad_mode.h"
@@ -86,10 +87,14 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps, float momentum) : eps_(eps
 }
 
 // y = (x - mean) / sqrt(var + eps) * w + b per channel: the batch's statistics in training mode
-// (running buffers updated, num_batches_tracked += 1), the running ones in eval mode
+// (running buffers updated, num_batches_tracked += 1), the running ones in eval mode. The re-run
+// of an activation-checkpointed segment normalises alike but updates nothing (momentum 0), so a
+// checkpointed step updates them once.
 Tensor BatchNorm2d::forward(const Tensor& x) const {
-  Tensor y = ag::batch_norm(x, weight_, bias_, running_mean_, running_var_, eps_, momentum_, is_training());
-  if (is_training()) num_batches_tracked_.data<int32_t>()[0] += 1;
+  const bool update = is_training() && !ag::recomputing();
+  Tensor y = ag::batch_norm(x, weight_, bias_, running_mean_, running_var_, eps_, update ? momentum_ : 0.0f,
+                            is_training());
+  if (update) num_batches_tracked_.data<int32_t>()[0] += 1;
   return y;
 }
 

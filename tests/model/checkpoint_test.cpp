@@ -135,6 +135,33 @@ TEST(ActivationCheckpointing, VitGradientsUnchanged) {
   expect_same_gradients(ckpt, plain, "vit");
 }
 
+// BoTNet blocks hold BatchNorms: the checkpointed step gives the same gradients and updates the
+// running statistics exactly once (the re-run in backward normalises alike, updating nothing).
+TEST(ActivationCheckpointing, BotNetGradientsAndRunningStatisticsUnchanged) {
+  const nlohmann::json cfg = {{"type", "botnet"}, {"image_size", 28}, {"in_channels", 1}, {"num_classes", 3},
+                              {"stem_chs", 8}, {"channels", {8, 16, 16, 32}}, {"depths", {1, 1, 2, 1}},
+                              {"num_heads", 2}};
+  auto run = [&](bool checkpointing, StepResult* out) {
+    std::unique_ptr<models::ImageClassifier> model = models::make_image_classifier(cfg, 5);
+    model->train(true);
+    const Tensor images = randn({3, 28, 28}, 23);
+    const Tensor labels = Tensor::from_vector_i32({3}, {2, 0, 1});
+    *out = train_step(*model, checkpointing, [&] { return ag::cross_entropy(model->forward(images), labels, 0.0f); });
+    std::map<std::string, std::vector<float>> buffers;
+    model->visit_buffers([&](const std::string& name, Tensor& b) {
+      buffers[name] = b.dtype() == DType::kF32 ? b.to_vector() : std::vector<float>{float(b.data<int32_t>()[0])};
+    });
+    return buffers;
+  };
+  StepResult plain, ckpt;
+  const auto plain_buffers = run(false, &plain);
+  const auto ckpt_buffers = run(true, &ckpt);
+  expect_same_gradients(ckpt, plain, "botnet");
+  EXPECT_LT(ckpt.peak_bytes, plain.peak_bytes) << "checkpointing did not lower the peak";
+  EXPECT_EQ(ckpt_buffers, plain_buffers) << "running statistics or counts differ";
+  EXPECT_EQ(plain_buffers.at("stages.3.0.conv1_1x1.bn.num_batches_tracked"), std::vector<float>{1.0f});
+}
+
 // A cross layer over more inputs than kv_chunk takes the chunked K/V path when checkpointed:
 // the output and every gradient (layer parameters, latents, inputs) match the plain layer to
 // float rounding (the chunk merge reorders sums), with a key mask; bf16 + grad still throws.

@@ -28,4 +28,8 @@ using Segment = std::function<Tensor(const std::vector<Tensor>& inputs, Rng* rng
 Tensor checkpoint(const Segment& fn, const std::vector<Tensor>& inputs, Rng* rng,
                   bool params_need_grad);
 
+// True on this thread while a checkpoint's backward re-runs its segment: state a forward
+// updates once per step (BatchNorm's running statistics) must not be updated again then.
+bool recomputing();
+
 }  // namespace perceiver::ag

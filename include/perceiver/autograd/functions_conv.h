@@ -17,7 +17,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride_h, i
 // over x (B, C, ...); w, b (C) or undefined.
 // training: normalises with the batch mean and biased variance and, when the running stats are
 //   defined, updates them in place (no gradient): running = (1 - momentum) * running +
-//   momentum * batch, with the unbiased batch variance for running_var.
+//   momentum * batch, with the unbiased batch variance for running_var (momentum 0: untouched).
 // eval: normalises with running_mean / running_var (both required), which stay unchanged.
 // (The caller owns num_batches_tracked.)
 Tensor batch_norm(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& running_mean,

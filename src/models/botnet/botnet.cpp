@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "perceiver/autograd/checkpoint.h"
 #include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/functions_conv.h"
 #include "perceiver/core/json_reader.h"
@@ -182,11 +183,19 @@ BotNetBlock::BotNetBlock(bool self_attention, int64_t in, int64_t out, int64_t m
 
 // y = ReLU(conv3(middle(conv1(x))) + shortcut(x)), middle = the 3x3 convolution or the
 // self-attention followed by BatchNorm + ReLU
-Tensor BotNetBlock::forward(const Tensor& x) const {
+Tensor BotNetBlock::forward_impl(const Tensor& x) const {
   const Tensor sc = shortcut_ ? shortcut_->forward(x) : x;
   Tensor h = conv1_->forward(x);
   h = attention_ ? ag::relu(post_attention_->forward(attention_->forward(h))) : conv2_->forward(h);
   return ag::relu(ag::add(conv3_->forward(h), sc));
+}
+
+// With activation checkpointing in training the block keeps only its input and is re-run in
+// backward (its BatchNorms then normalise alike without updating their statistics again).
+Tensor BotNetBlock::forward(const Tensor& x) const {
+  if (!activation_checkpointing()) return forward_impl(x);
+  return ag::checkpoint([this](const std::vector<Tensor>& in, Rng*) { return forward_impl(in[0]); }, {x}, nullptr,
+                        any_parameter_requires_grad());
 }
 
 BotNet::BotNet(const BotNetConfig& config, uint64_t init_seed) : config_(config) {
@@ -257,8 +266,9 @@ Tensor BotNet::forward(const Tensor& images, Rng*) const {
 // Per example, fp32: every ConvNormAct keeps its convolution and BatchNorm outputs (and the
 // ReLU's), a block its sum and ReLU; a self-attention block its q, k, v, three (heads, HW, HW)
 // logit maps (scores, with the relative logits, softmax) and the per-offset products; plus the
-// stem's pool and the head. Measured against the allocator's peak in memory_estimate_test.
-int64_t BotNet::training_activation_bytes(bool) const {
+// stem's pool and the head. With checkpointing the blocks keep their inputs, plus the largest
+// block's graph while it is re-run. Measured against the allocator's peak in memory_estimate_test.
+int64_t BotNet::training_activation_bytes(bool checkpointing) const {
   const BotNetConfig& c = config_;
   int64_t floats = 0;
   int64_t h = half_up(c.image_size[0]), w = half_up(c.image_size[1]);
@@ -267,7 +277,7 @@ int64_t BotNet::training_activation_bytes(bool) const {
   for (int64_t ch : stem) floats += 3 * ch * h * w;
   h = half_up(h), w = half_up(w);
   floats += c.stem_chs * h * w;  // pool
-  int64_t in = c.stem_chs;
+  int64_t in = c.stem_chs, largest = 0;
   for (int s = 0; s < 4; ++s) {
     const int64_t mid = c.mid_channels(s), out = c.channels[static_cast<size_t>(s)];
     for (int64_t bi = 0; bi < c.depths[static_cast<size_t>(s)]; ++bi) {
@@ -275,18 +285,22 @@ int64_t BotNet::training_activation_bytes(bool) const {
       const bool attn = is_self_attention(s, bi);
       const int64_t oh = stride == 1 ? h : (attn ? h / 2 : half_up(h)), ow = stride == 1 ? w : (attn ? w / 2 : half_up(w));
       const int64_t hw = h * w, ohw = oh * ow;
-      if (in != out || stride != 1) floats += 2 * out * ohw;  // shortcut conv + BN
-      floats += 3 * mid * hw;                                 // conv1
+      int64_t block = 0;
+      if (in != out || stride != 1) block += 2 * out * ohw;  // shortcut conv + BN
+      block += 3 * mid * hw;                                 // conv1
       if (attn) {
         const int64_t heads = c.num_heads;
-        floats += 3 * mid * hw + 3 * heads * hw * hw + heads * hw * (2 * h + 2 * w) + 3 * mid * ohw;
+        block += 3 * mid * hw + 3 * heads * hw * hw + heads * hw * (2 * h + 2 * w) + 3 * mid * ohw;
       } else {
-        floats += 3 * mid * ohw;  // conv2
+        block += 3 * mid * ohw;  // conv2
       }
-      floats += 2 * out * ohw + 2 * out * ohw;  // conv3 + BN, sum + ReLU
+      block += 2 * out * ohw + 2 * out * ohw;  // conv3 + BN, sum + ReLU
+      floats += checkpointing ? out * ohw : block;
+      largest = std::max(largest, block);
       in = out, h = oh, w = ow;
     }
   }
+  if (checkpointing) floats += largest;
   floats += 2 * in + c.num_classes;
   return static_cast<int64_t>(sizeof(float)) * floats;
 }

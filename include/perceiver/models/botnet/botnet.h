@@ -81,9 +81,10 @@ class BotNetBlock : public nn::Module {
  public:
   BotNetBlock(bool self_attention, int64_t in, int64_t out, int64_t mid, int stride, int64_t height, int64_t width,
               int64_t heads, Rng& rng);
-  Tensor forward(const Tensor& x) const;
+  Tensor forward(const Tensor& x) const;  // checkpointed when activation checkpointing is on
 
  private:
+  Tensor forward_impl(const Tensor& x) const;
   std::shared_ptr<ConvNormAct> shortcut_, conv1_, conv2_, conv3_;  // shortcut_ null: identity
   std::shared_ptr<BottleneckAttention> attention_;                  // self-attention blocks
   std::shared_ptr<nn::BatchNorm2d> post_attention_;                 // + ReLU
@@ -107,7 +108,6 @@ class BotNet : public ImageClassifier {
   int64_t in_channels() const override { return config_.in_channels; }
   int64_t num_classes() const override { return config_.num_classes; }
   nlohmann::json config_json() const override { return botnet_run_json(config_); }
-  // No activation checkpointing: the same estimate either way.
   int64_t training_activation_bytes(bool checkpointing) const override;
   const BotNetConfig& config() const { return config_; }
 
