@@ -48,7 +48,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& run
     return y;
   }
   ops::BatchNormTrainOut out = ops::batch_norm_train(x, w, b, eps);
-  if (momentum > 0.0f && (running_mean.defined() || running_var.defined()))  // momentum 0: untouched
+  if (momentum != 0.0f && (running_mean.defined() || running_var.defined()))  // momentum 0: untouched
     ops::batch_norm_update_running_stats(running_mean, running_var, out.mean, out.var_unbiased,
                                          momentum);
   if (should_record({&x, &w, &b})) {

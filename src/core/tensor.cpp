@@ -131,6 +131,13 @@ Tensor Tensor::remembered_copy(DType dtype) const {
   return t;
 }
 
+void Tensor::forget_copy() const {
+  require_defined("forget_copy");
+  Storage& st = *impl_->storage;
+  std::lock_guard<std::mutex> lock(st.copy_mu_);
+  st.copy_.reset();
+}
+
 void Tensor::remember_copy(const Tensor& copy, uint64_t at_version) const {
   require_defined("remember_copy");
   check(copy.defined() && copy.shape() == shape() && copy.impl_->offset_bytes == 0 &&

@@ -64,6 +64,8 @@ void Linear::on_precision_changed() {
     if (weight_.dtype() == DType::kBF16) {  // widen back
       weight_.assign(ops::to_f32(weight_.detach()));
       weight_.zero_grad();
+    } else {
+      weight_.forget_copy();  // fp32 products from now on: release bf16(W)
     }
     return;
   }

@@ -85,6 +85,15 @@ TEST(RememberedCopy, KeyedByDtypeOffsetAndShape) {
   EXPECT_EQ(bits(ops::bf16_copy_of(part)), bits(ops::to_bf16(part)));
 }
 
+TEST(RememberedCopy, ForgetFreesTheCopy) {
+  Tensor w = ramp(64, 0.25f);
+  const Tensor c = ops::bf16_copy_of(w);
+  EXPECT_EQ(c.storage_holders(), 2);  // the slot and c
+  w.forget_copy();
+  EXPECT_FALSE(w.remembered_copy(DType::kBF16).defined());
+  EXPECT_EQ(c.storage_holders(), 1);
+}
+
 TEST(RememberedCopy, ACopyMadeBeforeAWriteIsNotRemembered) {
   // the version is read before the rounding: a write between the two leaves the copy stale
   Tensor w = ramp(16, 1.0f);

@@ -133,6 +133,7 @@ class Tensor {
   uint64_t write_version() const;
   Tensor remembered_copy(DType dtype) const;
   void remember_copy(const Tensor& copy, uint64_t at_version) const;
+  void forget_copy() const;  // frees the remembered copy (if any) now
 
  private:
   struct Impl {

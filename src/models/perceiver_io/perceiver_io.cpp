@@ -92,7 +92,9 @@ EncoderState PerceiverModel::encode(const TensorMap& inputs, TensorMap* trace, R
           ") to match the encoder input, got ", shape_str(mask.shape()));
     key_mask = Tensor::empty({batch, m});
     const float lowest = std::numeric_limits<float>::lowest();
-    for (int64_t i = 0; i < batch * m; ++i) key_mask.f32()[i] = (1.0f - mask.f32()[i]) * lowest;
+    float* km = key_mask.f32();
+    const float* mk = mask.f32();
+    for (int64_t i = 0; i < batch * m; ++i) km[i] = (1.0f - mk[i]) * lowest;
   }
   // 3. latents broadcast to the batch; one cross-attention, then the self-attention block
   //    re-applied num_blocks times with the same weights                          (B, N, D)

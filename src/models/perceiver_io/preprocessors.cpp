@@ -2,6 +2,7 @@
 #include "perceiver/models/perceiver_io/preprocessors.h"
 
 #include <cmath>
+#include <utility>
 
 #include "perceiver/autograd/functions.h"
 #include "perceiver/models/perceiver_io/tensor_ops.h"
@@ -123,12 +124,13 @@ Tensor ImagePreprocessor::features(const Tensor& x, std::vector<int64_t>& index_
     const int64_t ho = (h - 1) / s + 1, wo = (w - 1) / s + 1;
     if (s > 1) {
       Tensor sub = Tensor::empty({batch, ho, wo, c.in_channels});
+      float* dst = sub.f32();
+      const float* src = std::as_const(px).f32();
       for (int64_t n = 0; n < batch; ++n)
         for (int64_t i = 0; i < ho; ++i)
           for (int64_t j = 0; j < wo; ++j)
             for (int64_t ch = 0; ch < c.in_channels; ++ch)
-              sub.f32()[((n * ho + i) * wo + j) * c.in_channels + ch] =
-                  px.f32()[((n * h + i * s) * w + j * s) * c.in_channels + ch];
+              dst[((n * ho + i) * wo + j) * c.in_channels + ch] = src[((n * h + i * s) * w + j * s) * c.in_channels + ch];
       px = sub;
     }
     index_dims = {ho, wo};
@@ -148,13 +150,14 @@ Tensor ImagePreprocessor::features(const Tensor& x, std::vector<int64_t>& index_
       const int64_t st = c.temporal_downsample, ss = c.spatial_downsample;
       const int64_t to = (t - 1) / st + 1, ho = (h - 1) / ss + 1, wo = (w - 1) / ss + 1;
       f = Tensor::empty({batch, to, ho, wo, ch});
+      float* dst = f.f32();
+      const float* src = std::as_const(v).f32();
       for (int64_t n = 0; n < batch; ++n)
         for (int64_t a = 0; a < to; ++a)
           for (int64_t i = 0; i < ho; ++i)
             for (int64_t j = 0; j < wo; ++j)
               for (int64_t k = 0; k < ch; ++k)
-                f.f32()[(((n * to + a) * ho + i) * wo + j) * ch + k] =
-                    v.f32()[(((n * t + a * st) * h + i * ss) * w + j * ss) * ch + k];
+                dst[(((n * to + a) * ho + i) * wo + j) * ch + k] = src[(((n * t + a * st) * h + i * ss) * w + j * ss) * ch + k];
     }
   } else {  // patches
     // space_to_depth(inputs, temporal_downsample, spatial_downsample)
@@ -308,11 +311,13 @@ Preprocessed MultimodalPreprocessor::forward(const TensorMap& inputs, Rng* rng) 
       } else {
         check(rng != nullptr, "[multimodal_preprocessor] masking with probability ", mp->second, " needs an Rng");
         Tensor keep = Tensor::empty({batch, tokens, common}), drop = Tensor::empty({batch, tokens, common});
+        float* kp = keep.f32();
+        float* dp = drop.f32();
         for (int64_t t = 0; t < batch * tokens; ++t) {
           const float b = rng->uniform() < mp->second ? 1.0f : 0.0f;
           for (int64_t ch = 0; ch < common; ++ch) {
-            keep.f32()[t * common + ch] = 1.0f - b;
-            drop.f32()[t * common + ch] = b;
+            kp[t * common + ch] = 1.0f - b;
+            dp[t * common + ch] = b;
           }
         }
         x = ag::add(ag::mul(x, keep), ag::mul(token, drop));

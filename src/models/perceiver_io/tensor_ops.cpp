@@ -44,7 +44,9 @@ Tensor divide(const Tensor& x, float d) {
   if (should_record({&x})) {
     record("divide", {x}, {&y}, [d](const Grads& g) -> Grads {
       Tensor dx = Tensor::empty(g[0].shape());
-      for (int64_t i = 0; i < dx.numel(); ++i) dx.f32()[i] = g[0].f32()[i] / d;
+      float* o = dx.f32();
+      const float* s = g[0].f32();
+      for (int64_t i = 0; i < dx.numel(); ++i) o[i] = s[i] / d;
       return {dx};
     });
   }
@@ -99,7 +101,8 @@ Tensor to_float(const Tensor& x) {
   check(x.dtype() == DType::kI32, "[to_float] expected float32 or int32, got ", dtype_name(x.dtype()));
   Tensor y = Tensor::empty(x.shape());
   const int32_t* s = x.data<int32_t>();
-  for (int64_t i = 0; i < x.numel(); ++i) y.f32()[i] = static_cast<float>(s[i]);
+  float* o = y.f32();
+  for (int64_t i = 0; i < x.numel(); ++i) o[i] = static_cast<float>(s[i]);
   return y;
 }
 

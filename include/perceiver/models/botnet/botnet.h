@@ -37,7 +37,7 @@ struct BotNetConfig {
 
   int64_t mid_channels(int stage) const;
   // timm hub config.json: "architecture", "num_classes", "num_features", "pretrained_cfg" with
-  // "input_size", and the layout under "byob" (written only when it is not botnet26t_256's).
+  // "input_size", and the layout under "byob" (always written; absent, botnet26t_256's is assumed).
   nlohmann::json to_hub_json() const;
 };
 
