@@ -29,6 +29,35 @@ int64_t half_up(int64_t n) { return (n + 1) / 2; }  // a 3x3/2 convolution or ma
 // and self-attention, stage 3 is self-attention only).
 bool is_self_attention(int s, int64_t b) { return s == 3 || (s == 2 && b % 2 == 1); }
 
+// One block of the layout: where it sits, its channels, and the map it reads (h x w) and writes.
+struct BlockPlan {
+  int stage;
+  int64_t index;
+  bool attention;
+  int stride;
+  int64_t in, out, mid, h, w, oh, ow;
+};
+
+// Every block in order, with the map sizes the convolutions give: the stem halves twice (rounding
+// up), a strided bottleneck's 3x3/2 convolution rounds up, a strided self-attention block pools
+// 2 x 2 (rounding down: validate() requires even sides there).
+std::vector<BlockPlan> block_plan(const BotNetConfig& c) {
+  std::vector<BlockPlan> plan;
+  int64_t in = c.stem_chs, h = half_up(half_up(c.image_size[0])), w = half_up(half_up(c.image_size[1]));
+  for (int s = 0; s < 4; ++s)
+    for (int64_t b = 0; b < c.depths[static_cast<size_t>(s)]; ++b) {
+      BlockPlan p{s, b, is_self_attention(s, b), s > 0 && b == 0 ? 2 : 1, in, c.channels[static_cast<size_t>(s)],
+                  c.mid_channels(s), h, w, h, w};
+      if (p.stride == 2) {
+        p.oh = p.attention ? h / 2 : half_up(h);
+        p.ow = p.attention ? w / 2 : half_up(w);
+      }
+      plan.push_back(p);
+      in = p.out, h = p.oh, w = p.ow;
+    }
+  return plan;
+}
+
 Tensor init_conv(int64_t out, int64_t in, int k, Rng& rng) {
   const float std = std::sqrt(2.0f / static_cast<float>(in * k * k));  // He (fan-in), as ResNets
   return nn::init_truncated_normal({out, in, k, k}, std, rng);
@@ -38,23 +67,15 @@ Tensor init_conv(int64_t out, int64_t in, int k, Rng& rng) {
 void validate(const BotNetConfig& c, const std::string& field, const std::string& size) {
   check(c.stem_chs % 8 == 0, field, "stem_chs: expected a multiple of 8 (the tiered stem uses 3/8 and 1/2 of it), got ",
         c.stem_chs);
-  for (int s = 2; s < 4; ++s) {
-    const int64_t mid = make_divisible(static_cast<double>(c.channels[static_cast<size_t>(s)]) * c.bottleneck_ratio);
-    check(mid % c.num_heads == 0, field, "num_heads: stage ", s, " has ", mid,
+  for (int s = 2; s < 4; ++s)
+    check(c.mid_channels(s) % c.num_heads == 0, field, "num_heads: stage ", s, " has ", c.mid_channels(s),
           " attention channels, not a multiple of num_heads = ", c.num_heads);
-  }
-  // the maps the self-attention blocks see; a strided one must be even (its 2 x 2 pooling and
-  // the 1x1/2 shortcut agree only then)
-  int64_t h = half_up(half_up(c.image_size[0])), w = half_up(half_up(c.image_size[1]));
-  for (int s = 1; s < 4; ++s) {
-    if (is_self_attention(s, 0)) {
-      check(h % 2 == 0 && w % 2 == 0, size, c.image_size[0], " x ", c.image_size[1], " gives stage ", s, " a ", h,
-            " x ", w, " map; its strided self-attention needs even sides (a multiple of 32 works; 28 does too)");
-      h /= 2, w /= 2;
-    } else {
-      h = half_up(h), w = half_up(w);
-    }
-  }
+  // a strided self-attention block's map must be even (its 2 x 2 pooling and the 1x1/2
+  // shortcut agree only then)
+  for (const BlockPlan& b : block_plan(c))
+    check(!(b.attention && b.stride == 2) || (b.h % 2 == 0 && b.w % 2 == 0), size, c.image_size[0], " x ",
+          c.image_size[1], " gives stage ", b.stage, " a ", b.h, " x ", b.w,
+          " map; its strided self-attention needs even sides (a multiple of 32 works; 28 does too)");
 }
 
 }  // namespace
@@ -209,25 +230,12 @@ BotNet::BotNet(const BotNetConfig& config, uint64_t init_seed) : config_(config)
                                     std::make_shared<ConvNormAct>(in, stem[i], 3, i == 0 ? 2 : 1, true, rng)));
     in = stem[i];
   }
-  int64_t h = half_up(half_up(c.image_size[0])), w = half_up(half_up(c.image_size[1]));
-  for (int s = 0; s < 4; ++s) {
-    std::vector<std::shared_ptr<BotNetBlock>> blocks;
-    for (int64_t bi = 0; bi < c.depths[static_cast<size_t>(s)]; ++bi) {
-      const int stride = s > 0 && bi == 0 ? 2 : 1;
-      const bool attn = is_self_attention(s, bi);
-      const int64_t out = c.channels[static_cast<size_t>(s)];
-      blocks.push_back(register_module(
-          "stages." + std::to_string(s) + "." + std::to_string(bi),
-          std::make_shared<BotNetBlock>(attn, in, out, c.mid_channels(s), stride, h, w, c.num_heads, rng)));
-      in = out;
-      if (stride == 2) {  // attention pools 2 x 2 (even maps); a 3x3/2 convolution rounds up
-        h = attn ? h / 2 : half_up(h);
-        w = attn ? w / 2 : half_up(w);
-      }
-    }
-    stages_.push_back(std::move(blocks));
-  }
-  fc_ = register_module("head.fc", std::make_shared<nn::Linear>(in, c.num_classes, true, rng));
+  stages_.resize(4);
+  for (const BlockPlan& b : block_plan(c))
+    stages_[static_cast<size_t>(b.stage)].push_back(register_module(
+        "stages." + std::to_string(b.stage) + "." + std::to_string(b.index),
+        std::make_shared<BotNetBlock>(b.attention, b.in, b.out, b.mid, b.stride, b.h, b.w, c.num_heads, rng)));
+  fc_ = register_module("head.fc", std::make_shared<nn::Linear>(c.channels.back(), c.num_classes, true, rng));
 }
 
 Tensor BotNet::forward_pixels(const Tensor& pixel_values, TensorMap* trace) const {
@@ -277,31 +285,22 @@ int64_t BotNet::training_activation_bytes(bool checkpointing) const {
   for (int64_t ch : stem) floats += 3 * ch * h * w;
   h = half_up(h), w = half_up(w);
   floats += c.stem_chs * h * w;  // pool
-  int64_t in = c.stem_chs, largest = 0;
-  for (int s = 0; s < 4; ++s) {
-    const int64_t mid = c.mid_channels(s), out = c.channels[static_cast<size_t>(s)];
-    for (int64_t bi = 0; bi < c.depths[static_cast<size_t>(s)]; ++bi) {
-      const int stride = s > 0 && bi == 0 ? 2 : 1;
-      const bool attn = is_self_attention(s, bi);
-      const int64_t oh = stride == 1 ? h : (attn ? h / 2 : half_up(h)), ow = stride == 1 ? w : (attn ? w / 2 : half_up(w));
-      const int64_t hw = h * w, ohw = oh * ow;
-      int64_t block = 0;
-      if (in != out || stride != 1) block += 2 * out * ohw;  // shortcut conv + BN
-      block += 3 * mid * hw;                                 // conv1
-      if (attn) {
-        const int64_t heads = c.num_heads;
-        block += 3 * mid * hw + 3 * heads * hw * hw + heads * hw * (2 * h + 2 * w) + 3 * mid * ohw;
-      } else {
-        block += 3 * mid * ohw;  // conv2
-      }
-      block += 2 * out * ohw + 2 * out * ohw;  // conv3 + BN, sum + ReLU
-      floats += checkpointing ? out * ohw : block;
-      largest = std::max(largest, block);
-      in = out, h = oh, w = ow;
-    }
+  int64_t largest = 0;
+  for (const BlockPlan& b : block_plan(c)) {
+    const int64_t hw = b.h * b.w, ohw = b.oh * b.ow;
+    int64_t block = 0;
+    if (b.in != b.out || b.stride != 1) block += 2 * b.out * ohw;  // shortcut conv + BN
+    block += 3 * b.mid * hw;                                         // conv1
+    if (b.attention)
+      block += 3 * b.mid * hw + 3 * c.num_heads * hw * hw + c.num_heads * hw * (2 * b.h + 2 * b.w) + 3 * b.mid * ohw;
+    else
+      block += 3 * b.mid * ohw;              // conv2
+    block += 2 * b.out * ohw + 2 * b.out * ohw;  // conv3 + BN, sum + ReLU
+    floats += checkpointing ? b.out * ohw : block;
+    largest = std::max(largest, block);
   }
   if (checkpointing) floats += largest;
-  floats += 2 * in + c.num_classes;
+  floats += 2 * c.channels.back() + c.num_classes;
   return static_cast<int64_t>(sizeof(float)) * floats;
 }
 
