@@ -226,12 +226,61 @@ ImageProcessorConfig parse_preprocessor_config(const nlohmann::json& j, const st
   return c;
 }
 
+std::array<int64_t, 2> timm_resized_size(int64_t h, int64_t w, const ImageProcessorConfig& config) {
+  check(config.height >= 1 && config.width >= 1 && config.crop_pct > 0.0 && config.crop_pct <= 1.0,
+        "[image_processor] timm: expected a positive crop size and crop_pct in (0, 1], got ", config.height, " x ",
+        config.width, " and ", config.crop_pct);
+  // scale_size = floor(input_size / crop_pct) per side (Python float division)
+  const double sh = std::floor(static_cast<double>(config.height) / config.crop_pct);
+  const double sw = std::floor(static_cast<double>(config.width) / config.crop_pct);
+  if (sh == sw) {
+    // torchvision Resize(int): the shorter side becomes sh, the longer int(sh * long / short)
+    const int64_t s = static_cast<int64_t>(sh), shorter = std::min(h, w), longer = std::max(h, w);
+    const auto scaled = static_cast<int64_t>(static_cast<double>(s * longer) / static_cast<double>(shorter));
+    return w <= h ? std::array<int64_t, 2>{scaled, s} : std::array<int64_t, 2>{s, scaled};
+  }
+  // timm ResizeKeepRatio(longest=0): ratio = min(h / sh, w / sw), sides round(side / ratio)
+  const double ratio = std::min(static_cast<double>(h) / sh, static_cast<double>(w) / sw);
+  return {static_cast<int64_t>(std::nearbyint(static_cast<double>(h) / ratio)),
+          static_cast<int64_t>(std::nearbyint(static_cast<double>(w) / ratio))};  // half to even, as round()
+}
+
+namespace {
+
+// Pillow's convert("L") of every pixel, kept as R = G = B.
+RgbImage to_grey(const RgbImage& image) {
+  RgbImage out = image;
+  for (size_t i = 0; i < out.pixels.size(); i += 3) {
+    const uint32_t l = (out.pixels[i] * 19595u + out.pixels[i + 1] * 38470u + out.pixels[i + 2] * 7471u + 0x8000u) >> 16;
+    out.pixels[i] = out.pixels[i + 1] = out.pixels[i + 2] = static_cast<uint8_t>(l);
+  }
+  return out;
+}
+
+// timm's eval transform: resize keeping the aspect ratio, then torchvision's centre crop.
+RgbImage timm_resize_crop(const RgbImage& image, const ImageProcessorConfig& config) {
+  const auto [rh, rw] = timm_resized_size(image.height, image.width, config);
+  check(rh >= config.height && rw >= config.width && rh <= kMaxSide && rw <= kMaxSide, "[image_processor] timm: the ",
+        image.height, " x ", image.width, " image resizes to ", rh, " x ", rw, ", which must cover the ", config.height,
+        " x ", config.width, " crop and stay under ", kMaxSide, " a side");
+  const RgbImage resized = rh == image.height && rw == image.width ? image : pillow_resize(image, rh, rw, config.resample);
+  // int(round((H - h) / 2.0)): Python rounds half to even, as nearbyint in the default mode
+  const auto top = static_cast<int64_t>(std::nearbyint(static_cast<double>(rh - config.height) / 2.0));
+  const auto left = static_cast<int64_t>(std::nearbyint(static_cast<double>(rw - config.width) / 2.0));
+  return crop(resized, top, left, config.height, config.width);
+}
+
+}  // namespace
+
 RgbImage process_rgb(const RgbImage& image, const ImageProcessorConfig& config) {
   check_image(image, "process");
-  RgbImage out = image;
+  check(config.channels == 1 || config.channels == 3, "[image_processor] expected 1 (grey) or 3 (RGB) channels, got ",
+        config.channels);
+  if (config.timm) return timm_resize_crop(config.channels == 1 ? to_grey(image) : image, config);
+  RgbImage out = config.channels == 1 ? to_grey(image) : image;
   if (config.do_center_crop) {
     const CropBox b = perceiver_crop_box(image.height, image.width, config.size, config.crop_size, config.crop_offset);
-    out = crop(image, b.top, b.left, b.size, b.size);
+    out = crop(out, b.top, b.left, b.size, b.size);
   }
   if (config.do_resize) out = pillow_resize(out, config.size, config.size, config.resample);
   return out;
@@ -240,9 +289,11 @@ RgbImage process_rgb(const RgbImage& image, const ImageProcessorConfig& config) 
 Tensor to_normalized_chw(const RgbImage& image, const ImageProcessorConfig& config) {
   check_image(image, "normalize");
   const int64_t hw = image.height * image.width;
-  Tensor t = Tensor::empty({3, image.height, image.width});
+  check(config.channels == 1 || config.channels == 3, "[image_processor] expected 1 (grey) or 3 (RGB) channels, got ",
+        config.channels);
+  Tensor t = Tensor::empty({config.channels, image.height, image.width});
   float* dst = t.f32();
-  for (int c = 0; c < 3; ++c) {
+  for (int c = 0; c < config.channels; ++c) {
     const float mean = config.image_mean[static_cast<size_t>(c)], std = config.image_std[static_cast<size_t>(c)];
     for (int64_t i = 0; i < hw; ++i) {
       const float x = static_cast<float>(image.pixels[static_cast<size_t>(i * 3 + c)]) / 255.0f;

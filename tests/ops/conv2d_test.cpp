@@ -116,6 +116,8 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{{2, 5, 7, 9, 4, 1, 1, 2, 2, 0, 0}, true},     // conv1x1, downsample 2
                       ConvCase{{1, 2, 9, 8, 3, 3, 5, 1, 2, 1, 2}, true},     // asymmetric, B = 1
                       ConvCase{{5, 3, 10, 10, 4, 3, 3, 1, 1, 1, 1}, true},   // several images a chunk
+                      ConvCase{{7, 2, 15, 20, 3, 3, 3, 1, 1, 1, 1}, true},   // groups of 3 images + a rest
+                      ConvCase{{7, 6, 5, 3, 4, 1, 1, 1, 1, 0, 0}, true},     // pointwise, grouped images
                       ConvCase{{2, 2, 4, 3, 3, 7, 7, 2, 3, 3, 3}, false},    // kernel > image
                       ConvCase{{1, 3, 40, 36, 16, 7, 7, 2, 2, 3, 3}, false}));  // threaded im2col
 

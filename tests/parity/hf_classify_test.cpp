@@ -1,10 +1,16 @@
 // `perceiver classify` on the vision fixtures: the printed top-k equals softmax(model(pixel_values))
 // of the reference preprocessing; preprocessor_config.json and flags configure the processor;
 // architectures are dispatched with clear errors.
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 
 #include "parity/hf_task_cli_util.h"
+#include "perceiver/core/json_reader.h"
 #include "perceiver/io/model_folder.h"
+#include "perceiver/io/safetensors.h"
+#include "perceiver/models/botnet/botnet.h"
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/data/image_processor.h"
 #include "perceiver/ops/activation.h"
@@ -81,6 +87,52 @@ TEST(HfClassify, LearnedPositionsNeedTheirImageSize) {
   p.crop_offset = data::CropOffset::kFloor;
   const Tensor pixels = data::preprocess_images({data::load_image_rgb(image("chelsea.png"))}, p);
   EXPECT_EQ(r.out, expected_report(dir, image("chelsea.png"), pixels, 4));
+}
+
+// A timm BoTNet folder (the fixture: 64 x 96 input, no preprocessing fields, so timm's defaults)
+// is preprocessed as timm's eval transform: the report is the model's own top k on timm's pixels
+// (tests/data/botnet/preprocess, fixture_default); label_names name the classes; the HF processor
+// flags are refused.
+TEST(HfClassify, TimmBotNetFolderUsesTimmsTransform) {
+  const std::string src = std::string(PERCEIVER_SOURCE_DIR) + "/tests/data/botnet";
+  const std::string wide = src + "/preprocess/wide.png";
+  const Tensor timm_pixels = io::load_safetensors(src + "/preprocess/expected.safetensors").tensors.at("fixture_default");
+  auto report = [&](const std::string& dir, int top) {
+    auto model = io::load_model_folder(dir);
+    autograd::NoGradGuard no_grad;
+    const Tensor probs = ops::softmax(model->forward({{"pixel_values", timm_pixels.reshape({1, 3, 64, 96})}}).at("logits"));
+    const std::vector<std::string> names = dynamic_cast<models::BotNet&>(*model).config().label_names;
+    std::vector<int64_t> idx = {0, 1, 2, 3, 4};
+    const float* p = probs.f32();
+    std::stable_sort(idx.begin(), idx.end(), [p](int64_t x, int64_t y) { return p[x] > p[y]; });
+    std::string out = wide + "\n";
+    for (int i = 0; i < top; ++i) {
+      char line[256];
+      const size_t c = static_cast<size_t>(idx[static_cast<size_t>(i)]);
+      std::snprintf(line, sizeof line, "  %.4f  %lld  %s\n", p[c], static_cast<long long>(c),
+                    names.empty() ? ("LABEL_" + std::to_string(c)).c_str() : names[c].c_str());
+      out += line;
+    }
+    return out;
+  };
+  testing::CliRun r = run_perceiver({"classify", "--model", src, wide, "--top", "3"}, false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, report(src, 3));
+  EXPECT_NE(r.out.find("LABEL_"), std::string::npos) << r.out;
+
+  testing::TempDir tmp;
+  std::filesystem::copy(src + "/model.safetensors", tmp.path + "/model.safetensors");
+  nlohmann::json config = read_json_file(src + "/config.json");
+  config["label_names"] = {"ant", "bee", "cat", "dog", "eel"};
+  std::ofstream(tmp.path + "/config.json") << config.dump();
+  r = run_perceiver({"classify", "--model", tmp.path, wide}, false);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, report(tmp.path, 5));
+
+  r = run_perceiver({"classify", "--model", src, wide, "--size", "64"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("a botnet26t_256 folder is preprocessed as its config.json pretrained_cfg says"), std::string::npos)
+      << r.out;
 }
 
 TEST(HfClassify, ErrorsAreOneLine) {

@@ -1,12 +1,15 @@
 // 2-D convolution kernels: im2col (Caffe layout, strided copies with the padding zero-filled)
 // feeding cpu::gemm, and col2im for the input gradient. Batches are split into one chunk per
-// thread, each with its own column buffer and serial GEMMs; a single chunk (B == 1 or one
-// thread) instead threads im2col/col2im and lets each GEMM use all threads.
+// thread, each with its own buffers and serial GEMMs; a single chunk (B == 1 or one thread)
+// instead threads im2col/col2im and lets each GEMM use all threads. Within a chunk, images with
+// small maps go through one GEMM per group of images (columns image after image), so that the
+// GEMM sees ~kTargetCols columns instead of a few dozen: the call and packing overhead of a GEMM
+// per 7 x 7 image would otherwise dominate (BoTNet's late stages).
 #include "kernels/cpu/conv2d.h"
 
 #include <algorithm>
-#include <cstring>
 
+#include "kernels/cpu/copy_rows.h"
 #include "kernels/cpu/gemm.h"
 #include "perceiver/core/parallel.h"
 
@@ -14,12 +17,33 @@ namespace perceiver::cpu {
 namespace {
 
 constexpr int64_t kGrainElems = 1 << 14;  // copied elements per thread before splitting pays off
+constexpr int64_t kTargetCols = 1024;     // GEMM columns (images x output pixels) worth one call
 
 int64_t chunks_for(const Conv2dGeom& g) {
   return std::max<int64_t>(1, std::min<int64_t>(num_threads(), g.B));
 }
 
-int64_t col_floats(const Conv2dGeom& g) { return g.pointwise() ? 0 : g.K() * g.P(); }
+// Images per GEMM: 1 for maps of kTargetCols pixels or more, else as many as reach it (at most
+// a chunk's worth).
+int64_t group_for(const Conv2dGeom& g) {
+  const int64_t chunk_images = (g.B + chunks_for(g) - 1) / chunks_for(g);
+  return std::max<int64_t>(1, std::min(chunk_images, kTargetCols / std::max<int64_t>(g.P(), 1)));
+}
+
+// Column buffer of a chunk: (K, G P); none for a pointwise convolution one image at a time (the
+// image is its own column matrix).
+int64_t col_floats(const Conv2dGeom& g) {
+  const int64_t group = group_for(g);
+  return g.pointwise() && group == 1 ? 0 : g.K() * group * g.P();
+}
+
+// Output (forward) or output-gradient (backward) staging of a group: (Cout, G P).
+int64_t stage_floats(const Conv2dGeom& g) {
+  const int64_t group = group_for(g);
+  return group == 1 ? 0 : g.Cout * group * g.P();
+}
+
+int64_t chunk_floats(const Conv2dGeom& g) { return col_floats(g) + stage_floats(g); }
 
 // Output columns ow whose input column ow*sw + j - pw lies in [0, W): [lo, hi).
 void valid_cols(const Conv2dGeom& g, int64_t j, int64_t* lo, int64_t* hi) {
@@ -40,8 +64,8 @@ void maybe_parallel(bool threaded, int64_t n, int64_t grain, F&& fn) {
     fn(0, n);
 }
 
-// Calls images(b0, b1, chunk) for each chunk of the batch: chunks run in parallel with serial
-// GEMMs when there are several; a single chunk runs here with threaded GEMMs.
+// Calls images(b0, b1, chunk, threaded) for each chunk of the batch: chunks run in parallel with
+// serial GEMMs when there are several; a single chunk runs here with threaded GEMMs.
 template <typename F>
 void for_chunks(const Conv2dGeom& g, F&& images) {
   const int64_t chunks = chunks_for(g);
@@ -55,43 +79,57 @@ void for_chunks(const Conv2dGeom& g, F&& images) {
   });
 }
 
+// The column matrix (K, n P) of images x .. x + n (stride `in_img`): im2col of each image into
+// its P columns; a pointwise convolution copies the channel rows.
+void group_columns(float* col, const float* x, int64_t in_img, int64_t n, const Conv2dGeom& g, bool threaded) {
+  const int64_t P = g.P(), ld = n * P;
+  if (g.pointwise()) {
+    for (int64_t i = 0; i < n; ++i) copy_rows(col + i * P, ld, x + i * in_img, P, g.Cin, P);
+    return;
+  }
+  maybe_parallel(threaded, g.K(), std::max<int64_t>(1, kGrainElems / std::max<int64_t>(ld, 1)),
+                 [&](int64_t r0, int64_t r1) {
+                   for (int64_t i = 0; i < n; ++i) im2col(col + i * P, ld, x + i * in_img, g, r0, r1);
+                 });
+}
+
 }  // namespace
 
-int64_t conv2d_forward_workspace(const Conv2dGeom& g) { return chunks_for(g) * col_floats(g); }
+int64_t conv2d_forward_workspace(const Conv2dGeom& g) { return chunks_for(g) * chunk_floats(g); }
 
 int64_t conv2d_backward_workspace(const Conv2dGeom& g) {
   const int64_t chunks = chunks_for(g);
-  return chunks * col_floats(g) + (chunks - 1) * g.Cout * g.K();
+  return chunks * chunk_floats(g) + (chunks - 1) * g.Cout * g.K();
 }
 
-void im2col(float* col, const float* x, const Conv2dGeom& g, int64_t r0, int64_t r1) {
-  const int64_t P = g.P();
+void im2col(float* col, int64_t ld, const float* x, const Conv2dGeom& g, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t ci = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
     const float* xc = x + ci * g.H * g.W;
     int64_t lo, hi;
     valid_cols(g, j, &lo, &hi);
+    // Inline loops rather than fill/memcpy calls: rows of small maps (7 x 7 in BoTNet's last
+    // stages) are a few floats long, where a library call per piece costs more than the copy.
     for (int64_t oh = 0; oh < g.OH; ++oh) {
-      float* d = col + r * P + oh * g.OW;
+      float* __restrict d = col + r * ld + oh * g.OW;
       const int64_t ih = oh * g.sh + i - g.ph;
-      if (ih < 0 || ih >= g.H || lo == hi) {
-        std::fill(d, d + g.OW, 0.0f);
-        continue;
+      const int64_t l = ih < 0 || ih >= g.H ? g.OW : lo, h = ih < 0 || ih >= g.H ? g.OW : hi;
+      for (int64_t ow = 0; ow < l; ++ow) d[ow] = 0.0f;
+      if (l < h) {
+        const float* s = xc + ih * g.W + (l * g.sw + j - g.pw);
+        if (g.sw == 1) {
+#pragma omp simd
+          for (int64_t ow = l; ow < h; ++ow) d[ow] = s[ow - l];
+        } else {
+          for (int64_t ow = l; ow < h; ++ow) d[ow] = s[(ow - l) * g.sw];
+        }
       }
-      std::fill(d, d + lo, 0.0f);
-      const float* s = xc + ih * g.W + (lo * g.sw + j - g.pw);
-      if (g.sw == 1) {
-        std::memcpy(d + lo, s, static_cast<size_t>(hi - lo) * sizeof(float));
-      } else {
-        for (int64_t ow = lo; ow < hi; ++ow) d[ow] = s[(ow - lo) * g.sw];
-      }
-      std::fill(d + hi, d + g.OW, 0.0f);
+      for (int64_t ow = h; ow < g.OW; ++ow) d[ow] = 0.0f;
     }
   }
 }
 
-void col2im(float* dx, const float* col, const Conv2dGeom& g, int64_t c0, int64_t c1) {
-  const int64_t P = g.P();
+void col2im(float* dx, const float* col, int64_t ld, const Conv2dGeom& g, int64_t c0, int64_t c1) {
   for (int64_t ci = c0; ci < c1; ++ci) {
     float* dxc = dx + ci * g.H * g.W;
     for (int64_t i = 0; i < g.kh; ++i) {
@@ -103,7 +141,7 @@ void col2im(float* dx, const float* col, const Conv2dGeom& g, int64_t c0, int64_
         for (int64_t oh = 0; oh < g.OH; ++oh) {
           const int64_t ih = oh * g.sh + i - g.ph;
           if (ih < 0 || ih >= g.H) continue;
-          const float* s = col + r * P + oh * g.OW;
+          const float* s = col + r * ld + oh * g.OW;
           float* d = dxc + ih * g.W + (lo * g.sw + j - g.pw);
           for (int64_t ow = lo; ow < hi; ++ow) d[(ow - lo) * g.sw] += s[ow];
         }
@@ -114,60 +152,86 @@ void col2im(float* dx, const float* col, const Conv2dGeom& g, int64_t c0, int64_
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
                     const Conv2dGeom& g, float* workspace) {
-  const int64_t K = g.K(), P = g.P(), in_img = g.Cin * g.H * g.W;
+  const int64_t K = g.K(), P = g.P(), in_img = g.Cin * g.H * g.W, out_img = g.Cout * P;
+  // sizes fixed here: inside a parallel region num_threads() (and so group_for) may differ
+  const int64_t group = group_for(g), per_chunk = chunk_floats(g), cols_per_chunk = col_floats(g);
   for_chunks(g, [&](int64_t b0, int64_t b1, int64_t chunk, bool threaded) {
-    float* col = workspace + chunk * col_floats(g);
-    for (int64_t b = b0; b < b1; ++b) {
-      const float* xb = x + b * in_img;
-      float* yb = y + b * g.Cout * P;
-      const float* cols = xb;
-      if (!g.pointwise()) {
-        maybe_parallel(threaded, K, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(P, 1)),
-                       [&](int64_t r0, int64_t r1) { im2col(col, xb, g, r0, r1); });
+    float* col = workspace + chunk * per_chunk;
+    float* stage = col + cols_per_chunk;
+    for (int64_t b = b0; b < b1; b += group) {
+      const int64_t n = std::min(group, b1 - b), ld = n * P;
+      const float* cols = x + b * in_img;  // a pointwise convolution of one image reads it in place
+      if (!(g.pointwise() && n == 1)) {
+        group_columns(col, x + b * in_img, in_img, n, g, threaded);
         cols = col;
       }
+      // out (Cout, n P) = w (Cout, K) @ cols (K, n P): y_b itself for one image, else the stage
+      float* out = n == 1 ? y + b * out_img : stage;
       float beta = 0.0f;
-      if (bias != nullptr) {  // rows start as the bias; the GEMM accumulates (beta = 1)
-        for (int64_t co = 0; co < g.Cout; ++co) std::fill(yb + co * P, yb + (co + 1) * P, bias[co]);
+      if (n == 1 && bias != nullptr) {  // rows start as the bias; the GEMM accumulates (beta = 1)
+        for (int64_t co = 0; co < g.Cout; ++co) std::fill(out + co * P, out + (co + 1) * P, bias[co]);
         beta = 1.0f;
       }
-      // y_b (Cout, P) = w (Cout, K) @ col_b (K, P)
-      gemm(false, false, g.Cout, P, K, 1.0f, w, K, cols, P, beta, yb, P);
+      gemm(false, false, g.Cout, ld, K, 1.0f, w, K, cols, ld, beta, out, ld);
+      if (n == 1) continue;
+      for (int64_t i = 0; i < n; ++i) {  // y_{b+i} (Cout, P) = stage columns [i P, (i + 1) P) + bias
+        float* yi = y + (b + i) * out_img;
+        copy_rows(yi, P, stage + i * P, ld, g.Cout, P);
+        if (bias != nullptr)
+          for (int64_t co = 0; co < g.Cout; ++co)
+            for (int64_t p = 0; p < P; ++p) yi[co * P + p] += bias[co];
+      }
     }
   });
 }
 
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
                      const float* w, const Conv2dGeom& g, float* workspace) {
-  const int64_t K = g.K(), P = g.P(), in_img = g.Cin * g.H * g.W;
-  const int64_t chunks = chunks_for(g);
-  float* partials = workspace + chunks * col_floats(g);  // dw of chunks 1.. (chunk 0 writes dw)
+  const int64_t K = g.K(), P = g.P(), in_img = g.Cin * g.H * g.W, out_img = g.Cout * P;
+  // sizes fixed here: inside a parallel region num_threads() (and so group_for) may differ
+  const int64_t chunks = chunks_for(g), group = group_for(g), per_chunk = chunk_floats(g),
+                cols_per_chunk = col_floats(g);
+  float* partials = workspace + chunks * per_chunk;  // dw of chunks 1.. (chunk 0 writes dw)
   if (dx != nullptr || dw != nullptr) {
     for_chunks(g, [&](int64_t b0, int64_t b1, int64_t chunk, bool threaded) {
-      float* col = workspace + chunk * col_floats(g);
+      float* col = workspace + chunk * per_chunk;
+      float* stage = col + cols_per_chunk;
       float* dwc = chunk == 0 ? dw : partials + (chunk - 1) * g.Cout * K;
       const int64_t row_grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(P, 1));
-      for (int64_t b = b0; b < b1; ++b) {
+      for (int64_t b = b0; b < b1; b += group) {
+        const int64_t n = std::min(group, b1 - b), ld = n * P;
         const float* xb = x + b * in_img;
-        const float* dyb = dy + b * g.Cout * P;
-        if (dw != nullptr) {  // dw (Cout, K) += dy_b (Cout, P) @ col_b^T (P, K)
+        // dys (Cout, n P): dy_b itself for one image, else the images' rows side by side
+        const float* dys = dy + b * out_img;
+        if (n > 1) {
+          for (int64_t i = 0; i < n; ++i) copy_rows(stage + i * P, ld, dy + (b + i) * out_img, P, g.Cout, P);
+          dys = stage;
+        }
+        if (dw != nullptr) {  // dw (Cout, K) += dys (Cout, n P) @ cols^T (n P, K)
           const float* cols = xb;
-          if (!g.pointwise()) {
-            maybe_parallel(threaded, K, row_grain, [&](int64_t r0, int64_t r1) { im2col(col, xb, g, r0, r1); });
+          if (!(g.pointwise() && n == 1)) {
+            group_columns(col, xb, in_img, n, g, threaded);
             cols = col;
           }
-          gemm(false, true, g.Cout, K, P, 1.0f, dyb, P, cols, P, b == b0 ? 0.0f : 1.0f, dwc, K);
+          gemm(false, true, g.Cout, K, ld, 1.0f, dys, ld, cols, ld, b == b0 ? 0.0f : 1.0f, dwc, K);
         }
-        if (dx != nullptr) {  // dcol (K, P) = w^T (K, Cout) @ dy_b (Cout, P); dx_b = col2im(dcol)
-          float* dxb = dx + b * in_img;
+        if (dx == nullptr) continue;
+        // dcol (K, n P) = w^T (K, Cout) @ dys (Cout, n P); dx = col2im(dcol) per image
+        float* dxb = dx + b * in_img;
+        if (g.pointwise() && n == 1) {
+          gemm(true, false, K, P, g.Cout, 1.0f, w, K, dys, P, 0.0f, dxb, P);
+          continue;
+        }
+        gemm(true, false, K, ld, g.Cout, 1.0f, w, K, dys, ld, 0.0f, col, ld);
+        for (int64_t i = 0; i < n; ++i) {
+          float* dxi = dxb + i * in_img;
           if (g.pointwise()) {
-            gemm(true, false, K, P, g.Cout, 1.0f, w, K, dyb, P, 0.0f, dxb, P);
-          } else {
-            gemm(true, false, K, P, g.Cout, 1.0f, w, K, dyb, P, 0.0f, col, P);
-            std::fill(dxb, dxb + in_img, 0.0f);
-            maybe_parallel(threaded, g.Cin, std::max<int64_t>(1, row_grain / (g.kh * g.kw)),
-                           [&](int64_t c0, int64_t c1) { col2im(dxb, col, g, c0, c1); });
+            copy_rows(dxi, P, col + i * P, ld, g.Cin, P);
+            continue;
           }
+          std::fill(dxi, dxi + in_img, 0.0f);
+          maybe_parallel(threaded, g.Cin, std::max<int64_t>(1, row_grain / (g.kh * g.kw)),
+                         [&](int64_t c0, int64_t c1) { col2im(dxi, col + i * P, ld, g, c0, c1); });
         }
       }
     });

@@ -78,6 +78,22 @@ void validate(const BotNetConfig& c, const std::string& field, const std::string
           " map; its strided self-attention needs even sides (a multiple of 32 works; 28 does too)");
 }
 
+// timm's preprocessing fields of pretrained_cfg (defaults as timm.data.resolve_data_config).
+void read_preprocessing(JsonObject& pretrained, BotNetConfig& c) {
+  c.crop_pct = pretrained.get_number("crop_pct", 0.875, 1e-3, 1.0);
+  pretrained.get_string("crop_mode", "center", {"center"});
+  c.interpolation = pretrained.get_string("interpolation", "bicubic", {"bilinear", "bicubic"});
+  const size_t n = static_cast<size_t>(c.in_channels);
+  c.mean = pretrained.get_float_list("mean", {0.485f, 0.456f, 0.406f}, -1e6, 1e6, 1, 4096);
+  c.std = pretrained.get_float_list("std", {0.229f, 0.224f, 0.225f}, 1e-12, 1e6, 1, 4096);
+  for (const char* key : {"mean", "std"}) {
+    std::vector<float>& v = std::string(key) == "mean" ? c.mean : c.std;
+    if (v.size() == 1 || !pretrained.has(key)) v.assign(n, v[0]);  // one value (or a default) for every channel
+    check(v.size() == n, pretrained.name(key), ": expected ", n, " values (one per channel of input_size), got ",
+          v.size());
+  }
+}
+
 }  // namespace
 
 int64_t BotNetConfig::mid_channels(int stage) const {
@@ -85,17 +101,25 @@ int64_t BotNetConfig::mid_channels(int stage) const {
 }
 
 nlohmann::json BotNetConfig::to_hub_json() const {
-  return {{"architecture", architecture},
-          {"num_classes", num_classes},
-          {"num_features", channels.back()},
-          {"pretrained_cfg",
-           {{"input_size", {in_channels, image_size[0], image_size[1]}}, {"fixed_input_size", true}}},
-          {"byob",
-           {{"stem_chs", stem_chs},
-            {"channels", channels},
-            {"depths", depths},
-            {"bottleneck_ratio", bottleneck_ratio},
-            {"num_heads", num_heads}}}};
+  nlohmann::json j = {{"architecture", architecture},
+                      {"num_classes", num_classes},
+                      {"num_features", channels.back()},
+                      {"pretrained_cfg",
+                       {{"input_size", {in_channels, image_size[0], image_size[1]}},
+                        {"fixed_input_size", true},
+                        {"crop_pct", crop_pct},
+                        {"crop_mode", "center"},
+                        {"interpolation", interpolation},
+                        {"mean", mean},
+                        {"std", std}}},
+                      {"byob",
+                       {{"stem_chs", stem_chs},
+                        {"channels", channels},
+                        {"depths", depths},
+                        {"bottleneck_ratio", bottleneck_ratio},
+                        {"num_heads", num_heads}}}};
+  if (!label_names.empty()) j["label_names"] = label_names;
+  return j;
 }
 
 BotNetConfig parse_botnet_config(const nlohmann::json& config, const std::string& what) {
@@ -107,6 +131,10 @@ BotNetConfig parse_botnet_config(const nlohmann::json& config, const std::string
   const std::vector<int64_t> input = pretrained.get_int_list("input_size", {3, 256, 256}, 1, 8192, 3, 3);
   c.in_channels = input[0];
   c.image_size = {input[1], input[2]};
+  read_preprocessing(pretrained, c);
+  c.label_names = o.get_string_list("label_names", {}, 0, c.num_classes);
+  check(c.label_names.empty() || static_cast<int64_t>(c.label_names.size()) == c.num_classes, o.name("label_names"),
+        ": expected num_classes = ", c.num_classes, " names, got ", c.label_names.size());
   JsonObject byob = o.get_object("byob");
   c.stem_chs = byob.get_int("stem_chs", c.stem_chs, 8, 1 << 14);
   c.channels = byob.get_int_list("channels", c.channels, 1, 1 << 16, 4, 4);
@@ -130,6 +158,10 @@ BotNetConfig parse_botnet_run_config(const nlohmann::json& model, const std::str
   c.bottleneck_ratio = o.get_number("bottleneck_ratio", c.bottleneck_ratio, 1e-3, 16.0);
   c.num_heads = o.get_int("num_heads", c.num_heads, 1, 256);
   o.finish();
+  c.crop_pct = 1.0;  // the trainer feeds v / 255 at the model's size
+  c.interpolation = "bilinear";
+  c.mean.assign(static_cast<size_t>(c.in_channels), 0.0f);
+  c.std.assign(static_cast<size_t>(c.in_channels), 1.0f);
   validate(c, "[config] " + path + ".", "[config] " + path + ".image_size ");
   return c;
 }
