@@ -1,4 +1,4 @@
-// Linear and LayerNorm modules.
+// Linear, LayerNorm and BatchNorm2d modules.
 #include "perceiver/nn/layers.h"
 
 #include <cmath>
@@ -92,6 +92,26 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps, float momentum) : eps_(eps
 // (running buffers updated, num_batches_tracked += 1), the running ones in eval mode. The re-run
 // of an activation-checkpointed segment normalises alike but updates nothing (momentum 0), so a
 // checkpointed step updates them once.
+std::pair<Tensor, Tensor> BatchNorm2d::fold_into_conv(const Tensor& conv_weight) const {
+  const int64_t cout = weight_.numel();
+  check(conv_weight.defined() && conv_weight.dtype() == DType::kF32 && conv_weight.rank() >= 1 &&
+            conv_weight.dim(0) == cout,
+        "[BatchNorm2d] fold_into_conv: expected a float32 weight with ", cout, " output channels, got ",
+        conv_weight.defined() ? shape_str(conv_weight.shape()) : std::string("undefined"));
+  const int64_t k = conv_weight.numel() / cout;
+  Tensor w = Tensor::empty(conv_weight.shape()), b = Tensor::empty({cout});
+  auto read = [](const Tensor& t) { return t.f32(); };  // read-only access (no write version bump)
+  const float *gamma = read(weight_), *beta = read(bias_), *mean = read(running_mean_), *var = read(running_var_);
+  const float* src = read(conv_weight);
+  float *dst = w.f32(), *shift = b.f32();
+  for (int64_t c = 0; c < cout; ++c) {
+    const double s = static_cast<double>(gamma[c]) / std::sqrt(static_cast<double>(var[c]) + static_cast<double>(eps_));
+    for (int64_t i = 0; i < k; ++i) dst[c * k + i] = static_cast<float>(src[c * k + i] * s);
+    shift[c] = static_cast<float>(beta[c] - mean[c] * s);
+  }
+  return {w, b};
+}
+
 Tensor BatchNorm2d::forward(const Tensor& x) const {
   const bool update = is_training() && !ag::recomputing();
   Tensor y = ag::batch_norm(x, weight_, bias_, running_mean_, running_var_, eps_, update ? momentum_ : 0.0f,

@@ -240,9 +240,11 @@ TEST(Cli, ExportedFolderGivesTheRunsLogits) {
     const nlohmann::json hub = nlohmann::json::parse(io::read_file(out + "/export/config.json"));
     // HF folders name the class in "architectures", timm folders (BoTNet) in "architecture"
     EXPECT_EQ(hub.contains("architectures") ? hub.at("architectures")[0] : hub.at("architecture"), k.architecture);
-    // in-process logits of the run's final weights (eval mode: BoTNet's BatchNorm uses its running statistics)
+    // in-process logits of the run's final weights, as inference computes them (eval mode, no
+    // gradients: BoTNet's BatchNorm uses its running statistics, folded into the convolutions)
     auto model = train::model_from_checkpoint(train::read_checkpoint(out + "/model.safetensors"), out);
     model->train(false);
+    autograd::NoGradGuard no_grad;
     const Tensor want = model->forward(images);
     // through the exported folder and `perceiver run`
     const std::string in = tmp.path + "/" + k.name + "_in.safetensors", res = tmp.path + "/" + k.name + "_out.safetensors";

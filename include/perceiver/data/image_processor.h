@@ -69,6 +69,17 @@ struct ImageProcessorConfig {
   bool do_normalize = true;
   std::array<float, 3> image_mean{0.485f, 0.456f, 0.406f};
   std::array<float, 3> image_std{0.229f, 0.224f, 0.225f};
+  // timm's evaluation transform (timm.data.create_transform, crop_mode "center") in place of the
+  // crop and resize above when set: resize keeping the aspect ratio so that the image covers
+  // floor(height / crop_pct) x floor(width / crop_pct) (torchvision Resize of the shorter side
+  // when those are equal, timm ResizeKeepRatio otherwise), then torchvision's centre crop of
+  // height x width (offsets rounded half to even, as Python's round).
+  bool timm = false;
+  int64_t height = 0, width = 0;
+  double crop_pct = 0.875;
+  // 1: the image turns grey first, as Pillow's convert("L") (L = (19595 R + 38470 G + 7471 B +
+  // 2^15) >> 16), and is normalised with image_mean[0] and image_std[0] into one channel.
+  int64_t channels = 3;
 };
 
 // The settings of the deepmind/vision-perceiver-* and google/vit-base-patch16-224 hub processors.
@@ -81,14 +92,19 @@ ImageProcessorConfig vit_processor_config();
 ImageProcessorConfig parse_preprocessor_config(const nlohmann::json& j, const std::string& what,
                                                ImageProcessorConfig base);
 
-// The 8-bit image after crop and resize (the fixtures' resized_rgb).
+// The size timm's transform resizes an h x w image to before its centre crop (config.timm).
+std::array<int64_t, 2> timm_resized_size(int64_t h, int64_t w, const ImageProcessorConfig& config);
+
+// The 8-bit image after crop and resize (the fixtures' resized_rgb); grey (R = G = B) when
+// config.channels is 1.
 RgbImage process_rgb(const RgbImage& image, const ImageProcessorConfig& config);
 
-// float32 (3, H, W): (float(v) / 255 - mean_c) / std_c per channel, or v / 255 without
-// normalisation.
+// float32 (C, H, W), C = config.channels: (float(v) / 255 - mean_c) / std_c per channel, or v / 255
+// without normalisation (one channel: from R, the grey level process_rgb left).
 Tensor to_normalized_chw(const RgbImage& image, const ImageProcessorConfig& config);
 
-// process_rgb + to_normalized_chw for a batch of images of any sizes: (B, 3, size, size).
+// process_rgb + to_normalized_chw for a batch of images of any sizes: (B, C, size, size), or
+// (B, C, height, width) for timm.
 Tensor preprocess_images(const std::vector<RgbImage>& images, const ImageProcessorConfig& config);
 
 }  // namespace perceiver::data

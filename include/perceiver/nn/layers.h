@@ -70,6 +70,10 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
   Tensor forward(const Tensor& x) const;
+  // Inference with the running statistics folded into the convolution before it: (w * s, b)
+  // with s = weight / sqrt(running_var + eps) per output channel and b = bias - running_mean * s,
+  // so that conv(x, w * s) + b = forward(conv(x, w)) in eval mode (computed in double, no tape).
+  std::pair<Tensor, Tensor> fold_into_conv(const Tensor& conv_weight) const;
 
  private:
   Tensor weight_, bias_;

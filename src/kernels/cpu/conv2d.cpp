@@ -178,8 +178,12 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
         float* yi = y + (b + i) * out_img;
         copy_rows(yi, P, stage + i * P, ld, g.Cout, P);
         if (bias != nullptr)
-          for (int64_t co = 0; co < g.Cout; ++co)
-            for (int64_t p = 0; p < P; ++p) yi[co * P + p] += bias[co];
+          for (int64_t co = 0; co < g.Cout; ++co) {
+            float* __restrict row = yi + co * P;
+            const float v = bias[co];
+#pragma omp simd
+            for (int64_t p = 0; p < P; ++p) row[p] += v;
+          }
       }
     }
   });

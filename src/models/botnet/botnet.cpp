@@ -7,6 +7,7 @@
 #include "perceiver/autograd/checkpoint.h"
 #include "perceiver/autograd/functions.h"
 #include "perceiver/autograd/functions_conv.h"
+#include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/json_reader.h"
 
 namespace perceiver::models {
@@ -178,9 +179,16 @@ ConvNormAct::ConvNormAct(int64_t in, int64_t out, int kernel, int stride, bool r
   bn_ = register_module("bn", std::make_shared<nn::BatchNorm2d>(out, kBnEps, kBnMomentum));
 }
 
-// y = ReLU?(BatchNorm(conv(x)))
+// y = ReLU?(BatchNorm(conv(x))); in inference (eval mode, no gradients) BatchNorm's running
+// statistics are folded into the convolution: y = ReLU?(conv(x, w * s) + b)
 Tensor ConvNormAct::forward(const Tensor& x) const {
-  Tensor y = bn_->forward(ag::conv2d(x, weight_, Tensor(), stride_, stride_, pad_, pad_));
+  Tensor y;
+  if (!is_training() && !autograd::grad_enabled()) {
+    const auto [w, b] = bn_->fold_into_conv(weight_);
+    y = ag::conv2d(x, w, b, stride_, stride_, pad_, pad_);
+  } else {
+    y = bn_->forward(ag::conv2d(x, weight_, Tensor(), stride_, stride_, pad_, pad_));
+  }
   return relu_ ? ag::relu(y) : y;
 }
 

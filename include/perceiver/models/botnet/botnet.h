@@ -34,10 +34,19 @@ struct BotNetConfig {
   int64_t in_channels = 3;
   int64_t num_classes = 1000;
   std::string architecture = "botnet26t_256";
+  // How images become pixel_values (timm's eval transform, pretrained_cfg): a resize covering
+  // floor(image_size / crop_pct), a centre crop, then (v / 255 - mean) / std per channel. A timm
+  // folder's values, or timm's defaults when absent (0.875, bicubic, ImageNet mean and std); a run
+  // config's model takes v / 255 as trained (crop_pct 1, bilinear, mean 0, std 1).
+  double crop_pct = 0.875;
+  std::string interpolation = "bicubic";  // "bilinear" or "bicubic"
+  std::vector<float> mean = {0.485f, 0.456f, 0.406f}, std = {0.229f, 0.224f, 0.225f};  // in_channels values
+  std::vector<std::string> label_names;  // timm "label_names" (may be empty)
 
   int64_t mid_channels(int stage) const;
   // timm hub config.json: "architecture", "num_classes", "num_features", "pretrained_cfg" with
-  // "input_size", and the layout under "byob" (always written; absent, botnet26t_256's is assumed).
+  // "input_size" and the preprocessing above, "label_names" when known, and the layout under
+  // "byob" (always written; absent, botnet26t_256's is assumed).
   nlohmann::json to_hub_json() const;
 };
 
