@@ -118,6 +118,8 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{{5, 3, 10, 10, 4, 3, 3, 1, 1, 1, 1}, true},   // several images a chunk
                       ConvCase{{7, 2, 15, 20, 3, 3, 3, 1, 1, 1, 1}, true},   // groups of 3 images + a rest
                       ConvCase{{7, 6, 5, 3, 4, 1, 1, 1, 1, 0, 0}, true},     // pointwise, grouped images
+                      ConvCase{{3, 2, 6, 5, 3, 5, 5, 1, 1, 2, 2}, true},     // "same" 5x5: shifts of 2
+                      ConvCase{{2, 3, 4, 7, 2, 3, 5, 1, 1, 1, 2}, true},     // "same" 3x5, asymmetric
                       ConvCase{{2, 2, 4, 3, 3, 7, 7, 2, 3, 3, 3}, false},    // kernel > image
                       ConvCase{{1, 3, 40, 36, 16, 7, 7, 2, 2, 3, 3}, false}));  // threaded im2col
 

@@ -103,6 +103,32 @@ int64_t conv2d_backward_workspace(const Conv2dGeom& g) {
 }
 
 void im2col(float* col, int64_t ld, const float* x, const Conv2dGeom& g, int64_t r0, int64_t r1) {
+  // "Same" convolutions (stride 1, output size = input size, e.g. 3 x 3 with padding 1): row
+  // (ci, i, j) is the whole plane shifted by (i - ph) rows and (j - pw) columns, so it is one
+  // contiguous copy, then zeros where the shift leaves the image (rows at the ends, columns that
+  // wrapped around to the neighbouring row).
+  const bool same = g.sh == 1 && g.sw == 1 && g.OH == g.H && g.OW == g.W;
+  if (same) {
+    const int64_t P = g.P();
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t ci = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
+      const float* xc = x + ci * P;
+      float* __restrict d = col + r * ld;
+      const int64_t delta = (i - g.ph) * g.W + (j - g.pw);  // d[k] = xc[k + delta] where inside
+      const int64_t k0 = std::max<int64_t>(0, -delta), k1 = std::min<int64_t>(P, P - delta);
+      for (int64_t k = 0; k < k0; ++k) d[k] = 0.0f;
+#pragma omp simd
+      for (int64_t k = k0; k < k1; ++k) d[k] = xc[k + delta];
+      for (int64_t k = std::max(k1, k0); k < P; ++k) d[k] = 0.0f;
+      const int64_t cshift = j - g.pw;  // columns [0, -cshift) or [W - cshift, W) wrapped around
+      if (cshift != 0) {
+        const int64_t c0 = cshift < 0 ? 0 : g.W - cshift, c1 = cshift < 0 ? -cshift : g.W;
+        for (int64_t oh = 0; oh < g.OH; ++oh)
+          for (int64_t c = std::max<int64_t>(c0, 0); c < std::min(c1, g.W); ++c) d[oh * g.W + c] = 0.0f;
+      }
+    }
+    return;
+  }
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t ci = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
     const float* xc = x + ci * g.H * g.W;
