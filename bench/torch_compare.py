@@ -46,6 +46,8 @@ Configurations (issue 4):
      inputs of exactly M (needs a parser that accepts M > 4096).
   5  configs/fmnist_vit.json (the ViT of this repo = transformers' ViTForImageClassification): train step and
      inference at batch 64.
+  6  configs/fmnist_botnet.json (the BoTNet of this repo = timm's ByobNet in the botnet26t layout, the same
+     weights): train step and inference at batch 64.
 
 Benchmark configs set attention_probs_dropout_prob to 0 in the HF config.json (the hub value is 0.1, active
 only in training) so that the first training loss is deterministic and comparable.
@@ -73,7 +75,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / "build" / "bench-venv"
 VENV_PY = VENV / "bin" / "python"
-PACKAGES = ["torch", "transformers", "safetensors", "numpy"]
+PACKAGES = ["torch", "transformers", "timm", "safetensors", "numpy"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -432,6 +434,12 @@ def build_plan(args):
                 model.update(hidden_size=32, num_hidden_layers=1, intermediate_size=64)
             runs = [("train", 64, {}), ("infer", 64, {})] if not small else [("train", 8, {}), ("infer", 8, {})]
             plan.append(dict(cfg=5, name="fmnist_vit", config={"model": model}, runs=runs, warmup=3, iters=20))
+        elif cfg == 6:
+            model = json.load(open(REPO / "configs" / "fmnist_botnet.json"))["model"]
+            if small:
+                model.update(stem_chs=8, channels=[8, 16, 16, 32], depths=[1, 1, 2, 1], num_heads=2)
+            runs = [("train", 64, {}), ("infer", 64, {})] if not small else [("train", 8, {}), ("infer", 8, {})]
+            plan.append(dict(cfg=6, name="fmnist_botnet", config={"model": model}, runs=runs, warmup=3, iters=20))
         elif cfg == 2:
             if small:
                 conf = hf_config("PerceiverForImageClassificationFourier", num_latents=32, d_latents=64, d_model=261,
@@ -1054,7 +1062,7 @@ def parse_peaks(s):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", type=int_list, default=[1, 2, 3, 4], help="comma list of 1,2,3,4,5")
+    ap.add_argument("--configs", type=int_list, default=[1, 2, 3, 4], help="comma list of 1,2,3,4,5,6")
     ap.add_argument("--threads", type=int_list, default=[1, 2], help="comma list of thread counts")
     ap.add_argument("--iters", type=int, default=None, help="timed iterations (default per config: 20/3/5/5)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up iterations (default 3 for config 1, else 1)")

@@ -17,12 +17,16 @@ Three architectures, each with exactly the parameter names that perceiver.cpp us
 * ``ViTClassifier``: the ViT of this repository (run config ``"model": {"type": "vit", ...}``,
   src/models/vit, Hugging Face ``ViTForImageClassification`` names), which is transformers' own
   ``ViTForImageClassification`` here (imported when a ViT is built; the only use of transformers).
+* ``BotNetTimm``: the BoTNet of this repository (run config ``"model": {"type": "botnet", ...}``,
+  src/models/botnet), which is timm's own ``ByobNet`` in the botnet26t layout here (timm names; the
+  only use of timm). Its FLOPs are counted by torch.utils.flop_counter (convolutions included).
 
 Every attention is ``torch.nn.functional.scaled_dot_product_attention``; everything is float32.
 The architecture is described by small "spec" objects (``make_spec``) that also count the matmul FLOPs
 analytically and make benchmark inputs, so the harness never has to build a model just to count.
 
-This file needs torch (numpy for input generation); `transformers` only for the ViT.
+This file needs torch (numpy for input generation); `transformers` only for the ViT, `timm` only for
+BoTNet.
 """
 from __future__ import annotations
 
@@ -185,6 +189,10 @@ VIT_DEFAULTS = dict(
     num_attention_heads=12, intermediate_size=3072, layer_norm_eps=1e-12, qkv_bias=True, pooling="cls",
     num_classes=1000, dropout=0.0, init="normal", init_std=0.02)
 
+BOTNET_DEFAULTS = dict(
+    type="botnet", image_size=[256, 256], in_channels=3, num_classes=1000, stem_chs=64,
+    channels=[256, 512, 1024, 2048], depths=[2, 2, 2, 2], bottleneck_ratio=0.25, num_heads=4)
+
 # Defaults of HF PerceiverConfig (configuration_perceiver.py).
 HF_DEFAULTS = dict(
     num_latents=256, d_latents=1280, d_model=768, num_blocks=1, num_self_attends_per_block=26,
@@ -196,12 +204,12 @@ HF_DEFAULTS = dict(
 
 @dataclass
 class Spec:
-    kind: str                      # "classifier" | "hf_fourier" | "hf_mlm" | "vit"
+    kind: str                      # "classifier" | "hf_fourier" | "hf_mlm" | "vit" | "botnet"
     cfg: dict = field(default_factory=dict)
 
     # -- architecture -------------------------------------------------------------------------
     def num_classes(self) -> int:
-        if self.kind in ("classifier", "vit"):
+        if self.kind in ("classifier", "vit", "botnet"):
             return int(self.cfg["num_classes"])
         if self.kind == "hf_fourier":
             return int(self.cfg["num_labels"])
@@ -216,11 +224,15 @@ class Spec:
             return HFMaskedLM(self.cfg)
         if self.kind == "vit":
             return ViTClassifier(self.cfg)
+        if self.kind == "botnet":
+            return BotNetTimm(self.cfg)
         raise ValueError(self.kind)
 
     def input_tokens_and_width(self, sample_shape):
         """(M, C) of the encoder input for one sample of the given input shape (without batch)."""
         c = self.cfg
+        if self.kind == "botnet":  # pixels x channels
+            return int(np.prod(c["image_size"])), int(c["in_channels"])
         if self.kind == "vit":  # patches x (channels * patch pixels)
             return vit_patches(c), int(c["in_channels"]) * int(np.prod(c["patch_size"]))
         if self.kind == "classifier":
@@ -236,6 +248,16 @@ class Spec:
         """Analytic matmul FLOPs of one forward pass over a batch (2 m n k per GEMM, incl. QK^T and PV)."""
         m, width = self.input_tokens_and_width(sample_shape)
         total = 0
+        if self.kind == "botnet":  # counted once on the meta device: convolutions, attention products, head
+            if "_flops_per_sample" not in self.cfg:
+                from torch.utils.flop_counter import FlopCounterMode
+                with torch.device("meta"):
+                    model = self.build_model().eval()  # batch 1: BatchNorm on running statistics
+                    x = torch.zeros([1] + list(self.cfg["image_size"]))
+                    with FlopCounterMode(display=False) as counter:
+                        model(x)
+                self.cfg["_flops_per_sample"] = int(counter.get_total_flops())
+            return batch * self.cfg["_flops_per_sample"]
         if self.kind == "vit":
             c = self.cfg
             t, d, i = m + 1, c["hidden_size"], c["intermediate_size"]  # tokens: patches + [CLS]
@@ -279,7 +301,7 @@ class Spec:
         """numpy arrays, named as bench_e2e / `perceiver run` expect."""
         rng = np.random.default_rng(seed)
         c = self.cfg
-        if self.kind in ("classifier", "vit"):
+        if self.kind in ("classifier", "vit", "botnet"):
             shape = [batch] + list(c["image_size"]) + ([c["in_channels"]] if c["in_channels"] > 1 else [])
             return {"images": rng.random(shape, dtype=np.float32),
                     "labels": rng.integers(0, c["num_classes"], size=(batch,), dtype=np.int64)}
@@ -309,7 +331,7 @@ class Spec:
 
     def model_args(self, tensors: dict):
         """(args for model.forward, labels) from the tensors of an inputs file."""
-        if self.kind in ("classifier", "vit"):
+        if self.kind in ("classifier", "vit", "botnet"):
             return (tensors["images"],), tensors.get("labels")
         if self.kind == "hf_fourier":
             return (tensors["inputs"],), tensors.get("labels")
@@ -325,24 +347,29 @@ class Spec:
 def make_spec(config: dict) -> Spec:
     """A Spec from a config.json object: an HF hub config (model_type perceiver + architectures)
     or one of our run configs ({"model": {"type": "perceiver", ...}})."""
-    if "model" in config and isinstance(config["model"], dict) and config["model"].get("type") == "vit":
-        m = dict(VIT_DEFAULTS)
-        unknown = set(config["model"]) - set(m)
+    run_model = config.get("model") if isinstance(config.get("model"), dict) else None
+    kind = None
+    if run_model is not None:
+        kind = run_model.get("type", "perceiver")
+        defaults = {"botnet": BOTNET_DEFAULTS, "vit": VIT_DEFAULTS, "perceiver": CLASSIFIER_DEFAULTS}.get(kind)
+        if defaults is None:
+            raise ValueError(f"unsupported run-config model type {kind!r}")
+        unknown = set(run_model) - set(defaults)
         if unknown:
-            raise ValueError(f"unknown ViT model keys {sorted(unknown)}")
-        m.update(config["model"])
+            raise ValueError(f"unknown {kind} model keys {sorted(unknown)}")
+        m = dict(defaults, **run_model)
         for key in ("image_size", "patch_size"):
-            if isinstance(m[key], int):
+            if kind != "perceiver" and isinstance(m.get(key), int):  # ViT / BoTNet: n means n x n
                 m[key] = [m[key], m[key]]
+    if kind == "botnet":
+        if m["in_channels"] != 1:
+            raise ValueError("the benchmark BoTNet takes grey images (in_channels 1)")
+        return Spec("botnet", m)
+    if kind == "vit":
         if m["dropout"] or m["pooling"] != "cls" or m["in_channels"] != 1:
             raise ValueError("the benchmark ViT takes grey images, no dropout and the [CLS] pooling")
         return Spec("vit", m)
-    if "model" in config and isinstance(config["model"], dict):
-        m = dict(CLASSIFIER_DEFAULTS)
-        unknown = set(config["model"]) - set(m)
-        if unknown:
-            raise ValueError(f"unknown model keys {sorted(unknown)}")
-        m.update(config["model"])
+    if run_model is not None:
         if m["max_resolution"] is None:
             m["max_resolution"] = list(m["image_size"])
         if m["dropout"]:
@@ -472,6 +499,45 @@ class ViTClassifier(nn.Module):
     def forward(self, images):
         hidden = self.vit(pixel_values=images.unsqueeze(1)).last_hidden_state
         return self.classifier(hidden[:, 0, :])
+
+
+class BotNetTimm(nn.Module):
+    """perceiver.cpp's BoTNet as timm's ByobNet (botnet26t: tiered stem + max pool, bottleneck stages,
+    then bottleneck / self-attention interleaved, then self-attention with the first block strided;
+    the same names and numbers: tests/parity/botnet_parity_test.cpp), on grey images (B, H, W)."""
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        from timm.models.byobnet import ByoBlockCfg, ByoModelCfg, ByobNet, interleave_blocks
+        c = cfg
+        (c0, c1, c2, c3), (d0, d1, d2, d3), br = c["channels"], c["depths"], c["bottleneck_ratio"]
+        layout = ByoModelCfg(
+            blocks=(ByoBlockCfg(type="bottle", d=d0, c=c0, s=1, gs=0, br=br),
+                    ByoBlockCfg(type="bottle", d=d1, c=c1, s=2, gs=0, br=br),
+                    interleave_blocks(types=("bottle", "self_attn"), d=d2, c=c2, s=2, gs=0, br=br),
+                    ByoBlockCfg(type="self_attn", d=d3, c=c3, s=2, gs=0, br=br)),
+            stem_chs=c["stem_chs"], stem_type="tiered", stem_pool="maxpool", fixed_input_size=True,
+            self_attn_layer="bottleneck", self_attn_kwargs=dict(num_heads=c["num_heads"]))
+        # timm sizes the relative position tables from img_size // reduction, perceiver.cpp (like the
+        # convolutions themselves) from the maps' real sizes, ceil-halved at every stride; an image
+        # size that is not a multiple of 32 (28 x 28) is given to timm as 16 x its stage-2 map, which
+        # yields the same tables (the strided attention needs an even map, so stage 3's is half)
+        def stage2_map(side):
+            for _ in range(4):  # stem conv, max pool, stages 1 and 2
+                side = (side + 1) // 2
+            return side
+        timm_size = tuple(16 * stage2_map(side) for side in c["image_size"])
+        net = ByobNet(layout, num_classes=c["num_classes"], in_chans=c["in_channels"], img_size=timm_size)
+        # our names are timm's: register timm's children directly (stem, stages, final_conv, head)
+        for name, child in net.named_children():
+            self.add_module(name, child)
+        self._net = [net]  # not a submodule: its parameters are already registered above
+
+    def prime(self, images):
+        pass
+
+    def forward(self, images):
+        return self._net[0](images.unsqueeze(1))
 
 
 class ClassifierPerceiver(nn.Module):
