@@ -20,7 +20,19 @@ int64_t plane_grain(const Pool2dGeom& g) {
 // One output row at a time, vectorised over ow: each in-window input position (ih, j) is
 // visited in torch's row-major window order and compared against all outputs at once, so ties
 // keep the first maximum and NaN wins exactly as in `v > max || isnan(v)`.
+// Outputs whose column ow*sw + j - pw lies inside the image: [lo, hi).
+void column_range(const Pool2dGeom& g, int64_t j, int64_t* lo, int64_t* hi) {
+  const int64_t first = g.pw - j, last = g.W - 1 + g.pw - j;
+  *hi = last < 0 ? 0 : std::min<int64_t>(g.OW, last / g.sw + 1);
+  *lo = std::min<int64_t>(first <= 0 ? 0 : (first + g.sw - 1) / g.sw, *hi);
+}
+
 void forward_plane(float* y, int32_t* idx, const float* x, const Pool2dGeom& g) {
+  // the column ranges are the same for every row: computed once (two divisions each) for
+  // windows up to kCached wide
+  constexpr int64_t kCached = 16;
+  int64_t los[kCached], his[kCached];
+  for (int64_t j = 0; j < std::min(g.kw, kCached); ++j) column_range(g, j, &los[j], &his[j]);
   for (int64_t oh = 0; oh < g.OH; ++oh) {
     const int64_t h0 = std::max<int64_t>(oh * g.sh - g.ph, 0);
     const int64_t h1 = std::min<int64_t>(oh * g.sh - g.ph + g.kh, g.H);
@@ -32,19 +44,27 @@ void forward_plane(float* y, int32_t* idx, const float* x, const Pool2dGeom& g) 
     }
     for (int64_t ih = h0; ih < h1; ++ih) {
       for (int64_t j = 0; j < g.kw; ++j) {
-        // Outputs whose column ow*sw + j - pw lies inside the image: [lo, hi).
-        const int64_t first = g.pw - j, last = g.W - 1 + g.pw - j;
-        const int64_t hi = last < 0 ? 0 : std::min<int64_t>(g.OW, last / g.sw + 1);
-        const int64_t lo = std::min<int64_t>(first <= 0 ? 0 : (first + g.sw - 1) / g.sw, hi);
+        int64_t lo, hi;
+        if (j < kCached) {
+          lo = los[j];
+          hi = his[j];
+        } else {
+          column_range(g, j, &lo, &hi);
+        }
         const int64_t base = ih * g.W + j - g.pw;  // input index of ow = 0
         const float* xr = x + base;
         const int64_t sw = g.sw;
-#pragma omp simd
-        for (int64_t ow = lo; ow < hi; ++ow) {
+        auto step = [&](int64_t ow) {
           const float v = xr[ow * sw];
           const bool take = (v > yr[ow]) | (v != v);
           yr[ow] = take ? v : yr[ow];
           ir[ow] = take ? static_cast<int32_t>(base + ow * sw) : ir[ow];
+        };
+        if (hi - lo >= 16) {
+#pragma omp simd
+          for (int64_t ow = lo; ow < hi; ++ow) step(ow);
+        } else {  // a short row (small maps): plain code beats a masked strided gather
+          for (int64_t ow = lo; ow < hi; ++ow) step(ow);
         }
       }
     }
