@@ -120,6 +120,8 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{{7, 6, 5, 3, 4, 1, 1, 1, 1, 0, 0}, true},     // pointwise, grouped images
                       ConvCase{{3, 2, 6, 5, 3, 5, 5, 1, 1, 2, 2}, true},     // "same" 5x5: shifts of 2
                       ConvCase{{2, 3, 4, 7, 2, 3, 5, 1, 1, 1, 2}, true},     // "same" 3x5, asymmetric
+                      ConvCase{{3, 2, 1, 3, 2, 3, 3, 1, 1, 1, 1}, true},     // "same" on a 1-row map
+                      ConvCase{{2, 2, 2, 2, 3, 5, 5, 1, 1, 2, 2}, true},     // "same" 5x5 on a 2x2 map
                       ConvCase{{2, 2, 4, 3, 3, 7, 7, 2, 3, 3, 3}, false},    // kernel > image
                       ConvCase{{1, 3, 40, 36, 16, 7, 7, 2, 2, 3, 3}, false}));  // threaded im2col
 

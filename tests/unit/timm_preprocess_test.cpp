@@ -88,10 +88,13 @@ TEST(TimmPreprocess, SmallImagesAreScaledUpAndBadSettingsRefused) {
 // BoTNet reads the same fields from its config.json: timm's values, its defaults, clear errors.
 TEST(TimmPreprocess, BotNetConfigReadsPretrainedCfg) {
   nlohmann::json j = read_json_file(std::string(PERCEIVER_SOURCE_DIR) + "/tests/data/botnet/config.json");
+  j["pretrained_cfg"].erase("mean");
+  j["pretrained_cfg"].erase("std");
   models::BotNetConfig c = models::parse_botnet_config(j, "config.json");
   EXPECT_DOUBLE_EQ(c.crop_pct, 0.875);  // absent: timm's defaults
   EXPECT_EQ(c.interpolation, "bicubic");
-  EXPECT_FLOAT_EQ(c.mean[1], 0.456f);
+  EXPECT_EQ(c.mean, (std::vector<float>{0.485f, 0.456f, 0.406f}));
+  EXPECT_EQ(c.std, (std::vector<float>{0.229f, 0.224f, 0.225f}));
   j["pretrained_cfg"]["crop_pct"] = 0.95;
   j["pretrained_cfg"]["interpolation"] = "bilinear";
   j["pretrained_cfg"]["std"] = {0.5};

@@ -115,7 +115,7 @@ void im2col(float* col, int64_t ld, const float* x, const Conv2dGeom& g, int64_t
       const float* xc = x + ci * P;
       float* __restrict d = col + r * ld;
       const int64_t delta = (i - g.ph) * g.W + (j - g.pw);  // d[k] = xc[k + delta] where inside
-      const int64_t k0 = std::max<int64_t>(0, -delta), k1 = std::min<int64_t>(P, P - delta);
+      const int64_t k0 = std::min<int64_t>(P, std::max<int64_t>(0, -delta)), k1 = std::min<int64_t>(P, P - delta);
       for (int64_t k = 0; k < k0; ++k) d[k] = 0.0f;
 #pragma omp simd
       for (int64_t k = k0; k < k1; ++k) d[k] = xc[k + delta];

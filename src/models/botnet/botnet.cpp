@@ -89,7 +89,8 @@ void read_preprocessing(JsonObject& pretrained, BotNetConfig& c) {
   c.std = pretrained.get_float_list("std", {0.229f, 0.224f, 0.225f}, 1e-12, 1e6, 1, 4096);
   for (const char* key : {"mean", "std"}) {
     std::vector<float>& v = std::string(key) == "mean" ? c.mean : c.std;
-    if (v.size() == 1 || !pretrained.has(key)) v.assign(n, v[0]);  // one value (or a default) for every channel
+    // one value for every channel; timm's 3-channel default for another channel count: its first value
+    if (v.size() == 1 || (!pretrained.has(key) && v.size() != n)) v.assign(n, v[0]);
     check(v.size() == n, pretrained.name(key), ": expected ", n, " values (one per channel of input_size), got ",
           v.size());
   }
