@@ -80,13 +80,9 @@ void for_chunks(const Conv2dGeom& g, F&& images) {
 }
 
 // The column matrix (K, n P) of images x .. x + n (stride `in_img`): im2col of each image into
-// its P columns; a pointwise convolution copies the channel rows.
+// its P columns (for a pointwise convolution, im2col's "same" path copies the channel rows).
 void group_columns(float* col, const float* x, int64_t in_img, int64_t n, const Conv2dGeom& g, bool threaded) {
   const int64_t P = g.P(), ld = n * P;
-  if (g.pointwise()) {
-    for (int64_t i = 0; i < n; ++i) copy_rows(col + i * P, ld, x + i * in_img, P, g.Cin, P);
-    return;
-  }
   maybe_parallel(threaded, g.K(), std::max<int64_t>(1, kGrainElems / std::max<int64_t>(ld, 1)),
                  [&](int64_t r0, int64_t r1) {
                    for (int64_t i = 0; i < n; ++i) im2col(col + i * P, ld, x + i * in_img, g, r0, r1);

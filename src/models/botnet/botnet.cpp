@@ -3,6 +3,7 @@
 #include "perceiver/models/botnet/botnet.h"
 
 #include <cmath>
+#include <utility>
 
 #include "perceiver/autograd/checkpoint.h"
 #include "perceiver/autograd/functions.h"
@@ -87,8 +88,8 @@ void read_preprocessing(JsonObject& pretrained, BotNetConfig& c) {
   const size_t n = static_cast<size_t>(c.in_channels);
   c.mean = pretrained.get_float_list("mean", {0.485f, 0.456f, 0.406f}, -1e6, 1e6, 1, 4096);
   c.std = pretrained.get_float_list("std", {0.229f, 0.224f, 0.225f}, 1e-12, 1e6, 1, 4096);
-  for (const char* key : {"mean", "std"}) {
-    std::vector<float>& v = std::string(key) == "mean" ? c.mean : c.std;
+  for (auto [key, values] : {std::pair<const char*, std::vector<float>*>{"mean", &c.mean}, {"std", &c.std}}) {
+    std::vector<float>& v = *values;
     // one value for every channel; timm's 3-channel default for another channel count: its first value
     if (v.size() == 1 || (!pretrained.has(key) && v.size() != n)) v.assign(n, v[0]);
     check(v.size() == n, pretrained.name(key), ": expected ", n, " values (one per channel of input_size), got ",
