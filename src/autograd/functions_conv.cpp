@@ -96,4 +96,16 @@ Tensor channels_last_tokens(const Tensor& x) {
   return y;
 }
 
+Tensor image_patches(const Tensor& x, int k) {
+  Tensor y = ops::image_patches(x, k);
+  if (should_record({&x})) {
+    const Shape xs = x.shape();
+    // dx = each copy's gradient added back to its source pixel
+    record("image_patches", {x}, {&y}, [xs, k](const Grads& g) -> Grads {
+      return {ops::image_patches_backward(g[0], xs, k)};
+    });
+  }
+  return y;
+}
+
 }  // namespace perceiver::ag

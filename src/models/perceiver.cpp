@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "perceiver/autograd/functions.h"
+#include "perceiver/autograd/functions_conv.h"
 #include "perceiver/models/audio_filterbank.h"
 #include "perceiver/nn/perceiver_encoder.h"
 #include "perceiver/models/perceiver_io/position_encoding.h"
@@ -19,11 +20,11 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
   // HF PerceiverEmbeddings: latents (N, D), trained from N(0, init_std) (truncated).
   if (c.input_projection > 0) {
     auto projection = std::make_shared<nn::Linear>(
-        c.in_channels, (c.input_projection_type == "log_power" ? 2 : 1) * c.input_projection, true, rng, linear_std);
+        c.element_channels(), (c.input_projection_type == "log_power" ? 2 : 1) * c.input_projection, true, rng, linear_std);
     if (c.input_projection_init == "mel") {
       // log_power filters start as a mel-spaced Gabor filterbank (a log-mel-like spectrogram), bias 0
       Tensor weight = projection->weight(), bias = projection->bias();  // handles share storage
-      mel_gabor_filterbank(c.in_channels, c.input_projection, c.sample_rate, weight.data<float>());
+      mel_gabor_filterbank(c.element_channels(), c.input_projection, c.sample_rate, weight.data<float>());
       std::fill_n(bias.data<float>(), bias.numel(), 0.0f);
     }
     if (c.input_projection_trainable) {
@@ -102,7 +103,14 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
         ", got ", shape_str(images.shape()));
 
   // inputs = concat([pixels, fourier(pos)], channels)            (B, M, C)
-  Tensor pixels = ag::reshape(images, {b, m, c.in_channels});
+  Tensor pixels;
+  if (c.input_patch_size > 1) {
+    // pixels = each pixel's k x k neighbourhood, zero padded     (B, M, k*k*channels)
+    Tensor grid = ag::reshape(images, {b, c.image_size[0], c.image_size[1], c.in_channels});
+    pixels = ag::reshape(ag::image_patches(grid, static_cast<int>(c.input_patch_size)), {b, m, c.element_channels()});
+  } else {
+    pixels = ag::reshape(images, {b, m, c.in_channels});
+  }
   auto project = [&](const Tensor& x) {  // Linear(x), trained or fixed
     return input_projection_ ? input_projection_->forward(x) : ag::linear(x, projection_weight_, projection_bias_);
   };
@@ -159,7 +167,7 @@ int64_t Perceiver::training_activation_bytes(bool checkpointing) const {
   const auto& c = config_;
   const int64_t m = c.num_inputs(), n = c.num_latents;
   // pixels (+ their projection and its GELU) and the [pixels, Fourier] inputs
-  int64_t kept = m * (c.in_channels + (c.input_projection_type == "log_power" ? 5 : 2) * c.input_projection +
+  int64_t kept = m * (c.element_channels() + (c.input_projection_type == "log_power" ? 5 : 2) * c.input_projection +
                       c.input_width());
   // the centred features, and the masked features with their mask
   kept += m * c.feature_width() * ((c.input_mean_normalization ? 1 : 0) +

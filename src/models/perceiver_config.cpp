@@ -13,7 +13,9 @@ int64_t PerceiverConfig::num_inputs() const {
   return m;
 }
 
-int64_t PerceiverConfig::feature_width() const { return input_projection > 0 ? input_projection : in_channels; }
+int64_t PerceiverConfig::element_channels() const { return in_channels * input_patch_size * input_patch_size; }
+
+int64_t PerceiverConfig::feature_width() const { return input_projection > 0 ? input_projection : element_channels(); }
 
 int64_t PerceiverConfig::input_width() const { return feature_width() + fourier_spec().output_size(); }
 
@@ -37,6 +39,7 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   (void)type;
   c.image_size = o.get_int_list("image_size", c.image_size, 1, 4096, 1, 3);
   c.in_channels = o.get_int("in_channels", c.in_channels, 1, 4096);
+  c.input_patch_size = o.get_int("input_patch_size", c.input_patch_size, 1, 63);
   c.input_projection = o.get_int("input_projection", c.input_projection, 0, 1 << 16);
   c.input_projection_type = o.get_string("input_projection_type", c.input_projection_type, {"gelu", "log_power"});
   c.input_projection_init = o.get_string("input_projection_init", c.input_projection_init, {"random", "mel"});
@@ -78,6 +81,9 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   c.init_std = o.get_float("init_std", c.init_std, 1e-6, 10.0);
   o.finish();
 
+  check(c.input_patch_size % 2 == 1 && (c.input_patch_size == 1 || c.image_size.size() == 2), "[config] ", path,
+        ".input_patch_size: expected an odd size (a neighbourhood centred on its pixel), on 2-D images only; got ",
+        c.input_patch_size, " with image_size of ", c.image_size.size(), " axes");
   check(c.input_projection_trainable || c.input_projection > 0, "[config] ", path, ".input_projection_trainable false "
         "fixes the input projection, but there is none (input_projection is 0)");
   check(c.input_projection_init == "random" || (c.input_projection_type == "log_power" && c.input_projection > 0),
@@ -123,6 +129,7 @@ nlohmann::json PerceiverConfig::to_json() const {
   return {{"type", "perceiver"},
           {"image_size", image_size},
           {"in_channels", in_channels},
+          {"input_patch_size", input_patch_size},
           {"input_projection", input_projection},
           {"input_projection_type", input_projection_type},
           {"input_projection_init", input_projection_init},

@@ -106,6 +106,14 @@ TEST(Config, WrongTypesAndRanges) {
   j["data"]["max_shift"] = 1000;
   expect_error(j, {"data.max_shift", "[0, 64]"});
   j = base();
+  j["model"]["input_patch_size"] = 4;
+  expect_error(j, {"model.input_patch_size", "odd", "got 4"});
+  j = base();
+  j["model"]["image_size"] = json::array({784});
+  j["model"]["max_resolution"] = json::array({784});
+  j["model"]["input_patch_size"] = 3;
+  expect_error(j, {"model.input_patch_size", "2-D images only", "1 axes"});
+  j = base();
   j["model"] = 5;
   expect_error(j, {"config.model", "expected an object"});
   expect_error(json::parse(R"({"train": {}})"), {"missing required object 'model'"});
@@ -229,6 +237,7 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
   perceiver.insert(perceiver.end(), {
       {"model", "image_size", 1, 4096, {{"max_resolution", {4096, 4096}}}},
       {"model", "in_channels", 1, 4096, {}},
+      {"model", "input_patch_size", 1, 63, {}},
       {"model", "input_projection", 0, 1 << 16, {}},
       {"model", "sample_rate", 1000.0, 1e7, {}},
       {"model", "num_fourier_bands", 1, 1024, {}},
@@ -278,6 +287,7 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
   wav.insert(wav.end(), {
       {"model", "image_size", 1, 4096, {{"max_resolution", {4096}}}},  // 1-D: frames
       {"model", "in_channels", 1, 4096, {}},
+      {"model", "input_patch_size", 1, 1, {}},  // neighbourhoods need 2-D images
       {"model", "input_projection", 0, 1 << 16, {}},
       {"model", "sample_rate", 1000.0, 1e7, {}},
       {"model", "num_fourier_bands", 1, 1024, {}},

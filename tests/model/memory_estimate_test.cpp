@@ -46,6 +46,8 @@ TEST(MemoryEstimate, TrainingActivationsWithinAHalfOfTheMeasuredPeak) {
        {"self_attends_per_block", 2}, {"num_cross_attends", 2}, {"dropout", 0.1}, {"head", "query"}},
       {{"image_size", {56, 56}}, {"num_latents", 8}, {"d_latents", 32}, {"num_fourier_bands", 16},
        {"self_attention_heads", 2}, {"self_attends_per_block", 1}, {"cross_attention_widening_factor", 2}},
+      {{"num_latents", 16}, {"d_latents", 64}, {"num_fourier_bands", 8}, {"self_attention_heads", 4},
+       {"self_attends_per_block", 2}, {"input_patch_size", 3}},
       {{"image_size", {64}}, {"in_channels", 32}, {"input_projection", 24}, {"input_projection_type", "log_power"},
        {"num_latents", 8}, {"d_latents", 32}, {"num_fourier_bands", 8}, {"self_attention_heads", 2},
        {"self_attends_per_block", 2}},

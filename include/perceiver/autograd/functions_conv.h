@@ -32,4 +32,7 @@ Tensor avg_pool2d(const Tensor& x, int kh, int kw, int sh, int sw);
 // (B, C, *spatial) -> (B, N, C): x.permute(0, 2, 3, 1).reshape(B, -1, C).
 Tensor channels_last_tokens(const Tensor& x);
 
+// (B, H, W, C) -> (B, H, W, k*k*C): each pixel's k x k neighbourhood, zero padded (ops::image_patches).
+Tensor image_patches(const Tensor& x, int k);
+
 }  // namespace perceiver::ag

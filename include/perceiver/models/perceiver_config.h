@@ -18,6 +18,10 @@ struct PerceiverConfig {
   // Input array: (H, W) grid of `in_channels` values + Fourier position features, concatenated.
   std::vector<int64_t> image_size{28, 28};
   int64_t in_channels = 1;
+  // > 1 (odd, 2-D images): each pixel's channels become its k x k neighbourhood, zero padded
+  // (k*k*in_channels values, the 3x3-patch input of Perceiver IO's optical flow model); still one
+  // input element per pixel, no convolution. 1: the pixel alone.
+  int64_t input_patch_size = 1;
   // > 0: each input element's channels pass through a learned GELU(Linear(in_channels -> this))
   // before the Fourier features are appended (a learned filterbank for waveform frames); 0: none.
   int64_t input_projection = 0;
@@ -82,7 +86,8 @@ struct PerceiverConfig {
 
   int64_t num_inputs() const;        // M = prod(image_size)
   int64_t input_width() const;       // C = (input_projection or in_channels) + Fourier width
-  int64_t feature_width() const;     // input_projection or in_channels (before the Fourier features)
+  int64_t feature_width() const;     // input_projection or element_channels (before the Fourier features)
+  int64_t element_channels() const;  // in_channels * input_patch_size^2: one element's values
   perceiver_io::FourierSpec fourier_spec() const;
   int num_weight_sets() const;       // distinct (cross-attend + latent block) weight sets
   nlohmann::json to_json() const;

@@ -1,8 +1,11 @@
 // Batched transposes in square tiles (both sides stay in L1 while a tile is copied); tiles of
-// all batches are split across threads.
+// all batches are split across threads. Patch gathers: one image row per work unit, the
+// backward as a gather too (each input pixel sums the copies of itself), so threads never share
+// an output element.
 #include "kernels/cpu/layout.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "perceiver/core/parallel.h"
 
@@ -40,6 +43,56 @@ void channels_last_tokens(float* y, const float* x, int64_t B, int64_t C, int64_
 
 void channels_last_tokens_backward(float* dx, const float* dy, int64_t B, int64_t C, int64_t S) {
   transpose_batched(dx, dy, B, S, C);
+}
+
+void image_patches(float* y, const float* x, int64_t B, int64_t H, int64_t W, int64_t C, int64_t k) {
+  const int64_t r = k / 2, F = k * k * C;
+  const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(W * F, 1));
+  parallel_for(B * H, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t b = row / H, i = row % H;
+      float* yrow = y + row * W * F;
+      for (int64_t j = 0; j < W; ++j) {
+        float* yp = yrow + j * F;
+        for (int64_t u = 0; u < k; ++u) {
+          const int64_t si = i + u - r;
+          for (int64_t v = 0; v < k; ++v) {
+            const int64_t sj = j + v - r;
+            float* dst = yp + (u * k + v) * C;
+            if (si < 0 || si >= H || sj < 0 || sj >= W)
+              std::memset(dst, 0, sizeof(float) * C);
+            else
+              std::memcpy(dst, x + ((b * H + si) * W + sj) * C, sizeof(float) * C);
+          }
+        }
+      }
+    }
+  });
+}
+
+void image_patches_backward(float* dx, const float* dy, int64_t B, int64_t H, int64_t W, int64_t C, int64_t k) {
+  const int64_t r = k / 2, F = k * k * C;
+  const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(W * F, 1));
+  parallel_for(B * H, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t b = row / H, si = row % H;
+      for (int64_t sj = 0; sj < W; ++sj) {
+        float* d = dx + row * W * C + sj * C;
+        std::fill_n(d, C, 0.0f);
+        // the pixel (si, sj) sits at offset (u, v) of the output pixel (si - u + r, sj - v + r)
+        for (int64_t u = 0; u < k; ++u) {
+          const int64_t i = si - u + r;
+          if (i < 0 || i >= H) continue;
+          for (int64_t v = 0; v < k; ++v) {
+            const int64_t j = sj - v + r;
+            if (j < 0 || j >= W) continue;
+            const float* g = dy + ((b * H + i) * W + j) * F + (u * k + v) * C;
+            for (int64_t c = 0; c < C; ++c) d[c] += g[c];
+          }
+        }
+      }
+    }
+  });
 }
 
 }  // namespace perceiver::cpu
