@@ -3,7 +3,7 @@
 # target or all of them.
 #
 # usage: scripts/fuzz.sh [TARGET|all] [SECONDS] [JOBS]
-#   TARGET   safetensors checkpoint torch_zip pickle run_config hub_config idx image flo wav text, or all
+#   TARGET   safetensors checkpoint torch_zip pickle run_config hub_config idx image flo wav text point_cloud, or all
 #            (default all, one after the other)
 #   SECONDS  per target (default 60)
 #   JOBS     libFuzzer worker processes per target (default 1)
@@ -17,7 +17,7 @@
 # libclang-rt-14-dev for the fuzzer and sanitizer runtimes); this script installs them if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ALL=(safetensors checkpoint torch_zip pickle run_config hub_config idx image flo wav text)
+ALL=(safetensors checkpoint torch_zip pickle run_config hub_config idx image flo wav text point_cloud)
 target=${1:-all}
 seconds=${2:-60}
 jobs=${3:-1}

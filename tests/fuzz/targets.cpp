@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include "perceiver/data/image_processor.h"
 #include "perceiver/data/optical_flow.h"
 #include "perceiver/data/text.h"
+#include "perceiver/data/point_cloud.h"
 #include "perceiver/data/wav.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/io/torch_pickle.h"
@@ -187,6 +189,28 @@ void text(const uint8_t* d, size_t n) {
   std::remove(path.c_str());
 }
 
+// Meshes and point sets: the first byte picks the reader (OFF, PLY, XYZ, VRML), the rest is the
+// file; what decodes is sampled and must give finite points on request.
+void point_cloud(const uint8_t* d, size_t n) {
+  if (n == 0) return;
+  const std::string_view bytes(reinterpret_cast<const char*>(d) + 1, n - 1);
+  expect_error_or_success([&] {
+    data::Mesh m;
+    switch (d[0] % 4) {
+      case 0: m = data::decode_off(bytes, "fuzz.off"); break;
+      case 1: m = data::decode_ply(bytes, "fuzz.ply"); break;
+      case 2: m = data::decode_xyz(bytes, "fuzz.xyz"); break;
+      default: m = data::decode_vrml(bytes, "fuzz.wrl"); break;
+    }
+    check(m.num_vertices() >= 1 && m.vertices.size() % 3 == 0 && m.triangles.size() % 3 == 0, "mesh arrays");
+    for (int32_t i : m.triangles) check(i >= 0 && i < m.num_vertices(), "triangle indices in range");
+    Rng rng(n);
+    std::vector<float> p = data::sample_points(m, 32, rng, "fuzz");
+    data::normalize_to_unit_sphere(p);
+    for (float v : p) check(std::isfinite(v) && std::fabs(v) <= 1.0001f, "normalised points are finite, |p| <= 1");
+  });
+}
+
 void flo(const uint8_t* d, size_t n) {
   expect_error_or_success([&] { data::read_flo(as_file(d, n)); });
 }
@@ -205,6 +229,7 @@ const std::vector<Target>& targets() {
       {"image", image, "PNG (libpng) and JPEG (libjpeg-turbo) decoding with the header limits"},
       {"flo", flo, "Middlebury .flo optical flow files"},
       {"wav", wav, "WAV audio (RIFF chunks, PCM and float formats)"},
+      {"point_cloud", point_cloud, "meshes and point sets: OFF, PLY (ascii, binary), XYZ, VRML IndexedFaceSet"},
       {"text", text, "text documents (raw or gzip), byte sequences and masking; labelled JSONL and TSV"},
   };
   return t;
