@@ -1,7 +1,8 @@
-// Random flip and shift augmentation for (H, W) images.
+// Random flip and shift augmentation for (H, W) images; rotation, scale and jitter for point clouds.
 #include "perceiver/data/augment.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -71,6 +72,42 @@ void augment_time_shift(float* frames, int64_t t, int64_t f, int max_shift, Rng&
   if (max_shift <= 0) return;
   const int64_t d = static_cast<int64_t>(rng.below(static_cast<uint32_t>(2 * max_shift + 1))) - max_shift;
   shift_image(frames, t, f, d, 0);
+}
+
+void augment_points(float* xyz, int64_t n, const PointAugmentConfig& cfg, Rng& rng) {
+  check(cfg.rotate == "none" || cfg.rotate == "z" || cfg.rotate == "xyz", "[augment] rotate must be none, z or xyz, got ",
+        cfg.rotate);
+  check(cfg.scale_min > 0 && cfg.scale_min <= cfg.scale_max && cfg.jitter >= 0, "[augment] expected 0 < scale_min <= "
+        "scale_max and jitter >= 0, got ", cfg.scale_min, ", ", cfg.scale_max, ", ", cfg.jitter);
+  // r = the rotation matrix (row-major), identity unless drawn
+  double r[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+  if (cfg.rotate == "z") {
+    const double a = 2 * M_PI * rng.uniform(), c = std::cos(a), s = std::sin(a);
+    const double z[9] = {c, -s, 0, s, c, 0, 0, 0, 1};
+    std::copy(z, z + 9, r);
+  } else if (cfg.rotate == "xyz") {
+    // a unit quaternion (w, x, y, z) from 4 normals is uniform over rotations
+    double q[4], norm = 0;
+    for (double& v : q) {
+      v = rng.normal();
+      norm += v * v;
+    }
+    norm = std::sqrt(std::max(norm, 1e-30));
+    const double w = q[0] / norm, x = q[1] / norm, y = q[2] / norm, z = q[3] / norm;
+    const double m[9] = {1 - 2 * (y * y + z * z), 2 * (x * y - z * w),     2 * (x * z + y * w),
+                         2 * (x * y + z * w),     1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+                         2 * (x * z - y * w),     2 * (y * z + x * w),     1 - 2 * (x * x + y * y)};
+    std::copy(m, m + 9, r);
+  }
+  const double scale = cfg.scale_max > cfg.scale_min ? cfg.scale_min + (cfg.scale_max - cfg.scale_min) * rng.uniform()
+                                                     : cfg.scale_min;
+  for (int64_t i = 0; i < n; ++i) {
+    float* p = xyz + 3 * i;
+    const double v[3] = {p[0], p[1], p[2]};
+    for (int k = 0; k < 3; ++k) p[k] = static_cast<float>(scale * (r[3 * k] * v[0] + r[3 * k + 1] * v[1] + r[3 * k + 2] * v[2]));
+  }
+  if (cfg.jitter > 0)
+    for (int64_t i = 0; i < 3 * n; ++i) xyz[i] += cfg.jitter * rng.normal();
 }
 
 }  // namespace perceiver::data

@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "perceiver/core/error.h"
+#include "perceiver/data/class_folders.h"
 #include "perceiver/data/wav.h"
 
 namespace perceiver::data {
@@ -87,9 +88,7 @@ std::vector<File> list_files(const WavFolderOptions& o) {
 bool in_test_set(const File& f, const WavFolderOptions& o) {
   if (!o.test_group.empty()) return f.group == o.test_group;
   if (o.test_index_range.size() == 2) return f.index >= o.test_index_range[0] && f.index <= o.test_index_range[1];
-  uint64_t h = 1469598103934665603ULL ^ o.seed;  // FNV-1a of the file name: independent of the file order
-  for (char c : fs::path(f.path).filename().string()) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
-  return static_cast<double>(h % 1000000) < o.test_fraction * 1e6;
+  return held_out_file(f.path, o.test_fraction, o.seed);  // by the file name: independent of the file order
 }
 
 // Peak-normalised, centre-cropped or end-padded to `length` samples.

@@ -15,8 +15,9 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
   const auto& c = config_;
   Rng rng(init_seed);
   const float linear_std = c.init == "normal" ? c.init_std : 0.0f;
-  // HF generate_fourier_features over the linspace(-1, 1) grid: [pos, sin, cos] (spec 5.2-5.3)
-  positions_ = c.fourier_spec().grid(c.image_size);
+  // HF generate_fourier_features over the linspace(-1, 1) grid: [pos, sin, cos] (spec 5.2-5.3);
+  // with coordinates the positions are the inputs' own (forward)
+  if (c.input_positions == "grid") positions_ = c.fourier_spec().grid(c.image_size);
   // HF PerceiverEmbeddings: latents (N, D), trained from N(0, init_std) (truncated).
   if (c.input_projection > 0) {
     auto projection = std::make_shared<nn::Linear>(
@@ -89,6 +90,25 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
   }
 }
 
+namespace {
+
+// Fourier features of the positions held in the first d channels of each element (d = the
+// number of max_resolution entries): x (B, M, C) -> (B, M, F).
+Tensor coordinate_features(const Tensor& x, const PerceiverConfig& c) {
+  const int64_t b = x.dim(0), m = c.num_inputs(), d = static_cast<int64_t>(c.max_resolution.size());
+  Tensor pos = Tensor::empty({b * m, d});
+  const float* src = x.f32();
+  float* dst = pos.f32();
+  for (int64_t i = 0; i < b * m; ++i)
+    for (int64_t k = 0; k < d; ++k) dst[i * d + k] = src[i * c.in_channels + k];
+  const perceiver_io::FourierSpec f = c.fourier_spec();
+  const Tensor features = perceiver_io::generate_fourier_features(pos, f.num_bands, f.max_resolution, f.concat_pos,
+                                                                   f.sine_only);
+  return features.reshape({b, m, f.output_size()});
+}
+
+}  // namespace
+
 Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
   const auto& c = config_;
   const int64_t m = c.num_inputs();
@@ -136,7 +156,16 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
     pixels = ag::mul(pixels, spec_augment_mask(b, m, c.feature_width(), c.channel_masks, c.channel_mask_width,
                                                 c.element_masks, c.element_mask_width, *rng));
   }
-  Tensor inputs = ag::concat_last(pixels, ag::expand_leading(positions_, b));
+  Tensor position_features;
+  if (c.input_positions == "grid") {
+    position_features = ag::expand_leading(positions_, b);  // (B, M, F): the same grid for all
+  } else {
+    // features of each element's own position: its first d channels             (B, M, F)
+    check(!images.requires_grad(), "[Perceiver] gradients with respect to input coordinates are not supported "
+          "(input_positions \"coordinates\")");
+    position_features = coordinate_features(images.detach(), c);
+  }
+  Tensor inputs = ag::concat_last(pixels, position_features);
   // z = latents broadcast to the batch                           (B, N, D)
   Tensor z = ag::expand_leading(latents_, b);
   z = encoder_->forward(z, inputs, Tensor(), rng);              // (B, N, D)

@@ -51,6 +51,7 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   c.channel_mask_width = o.get_int("channel_mask_width", c.channel_mask_width, 0, 1 << 16);
   c.element_masks = static_cast<int>(o.get_int("element_masks", c.element_masks, 0, 64));
   c.element_mask_width = o.get_int("element_mask_width", c.element_mask_width, 0, 1 << 20);
+  c.input_positions = o.get_string("input_positions", c.input_positions, {"grid", "coordinates"});
   c.num_fourier_bands = o.get_int("num_fourier_bands", c.num_fourier_bands, 1, 1024);
   c.max_resolution = o.get_int_list("max_resolution", c.image_size, 1, 65536, 1, 3);
   c.concat_pos = o.get_bool("concat_pos", c.concat_pos);
@@ -101,8 +102,18 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
         "[config] ", path, ": masking needs both a count and a width (channel_masks with channel_mask_width, "
         "element_masks with element_mask_width), got channel_masks ", c.channel_masks, ", channel_mask_width ",
         c.channel_mask_width, ", element_masks ", c.element_masks, ", element_mask_width ", c.element_mask_width);
-  check(c.max_resolution.size() == c.image_size.size(), "[config] ", path, ".max_resolution: expected ",
-        c.image_size.size(), " entries (one per image_size axis), got ", c.max_resolution.size());
+  if (c.input_positions == "grid") {
+    check(c.max_resolution.size() == c.image_size.size(), "[config] ", path, ".max_resolution: expected ",
+          c.image_size.size(), " entries (one per image_size axis), got ", c.max_resolution.size());
+  } else {
+    // coordinates: one max_resolution per coordinate, read from the first channels of each element
+    const int64_t d = static_cast<int64_t>(c.max_resolution.size());
+    check(c.image_size.size() == 1 && c.in_channels >= d && c.input_patch_size == 1, "[config] ", path,
+          ".input_positions \"coordinates\" takes a set of elements (image_size [points]) whose first ",
+          "len(max_resolution) = ", d, " channels are their position: expected image_size of 1 axis, in_channels >= ",
+          d, " and no input_patch_size; got image_size of ", c.image_size.size(), " axes, in_channels ", c.in_channels,
+          ", input_patch_size ", c.input_patch_size);
+  }
   // Width rules are checked here so a bad config fails before any allocation.
   auto divisible = [&](int64_t width, int heads, const char* what, const char* heads_key) {
     check(width % heads == 0, "[config] ", path, ".", what, " = ", width, " must be divisible by ",
@@ -141,6 +152,7 @@ nlohmann::json PerceiverConfig::to_json() const {
           {"channel_mask_width", channel_mask_width},
           {"element_masks", element_masks},
           {"element_mask_width", element_mask_width},
+          {"input_positions", input_positions},
           {"num_fourier_bands", num_fourier_bands},
           {"max_resolution", max_resolution},
           {"concat_pos", concat_pos},

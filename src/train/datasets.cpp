@@ -5,6 +5,7 @@
 #include "perceiver/core/error.h"
 #include "perceiver/data/fashion_mnist.h"
 #include "perceiver/data/image_folder.h"
+#include "perceiver/data/point_cloud_folder.h"
 #include "perceiver/data/wav_folder.h"
 
 namespace perceiver::train {
@@ -48,8 +49,21 @@ data::ExampleSource example_source(const RunConfig& config, bool train) {
     o.test_fraction = c.test_fraction;
     o.seed = c.split_seed;
     d = data::image_folder_source(o, train);
+  } else if (c.format == "point_cloud") {
+    // points per example: the model's image_size [points], each (x, y, z): in_channels 3
+    const nlohmann::json size = config.model.value("image_size", nlohmann::json());
+    if (!size.is_array() || size.size() != 1 || !size[0].is_number_integer() || config.model.value("in_channels", 0) != 3)
+      throw_error("[config] data.format \"point_cloud\" needs a model with image_size [points] and in_channels 3, got "
+                  "image_size ", size.dump(), ", in_channels ", config.model.value("in_channels", nlohmann::json()).dump());
+    data::PointCloudFolderOptions o;
+    o.dir = c.dir;
+    o.num_points = size[0].get<int64_t>();
+    o.test_fraction = c.test_fraction;
+    o.seed = c.split_seed;
+    d = data::point_cloud_folder_source(o, train);
   } else {
-    throw_error("[config] data.format: expected \"idx\", \"wav\" or \"image_folder\", got \"", c.format, "\"");
+    throw_error("[config] data.format: expected \"idx\", \"wav\", \"image_folder\" or \"point_cloud\", got \"",
+                c.format, "\"");
   }
   d = d.take_first(train ? c.train_limit : c.test_limit);
   if (!d.streamed() || c.streaming) return d;

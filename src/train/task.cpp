@@ -393,9 +393,18 @@ TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int
     train_set_.read(idx, b, x, y);
     const int64_t ex = x.numel() / b;
     const data::AugmentConfig aug{config_.data.max_shift, config_.data.hflip};
+    data::PointAugmentConfig point_aug;
+    point_aug.rotate = config_.data.rotate;
+    if (config_.data.scale.size() == 2) {
+      point_aug.scale_min = config_.data.scale[0];
+      point_aug.scale_max = config_.data.scale[1];
+    }
+    point_aug.jitter = config_.data.jitter;
     for (int64_t i = 0; i < b; ++i) {
       if (config_.data.format == "wav")  // waveform frames (T, F): a time shift by whole frames
         data::augment_time_shift(x.f32() + i * ex, example[0], ex / example[0], aug.max_shift, rng);
+      else if (config_.data.format == "point_cloud")  // (points, 3): rotation, scale, jitter
+        data::augment_points(x.f32() + i * ex, example[0], point_aug, rng);
       else if (aug.max_shift > 0 || aug.hflip)
         data::augment_image(x.f32() + i * ex, example[0], example[1], aug, rng);
     }

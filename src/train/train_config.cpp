@@ -46,7 +46,8 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   tr.finish();
 
   DataConfig& d = rc.data;
-  d.format = data.get_string("format", d.format, {"idx", "wav", "image_folder", "text", "labelled_text", "tagged_text"});
+  d.format = data.get_string("format", d.format,
+                             {"idx", "wav", "image_folder", "point_cloud", "text", "labelled_text", "tagged_text"});
   d.dir = data.get_string("dir", d.dir);
   d.train_limit = data.get_int("train_limit", d.train_limit, 0, int64_t(1) << 40);
   d.test_limit = data.get_int("test_limit", d.test_limit, 0, int64_t(1) << 40);
@@ -76,6 +77,16 @@ RunConfig parse_run_config(const nlohmann::json& j) {
     check(d.channels != 2, "[config] data.channels: expected 1 (grey) or 3 (RGB), got 2");
     d.test_fraction = data.get_float("test_fraction", d.test_fraction, 0.0, 1.0);
     d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
+  } else if (d.format == "point_cloud") {
+    d.test_fraction = data.get_float("test_fraction", d.test_fraction, 0.0, 1.0);
+    d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
+    d.rotate = data.get_string("rotate", d.rotate, {"none", "z", "xyz"});
+    d.scale = data.get_float_list("scale", d.scale, 0.01, 100.0, 0, 2);
+    check(d.scale.empty() || (d.scale.size() == 2 && d.scale[0] <= d.scale[1]), "[config] data.scale: expected [] or "
+          "[min, max] with min <= max, got ", nlohmann::json(d.scale).dump());
+    d.jitter = data.get_float("jitter", d.jitter, 0.0, 1.0);
+    check(d.max_shift == 0 && !d.hflip, "[config] data.max_shift and data.hflip augment images and audio; point "
+          "clouds take rotate, scale and jitter");
   } else if (d.format == "text" || d.format == "labelled_text" || d.format == "tagged_text") {
     d.seq_len = data.get_int("seq_len", d.seq_len, 3, 1 << 16);
     const bool has_test_file = d.format != "text" && !data.get_string("test_file", "").empty();
@@ -95,7 +106,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
       d.test_file = data.get_string("test_file", d.test_file);
     }
   }
-  if (d.format == "text" || d.format == "wav" || d.format == "image_folder")
+  if (d.format == "text" || d.format == "wav" || d.format == "image_folder" || d.format == "point_cloud")
     d.streaming = data.get_bool("streaming", d.streaming);
   data.finish();
   return rc;
@@ -152,6 +163,9 @@ nlohmann::json data_json(const DataConfig& d) {
   } else if (d.format == "image_folder") {
     j.update({{"channels", d.channels}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed},
               {"streaming", d.streaming}});
+  } else if (d.format == "point_cloud") {
+    j.update({{"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}, {"rotate", d.rotate},
+              {"scale", d.scale}, {"jitter", d.jitter}, {"streaming", d.streaming}});
   } else if (d.format == "text") {
     j.update({{"seq_len", d.seq_len}, {"test_fraction", d.test_fraction}, {"split_seed", d.split_seed},
               {"extensions", d.extensions}, {"max_bytes", d.max_bytes}, {"mask_prob", d.mask_prob},

@@ -1,9 +1,11 @@
-// Training-time augmentation of float32 (H, W) images, deterministic for a given Rng state:
+// Training-time augmentation, deterministic for a given Rng state. Images, float32 (H, W):
 // optional horizontal flip (p = 0.5), then a random shift by up to max_shift pixels in x and y
-// with zero fill (the same as zero-padding by max_shift and taking a random crop).
+// with zero fill (the same as zero-padding by max_shift and taking a random crop). Point clouds,
+// (n, 3): a random rotation, an isotropic scale and Gaussian jitter.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "perceiver/core/random.h"
 #include "perceiver/core/tensor.h"
@@ -28,5 +30,14 @@ void augment_time_shift(float* frames, int64_t t, int64_t f, int max_shift, Rng&
 // `images` is (H, W) or (B, H, W) float32; batch items are augmented in order, each with its own
 // draws from rng.
 void augment(Tensor& images, const AugmentConfig& cfg, Rng& rng);
+
+struct PointAugmentConfig {
+  std::string rotate = "none";  // "none", "z" (about the vertical axis), "xyz" (uniform over all rotations)
+  float scale_min = 1.0f, scale_max = 1.0f;  // one isotropic factor, uniform in [min, max]
+  float jitter = 0.0f;          // standard deviation of Gaussian noise added to every coordinate
+};
+// Augments n points (x, y, z) in place. Draws, in order: the rotation (z: one angle; xyz: a
+// uniform unit quaternion from 4 normals), the scale (if max > min), then 3 n normals (if jitter > 0).
+void augment_points(float* xyz, int64_t n, const PointAugmentConfig& cfg, Rng& rng);
 
 }  // namespace perceiver::data

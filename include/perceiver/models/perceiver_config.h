@@ -49,6 +49,10 @@ struct PerceiverConfig {
   int64_t channel_mask_width = 0;
   int element_masks = 0;
   int64_t element_mask_width = 0;
+  // Where the Fourier features' positions come from: "grid" (the linspace(-1, 1) grid over
+  // image_size) or "coordinates" (each element's first d channels, d = max_resolution's length:
+  // a point cloud's (x, y, z) in the unit sphere; image_size is then [points]).
+  std::string input_positions = "grid";
   int64_t num_fourier_bands = 8;
   std::vector<int64_t> max_resolution{28, 28};  // Nyquist of the training resolution
   bool concat_pos = true;

@@ -47,8 +47,8 @@ struct TrainConfig {
 
 struct DataConfig {
   // "idx": Fashion-MNIST-style IDX files; "wav": a folder of WAV files; "image_folder": PNG/JPEG
-  // files in class folders (resized to the model's image_size); "text", "labelled_text",
-  // "tagged_text"
+  // files in class folders (resized to the model's image_size); "point_cloud": meshes and point
+  // sets in class folders; "text", "labelled_text", "tagged_text"
   std::string format = "idx";
   std::string dir = "/usr/share/datasets/fashion-mnist";
   int64_t train_limit = 0;  // use only the first n training examples (0 = all)
@@ -69,6 +69,11 @@ struct DataConfig {
   std::vector<float> speed_perturbation; // training copies resampled by these factors, e.g. [0.9, 1.1]
   // format "image_folder" (data/image_folder.h)
   int64_t channels = 1;                  // 1: grey, 3: RGB
+  // format "point_cloud" (data/point_cloud_folder.h): .off/.ply/.xyz/.wrl files in class folders,
+  // model.image_size [points] points each (model.in_channels 3); training examples augmented
+  std::string rotate = "none";           // "none", "z" (about the vertical axis), "xyz" (any rotation)
+  std::vector<float> scale;              // [min, max]: an isotropic factor drawn per example ([] = none)
+  float jitter = 0.0f;                   // Gaussian noise of this standard deviation per coordinate
   // formats "text" (masked LM over a file or directory of text files), "labelled_text" (a
   // .jsonl or .tsv file of text and label) and "tagged_text" (a .jsonl or .conll file of tokens
   // and their tags; data/text.h); test_fraction and split_seed as above
@@ -77,7 +82,7 @@ struct DataConfig {
   int64_t max_bytes = int64_t(1) << 31;  // text: refuse larger corpora
   double mask_prob = 0.15;               // text: share of bytes to predict
   double mean_span = 1.0;                // text: 1 = single bytes, > 1 = spans of that mean length
-  bool streaming = false;                // text, wav, image_folder: read the files per batch (sets larger than memory)
+  bool streaming = false;                // text, wav, image_folder, point_cloud: read the files per batch (sets larger than memory)
   std::string test_file;                 // labelled/tagged_text: the test set (else a test_fraction split)
 };
 
