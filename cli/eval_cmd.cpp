@@ -1,4 +1,4 @@
-// `perceiver eval --checkpoint C`: the run's test metrics (accuracy and the confusion matrix;
+// `perceiver eval --checkpoint C`: the run's test metrics (accuracy, the confusion matrix and per-class accuracy;
 // masked-byte accuracy and bits per byte for a masked LM), through the run's task.
 #include <cstdio>
 
@@ -63,6 +63,17 @@ Runner add_eval_command(CLI::App& sub) {
       std::printf("%2lld %-11s", (long long)i, name.substr(0, 11).c_str());
       for (int64_t j = 0; j < k; ++j) std::printf(" %5lld", (long long)r.confusion[i * k + j]);
       std::printf("\n");
+    }
+    // per class: the share of its test examples predicted right (the matrix row's diagonal)
+    std::printf("per-class accuracy:\n");
+    for (int64_t i = 0; i < k; ++i) {
+      int64_t n = 0;
+      for (int64_t j = 0; j < k; ++j) n += r.confusion[i * k + j];
+      if (n == 0) continue;
+      const std::string name = i < (int64_t)names.size() ? names[i] : std::to_string(i);
+      std::printf("%2lld %-32s %.4f (%lld/%lld)\n", (long long)i, name.c_str(),
+                  static_cast<double>(r.confusion[i * k + i]) / static_cast<double>(n),
+                  (long long)r.confusion[i * k + i], (long long)n);
     }
     return 0;
   };

@@ -108,6 +108,11 @@ TEST(Cli, TrainEvalPredictEndToEnd) {
   }
   EXPECT_EQ(row_count, 10);
   EXPECT_NE(e.out.find("Ankle boot"), std::string::npos);
+  // per class: right / 2 for each of the 10 classes, under the class's full name
+  const size_t pc = e.out.find("per-class accuracy:\n");
+  ASSERT_NE(pc, std::string::npos) << e.out;
+  EXPECT_NE(e.out.find(" 9 Ankle boot ", pc), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("/2)\n", pc), std::string::npos) << e.out;
   // predict prints the classes and probabilities the model itself gives for the image
   Tensor img = Tensor::zeros({28, 28});
   for (int x = 0; x < 28; ++x) img.f32()[2 * 28 + x] = 1.0f;
