@@ -9,9 +9,7 @@ Classes come from the library folder of each model (`<Library>.3dshapes/<part>.w
 pitch and size suffixes are stripped (`Connector_PinHeader_2.54mm` -> `Connector_PinHeader`),
 through-hole and surface-mount variants merged (`Capacitor_SMD`, `Capacitor_THT` -> `Capacitor`),
 `Connector_Phoenix_*` merged with `TerminalBlock_*` (-> `TerminalBlock`), and classes with fewer
-than --min-models models dropped. Files with VRML Transform nodes (which perceiver.cpp's reader
-refuses; KiCad's exporter writes flat Shape blocks, and only 3 of 6,227 files have them) are
-skipped and listed in the manifest. Parts come in parametric families (1xN pin headers): a family is
+than --min-models models dropped. Parts come in parametric families (1xN pin headers): a family is
 the part name with every whole number replaced by '#' (pitches and sizes, written as decimals,
 stay), and whole families are held out, so near-duplicates never straddle the split. Within each class the
 families are taken in a seeded order into the test set until it holds about --test-fraction of
@@ -77,7 +75,6 @@ def main():
         sys.exit(f"make_kicad27: --test-fraction must be in (0, 1), got {a.test_fraction}")
 
     models = defaultdict(list)  # class -> [(library, part, path)]
-    skipped = []  # files with Transform nodes (3 of KiCad 6.0.10 6,227)
     libraries = defaultdict(set)
     for entry in sorted(os.listdir(a.models_dir)):
         if not entry.endswith(".3dshapes"):
@@ -86,10 +83,6 @@ def main():
         folder = os.path.join(a.models_dir, entry)
         for f in sorted(os.listdir(folder)):
             if f.lower().endswith(".wrl"):
-                with open(os.path.join(folder, f), "rb") as fh:
-                    if b"Transform" in fh.read():  # perceiver.cpp reads flat Shape blocks only
-                        skipped.append(f"{library}/{f}")
-                        continue
                 cls = class_of(library)
                 models[cls].append((library, f[:-4], os.path.realpath(os.path.join(folder, f))))
                 libraries[cls].add(library)
@@ -130,12 +123,10 @@ def main():
                                     "test": counts["test"], "families": len(families),
                                     "test_families": sorted(test_families)}
     manifest["dropped"] = {c: len(models[c]) for c in sorted(models) if c not in kept}
-    manifest["skipped_transform_nodes"] = skipped
     manifest["total"] = total
     with open(os.path.join(a.out, "kicad27.json"), "w") as f:
         json.dump(manifest, f, indent=1)
-    print(f"{len(kept)} classes, {total['train']} training and {total['test']} test models -> {a.out}"
-          f" ({len(skipped)} files with Transform nodes skipped)")
+    print(f"{len(kept)} classes, {total['train']} training and {total['test']} test models -> {a.out}")
     for cls in kept:
         c = manifest["classes"][cls]
         print(f"  {cls:32s} train {c['train']:5d}  test {c['test']:4d}  families {c['families']:4d}")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes tests/data/point_cloud: one cube (side 2, centred at (1, 1, 1)) in every mesh format the
 readers take (OFF; PLY ascii, binary little and big endian with extra properties and an extra
-element to read past; VRML 2.0 in KiCad's flat Shape layout, split over two IndexedFaceSets), an
-XYZ point set, and malformed files. Standard library only: /usr/bin/python3 tools/make_point_cloud_fixtures.py
+element to read past; VRML 2.0 in KiCad's flat Shape layout, split over two IndexedFaceSets, and
+the same inside a Transform), an XYZ point set, and malformed files. Standard library only: /usr/bin/python3 tools/make_point_cloud_fixtures.py
 """
 import os
 import struct
@@ -79,13 +79,14 @@ def main():
     write("cube_binary_le.ply", ply_binary("little"))
     write("cube_binary_be.ply", ply_binary("big"))
     write("cube.wrl", vrml())
+    # the cube inside a Transform that moves it by 1 along x
+    write("transform.wrl", "#VRML V2.0 utf8\nTransform { translation 1 0 0 children [\n" + vrml().split("\n", 1)[1] + "] }\n")
     write("points.xyz", "# x y z nx ny nz\n0 0 0 0 0 1\n1,0,0,0,0,1\n\n0 1 0 0 0 1  # a comment\n0\t0\t1\t1 0 0\n")
     # malformed files: each must give a clear error
     write("bad_index.off", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 3\n")
     write("truncated.off", "OFF\n8 6 0\n0 0 0\n2 0 0\n")
     write("nan.xyz", "0 0 0\n1 nan 0\n")
     write("truncated_binary.ply", ply_binary("little")[:-40])
-    write("transform.wrl", "#VRML V2.0 utf8\nTransform { translation 1 0 0 children [\n" + vrml().split("\n", 1)[1] + "] }\n")
     write("huge_count.ply", "ply\nformat ascii 1.0\nelement vertex 60000000\nproperty float x\nproperty float y\n"
           "property float z\nend_header\n0 0 0\n")
     print("wrote", OUT)

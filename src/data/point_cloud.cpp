@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <system_error>
 
 #include "perceiver/core/error.h"
@@ -478,20 +479,87 @@ std::vector<Token> vrml_tokens(std::string_view s) {
   return out;
 }
 
+// An affine map p -> A p + b, row-major (A | b).
+struct Affine {
+  double m[12] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0};
+  void apply(const float* p, float* out) const {
+    for (int r = 0; r < 3; ++r)
+      out[r] = static_cast<float>(m[4 * r] * p[0] + m[4 * r + 1] * p[1] + m[4 * r + 2] * p[2] + m[4 * r + 3]);
+  }
+  // (this o other)(p) = this(other(p))
+  Affine then_inner(const Affine& o) const {
+    Affine c;
+    for (int r = 0; r < 3; ++r)
+      for (int k = 0; k < 4; ++k) {
+        double v = k == 3 ? m[4 * r + 3] : 0.0;
+        for (int j = 0; j < 3; ++j) v += m[4 * r + j] * o.m[4 * j + k];
+        c.m[4 * r + k] = v;
+      }
+    return c;
+  }
+  static Affine translation(const double* t) {
+    Affine a;
+    for (int r = 0; r < 3; ++r) a.m[4 * r + 3] = t[r];
+    return a;
+  }
+  static Affine scaling(const double* s) {
+    Affine a;
+    for (int r = 0; r < 3; ++r) a.m[5 * r] = s[r];
+    return a;
+  }
+  // a rotation by angle about the axis (x, y, z) (Rodrigues); a zero axis is no rotation
+  static Affine rotation(const double* r) {
+    Affine a;
+    const double n = std::sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
+    if (n == 0) return a;
+    const double x = r[0] / n, y = r[1] / n, z = r[2] / n, c = std::cos(r[3]), s = std::sin(r[3]), t = 1 - c;
+    const double rot[9] = {t * x * x + c,     t * x * y - s * z, t * x * z + s * y,
+                           t * x * y + s * z, t * y * y + c,     t * y * z - s * x,
+                           t * x * z - s * y, t * y * z + s * x, t * z * z + c};
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) a.m[4 * i + j] = rot[3 * i + j];
+    return a;
+  }
+};
+
 class VrmlParser {
  public:
   VrmlParser(std::vector<Token> tokens, const std::string& what) : t_(std::move(tokens)), what_(what) {}
 
   Mesh parse() {
     Mesh mesh;
+    // the Transforms around the current token: (the depth of each one's brace, the map to the file's frame)
+    std::vector<std::pair<int, Affine>> frames;
+    int depth = 0;
     pos_ = 0;
     while (pos_ < t_.size()) {
-      if (t_[pos_].text == "Transform")
-        fail_at(what_, t_[pos_].line, "Transform nodes are not supported (expected flat Shape blocks, as KiCad writes)");
-      if (t_[pos_].text == "IndexedFaceSet" && pos_ + 1 < t_.size() && t_[pos_ + 1].text == "{") {
-        ++pos_;
-        face_set(mesh);  // leaves pos_ after the set's closing brace
+      const std::string_view tok = t_[pos_].text;
+      const bool opens_block = pos_ + 1 < t_.size() && t_[pos_ + 1].text == "{";
+      const Affine frame = frames.empty() ? Affine() : frames.back().second;
+      if (tok == "Transform" && opens_block) {
+        frames.push_back({depth, frame.then_inner(transform_fields(pos_ + 1))});
+        ++depth;
+        pos_ += 2;
         continue;
+      }
+      if (tok == "DEF" && pos_ + 3 < t_.size() && t_[pos_ + 2].text == "Coordinate" && t_[pos_ + 3].text == "{") {
+        // a Coordinate named outside a face set (e.g. in a line set): a later coord USE takes it
+        const std::string name(t_[pos_ + 1].text);
+        pos_ += 2;
+        bool has_points = false;
+        coordinates_[name] = coordinate_node(&has_points);
+        continue;
+      }
+      if (tok == "IndexedFaceSet" && opens_block) {
+        ++pos_;
+        face_set(mesh, frame);  // leaves pos_ after the set's closing brace
+        continue;
+      }
+      if (tok == "{" || tok == "[") {
+        ++depth;
+      } else if (tok == "}" || tok == "]") {
+        --depth;
+        while (!frames.empty() && frames.back().first >= depth) frames.pop_back();
       }
       ++pos_;
     }
@@ -500,6 +568,39 @@ class VrmlParser {
   }
 
  private:
+  // open at a Transform's '{': its map T C R SR S SR^-1 C^-1 (VRML 2.0) from the translation,
+  // center, rotation, scale and scaleOrientation fields at its own level (defaults: none).
+  Affine transform_fields(size_t open) {
+    double translation[3] = {0, 0, 0}, center[3] = {0, 0, 0}, scale[3] = {1, 1, 1};
+    double rotation[4] = {0, 0, 1, 0}, orientation[4] = {0, 0, 1, 0};
+    int depth = 0;
+    for (size_t i = open + 1;; ++i) {
+      const std::string_view tok = at(i).text;
+      if (tok == "{" || tok == "[") {
+        ++depth;
+      } else if (tok == "}" || tok == "]") {
+        if (depth == 0) break;
+        --depth;
+      } else if (depth == 0) {
+        double* field = tok == "translation" ? translation : tok == "center" ? center : tok == "scale" ? scale
+                        : tok == "rotation" ? rotation : tok == "scaleOrientation" ? orientation : nullptr;
+        if (field == nullptr) continue;
+        const int n = field == rotation || field == orientation ? 4 : 3;
+        for (int k = 0; k < n; ++k) field[k] = coordinate(at(i + 1 + k).text, what_, at(i + 1 + k).line);
+        i += n;
+      }
+    }
+    const double minus_center[3] = {-center[0], -center[1], -center[2]};
+    const double inverse_orientation[4] = {orientation[0], orientation[1], orientation[2], -orientation[3]};
+    return Affine::translation(translation)
+        .then_inner(Affine::translation(center))
+        .then_inner(Affine::rotation(rotation))
+        .then_inner(Affine::rotation(orientation))
+        .then_inner(Affine::scaling(scale))
+        .then_inner(Affine::rotation(inverse_orientation))
+        .then_inner(Affine::translation(minus_center));
+  }
+
   const Token& at(size_t i) const {
     if (i >= t_.size()) throw_error("[point_cloud] ", what_, ": file ends inside an IndexedFaceSet");
     return t_[i];
@@ -530,8 +631,29 @@ class VrmlParser {
     ++pos_;
   }
 
-  // pos_ at the IndexedFaceSet's '{'.
-  void face_set(Mesh& mesh) {
+  // pos_ at "Coordinate": the numbers of its point field (*has_points: the field was there); pos_
+  // after the node's closing brace.
+  std::vector<float> coordinate_node(bool* has_points) {
+    std::vector<float> points;
+    expect("Coordinate");
+    expect("{");
+    while (at(pos_).text != "}") {
+      if (at(pos_).text == "point") {
+        ++pos_;
+        numbers([&](const Token& tok) { points.push_back(coordinate(tok.text, what_, tok.line)); });
+        *has_points = true;
+      } else if (at(pos_).text == "{" || at(pos_).text == "[") {
+        skip_balanced();
+      } else {
+        ++pos_;
+      }
+    }
+    ++pos_;
+    return points;
+  }
+
+  // pos_ at the IndexedFaceSet's '{'; its points are mapped by frame into the file's frame.
+  void face_set(Mesh& mesh, const Affine& frame) {
     const int64_t start_line = at(pos_).line;
     ++pos_;
     std::vector<float> points;
@@ -542,22 +664,24 @@ class VrmlParser {
       const std::string_view field = at(pos_).text;
       ++pos_;
       if (field == "coord") {
-        if (at(pos_).text == "USE") fail_at(what_, at(pos_).line, "coord USE references are not supported");
-        if (at(pos_).text == "DEF") pos_ += 2;
-        expect("Coordinate");
-        expect("{");
-        while (at(pos_).text != "}") {
-          if (at(pos_).text == "point") {
-            ++pos_;
-            numbers([&](const Token& tok) { points.push_back(coordinate(tok.text, what_, tok.line)); });
-            have_coord = true;
-          } else if (at(pos_).text == "{" || at(pos_).text == "[") {
-            skip_balanced();
-          } else {
-            ++pos_;
-          }
+        if (at(pos_).text == "USE") {  // the points of a Coordinate DEF'd earlier
+          const Token& name = at(pos_ + 1);
+          const auto def = coordinates_.find(std::string(name.text));
+          if (def == coordinates_.end())
+            fail_at(what_, name.line, "coord USE " + std::string(name.text) + ": no Coordinate DEF " +
+                                          std::string(name.text) + " before it");
+          points = def->second;
+          have_coord = true;
+          pos_ += 2;
+          continue;
         }
-        ++pos_;
+        std::string def_name;
+        if (at(pos_).text == "DEF") {
+          def_name = std::string(at(pos_ + 1).text);
+          pos_ += 2;
+        }
+        points = coordinate_node(&have_coord);
+        if (!def_name.empty()) coordinates_[def_name] = points;
       } else if (field == "coordIndex") {
         index_line = at(pos_).line;
         numbers([&](const Token& tok) {
@@ -581,7 +705,14 @@ class VrmlParser {
       fail_at(what_, start_line, "point holds " + std::to_string(points.size()) + " numbers, not a multiple of 3");
     const int64_t base = mesh.num_vertices(), count = static_cast<int64_t>(points.size() / 3);
     if (base + count > kMaxMeshElements) fail_at(what_, start_line, "more than " + std::to_string(kMaxMeshElements) + " vertices");
-    mesh.vertices.insert(mesh.vertices.end(), points.begin(), points.end());
+    for (size_t k = 0; k < points.size(); k += 3) {
+      float p[3];
+      frame.apply(points.data() + k, p);
+      for (int c = 0; c < 3; ++c) {
+        if (!std::isfinite(p[c])) fail_at(what_, start_line, "a point is not finite after its Transforms");
+        mesh.vertices.push_back(p[c]);
+      }
+    }
     std::vector<int64_t> poly;
     for (size_t k = 0; k <= index.size(); ++k) {
       if (k == index.size() || index[k] == -1) {
@@ -596,6 +727,7 @@ class VrmlParser {
   std::vector<Token> t_;
   const std::string& what_;
   size_t pos_ = 0;
+  std::map<std::string, std::vector<float>> coordinates_;  // DEF'd Coordinate nodes' points
 };
 
 }  // namespace

@@ -95,8 +95,6 @@ TEST(PointCloud, MalformedFixturesNameTheFileAndTheProblem) {
   EXPECT_TRUE(throws_error([] { data::read_mesh(fixture("nan.xyz")); }, {"nan.xyz:2", "not a finite"}));
   EXPECT_TRUE(throws_error([] { data::read_mesh(fixture("truncated_binary.ply")); },
                            {"truncated_binary.ply", "file ends inside face"}));
-  EXPECT_TRUE(throws_error([] { data::read_mesh(fixture("transform.wrl")); },
-                           {"transform.wrl:2", "Transform nodes are not supported"}));
   EXPECT_TRUE(throws_error([] { data::read_mesh(fixture("huge_count.ply")); },
                            {"huge_count.ply", "60000000 vertex elements cannot fit"}));
 }
@@ -156,11 +154,52 @@ TEST(PointCloud, InlineErrors) {
   EXPECT_TRUE(throws_error(wrl(v2 + "Shape { geometry IndexedFaceSet { coordIndex [0,1,2"),
                            {"file ends inside an IndexedFaceSet"}));
   EXPECT_TRUE(throws_error(wrl(v2 + "Shape { geometry IndexedFaceSet { coord USE C coordIndex [0,1,2] } }"),
-                           {"USE references are not supported"}));
+                           {"x.wrl:2", "coord USE C: no Coordinate DEF C before it"}));
+  // a DEF'd Coordinate serves a second face set through USE
+  const data::Mesh shared = data::decode_vrml(
+      v2 + "Shape { geometry IndexedFaceSet { coord DEF C Coordinate { point [0 0 0, 1 0 0, 0 1 0] } coordIndex [0,1,2] } }\n"
+           "Shape { geometry IndexedFaceSet { coord USE C coordIndex [2,1,0] } }",
+      "x.wrl");
+  EXPECT_EQ(shared.num_vertices(), 6);
+  EXPECT_EQ(shared.triangles, (std::vector<int32_t>{0, 1, 2, 5, 4, 3}));
+  // ... also when it was DEF'd in another kind of node (a line set, whose lines are not a surface)
+  const data::Mesh from_lines = data::decode_vrml(
+      v2 + "Shape { geometry IndexedLineSet { coord DEF L Coordinate { point [0 0 0, 1 0 0, 0 1 0] } coordIndex [0,1,-1] } }\n"
+           "Shape { geometry IndexedFaceSet { coord USE L coordIndex [0,1,2] } }",
+      "x.wrl");
+  EXPECT_EQ(from_lines.vertices, (std::vector<float>{0, 0, 0, 1, 0, 0, 0, 1, 0}));
+  EXPECT_EQ(from_lines.triangles, (std::vector<int32_t>{0, 1, 2}));
 
   EXPECT_TRUE(throws_error([] { data::read_mesh("part.stl"); }, {"part.stl", "expected .off, .ply, .xyz or .wrl"}));
   EXPECT_TRUE(throws_error([] { data::read_mesh("/nonexistent/part.off"); }, {"/nonexistent/part.off"}));
   EXPECT_TRUE(throws_error([] { data::read_mesh(fixture("cube.off"), 64); }, {"cube.off", "over the limit of 64"}));
+}
+
+TEST(PointCloud, VrmlTransformsMapPointsIntoTheFilesFrame) {
+  // the cube fixture inside "Transform { translation 1 0 0 children [...] }"
+  const data::Mesh cube = data::read_mesh(fixture("cube.wrl")), moved = data::read_mesh(fixture("transform.wrl"));
+  ASSERT_EQ(moved.vertices.size(), cube.vertices.size());
+  for (size_t i = 0; i < cube.vertices.size(); ++i)
+    EXPECT_EQ(moved.vertices[i], cube.vertices[i] + (i % 3 == 0 ? 1.0f : 0.0f)) << i;
+  EXPECT_EQ(moved.triangles, cube.triangles);
+  // nested: translate by (1, 0, 0), then rotate 90 degrees about z; a sibling after the inner
+  // Transform's end is only rotated; scale 2 about the centre (1, 1, 1); a translation field
+  // inside a child does not belong to the outer Transform
+  const std::string shape = "Shape { geometry IndexedFaceSet { coord Coordinate { point [0 0 0, 1 0 0, 0 1 0] } "
+                            "coordIndex [0, 1, 2] } }\n";
+  const data::Mesh m = data::decode_vrml(
+      "#VRML V2.0 utf8\nTransform { rotation 0 0 1 1.5707963267948966 children [\n"
+      "  Transform { children [ " + shape + " ] translation 1 0 0 }\n  " + shape + "] }\n"
+      "Transform { center 1 1 1 scale 2 2 2 children [ Group { children [ " + shape + " ] } ] }\n" + shape,
+      "t.wrl");
+  const std::vector<float> want = {0, 1, 0, 0, 2, 0, -1, 1, 0,   // translated, then rotated
+                                   0, 0, 0, 0, 1, 0, -1, 0, 0,   // rotated
+                                   -1, -1, -1, 1, -1, -1, -1, 1, -1,  // 2 (p - c) + c
+                                   0, 0, 0, 1, 0, 0, 0, 1, 0};   // outside every Transform
+  ASSERT_EQ(m.vertices.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(m.vertices[i], want[i], 1e-6) << i;
+  EXPECT_TRUE(throws_error([] { data::decode_vrml("#VRML V2.0 utf8\nTransform { scale 2 x 1 children [] }", "t.wrl"); },
+                           {"t.wrl:2", "expected a number, got 'x'"}));
 }
 
 TEST(PointCloud, VrmlReadsPastOtherFieldsAndNodes) {
