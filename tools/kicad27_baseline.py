@@ -23,18 +23,27 @@ NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
 def read_vrml(path):
-    """Every IndexedFaceSet's points and coordIndex polygons, fan-triangulated and merged."""
+    """Every IndexedFaceSet's points (its own, or a DEF'd Coordinate's through coord USE) and
+    coordIndex polygons, fan-triangulated and merged. Transform nodes are ignored (3 of KiCad's
+    models have them; perceiver.cpp applies them)."""
     text = open(path, "r", errors="replace").read()
+    defs = {m.group(1): m.group(2) for m in
+            re.finditer(r"DEF\s+(\S+)\s+Coordinate\s*\{\s*point\s*\[([^\]]*)\]", text)}
     verts, tris, base = [], [], 0
     for block in re.finditer(r"IndexedFaceSet\s*\{", text):
         body = text[block.end():]
         end = body.find("IndexedFaceSet")
         body = body if end < 0 else body[:end]
         pm = re.search(r"(?<![A-Za-z])Coordinate\s*\{\s*point\s*\[([^\]]*)\]", body)
+        um = re.search(r"coord\s+USE\s+(\S+)", body)
         im = re.search(r"coordIndex\s*\[([^\]]*)\]", body)
-        if not pm or not im:
+        if um and (not pm or um.start() < pm.start()):  # the set's own coord is the earlier one
+            points = defs.get(um.group(1))
+        else:
+            points = pm.group(1) if pm else None
+        if points is None or not im:
             continue
-        p = np.array(re.findall(NUM, pm.group(1)), dtype=np.float64).reshape(-1, 3)
+        p = np.array(re.findall(NUM, points), dtype=np.float64).reshape(-1, 3)
         idx = [int(v) for v in re.findall(r"-?\d+", im.group(1))]
         poly = []
         for i in idx + [-1]:
