@@ -358,7 +358,7 @@ Mesh decode_ply(std::string_view bytes, const std::string& what) {
   const bool ascii = format == "ascii";
   Mesh mesh;
   int64_t num_vertices = vertex->count;
-  std::vector<double> values;  // one element instance, property by property (lists expanded)
+  double c[3] = {0, 0, 0};  // the vertex being read: x, y, z wherever they sit among its properties
   std::vector<int64_t> poly;
   Lines lines(bytes, body);
   PlyCursor cursor(bytes, body, format == "binary_big_endian", what);
@@ -394,7 +394,7 @@ Mesh decode_ply(std::string_view bytes, const std::string& what) {
           const double v = value(prop.type);
           if (&e == vertex)
             for (int k = 0; k < 3; ++k)
-              if (static_cast<int>(p) == xyz[k]) values.push_back(v);
+              if (static_cast<int>(p) == xyz[k]) c[k] = v;
           continue;
         }
         const double n = value(prop.count_type);
@@ -414,17 +414,11 @@ Mesh decode_ply(std::string_view bytes, const std::string& what) {
         if (is_face) add_polygon(mesh, poly, 0, num_vertices, what, ascii ? line : e.line);
       }
       if (&e == vertex) {
-        // x, y, z in the file's property order: put them back in x, y, z order
-        double c[3];
-        int order[3] = {0, 1, 2};
-        std::sort(order, order + 3, [&](int a, int b) { return xyz[a] < xyz[b]; });
-        for (int k = 0; k < 3; ++k) c[order[k]] = values[static_cast<size_t>(k)];
         for (int k = 0; k < 3; ++k) {
           if (!std::isfinite(c[k]) || std::fabs(c[k]) > 3.0e38)
             throw_error("[point_cloud] ", what, ": vertex ", i, " has a non-finite coordinate");
           mesh.vertices.push_back(static_cast<float>(c[k]));
         }
-        values.clear();
       }
     }
   }
@@ -522,6 +516,8 @@ struct Affine {
   }
 };
 
+const Affine kIdentity;
+
 class VrmlParser {
  public:
   VrmlParser(std::vector<Token> tokens, const std::string& what) : t_(std::move(tokens)), what_(what) {}
@@ -535,9 +531,10 @@ class VrmlParser {
     while (pos_ < t_.size()) {
       const std::string_view tok = t_[pos_].text;
       const bool opens_block = pos_ + 1 < t_.size() && t_[pos_ + 1].text == "{";
-      const Affine frame = frames.empty() ? Affine() : frames.back().second;
+      const Affine& frame = frames.empty() ? kIdentity : frames.back().second;
       if (tok == "Transform" && opens_block) {
-        frames.push_back({depth, frame.then_inner(transform_fields(pos_ + 1))});
+        const Affine world = frame.then_inner(transform_fields(pos_ + 1));  // before push_back moves frames
+        frames.push_back({depth, world});
         ++depth;
         pos_ += 2;
         continue;
