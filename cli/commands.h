@@ -24,6 +24,8 @@ Runner add_tag_command(CLI::App& app);
 Runner add_classify_command(CLI::App& app);
 Runner add_flow_command(CLI::App& app);
 Runner add_autoencode_command(CLI::App& app);
+Runner add_serve_command(CLI::App& app);
+Runner add_attention_command(CLI::App& app);
 
 // Applies the options every command shares (--threads, --gemm).
 struct CommonOptions {

@@ -14,6 +14,7 @@
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/error.h"
 #include "perceiver/data/optical_flow.h"
+#include "perceiver/tasks/optical_flow.h"
 
 namespace perceiver::cli {
 
@@ -55,14 +56,14 @@ Runner add_flow_command(CLI::App& sub) {
     check_finite_parameters(*model, "flow", a->model, a->common.allow_nonfinite);
     apply_precision(*model, a->common);
     const int64_t th = model->config().train_size[0], tw = model->config().train_size[1];
-    const size_t tiles = data::flow_tile_origins(f1.height, f1.width, th, tw, a->min_overlap).size();
-    autograd::NoGradGuard no_grad;
-    Tensor flow = data::tiled_flow(
-        f1, f2, th, tw, a->min_overlap,
-        [&model](const Tensor& features) { return model->forward({{"inputs", features}}).at("logits"); }, a->tile_batch);
-    check_finite("flow", flow, "flow", a->out, "output", a->common.allow_nonfinite);  // nothing is written then
+    tasks::FlowOptions options;
+    options.min_overlap = a->min_overlap;
+    options.tile_batch = a->tile_batch;
+    options.flow_scale = a->flow_scale;
+    options.allow_nonfinite = a->common.allow_nonfinite;
+    size_t tiles = 0;
+    const Tensor flow = tasks::estimate_flow(*model, f1, f2, options, &tiles);  // nothing is written on an error
     float max_rad = 0;
-    for (int64_t i = 0; i < flow.numel(); ++i) flow.f32()[i] *= a->flow_scale;
     for (int64_t i = 0; i < flow.numel(); i += 2) max_rad = std::max(max_rad, std::hypot(flow.f32()[i], flow.f32()[i + 1]));
     data::write_flo(a->out, flow);
     std::printf("wrote %s: %lld x %lld flow from %zu tile%s of %lld x %lld, largest magnitude %.4f\n", a->out.c_str(),

@@ -10,6 +10,8 @@ PKGS=(
   libpng-dev libjpeg62-turbo-dev zlib1g-dev  # image decoding (PNG, JPEG), gzip'd IDX files
   libgtest-dev libbenchmark-dev      # tests, benchmarks
   mpich libmpich-dev                 # data-parallel training across processes (mpiexec -n N perceiver train)
+  pybind11-dev python3-dev python3-numpy  # the Python module (python/), its tests under /usr/bin/python3
+  libcpp-httplib-dev                 # perceiver serve (HTTP)
   dataset-fashion-mnist              # the default training data
 )
 missing=()

@@ -24,7 +24,12 @@ int64_t shape_numel(const Shape& s) {
 }
 
 Storage::Storage(size_t bytes) : bytes_(bytes) { ptr_ = storage_alloc(bytes); }
-Storage::~Storage() { storage_free(ptr_, bytes_); }
+Storage::Storage(void* data, size_t bytes, std::shared_ptr<void> owner)
+    : ptr_(data), bytes_(bytes), owner_(std::move(owner)) {}
+Storage::~Storage() {
+  if (owner_) owner_.reset();  // external memory: the owner frees it (or not)
+  else storage_free(ptr_, bytes_);
+}
 
 void Tensor::require_defined(const char* what) const {
   if (!impl_) throw_error("[Tensor::", what, "] tensor is undefined");
@@ -43,6 +48,27 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
   t.impl_->dtype = dtype;
   t.impl_->storage = std::make_shared<Storage>(bytes);
   return t;
+}
+
+Tensor Tensor::from_external(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> owner) {
+  for (int64_t d : shape)
+    check(d >= 0, "[Tensor::from_external] dimensions must be >= 0, got ", shape_str(shape));
+  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  check(data != nullptr || bytes == 0, "[Tensor::from_external] null data for ", shape_str(shape));
+  check(reinterpret_cast<uintptr_t>(data) % dtype_size(dtype) == 0, "[Tensor::from_external] data at ", data,
+        " is not aligned to its ", dtype_size(dtype), "-byte elements");
+  check(owner != nullptr, "[Tensor::from_external] an owner is required (it keeps the memory alive)");
+  Tensor t;
+  t.impl_ = std::make_shared<Impl>();
+  t.impl_->shape = shape;
+  t.impl_->dtype = dtype;
+  t.impl_->storage = std::make_shared<Storage>(data, bytes, std::move(owner));
+  return t;
+}
+
+std::shared_ptr<const void> Tensor::storage_owner() const {
+  require_defined("storage_owner");
+  return impl_->storage;
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype) {

@@ -405,9 +405,10 @@ SafetensorsHeader read_safetensors_header(const std::string& path) {
   return read_header(of.f.get(), of.size, path);
 }
 
-SafetensorsFile load_safetensors(const std::string& path, const SafetensorsLoadOptions& opts) {
-  OpenFile of = open_for_read(path);
-  const SafetensorsHeader h = read_header(of.f.get(), of.size, path);
+namespace {
+
+SafetensorsFile load_from(std::FILE* f, uint64_t size, const std::string& path, const SafetensorsLoadOptions& opts) {
+  const SafetensorsHeader h = read_header(f, size, path);
   SafetensorsFile out;
   out.metadata = h.metadata;
   for (const auto& e : h.entries) {
@@ -419,10 +420,26 @@ SafetensorsFile load_safetensors(const std::string& path, const SafetensorsLoadO
       out.skipped.push_back(e.name);
       continue;
     }
-    out.tensors.emplace(e.name, load_entry(of.f.get(), h, e, info, path));
+    out.tensors.emplace(e.name, load_entry(f, h, e, info, path));
     out.order.push_back(e.name);
   }
   return out;
+}
+
+}  // namespace
+
+SafetensorsFile load_safetensors(const std::string& path, const SafetensorsLoadOptions& opts) {
+  OpenFile of = open_for_read(path);
+  return load_from(of.f.get(), of.size, path, opts);
+}
+
+SafetensorsFile load_safetensors_bytes(const std::string& bytes, const std::string& what,
+                                       const SafetensorsLoadOptions& opts) {
+  check(bytes.size() >= 8, "[safetensors] ", what, ": expected at least the 8-byte header length, got ",
+        bytes.size(), " bytes");
+  FilePtr f(::fmemopen(const_cast<char*>(bytes.data()), bytes.size(), "rb"));
+  if (!f) throw_error("[safetensors] ", what, ": cannot read from memory: ", std::strerror(errno));
+  return load_from(f.get(), bytes.size(), what, opts);
 }
 
 std::vector<std::pair<std::string, Tensor>> ordered_tensors(const SafetensorsFile& file) {
@@ -445,9 +462,11 @@ std::vector<uint8_t> load_safetensors_raw(const std::string& path, const std::st
   throw_error("[safetensors] ", path, ": no tensor named \"", name, "\"");
 }
 
-void save_safetensors(const std::string& path,
-                      const std::vector<std::pair<std::string, Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+namespace {
+
+// The 8-byte length and the JSON header of a file holding `tensors` in order.
+std::string header_bytes(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                         const std::map<std::string, std::string>& metadata, const std::string& path) {
   ojson header = ojson::object();
   if (!metadata.empty()) {
     ojson meta = ojson::object();
@@ -483,14 +502,28 @@ void save_safetensors(const std::string& path,
                 "valid UTF-8): ", e.what());
   }
   text.append((8 - text.size() % 8) % 8, ' ');  // data buffer starts 8-byte aligned
-  uint8_t len_bytes[8];
-  for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<uint8_t>(text.size() >> (8 * i));
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(static_cast<uint8_t>(text.size() >> (8 * i)));
+  return out + text;
+}
 
+}  // namespace
+
+void save_safetensors(const std::string& path,
+                      const std::vector<std::pair<std::string, Tensor>>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  const std::string head = header_bytes(tensors, metadata, path);
   write_file_atomic(path, [&](std::FILE* f) {
-    write_all(f, len_bytes, 8, "safetensors", path);
-    write_all(f, text.data(), text.size(), "safetensors", path);
+    write_all(f, head.data(), head.size(), "safetensors", path);
     for (const auto& [name, t] : tensors) write_all(f, t.cdata(), t.nbytes(), "safetensors", path);
   });
+}
+
+std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  std::string out = header_bytes(tensors, metadata, "(in memory)");
+  for (const auto& [name, t] : tensors) out.append(static_cast<const char*>(t.cdata()), t.nbytes());
+  return out;
 }
 
 }  // namespace perceiver::io

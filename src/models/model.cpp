@@ -13,4 +13,8 @@ const Tensor& require_input(const TensorMap& inputs, const std::string& name, co
   throw_error("[", who, "] missing input '", name, "', got inputs: ", given.empty() ? "(none)" : given);
 }
 
+Tensor Model::cross_attention_probs(const TensorMap&) const {
+  throw_error("[attention] a ", architecture(), " has no latent cross-attention (Perceiver and Perceiver IO models have)");
+}
+
 }  // namespace perceiver::models

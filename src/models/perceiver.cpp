@@ -1,4 +1,5 @@
 // Perceiver classifier: construction from a config and the forward pass.
+#include "perceiver/autograd/grad_mode.h"
 #include "perceiver/models/perceiver.h"
 
 #include <algorithm>
@@ -109,7 +110,7 @@ Tensor coordinate_features(const Tensor& x, const PerceiverConfig& c) {
 
 }  // namespace
 
-Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
+Tensor Perceiver::encoder_input(const Tensor& images, Rng* rng) const {
   const auto& c = config_;
   const int64_t m = c.num_inputs();
   check(images.defined() && images.dtype() == DType::kF32, "[Perceiver] images must be float32");
@@ -165,7 +166,20 @@ Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
           "(input_positions \"coordinates\")");
     position_features = coordinate_features(images.detach(), c);
   }
-  Tensor inputs = ag::concat_last(pixels, position_features);
+  return ag::concat_last(pixels, position_features);
+}
+
+Tensor Perceiver::cross_attention_probs(const TensorMap& inputs) const {
+  autograd::NoGradGuard no_grad;
+  const Tensor x = encoder_input(require_input(inputs, "inputs", "Perceiver"), nullptr);
+  return encoder_->cross_attention_probs(ag::expand_leading(latents_, x.dim(0)), x, Tensor());
+}
+
+Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
+  const auto& c = config_;
+  // inputs = concat([pixels or patches (projected, normalised), position features], channels)  (B, M, C)
+  Tensor inputs = encoder_input(images, rng);
+  const int64_t b = inputs.dim(0);
   // z = latents broadcast to the batch                           (B, N, D)
   Tensor z = ag::expand_leading(latents_, b);
   z = encoder_->forward(z, inputs, Tensor(), rng);              // (B, N, D)

@@ -44,6 +44,10 @@ const PerceiverEncoder::WeightSet& PerceiverEncoder::set_for(int cross_attend) c
   return sets_[static_cast<size_t>(config_.share_weights ? std::min(cross_attend, 1) : cross_attend)];
 }
 
+Tensor PerceiverEncoder::cross_attention_probs(const Tensor& z, const Tensor& inputs, const Tensor& key_mask) const {
+  return set_for(0).cross->attention_probs(z, inputs, key_mask);
+}
+
 Tensor PerceiverEncoder::forward(Tensor z, const Tensor& inputs, const Tensor& key_mask, Rng* rng,
                                  std::vector<Tensor>* trace) const {
   for (int i = 0; i < config_.num_cross_attends; ++i) {

@@ -1,6 +1,12 @@
 // PerceiverLayer forward, line by line after HF PerceiverLayer.forward (spec section 3).
 #include "perceiver/nn/perceiver_layer.h"
 
+#include <algorithm>
+
+#include "perceiver/autograd/grad_mode.h"
+#include "perceiver/ops/activation.h"
+#include "perceiver/ops/linear.h"
+
 #include <cmath>
 
 #include "perceiver/autograd/checkpoint.h"
@@ -100,6 +106,47 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
   Tensor m = dense2_->forward(ag::gelu(dense1_->forward(layernorm_->forward(a))));
   if (drop) m = ag::dropout(m, c.dropout, true, *rng);
   return ag::add(a, m);
+}
+
+Tensor PerceiverLayer::attention_probs(const Tensor& x, const Tensor& y, const Tensor& key_mask) const {
+  const auto& c = config_;
+  check(x.defined() && x.rank() == 3 && x.dim(2) == c.q_dim, "[PerceiverLayer] x must be (B, N, ", c.q_dim, "), got ",
+        x.defined() ? shape_str(x.shape()) : "undefined");
+  check(!c.is_cross || (y.defined() && y.rank() == 3 && y.dim(2) == c.kv_dim && y.dim(0) == x.dim(0)),
+        "[PerceiverLayer] y must be (", x.dim(0), ", M, ", c.kv_dim, ")");
+  autograd::NoGradGuard no_grad;
+  // Q = Linear_q(LN1(x)), K = Linear_k(LN2(y))                              (B, N|M, qk)
+  const Tensor xn = layernorm1_->forward(x);
+  const Tensor q = query_->forward(xn);
+  const Tensor k = key_->forward(c.is_cross ? layernorm2_->forward(y) : xn);
+  const int64_t b = q.dim(0), n = q.dim(1), m = k.dim(1), heads = c.num_heads, dh = c.qk_channels / heads;
+  check(!key_mask.defined() || key_mask.shape() == Shape({b, m}), "[PerceiverLayer] key_mask must be (", b, ", ", m, ")");
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
+  // head h's channels [h dh, (h + 1) dh) as a dense (B, rows, dh) tensor
+  auto head = [dh](const Tensor& t, int64_t h) {
+    const int64_t rows = t.dim(0) * t.dim(1), width = t.dim(2);
+    Tensor out = Tensor::empty({t.dim(0), t.dim(1), dh});
+    const float* src = t.f32();
+    float* dst = out.f32();
+    for (int64_t r = 0; r < rows; ++r) std::copy(src + r * width + h * dh, src + r * width + (h + 1) * dh, dst + r * dh);
+    return out;
+  };
+  Tensor probs = Tensor::empty({b, heads, n, m});
+  for (int64_t h = 0; h < heads; ++h) {
+    // scores = Q_h K_h^T * scale + mask                                         (B, N, M)
+    Tensor scores = ops::matmul(head(q, h), head(k, h), false, true);
+    float* sc = scores.f32();
+    for (int64_t i = 0; i < b; ++i)
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t j = 0; j < m; ++j) {
+          float& v = sc[(i * n + r) * m + j];
+          v = v * scale + (key_mask.defined() ? key_mask.f32()[i * m + j] : 0.0f);
+        }
+    const Tensor p = ops::softmax(scores);  // over the inputs (last axis)
+    for (int64_t i = 0; i < b; ++i)
+      std::copy(p.f32() + i * n * m, p.f32() + (i + 1) * n * m, probs.f32() + (i * heads + h) * n * m);
+  }
+  return probs;
 }
 
 int64_t PerceiverLayer::activation_floats(int64_t n, int64_t m) const {

@@ -31,6 +31,7 @@
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/data_parallel.h"
 #include "perceiver/train/distributed.h"
+#include "perceiver/train/plot.h"
 #include "perceiver/train/progress.h"
 
 namespace perceiver::train {
@@ -54,6 +55,7 @@ void on_signal(int sig) {
 // location may change.
 nlohmann::json resume_identity(const RunConfig& c) {
   nlohmann::json j = c.to_json();
+  j.erase("model");  // compared on its own (run_training)
   for (const char* k : {"threads", "parallelism", "log_every", "checkpoint_every", "max_steps", "eval_batch_size",
                         "activation_checkpointing"})
     j["train"].erase(k);
@@ -188,6 +190,11 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   }
   const std::string ckpt_path = opt.out_dir + "/checkpoint.safetensors";
   const std::string metrics_path = opt.out_dir + "/metrics.jsonl";
+  // a metrics.jsonl record, also to the embedding program's callback (TrainOptions::on_record)
+  const auto emit = [&](const nlohmann::json& record) {
+    append_metrics(metrics_path, record);
+    if (opt.on_record) opt.on_record(record);
+  };
   Progress progress(opt.quiet || !writer);
   for (const std::string& name : stale)
     progress.message("removed " + opt.out_dir + "/" + name + ", a temporary file left by a writer that no longer runs");
@@ -236,7 +243,9 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
         "continues from its checkpoint: give one of --init and --resume");
   if (opt.resume && writer) {
     Checkpoint ckpt = read_checkpoint(ckpt_path);
-    check(ckpt.config.model == cfg.model, "[train] ", ckpt_path,
+    // both as read back from a file: the run's model config in the form the checkpoint's was parsed
+    // to (a text classifier's id2label, added by the task, replaces num_labels there)
+    check(ckpt.config.model == parse_run_config(cfg.to_json()).model, "[train] ", ckpt_path,
           ": the checkpoint's model config differs from the run's; resume with the same config");
     const nlohmann::json saved = resume_identity(ckpt.config), now = resume_identity(cfg);
     if (saved != now) {
@@ -310,7 +319,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
   int64_t perm_epoch = -1;
   while (step < total) {
     // Ctrl-C on any process stops every process at the same step.
-    std::vector<int64_t> stop_flag = {interrupt_requested() ? 1 : 0};
+    std::vector<int64_t> stop_flag = {interrupt_requested() || (opt.stop_requested && opt.stop_requested()) ? 1 : 0};
     dist::allreduce_max(stop_flag, "the stop flag");
     if (stop_flag[0] != 0 || (tc.max_steps > 0 && step >= tc.max_steps)) {
       if (writer) save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
@@ -406,7 +415,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
                                      {"loss", ps.loss}, {"accuracy", ps.accuracy}, {"lr", lr},
                                      {"samples_per_s", ps.samples_per_s}, {"elapsed_s", run_s}};
       if (ps.accuracy < 0) train_record.erase("accuracy");  // regression
-      if (writer) append_metrics(metrics_path, train_record);
+      if (writer) emit(train_record);
       if (!result.diverged && ps.loss > kDivergenceFactor * initial_loss && initial_loss > 0) {
         result.diverged = true;
         char line[320];
@@ -414,7 +423,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
                       "(%.4g): training is diverging; lower train.lr or enable train.grad_clip",
                       ps.loss, (long long)step, kDivergenceFactor, initial_loss);
         progress.message(line);
-        if (writer) append_metrics(metrics_path, {{"type", "warning"}, {"what", "divergence"}, {"step", step},
+        if (writer) emit({{"type", "warning"}, {"what", "divergence"}, {"step", step},
                                       {"loss", ps.loss}, {"initial_loss", initial_loss}});
       }
       window_loss = 0;
@@ -450,7 +459,8 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
         record.erase("test_accuracy");
         record["test_mse"] = e.loss;
       }
-      if (writer) append_metrics(metrics_path, record);
+      if (writer) emit(record);
+      if (writer) write_training_plot(metrics_path, opt.out_dir + "/plot.png");  // loss and accuracy so far
       if (writer) save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
     } else if (writer && tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) {
       save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);

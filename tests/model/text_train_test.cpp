@@ -126,6 +126,21 @@ TEST(TextTrain, SequenceClassifierLearnsAndStartsFromAMaskedLM) {
   EXPECT_EQ(r.last_eval.count, 18);
   EXPECT_GE(r.last_eval.accuracy(), 0.9);
   EXPECT_EQ(r.last_eval.num_classes, 3);
+  {
+    // interrupted + resumed == uninterrupted, bit for bit: the checkpoint's model config holds the
+    // classes (id2label) the task added, which a resumed run's config must be recognised as
+    train::RunConfig first = train::parse_run_config(j);
+    first.train.max_steps = 5;
+    train::TrainOptions split = opt;
+    split.out_dir = tmp.path + "/cls_split";
+    ASSERT_TRUE(train::run_training(first, split).interrupted);
+    split.resume = true;
+    ASSERT_FALSE(train::run_training(train::parse_run_config(j), split).interrupted);
+    const auto a = io::load_safetensors(tmp.path + "/cls/model.safetensors").tensors;
+    const auto b = io::load_safetensors(tmp.path + "/cls_split/model.safetensors").tensors;
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [name, t] : a) EXPECT_EQ(t.to_vector(), b.at(name).to_vector()) << name;
+  }
   // the classes (sorted labels) are the export's id2label, and the checkpoint's config holds them
   const nlohmann::json exported = read_json_file(tmp.path + "/cls/export/config.json");
   EXPECT_EQ(exported.at("id2label"), nlohmann::json({{"0", "alpha"}, {"1", "beta"}, {"2", "gamma"}}));

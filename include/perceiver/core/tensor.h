@@ -32,6 +32,9 @@ struct AutogradMeta;  // defined in perceiver/autograd/
 class Storage {
  public:
   explicit Storage(size_t bytes);
+  // Memory the tensor does not own (a NumPy array's buffer): `owner` keeps it alive and is
+  // released (its deleter runs) when the last tensor on it goes away.
+  Storage(void* data, size_t bytes, std::shared_ptr<void> owner);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -46,6 +49,7 @@ class Storage {
   friend class Tensor;
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
+  std::shared_ptr<void> owner_;  // set for external memory, which is not the allocator's
   std::atomic<uint64_t> version_{0};
   // The remembered copy: the elements at offset_bytes (count numel) in dtype, made at version.
   std::mutex copy_mu_;
@@ -67,6 +71,14 @@ class Tensor {
   static Tensor from_vector(const Shape& shape, const std::vector<float>& values);
   static Tensor from_vector_i32(const Shape& shape, const std::vector<int32_t>& values);
   static Tensor scalar(float value) { return full({}, value); }
+  // A tensor on memory it does not own, without copying: `data` holds numel(shape) elements of
+  // dtype, dense in row-major order and aligned to the element size; `owner` keeps the memory
+  // alive while any tensor (or view) uses it and is released after the last one. Used by the
+  // Python module to take NumPy arrays as inputs.
+  static Tensor from_external(void* data, const Shape& shape, DType dtype, std::shared_ptr<void> owner);
+  // The object that keeps this tensor's memory alive, such that holding it keeps data valid:
+  // the storage itself (outputs handed to NumPy without a copy).
+  std::shared_ptr<const void> storage_owner() const;
 
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const;

@@ -28,9 +28,11 @@ nlohmann::json read_folder_config(const std::string& dir);
 std::unique_ptr<models::Model> load_model_folder(const std::string& dir, const std::vector<std::string>& accept = {},
                                                  const std::string& command = "model_folder");
 // The same with dir/config.json already parsed (read_folder_config), so a command that also
-// needs the config (classify: the image processor) parses it once.
+// needs the config (classify: the image processor) parses it once. (Its defaults make a call
+// with the config pick this overload, not the one above through json's conversion to a vector.)
 std::unique_ptr<models::Model> load_model_folder(const std::string& dir, const nlohmann::json& config,
-                                                 const std::vector<std::string>& accept, const std::string& command);
+                                                 const std::vector<std::string>& accept = {},
+                                                 const std::string& command = "model_folder");
 
 // Fine-tuning start: loads into `model` every tensor of a model folder with the same name and
 // shape (the folder may hold another class: a PerceiverForMaskedLM's encoder starts a

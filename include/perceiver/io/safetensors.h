@@ -48,6 +48,9 @@ struct SafetensorsLoadOptions {
 SafetensorsHeader read_safetensors_header(const std::string& path);
 
 SafetensorsFile load_safetensors(const std::string& path, const SafetensorsLoadOptions& opts = {});
+// The same from a file's bytes in memory (an HTTP request body); `what` names it in errors.
+SafetensorsFile load_safetensors_bytes(const std::string& bytes, const std::string& what,
+                                       const SafetensorsLoadOptions& opts = {});
 
 // The raw little-endian bytes of one tensor, whatever its dtype.
 std::vector<uint8_t> load_safetensors_raw(const std::string& path, const std::string& name);
@@ -60,6 +63,10 @@ std::vector<std::pair<std::string, Tensor>> ordered_tensors(const SafetensorsFil
 void save_safetensors(const std::string& path,
                       const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
+
+// The bytes save_safetensors would write (an HTTP response body).
+std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                              const std::map<std::string, std::string>& metadata = {});
 
 // Bytes per element of a safetensors dtype string; 0 if the string is unknown.
 size_t safetensors_dtype_size(const std::string& dtype);

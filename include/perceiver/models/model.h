@@ -31,6 +31,10 @@ class Model : public nn::Module {
   virtual std::vector<std::string> target_names() const = 0;
   // The hub-layout config.json of this model ("architectures", "model_type", its fields).
   virtual nlohmann::json hub_config() const = 0;
+  // The first cross-attention's weights of the latents over the encoder inputs, (B, H, N, M),
+  // for pictures of what the latents look at (`perceiver attention`). Models without a latent
+  // cross-attention (ViT, BoTNet) throw.
+  virtual Tensor cross_attention_probs(const TensorMap& inputs) const;
 };
 
 // inputs.at(name), or "[who] missing input 'name', got inputs: a, b" when it is absent.

@@ -29,6 +29,7 @@ class Perceiver : public ImageClassifier {
   Tensor forward(const Tensor& images, Rng* rng = nullptr) const override;
   // Model: "inputs" (images as above) -> "logits".
   TensorMap forward(const TensorMap& inputs, TensorMap* trace = nullptr, Rng* rng = nullptr) const override;
+  Tensor cross_attention_probs(const TensorMap& inputs) const override;
   std::string architecture() const override { return kArchitecture; }
   // The run-config "model" object with "architectures": ["PerceiverClassifier"].
   nlohmann::json hub_config() const override;
@@ -42,6 +43,9 @@ class Perceiver : public ImageClassifier {
   const PerceiverConfig& config() const { return config_; }
 
  private:
+  // images -> the encoder's inputs: concat([pixels or patches (projected, normalised), position
+  // features], channels)                                                    (B, M, C)
+  Tensor encoder_input(const Tensor& images, Rng* rng) const;
   PerceiverConfig config_;
   Tensor positions_;  // (M, F) Fourier features, a constant
   Tensor latents_;    // (N, D)

@@ -29,6 +29,7 @@ class PerceiverIOImageClassifier : public ImageClassifier {
   TensorMap forward(const TensorMap& inputs, TensorMap* trace = nullptr, Rng* rng = nullptr) const override;
   std::string architecture() const override { return model_->architecture(); }
   nlohmann::json hub_config() const override { return model_->hub_config(); }
+  Tensor cross_attention_probs(const TensorMap& inputs) const override { return model_->cross_attention_probs(inputs); }
   std::vector<int64_t> image_size() const override;
   int64_t in_channels() const override { return in_channels_; }
   int64_t num_classes() const override { return model_->config().num_labels; }

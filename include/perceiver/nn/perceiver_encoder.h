@@ -47,6 +47,9 @@ class PerceiverEncoder : public Module {
 
   const PerceiverEncoderConfig& config() const { return config_; }
 
+  // The first cross-attention's weights over the inputs for latents z: (B, H, N, M).
+  Tensor cross_attention_probs(const Tensor& z, const Tensor& inputs, const Tensor& key_mask) const;
+
  private:
   struct WeightSet {
     std::shared_ptr<PerceiverLayer> cross;

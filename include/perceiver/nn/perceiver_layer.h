@@ -40,6 +40,10 @@ class PerceiverLayer : public Module {
   // on (Module::set_activation_checkpointing) only x and y are kept for backward.
   Tensor forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const;
   const PerceiverLayerConfig& config() const { return config_; }
+  // The attention weights of forward(x, y, key_mask): softmax(Q K^T / sqrt(qk / H) + mask) per
+  // head, (B, H, N, M) (self layers: M = N). For pictures of what the latents attend to; not
+  // differentiable, fp32.
+  Tensor attention_probs(const Tensor& x, const Tensor& y, const Tensor& key_mask) const;
   // Floats this layer keeps per sample for backward in training (n queries, m inputs; m is
   // ignored by self-attention layers): LN, Q/K/V, attention output, residuals and the MLP.
   int64_t activation_floats(int64_t n, int64_t m) const;

@@ -5,6 +5,8 @@
 // (save, then stop cleanly).
 #pragma once
 
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,12 @@ struct TrainOptions {
   int64_t bucket_bytes = int64_t(4) << 20;  // gradients summed in buckets of about this size
   bool overlap = true;          // start a bucket's sum while backward still runs (one slice per process)
   bool check_replicas = false;  // after every step, abort unless all processes hold the same bits
+  // Embedding (the Python module): polled before every step; true stops the run as Ctrl-C does
+  // (checkpoint saved, resumable). Neither callback may throw.
+  std::function<bool()> stop_requested;
+  // Receives every record written to metrics.jsonl ("train" every log_every steps, "eval" after
+  // each epoch, "warning"), on the process that writes files.
+  std::function<void(const nlohmann::json& record)> on_record;
 };
 
 struct TrainResult {

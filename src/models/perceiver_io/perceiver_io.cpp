@@ -1,6 +1,7 @@
 // The generic Perceiver IO model (HF PerceiverModel) and the six HF task classes: which
 // preprocessor, decoder and postprocessor each wires up (spec 6, 9), the encoder forward with
 // its padding mask (spec 3, 4, 8), subsampled and chunked decoding, and the task losses.
+#include "perceiver/autograd/grad_mode.h"
 #include "perceiver/models/perceiver_io/perceiver_io.h"
 
 #include <algorithm>
@@ -76,7 +77,7 @@ int64_t PerceiverModel::activation_floats(int64_t m, bool checkpointing) const {
   return kept + (checkpointing ? 2 : 1) * largest;
 }
 
-EncoderState PerceiverModel::encode(const TensorMap& inputs, TensorMap* trace, Rng* rng) const {
+std::pair<Preprocessed, Tensor> PerceiverModel::encoder_input(const TensorMap& inputs, Rng* rng) const {
   // 1. inputs, modality_sizes = self.input_preprocessor(inputs)                  (B, M, C)
   Preprocessed pre = preprocessor_->forward(inputs, rng);
   const Tensor& x = pre.inputs;
@@ -96,6 +97,19 @@ EncoderState PerceiverModel::encode(const TensorMap& inputs, TensorMap* trace, R
     const float* mk = mask.f32();
     for (int64_t i = 0; i < batch * m; ++i) km[i] = (1.0f - mk[i]) * lowest;
   }
+  return {std::move(pre), key_mask};
+}
+
+Tensor PerceiverModel::cross_attention_probs(const TensorMap& inputs) const {
+  autograd::NoGradGuard no_grad;
+  const auto [pre, key_mask] = encoder_input(inputs, nullptr);
+  return encoder_->cross_attention_probs(ag::expand_leading(latents_, pre.inputs.dim(0)), pre.inputs, key_mask);
+}
+
+EncoderState PerceiverModel::encode(const TensorMap& inputs, TensorMap* trace, Rng* rng) const {
+  auto [pre, key_mask] = encoder_input(inputs, rng);
+  const Tensor& x = pre.inputs;
+  const int64_t batch = x.dim(0);
   // 3. latents broadcast to the batch; one cross-attention, then the self-attention block
   //    re-applied num_blocks times with the same weights                          (B, N, D)
   Tensor z = ag::expand_leading(latents_, batch);
@@ -303,6 +317,8 @@ std::unique_ptr<PerceiverIO> create_perceiver_io(const HfPerceiverConfig& config
 EncoderState PerceiverIO::encode(const TensorMap& inputs, TensorMap* trace, Rng* rng) const {
   return perceiver_->encode(inputs, trace, rng);
 }
+
+Tensor PerceiverIO::cross_attention_probs(const TensorMap& inputs) const { return perceiver_->cross_attention_probs(inputs); }
 
 TensorMap PerceiverIO::head(const Tensor& y, const OutputPoints& points, const EncoderState& state) const {
   if (config_.task == PerceiverTask::kMaskedLM) {

@@ -40,6 +40,8 @@ class PerceiverModel : public nn::Module {
   // encoder_input, latents_initial, latents_after_cross_attention,
   // latents_after_each_self_attention, latents_final.
   EncoderState encode(const TensorMap& inputs, TensorMap* trace, Rng* rng) const;
+  // The cross-attention's weights of the latents over the preprocessed inputs (B, H, N, M).
+  Tensor cross_attention_probs(const TensorMap& inputs) const;
 
   // Floats one training sample keeps for backward in the encoder over m preprocessed inputs
   // (the trainer's memory estimate): the preprocessed inputs, the cross-attention and the
@@ -53,6 +55,9 @@ class PerceiverModel : public nn::Module {
   const Tensor& latents() const { return latents_; }
 
  private:
+  // Steps 1-2 of encode: the preprocessed inputs and the additive key mask (or undefined).
+  std::pair<Preprocessed, Tensor> encoder_input(const TensorMap& inputs, Rng* rng) const;
+
   HfPerceiverConfig config_;
   std::shared_ptr<Preprocessor> preprocessor_;
   Tensor latents_;  // "embeddings.latents" (N, D)
@@ -77,6 +82,7 @@ class PerceiverIO : public Model {
   // The encoder pass (see PerceiverModel::encode). Inputs by fixture name: "inputs" (text ids,
   // images, videos, frames) and "attention_mask", or "inputs.<modality>" for the multimodal model.
   EncoderState encode(const TensorMap& inputs, TensorMap* trace = nullptr, Rng* rng = nullptr) const;
+  Tensor cross_attention_probs(const TensorMap& inputs) const override;
   // Decodes the selected output points and applies the task head: "logits", or "logits.<m>" for
   // the multimodal model. trace (optional) receives decoder_query and decoder_output.
   TensorMap decode(const EncoderState& state, const OutputPoints& points = {}, TensorMap* trace = nullptr) const;
