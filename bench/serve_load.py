@@ -8,7 +8,7 @@ through the generic endpoint POST /v1/run: a safetensors body {"inputs": (1, 3, 
 logits as safetensors, on both servers. A bounded client (threads with keep-alive connections,
 each sending its share of requests one after another) measures throughput and p50/p99 latency at
 each concurrency, for perceiver serve with batching (--max-batch 8) and without (--max-batch 1),
-and for the Python server. During every perceiver serve run one more client sends malformed and
+in fp32 and with --precision bf16, and for the Python server (fp32). During every perceiver serve run one more client sends malformed and
 oversized requests (bad safetensors, a body over --max-body-mib, a wrong input name, NaN); the
 script checks they are all answered 4xx, that the server still answers, and reports its RSS
 after a warm-up and after the load.
@@ -98,12 +98,17 @@ def load(host, port, bodies, clients, total):
         for i in range(k, total, clients):
             body = bodies[i % len(bodies)]
             t = time.perf_counter()
-            conn.request("POST", "/v1/run", body, {"Content-Type": "application/octet-stream"})
-            r = conn.getresponse()
-            data = r.read()
+            try:
+                conn.request("POST", "/v1/run", body, {"Content-Type": "application/octet-stream"})
+                r = conn.getresponse()
+                status, data = r.status, r.read()
+            except (ConnectionError, http.client.HTTPException) as e:  # counted, then a new connection
+                status, data = type(e).__name__, b""
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=600)
             dt = time.perf_counter() - t
             with lock:
-                (latencies if r.status == 200 else errors).append(dt if r.status == 200 else (r.status, data[:200]))
+                (latencies if status == 200 else errors).append(dt if status == 200 else (status, data[:200]))
         conn.close()
 
     t0 = time.perf_counter()
@@ -114,7 +119,7 @@ def load(host, port, bodies, clients, total):
         t.join()
     wall = time.perf_counter() - t0
     lat = sorted(latencies)
-    return {"clients": clients, "requests": total, "ok": len(lat), "errors": errors[:3],
+    return {"clients": clients, "requests": total, "ok": len(lat), "failed": len(errors), "errors": errors[:3],
             "throughput_rps": round(len(lat) / wall, 2),
             "p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
             "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 2) if lat else None}
@@ -141,7 +146,8 @@ def abuse(host, port, max_body, stop, counts):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clients", default="1,8,32")
+    ap.add_argument("--clients", default="1,8,32,8", help="concurrent clients of each run (a repeat shows whether "
+                    "memory keeps growing)")
     ap.add_argument("--requests", type=int, default=256, help="requests per run")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-python", action="store_true", help="skip the transformers server")
@@ -165,10 +171,10 @@ def main():
             json.dump(config, f)
         subprocess.run([e2e, "--model", model, "--save-init", os.path.join(model, "model.safetensors")], check=True,
                        capture_output=True)
-        for max_batch in (8, 1):
+        for max_batch, precision in ((8, "f32"), (1, "f32"), (8, "bf16"), (1, "bf16")):
             proc, host, port = start([cli, "serve", "--model", model, "--port", "0", "--threads", str(args.threads),
                                       "--max-batch", str(max_batch), "--batch-wait-ms", "2", "--max-queue", "256",
-                                      "--max-body-mib", str(max_body_mib)])
+                                      "--max-body-mib", str(max_body_mib), "--precision", precision])
             load(host, port, bodies, 8, 64)  # warm-up
             rss_warm = rss_mib(proc.pid)
             stop, counts = threading.Event(), {}
@@ -176,7 +182,7 @@ def main():
             abuser.start()
             for c in clients:
                 r = load(host, port, bodies, c, args.requests)
-                r.update(server="perceiver serve", max_batch=max_batch)
+                r.update(server="perceiver serve", max_batch=max_batch, precision=precision, rss_mib=round(rss_mib(proc.pid), 1))
                 results["runs"].append(r)
                 print(json.dumps(r), flush=True)
             stop.set()
@@ -190,7 +196,8 @@ def main():
             code = proc.wait(timeout=120)
             batch_count = float(metrics.split("perceiver_batch_size_count ")[1].split()[0])
             batch_sum = float(metrics.split("perceiver_batch_size_sum ")[1].split()[0])
-            summary = {"server": "perceiver serve", "max_batch": max_batch, "bad_requests_by_status": counts,
+            summary = {"server": "perceiver serve", "max_batch": max_batch, "precision": precision,
+                       "bad_requests_by_status": counts,
                        "alive_after_load": alive, "exit_code_after_sigterm": code, "rss_after_warmup_mib": round(rss_warm, 1),
                        "rss_after_load_mib": round(rss_end, 1), "mean_batch": round(batch_sum / max(batch_count, 1), 2)}
             results["runs"].append(summary)
@@ -202,7 +209,7 @@ def main():
             load(host, port, bodies, 8, 64)  # warm-up
             for c in clients:
                 r = load(host, port, bodies, c, args.requests)
-                r.update(server="python transformers")
+                r.update(server="python transformers", rss_mib=round(rss_mib(proc.pid), 1))
                 results["runs"].append(r)
                 print(json.dumps(r), flush=True)
             proc.terminate()

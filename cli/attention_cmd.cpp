@@ -4,6 +4,8 @@
 //   - image classification folders: INPUT is a PNG/JPEG, preprocessed as `classify` does; one
 //     panel per latent, its weights over the pixel grid (the conv stem's 56 x 56 grid for
 //     ConvProcessing, scaled up) as a heat map over the grey processed image;
+//   - our Perceiver classifier (a run's export/ of grey 2-D images): INPUT is read as `predict`
+//     reads it (grey, resized to the model's input), panels drawn larger;
 //   - text models (PerceiverForMaskedLM, ...SequenceClassification, ...TokenClassification):
 //     INPUT is the text; one picture of latents (rows) by bytes (columns), [CLS] and [SEP]
 //     included, each row scaled to its own largest weight.
@@ -18,8 +20,10 @@
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/error.h"
 #include "perceiver/data/byte_tokenizer.h"
+#include "perceiver/data/image.h"
 #include "perceiver/data/optical_flow.h"
 #include "perceiver/io/model_folder.h"
+#include "perceiver/models/perceiver.h"
 #include "perceiver/models/registry.h"
 #include "perceiver/tasks/image_classification.h"
 
@@ -81,25 +85,30 @@ void report(const std::vector<float>& w, int64_t l, const std::string& where) {
 }
 
 // One panel per latent: its weights on a gh x gw grid over the grey processed image.
+// Pixels are un-normalised with the processor's mean and std; small images are drawn `scale`
+// times larger.
 data::RgbImage image_panels(const Tensor& probs, const Tensor& pixels, const data::ImageProcessorConfig& proc,
-                            const std::vector<int64_t>& latents) {
-  const int64_t m = probs.dim(3), ph = pixels.dim(2), pw = pixels.dim(3), channels = pixels.dim(1);
-  int64_t gh = ph, gw = pw;
-  if (m != ph * pw) {
-    check(m * 16 == ph * pw && ph % 4 == 0 && pw % 4 == 0, "[attention] the model attends over ", m,
-          " inputs, which is not the ", ph, " x ", pw, " image's pixel grid (nor its conv stem's quarter grid)");
-    gh = ph / 4;
-    gw = pw / 4;
+                            const std::vector<int64_t>& latents, int64_t scale = 1) {
+  const int64_t m = probs.dim(3), ih = pixels.dim(2), iw = pixels.dim(3), channels = pixels.dim(1);
+  const int64_t ph = ih * scale, pw = iw * scale;
+  int64_t gh = 0, gw = 0;
+  gh = ih;
+  gw = iw;
+  if (m != ih * iw) {
+    check(m * 16 == ih * iw && ih % 4 == 0 && iw % 4 == 0, "[attention] the model attends over ", m,
+          " inputs, which is not the ", ih, " x ", iw, " image's pixel grid (nor its conv stem's quarter grid)");
+    gh = ih / 4;
+    gw = iw / 4;
   }
   const int64_t cols = std::min<int64_t>(4, static_cast<int64_t>(latents.size()));
   const int64_t rows = (static_cast<int64_t>(latents.size()) + cols - 1) / cols, gap = 4;
   const int64_t width = cols * pw + (cols + 1) * gap, height = rows * ph + (rows + 1) * gap;
   std::vector<uint8_t> out(static_cast<size_t>(width * height * 3), 255);
   // the processed image, un-normalised and grey
-  std::vector<float> grey(static_cast<size_t>(ph * pw), 0.0f);
+  std::vector<float> grey(static_cast<size_t>(ih * iw), 0.0f);
   for (int64_t c = 0; c < channels; ++c)
-    for (int64_t i = 0; i < ph * pw; ++i)
-      grey[static_cast<size_t>(i)] += std::clamp(pixels.f32()[c * ph * pw + i] * proc.image_std[c % 3] + proc.image_mean[c % 3],
+    for (int64_t i = 0; i < ih * iw; ++i)
+      grey[static_cast<size_t>(i)] += std::clamp(pixels.f32()[c * ih * iw + i] * proc.image_std[c % 3] + proc.image_mean[c % 3],
                                                  0.0f, 1.0f) / static_cast<float>(channels);
   for (size_t k = 0; k < latents.size(); ++k) {
     const std::vector<float> w = latent_weights(probs, latents[k]);
@@ -114,7 +123,7 @@ data::RgbImage image_panels(const Tensor& probs, const Tensor& pixels, const dat
       for (int64_t x = 0; x < pw; ++x) {
         const float t = w[static_cast<size_t>((y * gh / ph) * gw + x * gw / pw)] / top;
         const std::array<float, 3> h = heat(t);
-        const float g = 255.0f * grey[static_cast<size_t>(y * pw + x)];
+        const float g = 255.0f * grey[static_cast<size_t>((y / scale) * iw + x / scale)];
         uint8_t* px = out.data() + ((oy + y) * width + ox + x) * 3;
         for (int c = 0; c < 3; ++c) px[c] = static_cast<uint8_t>(std::lround(0.35f * g + 0.65f * h[c]));
       }
@@ -153,6 +162,7 @@ Runner add_attention_command(CLI::App& sub) {
   struct Args {
     std::string model, input, out, latents;
     int64_t first = 8, max_pixels = data::kDefaultMaxImagePixels;
+    bool invert = false;
     CommonOptions common;
   };
   auto a = std::make_shared<Args>();
@@ -162,6 +172,7 @@ Runner add_attention_command(CLI::App& sub) {
   sub.add_option("--out", a->out, "the picture (.png)")->required();
   sub.add_option("--latents", a->latents, "latents to draw, e.g. 0,5,9 (default: the first --first)");
   sub.add_option("--first", a->first, "draw latents 0 .. N-1 (default 8)")->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  sub.add_flag("--invert", a->invert, "grey Perceiver classifiers: invert grey levels (as `predict --invert`)");
   add_image_limit_option(sub, a->max_pixels);
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
@@ -179,6 +190,23 @@ Runner add_attention_command(CLI::App& sub) {
       const Tensor pixels = c.pixels({image});
       const Tensor probs = c.model().cross_attention_probs({{c.input_name(), pixels}});
       picture = image_panels(probs, pixels, c.processor(), parse_latents(a->latents, a->first, probs.dim(2)));
+    } else if (arch == "PerceiverClassifier") {
+      // our Perceiver classifier (a run's export/): grey images as `predict` reads them
+      std::unique_ptr<models::Model> model = io::load_model_folder(a->model, config);
+      apply_precision(*model, a->common);
+      const models::PerceiverConfig& c = dynamic_cast<const models::Perceiver&>(*model).config();
+      check(c.image_size.size() == 2 && c.in_channels == 1 && c.input_positions == "grid", "[attention] ", a->model,
+            ": this Perceiver does not take 2-D grey images");
+      const int64_t h = c.image_size[0], w = c.image_size[1];
+      Tensor img = data::load_image_grey(a->input, static_cast<int>(h), static_cast<int>(w), a->max_pixels);
+      if (a->invert)
+        for (int64_t i = 0; i < img.numel(); ++i) img.f32()[i] = 1.0f - img.f32()[i];
+      const Tensor probs = model->cross_attention_probs({{"inputs", img.reshape({1, h, w})}});
+      data::ImageProcessorConfig grey;
+      grey.image_mean = {0, 0, 0};
+      grey.image_std = {1, 1, 1};
+      picture = image_panels(probs, img.reshape({1, 1, h, w}), grey, parse_latents(a->latents, a->first, probs.dim(2)),
+                             std::max<int64_t>(1, 224 / std::max(h, w)));
     } else {
       std::unique_ptr<models::Model> model = io::load_model_folder(a->model, config);
       apply_precision(*model, a->common);

@@ -30,6 +30,7 @@
 
 #include "commands.h"
 #include "finite_check.h"
+#include "perceiver/core/allocator.h"
 #include "perceiver/core/error.h"
 #include "perceiver/core/json_reader.h"
 #include "perceiver/core/parallel.h"
@@ -51,7 +52,7 @@ struct ServeArgs {
   std::string model, host = "127.0.0.1";
   int port = 8080, http_threads = 64;
   int64_t max_batch = 8, max_queue = 64;
-  double batch_wait_ms = 5, max_body_mib = 16;
+  double batch_wait_ms = 5, max_body_mib = 16, max_cached_mib = 512;
   int64_t max_image_pixels = 4096 * 4096;
   CommonOptions common;
 };
@@ -244,6 +245,8 @@ int serve(const ServeArgs& a) {
   httplib::Server server;
   watch_signals(server, stopping);
   apply_common_options(a.common);
+  // requests of ever new shapes must not keep ever more size classes of cached blocks
+  set_cached_memory_limit(static_cast<size_t>(a.max_cached_mib * 1048576.0));
   const int threads = num_threads();
   Served s = load_served(a);
   ServeMetrics metrics;
@@ -341,6 +344,8 @@ Runner add_serve_command(CLI::App& sub) {
       ->check(finite_range(0.001, 65536));
   sub.add_option("--max-image-pixels", a->max_image_pixels, "refuse images with more pixels (default 16777216)")
       ->check(CLI::Range(int64_t{1}, data::kMaxImageSide * data::kMaxImageSide));
+  sub.add_option("--max-cached-mib", a->max_cached_mib, "memory of freed tensors kept for reuse, in MiB (default 512); "
+                 "beyond it freed memory goes back to the system")->check(finite_range(0, 1 << 30));
   sub.add_option("--http-threads", a->http_threads, "connections served at once (default 64)")->check(CLI::Range(1, 4096));
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -37,6 +38,7 @@ struct Pool {
   std::mutex mu;
   std::map<size_t, std::vector<void*>> free_lists;
   MemoryStats stats;
+  size_t cache_limit = SIZE_MAX;  // set_cached_memory_limit
 };
 
 Pool& pool() {
@@ -108,8 +110,19 @@ void storage_free(void* ptr, size_t bytes) {
   const size_t cls = size_class(bytes);
   Pool& p = pool();
   std::lock_guard<std::mutex> lock(p.mu);
-  p.free_lists[cls].push_back(ptr);
   p.stats.bytes_in_use -= cls;
+  if (p.stats.bytes_reserved - p.stats.bytes_in_use > p.cache_limit) {  // over the cache limit: return it
+    std::free(ptr);
+    p.stats.bytes_reserved -= cls;
+    return;
+  }
+  p.free_lists[cls].push_back(ptr);
+}
+
+void set_cached_memory_limit(size_t bytes) {
+  Pool& p = pool();
+  std::lock_guard<std::mutex> lock(p.mu);
+  p.cache_limit = bytes;
 }
 
 MemoryStats memory_stats() {

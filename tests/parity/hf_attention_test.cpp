@@ -9,6 +9,7 @@
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/data/image_processor.h"
 #include "perceiver/io/model_folder.h"
+#include "perceiver/models/perceiver.h"
 #include "perceiver/ops/layer_norm.h"
 #include "perceiver/ops/linear.h"
 
@@ -95,6 +96,33 @@ TEST(HfAttention, PicturesForAnImageModelAndTheLanguageModel) {
     EXPECT_NE(r.out.find(message), std::string::npos) << r.out;
   }
   EXPECT_FALSE(std::ifstream(tmp.path + "/b.png").good()) << "nothing is written on an error";
+}
+
+TEST(HfAttention, PicturesForOurPerceiverClassifier) {
+  testing::TempDir tmp;
+  models::PerceiverConfig c;  // 28 x 28 grey images
+  c.num_latents = 6;
+  c.d_latents = 32;
+  c.self_attends_per_block = 1;
+  models::Perceiver model(c, 3);
+  io::save_model_folder(tmp.path + "/p", model);
+  const std::string png = std::string(PERCEIVER_SOURCE_DIR) + "/tests/data/images/grey.png";
+  const testing::CliRun r = testing::run_perceiver({"attention", "--model", tmp.path + "/p", png, "--out",
+                                                    tmp.path + "/p.png", "--first", "2", "--invert"});
+  ASSERT_EQ(r.code, 0) << r.out;
+  const data::RgbImage img = data::load_image_rgb(tmp.path + "/p.png");
+  EXPECT_EQ(img.width, 2 * 224 + 3 * 4);  // 28 x 28 panels drawn 8x larger
+  EXPECT_EQ(img.height, 224 + 2 * 4);
+  EXPECT_NE(r.out.find("of the 28 x 28 grid"), std::string::npos) << r.out;
+  // the weights each latent draws sum to one over the 784 pixels
+  autograd::NoGradGuard no_grad;
+  const Tensor probs = model.cross_attention_probs({{"inputs", Tensor::full({1, 28, 28}, 0.5f)}});
+  ASSERT_EQ(probs.shape(), Shape({1, c.cross_attention_heads, 6, 784}));
+  for (int64_t row = 0; row < c.cross_attention_heads * 6; ++row) {
+    double sum = 0;
+    for (int64_t j = 0; j < 784; ++j) sum += probs.f32()[row * 784 + j];
+    EXPECT_NEAR(sum, 1.0, 1e-5) << row;
+  }
 }
 
 }  // namespace

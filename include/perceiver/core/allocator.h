@@ -21,6 +21,10 @@ void storage_free(void* ptr, size_t bytes);
 MemoryStats memory_stats();
 void reset_peak_memory();      // peak_in_use = bytes_in_use (measure the peak of one phase)
 void release_cached_memory();  // give cached blocks back (tests, end of program)
+// At most this many bytes of freed blocks stay cached (default: no limit, the steady state of
+// training); a block freed beyond it goes back to the system. A server sets it: requests of
+// ever new shapes would otherwise keep blocks of ever new size classes.
+void set_cached_memory_limit(size_t bytes);
 
 // Peak resident set size of this process in bytes (VmHWM), 0 if unknown.
 size_t peak_rss_bytes();
