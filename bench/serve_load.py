@@ -213,7 +213,10 @@ def main():
                 results["runs"].append(r)
                 print(json.dumps(r), flush=True)
             proc.terminate()
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     print(json.dumps(results))
 
 
