@@ -145,7 +145,7 @@ nlohmann::json classify(const ServeArgs& a, const Served& s, Batcher& batcher, c
   const Tensor& logits = out.at("logits");
   check_finite("logits", logits, "serve", "the image", "output", a.common.allow_nonfinite);
   nlohmann::json labels = nlohmann::json::array();
-  for (const tasks::LabelScore& l : c.top_k(logits.clone(), 0, top))
+  for (const tasks::LabelScore& l : c.top_k(logits, 0, top))
     labels.push_back({{"label", l.label}, {"index", l.index}, {"probability", l.probability}});
   return {{"labels", labels}};
 }

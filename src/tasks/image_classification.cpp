@@ -157,7 +157,7 @@ std::vector<LabelScore> ImageClassifier::top_k(const Tensor& logits, int64_t row
   check(row >= 0 && row < logits.numel() / std::max<int64_t>(n, 1), "[classify] row ", row, " out of range");
   check(static_cast<int64_t>(labels_.size()) >= n, "[classify] ", dir_, ": the model gives ", n,
         " logits but id2label has ", labels_.size(), " labels");
-  const Tensor probs = ops::softmax(logits.reshape({-1, n}).slice0(row, 1).clone());
+  const Tensor probs = ops::softmax(logits.reshape({-1, n}).slice0(row, 1));
   std::vector<LabelScore> out;
   for (int64_t c : top_indices(probs.f32(), n, k))
     out.push_back({c, labels_[static_cast<size_t>(c)], probs.f32()[c]});
