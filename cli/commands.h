@@ -23,6 +23,8 @@ Runner add_fill_mask_command(CLI::App& app);
 Runner add_tag_command(CLI::App& app);
 Runner add_classify_command(CLI::App& app);
 Runner add_flow_command(CLI::App& app);
+Runner add_flow_eval_command(CLI::App& app);
+Runner add_flow_synth_command(CLI::App& app);
 Runner add_autoencode_command(CLI::App& app);
 Runner add_serve_command(CLI::App& app);
 Runner add_attention_command(CLI::App& app);

@@ -46,6 +46,13 @@ Runner add_eval_command(CLI::App& sub) {
       std::printf("test mean squared error: %.6g (%lld examples)\n", r.loss, (long long)r.count);
       return 0;
     }
+    if (task.kind() == train::Task::Kind::kFlow) {
+      const double n = static_cast<double>(std::max<int64_t>(1, r.count));
+      std::printf("test end-point error: %.4f px; %.2f%% of pixels under 1 px, %.2f%% under 3 px (%lld pairs, %lld pixels)\n",
+                  r.loss, 100.0 * static_cast<double>(r.correct_strict) / n, 100.0 * r.accuracy(),
+                  (long long)task.test_size(), (long long)r.count);
+      return 0;
+    }
     if (task.kind() == train::Task::Kind::kMaskedLM) {
       std::printf("test masked-byte accuracy: %.4f (%lld/%lld), loss %.4f, %.4f bits per byte\n", r.accuracy(),
                   (long long)r.correct, (long long)r.count, r.loss, r.bits_per_prediction());

@@ -109,6 +109,8 @@ int main(int argc, char** argv) {
       {"tag", "label every token of a text with a byte-level tagger (PerceiverForTokenClassification)", perceiver::cli::add_tag_command},
       {"classify", "top-k labels of images with a Hugging Face image classification model folder", perceiver::cli::add_classify_command},
       {"flow", "optical flow between two frames of any size with a Hugging Face PerceiverForOpticalFlow folder", perceiver::cli::add_flow_command},
+      {"flow-eval", "end-point error of an optical-flow model on folders of pairs with ground truth", perceiver::cli::add_flow_eval_command},
+      {"flow-synth", "write FlyingChairs-style synthetic optical-flow pairs with exact ground truth", perceiver::cli::add_flow_synth_command},
       {"autoencode", "reconstruct video, audio and label with a Hugging Face multimodal Perceiver, decoding in chunks", perceiver::cli::add_autoencode_command},
       {"serve", "answer HTTP requests with a model folder (run, classify, fill-mask; batching, metrics)", perceiver::cli::add_serve_command},
       {"attention", "draw what the latents attend to: cross-attention maps over an image or a text (PNG)", perceiver::cli::add_attention_command},

@@ -331,4 +331,14 @@ Tensor mse(const Tensor& pred, const Tensor& target) {
   return loss;
 }
 
+Tensor end_point_error(const Tensor& pred, const Tensor& target) {
+  Tensor loss = ops::end_point_error(pred, target);
+  if (should_record({&pred})) {
+    record("end_point_error", {pred}, {&loss}, [pred, target](const Grads& g) -> Grads {
+      return {ops::end_point_error_backward(g[0].item(), pred, target)};
+    });
+  }
+  return loss;
+}
+
 }  // namespace perceiver::ag

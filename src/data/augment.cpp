@@ -1,4 +1,4 @@
-// Random flip and shift augmentation for (H, W) images; rotation, scale and jitter for point clouds.
+// Random flip, shift and erasing augmentation for (H, W) images; rotation, scale and jitter for point clouds.
 #include "perceiver/data/augment.h"
 
 #include <algorithm>
@@ -44,9 +44,23 @@ void hflip_image(float* image, int64_t h, int64_t w) {
   for (int64_t y = 0; y < h; ++y) std::reverse(image + y * w, image + (y + 1) * w);
 }
 
+void erase_random_rectangle(float* image, int64_t h, int64_t w, Rng& rng) {
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double area = (0.02 + 0.38 * rng.uniform()) * static_cast<double>(h * w);
+    const double aspect = std::exp(std::log(0.3) + (std::log(3.3) - std::log(0.3)) * rng.uniform());
+    const int64_t eh = std::llround(std::sqrt(area * aspect)), ew = std::llround(std::sqrt(area / aspect));
+    if (eh < 1 || ew < 1 || eh >= h || ew >= w) continue;
+    const int64_t y0 = rng.below(static_cast<uint32_t>(h - eh + 1)), x0 = rng.below(static_cast<uint32_t>(w - ew + 1));
+    for (int64_t y = y0; y < y0 + eh; ++y)
+      for (int64_t x = x0; x < x0 + ew; ++x) image[y * w + x] = rng.uniform();
+    return;
+  }
+}
+
 void augment_image(float* image, int64_t h, int64_t w, const AugmentConfig& cfg, Rng& rng) {
   check(cfg.max_shift >= 0 && cfg.max_shift <= kMaxShift, "[augment] max_shift must be in [0, ",
         kMaxShift, "], got ", cfg.max_shift);
+  check(cfg.erase_prob >= 0.0f && cfg.erase_prob <= 1.0f, "[augment] erase_prob must be in [0, 1], got ", cfg.erase_prob);
   if (cfg.hflip && rng.below(2) == 1) hflip_image(image, h, w);
   if (cfg.max_shift > 0) {
     const uint32_t span = 2u * static_cast<uint32_t>(cfg.max_shift) + 1u;
@@ -54,6 +68,7 @@ void augment_image(float* image, int64_t h, int64_t w, const AugmentConfig& cfg,
     const int64_t dx = static_cast<int64_t>(rng.below(span)) - cfg.max_shift;
     shift_image(image, h, w, dy, dx);
   }
+  if (cfg.erase_prob > 0.0f && rng.uniform() < cfg.erase_prob) erase_random_rectangle(image, h, w, rng);
 }
 
 void augment(Tensor& images, const AugmentConfig& cfg, Rng& rng) {

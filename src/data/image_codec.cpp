@@ -1,4 +1,5 @@
-// PNG (libpng) and JPEG (libjpeg-turbo) decoding with header-first size limits, PNG encoding.
+// PNG (libpng), JPEG (libjpeg-turbo) and binary PGM/PPM decoding with header-first size limits,
+// to grey/RGB or RGBA through one path per format; PNG encoding.
 //
 // Both libraries report errors by longjmp. Each decoder runs in a function that holds no C++
 // object with a destructor: all state it changes lives in a struct owned by the caller (the
@@ -13,6 +14,7 @@
 #include <csetjmp>
 #include <cstdio>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -46,8 +48,9 @@ struct PngState {
   png_infop info = nullptr;
   ErrorText error;
   // Header.
+  bool rgba = false;  // asked for: R, G, B, A output instead of grey or RGB
   png_uint_32 width = 0, height = 0;
-  int channels = 0;  // after the transformations: 1 or 3
+  int channels = 0;  // after the transformations: 1 or 3, or 4 with rgba
   // Decoding.
   int64_t max_pixels = 0;
   bool size_ok = false;
@@ -72,7 +75,17 @@ void png_read_fn(png_structp png, png_bytep out, png_size_t n) {
   st->pos += n;
 }
 
-// Reads the header and sets the transformations to 8-bit grey or RGB. Returns false on error.
+// RGBA output: transparency becomes alpha (tRNS: each palette entry's alpha, or A = 0 on a grey/RGB
+// colour key, compared before 16-bit samples lose their low byte), grey becomes RGB, and images
+// without transparency get A = 255.
+void png_set_rgba_output(png_structp png, int color_type, bool transparent) {
+  if (transparent && !(color_type & PNG_COLOR_MASK_ALPHA)) png_set_tRNS_to_alpha(png);
+  if (!(color_type & PNG_COLOR_MASK_COLOR)) png_set_gray_to_rgb(png);
+  if (!transparent) png_set_add_alpha(png, 0xFF, PNG_FILLER_AFTER);
+}
+
+// Reads the header and sets the transformations to 8-bit grey or RGB, or to RGBA when st->rgba
+// asks for it. Returns false on error.
 bool png_read_header(PngState* st) {
   if (setjmp(png_jmpbuf(st->png))) return false;
   png_set_user_limits(st->png, kMaxImageSide, kMaxImageSide);
@@ -84,9 +97,16 @@ bool png_read_header(PngState* st) {
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(st->png);
   if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(st->png);
   if (bit_depth == 16) png_set_strip_16(st->png);
+  const bool transparent =
+      (color_type & PNG_COLOR_MASK_ALPHA) || png_get_valid(st->png, st->info, PNG_INFO_tRNS);
+  if (st->rgba) {
+    png_set_rgba_output(st->png, color_type, transparent);
+    st->channels = 4;
+    return true;
+  }
   // Transparency (an alpha channel, or tRNS, which the palette expansion turns into alpha) is
   // dropped after the expansions.
-  if ((color_type & PNG_COLOR_MASK_ALPHA) || png_get_valid(st->png, st->info, PNG_INFO_tRNS)) png_set_strip_alpha(st->png);
+  if (transparent) png_set_strip_alpha(st->png);
   st->channels = (color_type & PNG_COLOR_MASK_COLOR) ? 3 : 1;
   return true;
 }
@@ -118,9 +138,10 @@ ImageHeader png_header(std::string_view bytes, const std::string& what, PngState
   return ImageHeader{ImageFormat::kPng, static_cast<int64_t>(st.height), static_cast<int64_t>(st.width), st.channels};
 }
 
-DecodedImage decode_png(std::string_view bytes, const std::string& what, int64_t max_pixels) {
+DecodedImage decode_png(std::string_view bytes, const std::string& what, int64_t max_pixels, bool rgba) {
   PngState st;
   PngReadGuard guard{&st};
+  st.rgba = rgba;
   const ImageHeader h = png_header(bytes, what, st);
   check_size(what, h.height, h.width, max_pixels);  // before any pixel buffer exists
   DecodedImage img{h.height, h.width, h.channels, {}};
@@ -290,6 +311,126 @@ DecodedImage decode_jpeg(std::string_view bytes, const std::string& what, int64_
   return img;
 }
 
+// ---------------------------------------------------------------- PGM / PPM (binary Netpbm)
+
+constexpr size_t kMaxPnmDigits = 10;  // Pillow's longest header token
+
+struct PnmHeader {
+  int64_t width = 0, height = 0, maxval = 0;
+  int channels = 0;  // 1 (P5, PGM) or 3 (P6, PPM)
+  size_t offset = 0;  // where the samples start
+};
+
+bool pnm_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+
+// Moves past whitespace and comments ('#' to the end of the line).
+void pnm_skip_space(std::string_view bytes, size_t& pos) {
+  while (pos < bytes.size()) {
+    if (bytes[pos] == '#') {
+      while (pos < bytes.size() && bytes[pos] != '\n' && bytes[pos] != '\r') ++pos;
+    } else if (pnm_space(bytes[pos])) {
+      ++pos;
+    } else {
+      return;
+    }
+  }
+}
+
+// Up to 12 header bytes from pos for an error message, unprintable ones as '?'.
+std::string pnm_shown(std::string_view bytes, size_t pos) {
+  std::string out;
+  for (size_t i = pos; i < bytes.size() && i < pos + 12 && !pnm_space(bytes[i]); ++i)
+    out += (bytes[i] >= 0x20 && bytes[i] < 0x7f) ? bytes[i] : '?';
+  return out;
+}
+
+// The header number `field` at pos: decimal digits ended by one whitespace byte, which is consumed
+// (after the maxval that byte is the last one before the samples).
+int64_t pnm_number(std::string_view bytes, size_t& pos, const char* field, const std::string& what) {
+  pnm_skip_space(bytes, pos);
+  if (pos == bytes.size())
+    throw_error("[image] ", what, ": invalid PGM/PPM header: the file ends before the ", field);
+  const size_t start = pos;
+  int64_t value = 0;
+  while (pos < bytes.size() && bytes[pos] >= '0' && bytes[pos] <= '9' && pos - start < kMaxPnmDigits)
+    value = value * 10 + (bytes[pos++] - '0');
+  if (pos - start == kMaxPnmDigits && pos < bytes.size() && bytes[pos] >= '0' && bytes[pos] <= '9')
+    throw_error("[image] ", what, ": invalid PGM/PPM header: the ", field, " has more than ", kMaxPnmDigits,
+                " digits");
+  if (pos == start || pos == bytes.size() || !pnm_space(bytes[pos]))
+    throw_error("[image] ", what, ": invalid PGM/PPM header: the ", field, " is not a decimal number followed by ",
+                "whitespace (got \"", pnm_shown(bytes, start), "\"", pos == bytes.size() ? ", then the end of the file" : "",
+                ")");
+  ++pos;
+  return value;
+}
+
+// Magic number, width, height and maxval; sizes outside [1, kMaxImageSide] are refused here.
+PnmHeader pnm_header(std::string_view bytes, const std::string& what) {
+  PnmHeader h;
+  h.channels = bytes[1] == '5' ? 1 : 3;
+  if (bytes.size() < 3 || !pnm_space(bytes[2]))
+    throw_error("[image] ", what, ": invalid PGM/PPM header: expected whitespace after the magic number ",
+                bytes.substr(0, 2));
+  size_t pos = 2;
+  h.width = pnm_number(bytes, pos, "width", what);
+  h.height = pnm_number(bytes, pos, "height", what);
+  h.maxval = pnm_number(bytes, pos, "maxval", what);
+  if (h.maxval < 1 || h.maxval > 65535)
+    throw_error("[image] ", what, ": invalid PGM/PPM header: maxval ", h.maxval, " is outside [1, 65535]");
+  check_size(what, h.height, h.width, kMaxImageSide * kMaxImageSide);
+  h.offset = pos;
+  return h;
+}
+
+// Sample value -> 8 bits, as Pillow's PpmDecoder: min(255, round(value / maxval * 255)) in double,
+// rounding half to even like Python's round (nearbyint in the default rounding mode).
+std::vector<uint8_t> pnm_scale_table(int64_t maxval, int sample_bytes) {
+  std::vector<uint8_t> table(size_t(1) << (8 * sample_bytes));
+  for (size_t v = 0; v < table.size(); ++v)
+    table[v] = static_cast<uint8_t>(std::min(255.0, std::nearbyint(double(v) / double(maxval) * 255.0)));
+  return table;
+}
+
+DecodedImage decode_pnm(std::string_view bytes, const std::string& what, int64_t max_pixels) {
+  const PnmHeader h = pnm_header(bytes, what);
+  check_size(what, h.height, h.width, max_pixels);  // before any pixel buffer exists
+  const int sample_bytes = h.maxval > 255 ? 2 : 1;
+  const size_t samples = static_cast<size_t>(h.height * h.width * h.channels);
+  const size_t need = samples * static_cast<size_t>(sample_bytes);
+  if (bytes.size() - h.offset < need)
+    throw_error("[image] ", what, ": invalid PGM/PPM: the pixel data is truncated: ", h.width, " x ", h.height, " x ",
+                h.channels, " samples of ", sample_bytes, " byte(s) need ", need, " bytes, the file has ",
+                bytes.size() - h.offset, " after the header");
+  const std::vector<uint8_t> to8 = pnm_scale_table(h.maxval, sample_bytes);
+  const auto* in = reinterpret_cast<const uint8_t*>(bytes.data() + h.offset);
+  DecodedImage img{h.height, h.width, h.channels, std::vector<uint8_t>(samples)};
+  for (size_t i = 0; i < samples; ++i)
+    img.pixels[i] = to8[sample_bytes == 1 ? in[i] : (size_t(in[2 * i]) << 8) | in[2 * i + 1]];
+  return img;
+}
+
+// ---------------------------------------------------------------- shared
+
+// Grey or RGB pixels -> R, G, B, A with A = 255 (grey gives R = G = B).
+DecodedImage opaque_rgba(const DecodedImage& img) {
+  DecodedImage out{img.height, img.width, 4, {}};
+  const size_t n = static_cast<size_t>(img.height * img.width);
+  out.pixels.resize(4 * n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* p = img.pixels.data() + i * static_cast<size_t>(img.channels);
+    for (int c = 0; c < 3; ++c) out.pixels[4 * i + c] = p[img.channels == 1 ? 0 : c];
+    out.pixels[4 * i + 3] = 255;
+  }
+  return out;
+}
+
+// Formats without transparency: their grey or RGB pixels, or those with A = 255 when rgba.
+DecodedImage with_alpha_if(DecodedImage img, bool rgba) {
+  if (rgba) return opaque_rgba(img);
+  return img;
+}
+
 [[noreturn]] void unsupported(std::string_view bytes, const std::string& what) {
   static const char* kHex = "0123456789abcdef";
   std::string head;
@@ -297,8 +438,25 @@ DecodedImage decode_jpeg(std::string_view bytes, const std::string& what, int64_
     const auto b = static_cast<unsigned char>(bytes[i]);
     head += std::string(i ? " " : "") + kHex[b >> 4] + kHex[b & 15];
   }
-  throw_error("[image] ", what, ": not a PNG or JPEG file (first bytes: ", head.empty() ? "none" : head,
-              "); only PNG and JPEG are read: convert other formats first (e.g. `convert in.bmp out.png`)");
+  throw_error("[image] ", what, ": not a PNG, JPEG, PGM or PPM file (first bytes: ", head.empty() ? "none" : head,
+              "); only PNG, JPEG and binary PGM/PPM (P5/P6) are read: convert other formats first ",
+              "(e.g. `convert in.bmp out.png`)");
+}
+
+// The one decoding path of decode_image (rgba false) and decode_image_rgba (rgba true).
+DecodedImage decode(std::string_view bytes, const std::string& what, int64_t max_pixels, bool rgba) {
+  if (bytes.empty()) throw_error("[image] ", what, ": file is empty");
+  if (max_pixels < 1) throw_error("[image] ", what, ": the pixel limit must be positive, got ", max_pixels);
+  switch (sniff_image_format(bytes)) {
+    case ImageFormat::kPng:
+      return decode_png(bytes, what, max_pixels, rgba);
+    case ImageFormat::kJpeg:
+      return with_alpha_if(decode_jpeg(bytes, what, max_pixels), rgba);
+    case ImageFormat::kPnm:
+      return with_alpha_if(decode_pnm(bytes, what, max_pixels), rgba);
+    default:
+      unsupported(bytes, what);
+  }
 }
 
 }  // namespace
@@ -309,6 +467,7 @@ ImageFormat sniff_image_format(std::string_view bytes) {
   if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xFF &&
       static_cast<unsigned char>(bytes[1]) == 0xD8 && static_cast<unsigned char>(bytes[2]) == 0xFF)
     return ImageFormat::kJpeg;
+  if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) return ImageFormat::kPnm;
   return ImageFormat::kUnknown;
 }
 
@@ -324,22 +483,21 @@ ImageHeader read_image_header(std::string_view bytes, const std::string& what) {
       JpegGuard guard{&st};
       return jpeg_header(bytes, what, st);
     }
+    case ImageFormat::kPnm: {
+      const PnmHeader h = pnm_header(bytes, what);
+      return ImageHeader{ImageFormat::kPnm, h.height, h.width, h.channels};
+    }
     default:
       unsupported(bytes, what);
   }
 }
 
 DecodedImage decode_image(std::string_view bytes, const std::string& what, int64_t max_pixels) {
-  if (bytes.empty()) throw_error("[image] ", what, ": file is empty");
-  if (max_pixels < 1) throw_error("[image] ", what, ": the pixel limit must be positive, got ", max_pixels);
-  switch (sniff_image_format(bytes)) {
-    case ImageFormat::kPng:
-      return decode_png(bytes, what, max_pixels);
-    case ImageFormat::kJpeg:
-      return decode_jpeg(bytes, what, max_pixels);
-    default:
-      unsupported(bytes, what);
-  }
+  return decode(bytes, what, max_pixels, false);
+}
+
+DecodedImage decode_image_rgba(std::string_view bytes, const std::string& what, int64_t max_pixels) {
+  return decode(bytes, what, max_pixels, true);
 }
 
 std::string encode_png(const uint8_t* pixels, int64_t height, int64_t width, int channels, const std::string& what) {

@@ -1,5 +1,6 @@
 // Optical flow helpers: per-tile 3x3 patch features, tile layout and distance-to-edge blending,
-// Middlebury .flo reading/writing, Baker et al. colour wheel, RGB PNG writing.
+// Middlebury .flo reading/writing, FlyingChairs-layout folders, end-point-error statistics,
+// Baker et al. colour wheel, RGB PNG writing.
 #include "perceiver/data/optical_flow.h"
 
 
@@ -7,6 +8,8 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <map>
 
 #include "perceiver/core/error.h"
 #include "perceiver/data/image_codec.h"
@@ -39,11 +42,11 @@ std::vector<std::array<int, 3>> color_wheel() {
   return w;
 }
 
-bool known(float u, float v) {
+}  // namespace
+
+bool flow_known(float u, float v) {
   return std::isfinite(u) && std::isfinite(v) && std::fabs(u) <= kUnknownFlow && std::fabs(v) <= kUnknownFlow;
 }
-
-}  // namespace
 
 Tensor flow_patch_features(const RgbImage& frame1, const RgbImage& frame2, int64_t top, int64_t left, int64_t h,
                            int64_t w) {
@@ -179,14 +182,14 @@ RgbImage flow_to_color(const Tensor& flow, float max_flow) {
   if (!(max_rad > 0)) {
     max_rad = 0;
     for (int64_t i = 0; i < n; ++i)
-      if (known(f[2 * i], f[2 * i + 1])) max_rad = std::max(max_rad, std::sqrt(f[2 * i] * f[2 * i] + f[2 * i + 1] * f[2 * i + 1]));
+      if (flow_known(f[2 * i], f[2 * i + 1])) max_rad = std::max(max_rad, std::sqrt(f[2 * i] * f[2 * i] + f[2 * i + 1] * f[2 * i + 1]));
     if (max_rad == 0) max_rad = 1;
   }
   static const std::vector<std::array<int, 3>> wheel = color_wheel();
   const int ncols = static_cast<int>(wheel.size());
   RgbImage out{h, w, std::vector<uint8_t>(static_cast<size_t>(n * 3), 0)};
   for (int64_t i = 0; i < n; ++i) {
-    if (!known(f[2 * i], f[2 * i + 1])) continue;  // black
+    if (!flow_known(f[2 * i], f[2 * i + 1])) continue;  // black
     const float fx = f[2 * i] / max_rad, fy = f[2 * i + 1] / max_rad;
     const float rad = std::sqrt(fx * fx + fy * fy);
     const float a = static_cast<float>(std::atan2(-fy, -fx) / M_PI);
@@ -214,6 +217,89 @@ void write_png_rgb(const std::string& path, const RgbImage& image) {
         "[image] ", path, ": expected an RGB image of 1 to ", kMaxFloSide, " pixels a side, got ", image.height, " x ",
         image.width);
   io::write_file_atomic(path, encode_png(image.pixels.data(), image.height, image.width, 3, path));
+}
+
+void FlowErrors::merge(const FlowErrors& o) {
+  pairs += o.pairs;
+  known += o.known;
+  epe_sum += o.epe_sum;
+  under1 += o.under1;
+  under3 += o.under3;
+}
+
+void add_flow_errors(const Tensor& pred, const Tensor& gt, FlowErrors& e) {
+  check(pred.defined() && gt.defined() && pred.dtype() == DType::kF32 && gt.dtype() == DType::kF32 && pred.rank() >= 3 &&
+            pred.dim(-1) == 2 && pred.shape() == gt.shape(),
+        "[optical_flow] flow errors: expected float32 prediction and ground truth of one shape (..., H, W, 2), got ",
+        pred.defined() ? shape_str(pred.shape()) : "undefined", " and ", gt.defined() ? shape_str(gt.shape()) : "undefined");
+  const int64_t rows = pred.numel() / 2;
+  const float* p = pred.f32();
+  const float* g = gt.f32();
+  for (int64_t r = 0; r < rows; ++r) {
+    if (!flow_known(g[2 * r], g[2 * r + 1])) continue;
+    const double du = static_cast<double>(p[2 * r]) - g[2 * r], dv = static_cast<double>(p[2 * r + 1]) - g[2 * r + 1];
+    const double epe = std::isfinite(du) && std::isfinite(dv) ? std::sqrt(du * du + dv * dv) : INFINITY;
+    e.epe_sum += epe;
+    e.known += 1;
+    e.under1 += epe < 1.0;
+    e.under3 += epe < 3.0;
+  }
+  e.pairs += pred.numel() / (pred.dim(-3) * pred.dim(-2) * 2);
+}
+
+std::vector<FlowPairFiles> list_flow_pairs(const std::string& dir) {
+  namespace fs = std::filesystem;
+  check(fs::is_directory(dir), "[optical_flow] ", dir, ": expected a folder of NAME_img1.png, NAME_img2.png and "
+        "NAME_flow.flo files (FlyingChairs layout)");
+  // name -> the three files, as found
+  std::map<std::string, FlowPairFiles> found;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string file = entry.path().filename().string(), path = entry.path().string();
+    const size_t us = file.rfind('_');
+    if (us == std::string::npos) continue;
+    const std::string name = file.substr(0, us), rest = file.substr(us + 1);
+    std::string ext = entry.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    const std::string stem = rest.substr(0, rest.size() - ext.size());
+    const bool image = ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".ppm" || ext == ".pgm";
+    FlowPairFiles& f = found[name];
+    f.name = name;
+    if (stem == "img1" && image) f.frame1 = path;
+    else if (stem == "img2" && image) f.frame2 = path;
+    else if (stem == "flow" && ext == ".flo") f.flow = path;
+  }
+  std::vector<FlowPairFiles> pairs;
+  for (auto& [name, f] : found) {
+    if (f.frame1.empty() && f.frame2.empty() && f.flow.empty()) continue;  // another file with an underscore
+    const char* missing = f.frame1.empty() ? "_img1 image" : f.frame2.empty() ? "_img2 image" : f.flow.empty() ? "_flow.flo" : nullptr;
+    if (missing) throw_error("[optical_flow] ", dir, ": the pair \"", name, "\" has no ", name, missing);
+    pairs.push_back(f);
+  }
+  check(!pairs.empty(), "[optical_flow] ", dir, ": no pairs found (expected NAME_img1.png, NAME_img2.png and NAME_flow.flo)");
+  return pairs;
+}
+
+FlowExample read_flow_pair(const FlowPairFiles& f, int64_t max_pixels) {
+  // one member at a time: GCC 12 destroys members twice when a throw interrupts aggregate
+  // initialisation (GCC bug 66139)
+  FlowExample e;
+  e.frame1 = load_image_rgb(f.frame1, max_pixels);
+  e.frame2 = load_image_rgb(f.frame2, max_pixels);
+  e.flow = read_flo(f.flow);
+  check(e.frame1.height == e.frame2.height && e.frame1.width == e.frame2.width, "[optical_flow] ", f.frame1, " (",
+        e.frame1.height, " x ", e.frame1.width, ") and ", f.frame2, " (", e.frame2.height, " x ", e.frame2.width,
+        ") differ in size");
+  check(e.flow.dim(0) == e.frame1.height && e.flow.dim(1) == e.frame1.width, "[optical_flow] ", f.flow, " holds a ",
+        e.flow.dim(0), " x ", e.flow.dim(1), " flow for ", e.frame1.height, " x ", e.frame1.width, " frames");
+  return e;
+}
+
+void write_flow_pair(const std::string& dir, const std::string& name, const RgbImage& frame1, const RgbImage& frame2,
+                     const Tensor& flow) {
+  write_png_rgb(dir + "/" + name + "_img1.png", frame1);
+  write_png_rgb(dir + "/" + name + "_img2.png", frame2);
+  write_flo(dir + "/" + name + "_flow.flo", flow);
 }
 
 }  // namespace perceiver::data

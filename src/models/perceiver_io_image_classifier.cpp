@@ -40,13 +40,15 @@ nlohmann::json normalize_perceiver_io_classifier_config(const nlohmann::json& j,
   }
   const perceiver_io::HfPerceiverConfig c = perceiver_io::parse_hf_config(hub_json, where);
   if (!is_image_classification(c.task) && c.task != PerceiverTask::kMaskedLM &&
-      c.task != PerceiverTask::kSequenceClassification && c.task != PerceiverTask::kTokenClassification)
+      c.task != PerceiverTask::kSequenceClassification && c.task != PerceiverTask::kTokenClassification &&
+      c.task != PerceiverTask::kOpticalFlow)
     throw_error("[config] ", where, ": ", c.architecture, " cannot be trained from a run config; it trains "
                 "PerceiverForImageClassificationLearned, PerceiverForImageClassificationFourier, "
                 "PerceiverForImageClassificationConvProcessing (image data), PerceiverForMaskedLM (data.format "
-                "\"text\"), PerceiverForSequenceClassification (data.format \"labelled_text\") and "
-                "PerceiverForTokenClassification (data.format \"tagged_text\")");
-  if (!is_image_classification(c.task)) {  // a text model: no image channels
+                "\"text\"), PerceiverForSequenceClassification (data.format \"labelled_text\"), "
+                "PerceiverForTokenClassification (data.format \"tagged_text\") and PerceiverForOpticalFlow "
+                "(data.format \"flow_synth\" or \"flow_folder\")");
+  if (!is_image_classification(c.task)) {  // a text or flow model: no image channels
     if (j.contains("in_channels"))
       throw_error("[config] ", path, ".in_channels: applies to image classifiers, not to ", c.architecture);
     return {{"type", "perceiver_io"}, {"hub_config", perceiver_io::to_hub_json(c)}};

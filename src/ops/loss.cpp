@@ -1,4 +1,4 @@
-// cross_entropy (label smoothing, ignored labels < 0) and mse with their backward ops:
+// cross_entropy (label smoothing, ignored labels < 0), mse and end_point_error with their backward ops:
 // validate, allocate, call kernels/cpu/loss. 'mean' reduction as in PyTorch.
 #include "perceiver/ops/loss.h"
 
@@ -39,6 +39,15 @@ void check_mse_args(const char* op, const Tensor& pred, const Tensor& target) {
         shape_str(pred.shape()));
 }
 
+// pred, target float32 of one shape (..., 2) with at least one vector.
+void check_epe_args(const char* op, const Tensor& pred, const Tensor& target) {
+  expect_f32(op, "pred", pred);
+  expect_f32(op, "target", target);
+  check(pred.rank() >= 1 && pred.dim(-1) == 2 && pred.numel() > 0, "[", op, "] pred: expected shape (..., 2) of flow "
+        "vectors (u, v), got ", shape_str(pred.shape()));
+  expect_shape(op, "target", target, pred.shape());
+}
+
 }  // namespace
 
 CrossEntropyOut cross_entropy(const Tensor& logits, const Tensor& labels, float smoothing) {
@@ -73,6 +82,24 @@ Tensor mse_backward(float dloss, const Tensor& pred, const Tensor& target) {
   check_mse_args("mse_backward", pred, target);
   Tensor d = Tensor::empty(pred.shape());
   cpu::mse_backward(d.f32(), dloss, pred.f32(), target.f32(), pred.numel());
+  return d;
+}
+
+Tensor end_point_error(const Tensor& pred, const Tensor& target, int64_t* known) {
+  profiler::Scope prof("end_point_error");
+  check_epe_args("end_point_error", pred, target);
+  Tensor loss = Tensor::empty({});
+  int64_t n = 0;
+  cpu::end_point_error_forward(loss.f32(), &n, pred.f32(), target.f32(), pred.numel() / 2);
+  if (known) *known = n;
+  return loss;
+}
+
+Tensor end_point_error_backward(float dloss, const Tensor& pred, const Tensor& target) {
+  profiler::Scope prof("end_point_error_backward");
+  check_epe_args("end_point_error_backward", pred, target);
+  Tensor d = Tensor::empty(pred.shape());
+  cpu::end_point_error_backward(d.f32(), dloss, pred.f32(), target.f32(), pred.numel() / 2);
   return d;
 }
 

@@ -12,6 +12,7 @@
 #include "perceiver/core/error.h"
 #include "perceiver/data/augment.h"
 #include "perceiver/data/byte_tokenizer.h"
+#include "perceiver/ops/elementwise.h"
 #include "perceiver/models/perceiver_io/perceiver_io.h"
 #include "perceiver/models/registry.h"
 #include "perceiver/nn/layers.h"
@@ -166,6 +167,31 @@ Tensor first_rows(const Tensor& t, int64_t limit) {
   return limit > 0 && limit < t.dim(0) ? t.slice0(0, limit) : t;
 }
 
+// The hub model's output times this is flow in pixels (upstream FLOW_SCALE_FACTOR).
+constexpr float kFlowScale = 20.0f;
+
+// The window [top, top + h) x [left, left + w) of an image, mirrored left-right when flip.
+data::RgbImage crop_image(const data::RgbImage& img, int64_t top, int64_t left, int64_t h, int64_t w, bool flip) {
+  std::vector<uint8_t> px(static_cast<size_t>(h * w * 3));
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        px[static_cast<size_t>((y * w + x) * 3 + c)] = img.at(top + y, left + (flip ? w - 1 - x : x), c);
+  return data::make_rgb_image(h, w, std::move(px));
+}
+
+// Adds flow predictions (B, H, W, 2) in pixels against targets to r: count = known pixels,
+// loss = mean end-point error, correct = under 3 px, correct_strict = under 1 px.
+void accumulate_flow_errors(const Tensor& pred, const Tensor& target, EvalResult& r) {
+  data::FlowErrors e;
+  data::add_flow_errors(pred, target, e);
+  const int64_t n = r.count + e.known;
+  r.loss = n ? (r.loss * static_cast<double>(r.count) + e.epe_sum) / static_cast<double>(n) : 0.0;
+  r.count = n;
+  r.correct += e.under3;
+  r.correct_strict += e.under1;
+}
+
 }  // namespace
 
 double EvalResult::bits_per_prediction() const { return loss / std::log(2.0); }
@@ -175,6 +201,7 @@ void EvalResult::merge(const EvalResult& o) {
   loss = n ? (loss * static_cast<double>(count) + o.loss * static_cast<double>(o.count)) / static_cast<double>(n) : 0.0;
   count = n;
   correct += o.correct;
+  correct_strict += o.correct_strict;
   num_classes = std::max(num_classes, o.num_classes);
   regression = regression || o.regression;
   if (confusion.empty()) confusion = o.confusion;
@@ -229,10 +256,15 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
   // evaluation loads weights over the model: no initialisation
   std::optional<nn::SkipInitGuard> no_init;
   if (!train) no_init.emplace();
-  kind_ = c.format == "text"            ? Kind::kMaskedLM
-          : c.format == "labelled_text" ? Kind::kSequenceClassifier
-          : c.format == "tagged_text"   ? Kind::kTokenClassifier
-                                        : Kind::kClassifier;
+  kind_ = c.format == "text"                                           ? Kind::kMaskedLM
+          : c.format == "labelled_text"                                ? Kind::kSequenceClassifier
+          : c.format == "tagged_text"                                  ? Kind::kTokenClassifier
+          : c.format == "flow_synth" || c.format == "flow_folder"    ? Kind::kFlow
+                                                                       : Kind::kClassifier;
+  if (kind_ == Kind::kFlow) {
+    init_flow(train);
+    return;
+  }
   if (kind_ == Kind::kClassifier) {
     test_set_ = example_source(config, false);
     train_set_ = train ? example_source(config, true) : test_set_;
@@ -247,9 +279,9 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
       check(model_rate == static_cast<double>(c.sample_rate), "[config] model.sample_rate (", model_rate,
             " Hz, where the mel filterbank is laid out) must equal data.sample_rate (", c.sample_rate, " Hz)");
     }
-    const bool augment = c.max_shift > 0 || c.hflip;
+    const bool augment = c.max_shift > 0 || c.hflip || c.erase_prob > 0;
     check(!augment || train_set_.example_shape().size() == 2 || c.format == "wav", "[train] data.max_shift and "
-          "data.hflip augment grey images (H, W), got examples ", shape_str(train_set_.example_shape()));
+          "data.hflip (and data.erase_prob) augment grey images (H, W), got examples ", shape_str(train_set_.example_shape()));
     {
       AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
       auto m = models::make_image_classifier(config.model, seed);
@@ -385,14 +417,116 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
   check((!train || train_size_ > 0) && test_size_ > 0, "[train] ", c.dir, ": the training or test set is empty");
 }
 
+void Task::init_flow(bool train) {
+  const DataConfig& c = config_.data;
+  const char* want = "PerceiverForOpticalFlow";
+  const nlohmann::json* hub = config_.model.contains("hub_config") ? &config_.model.at("hub_config") : nullptr;
+  if (config_.model.value("type", "") != "perceiver_io" || !hub || models::architecture_of(*hub, "model") != want)
+    throw_error("[config] data.format \"", c.format, "\" trains a ", want, ": expected \"model\": {\"type\": "
+                "\"perceiver_io\", \"hub_config\": {\"architectures\": [\"", want, "\"], \"train_size\": [H, W], ...}}");
+  const pio::HfPerceiverConfig hc = pio::parse_hf_config(*hub, "model.hub_config");
+  flow_h_ = hc.train_size[0];
+  flow_w_ = hc.train_size[1];
+  const auto limited = [](int64_t n, int64_t limit) { return limit > 0 ? std::min(n, limit) : n; };
+  AllocationBudget data_budget(machine_memory_bytes(), "the optical-flow data of this run config");
+  if (c.format == "flow_synth") {
+    data::FlowAssetOptions ao;
+    ao.max_sprites = c.max_assets;
+    ao.background_side = std::max<int64_t>(192, 2 * std::max(flow_h_, flow_w_));
+    ao.sprite_side = std::max<int64_t>(32, std::min(flow_h_, flow_w_));  // sprites cover at most 0.6 of the shorter side
+    flow_assets_ = std::make_shared<const data::FlowAssets>(data::load_flow_assets(c.dir, ao));
+    flow_synth_.height = flow_h_;
+    flow_synth_.width = flow_w_;
+    flow_synth_.min_sprites = static_cast<int>(c.min_sprites);
+    flow_synth_.max_sprites = static_cast<int>(c.max_sprites);
+    flow_synth_.sprite_translation = c.sprite_translation;
+    flow_synth_.background_translation = c.background_translation;
+    data::check_flow_synth_options(flow_synth_);
+    // the held-out pairs: pair i drawn by a generator of its own, the same in every run
+    const int64_t n_test = limited(c.test_pairs, c.test_limit);
+    for (int64_t i = 0; i < n_test; ++i) {
+      Rng rng(c.split_seed, 0xf1070000ULL + static_cast<uint64_t>(i));
+      data::FlowPair p = data::synthesize_flow_pair(*flow_assets_, flow_synth_, rng);
+      flow_test_.push_back({std::move(p.frame1), std::move(p.frame2), p.flow});
+    }
+    train_size_ = train ? limited(c.train_pairs, c.train_limit) : 0;
+  } else {
+    const std::vector<data::FlowPairFiles> files = data::list_flow_pairs(c.dir);
+    const int64_t n = static_cast<int64_t>(files.size());
+    check(n >= 2, "[data] ", c.dir, ": holding out a test share needs at least 2 pairs, got ", n);
+    int64_t n_test = 0;
+    const std::vector<int64_t> order = data::held_out_order(n, c.test_fraction, c.split_seed, 0xf1011ULL, n_test);
+    for (int64_t k = 0; k < n; ++k) {
+      const bool is_test = k < n_test;
+      if (!train && !is_test) continue;
+      std::vector<data::FlowExample>& to = is_test ? flow_test_ : flow_train_;
+      if (static_cast<int64_t>(to.size()) >= (is_test ? limited(n, c.test_limit) : limited(n, c.train_limit))) continue;
+      const data::FlowPairFiles& f = files[static_cast<size_t>(order[static_cast<size_t>(k)])];
+      data::FlowExample e = data::read_flow_pair(f);
+      check(e.frame1.height >= flow_h_ && e.frame1.width >= flow_w_, "[data] ", f.frame1, ": the pair is ", e.frame1.height,
+            " x ", e.frame1.width, ", smaller than the model's train_size ", flow_h_, " x ", flow_w_);
+      to.push_back(std::move(e));
+    }
+    train_size_ = static_cast<int64_t>(flow_train_.size());
+  }
+  test_size_ = static_cast<int64_t>(flow_test_.size());
+  check((!train || train_size_ > 0) && test_size_ > 0, "[train] ", c.dir, ": the training or test set is empty");
+  AllocationBudget budget(machine_memory_bytes(), "building the model of this run config");
+  model_ = models::create_model(*hub, "model.hub_config", config_.train.seed);
+}
+
+// Pairs as a batch: inputs (B, 2, 27, h, w) patch features of a window of the model's size
+// (random with augment, else centred; flipped left-right with data.hflip at p = 0.5, u negated),
+// target (B, h, w, 2) in pixels.
+TensorMap Task::flow_batch(const std::vector<const data::FlowExample*>& pairs, bool augment, Rng* rng) const {
+  const int64_t b = static_cast<int64_t>(pairs.size()), h = flow_h_, w = flow_w_;
+  Tensor inputs = Tensor::empty({b, 2, 27, h, w}), target = Tensor::empty({b, h, w, 2});
+  for (int64_t i = 0; i < b; ++i) {
+    const data::FlowExample& e = *pairs[static_cast<size_t>(i)];
+    const int64_t H = e.frame1.height, W = e.frame1.width;
+    int64_t top = (H - h) / 2, left = (W - w) / 2;
+    bool flip = false;
+    if (augment) {
+      top = static_cast<int64_t>(rng->below(static_cast<uint32_t>(H - h + 1)));
+      left = static_cast<int64_t>(rng->below(static_cast<uint32_t>(W - w + 1)));
+      flip = config_.data.hflip && rng->below(2) == 1;
+    }
+    const data::RgbImage f1 = crop_image(e.frame1, top, left, h, w, flip), f2 = crop_image(e.frame2, top, left, h, w, flip);
+    const Tensor features = data::flow_patch_features(f1, f2, 0, 0, h, w);
+    std::copy(features.f32(), features.f32() + features.numel(), inputs.f32() + i * features.numel());
+    float* t = target.f32() + i * h * w * 2;
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x) {
+        const float* src = e.flow.f32() + ((top + y) * W + left + (flip ? w - 1 - x : x)) * 2;
+        t[(y * w + x) * 2] = flip ? -src[0] : src[0];
+        t[(y * w + x) * 2 + 1] = src[1];
+      }
+  }
+  return {{"inputs", inputs}, {"target", target}};
+}
+
 TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const {
   const int64_t* idx = perm.data() + first;
+  if (kind_ == Kind::kFlow) {
+    std::vector<data::FlowExample> drawn;  // flow_synth: fresh pairs from this step's generator
+    std::vector<const data::FlowExample*> pairs;
+    if (flow_assets_) {
+      for (int64_t i = 0; i < b; ++i) {
+        data::FlowPair p = data::synthesize_flow_pair(*flow_assets_, flow_synth_, rng);
+        drawn.push_back({std::move(p.frame1), std::move(p.frame2), p.flow});
+      }
+      for (const auto& e : drawn) pairs.push_back(&e);
+    } else {
+      for (int64_t i = 0; i < b; ++i) pairs.push_back(&flow_train_[static_cast<size_t>(idx[i])]);
+    }
+    return flow_batch(pairs, true, &rng);
+  }
   if (kind_ == Kind::kClassifier) {
     const Shape example = train_set_.example_shape();
     Tensor x, y;
     train_set_.read(idx, b, x, y);
     const int64_t ex = x.numel() / b;
-    const data::AugmentConfig aug{config_.data.max_shift, config_.data.hflip};
+    const data::AugmentConfig aug{config_.data.max_shift, config_.data.hflip, config_.data.erase_prob};
     data::PointAugmentConfig point_aug;
     point_aug.rotate = config_.data.rotate;
     if (config_.data.scale.size() == 2) {
@@ -405,7 +539,7 @@ TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int
         data::augment_time_shift(x.f32() + i * ex, example[0], ex / example[0], aug.max_shift, rng);
       else if (config_.data.format == "point_cloud")  // (points, 3): rotation, scale, jitter
         data::augment_points(x.f32() + i * ex, example[0], point_aug, rng);
-      else if (aug.max_shift > 0 || aug.hflip)
+      else if (aug.max_shift > 0 || aug.hflip || aug.erase_prob > 0)
         data::augment_image(x.f32() + i * ex, example[0], example[1], aug, rng);
     }
     return {{"inputs", x}, {"labels", y}};
@@ -429,6 +563,11 @@ TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int
 }
 
 TensorMap Task::test_batch(int64_t first, int64_t count) const {
+  if (kind_ == Kind::kFlow) {
+    std::vector<const data::FlowExample*> pairs;
+    for (int64_t i = 0; i < count; ++i) pairs.push_back(&flow_test_[static_cast<size_t>(first + i)]);
+    return flow_batch(pairs, false, nullptr);
+  }
   if (kind_ == Kind::kClassifier) {
     std::vector<int64_t> rows(static_cast<size_t>(count));
     for (int64_t i = 0; i < count; ++i) rows[static_cast<size_t>(i)] = first + i;
@@ -465,6 +604,7 @@ TensorMap Task::test_batch(int64_t first, int64_t count) const {
 
 TensorMap Task::forward(const TensorMap& batch, Rng* rng) const {
   if (kind_ == Kind::kClassifier) return {{"logits", classifier_->forward(batch.at("inputs"), rng)}};
+  if (kind_ == Kind::kFlow) return model_->forward({{"inputs", batch.at("inputs")}}, nullptr, rng);
   TensorMap in = {{"inputs", batch.at("inputs")}, {"attention_mask", batch.at("attention_mask")}};
   const int64_t len = batch.at("inputs").dim(1);
   if ((kind_ == Kind::kMaskedLM || kind_ == Kind::kTokenClassifier) && len < decoder_outputs_) {
@@ -479,6 +619,12 @@ TensorMap Task::forward(const TensorMap& batch, Rng* rng) const {
 Tensor Task::loss(const TensorMap& batch, float label_smoothing, Rng* rng, EvalResult* stats) const {
   TensorMap out = forward(batch, rng);
   const Tensor& logits = out.at("logits");
+  if (kind_ == Kind::kFlow) {
+    // end_point_error(20 logits (B, h, w, 2), target flow in pixels)
+    const Tensor pred = ag::scale(logits, kFlowScale);
+    if (stats) accumulate_flow_errors(pred, batch.at("target"), *stats);
+    return ag::end_point_error(pred, batch.at("target"));
+  }
   const Tensor& labels = batch.at("labels");
   if (regression_) {
     // mse(logits (B, 1), labels (B)): the model's regression loss
@@ -504,7 +650,7 @@ EvalResult Task::evaluate(int64_t batch_size, int64_t first, int64_t count) cons
         first + count, ") are outside the test set of ", test_size_);
   EvalResult r;
   r.regression = regression_;
-  if (kind_ != Kind::kMaskedLM) {
+  if (kind_ != Kind::kMaskedLM && kind_ != Kind::kFlow) {
     r.num_classes = num_classes_;
     r.confusion.assign(num_classes_ * num_classes_, 0);
   }
@@ -512,7 +658,8 @@ EvalResult Task::evaluate(int64_t batch_size, int64_t first, int64_t count) cons
     const int64_t len = std::min(batch_size, first + count - start);
     const TensorMap batch = test_batch(start, len);
     const Tensor logits = forward(batch, nullptr).at("logits");
-    if (regression_) accumulate_squared_errors(logits, batch.at("labels"), r);
+    if (kind_ == Kind::kFlow) accumulate_flow_errors(ops::scale(logits, kFlowScale), batch.at("target"), r);
+    else if (regression_) accumulate_squared_errors(logits, batch.at("labels"), r);
     else accumulate_predictions(logits, batch.at("labels"), r);
   }
   return r;
@@ -521,6 +668,12 @@ EvalResult Task::evaluate(int64_t batch_size, int64_t first, int64_t count) cons
 int64_t Task::activation_bytes_per_example(bool checkpointing) const {
   if (classifier_) return classifier_->training_activation_bytes(checkpointing);
   const auto& p = perceiver_io_of(*model_);
+  if (kind_ == Kind::kFlow) {
+    // the encoder over h w inputs, the decoder's h w queries of d_model channels, the features
+    const int64_t m = flow_h_ * flow_w_;
+    return static_cast<int64_t>(sizeof(float)) *
+           (p.perceiver().activation_floats(m, checkpointing) + m * (8 * p.config().d_model + 2 * 54 + 8));
+  }
   const int64_t len = config_.data.seq_len, d = p.config().d_model;
   int64_t floats = p.perceiver().activation_floats(len, checkpointing);
   // the decoder over the sequence's queries (masked LM) and its logits
@@ -531,6 +684,12 @@ int64_t Task::activation_bytes_per_example(bool checkpointing) const {
 
 size_t Task::data_bytes() const {
   if (classifier_) return train_set_.resident_bytes() + test_set_.resident_bytes();  // 0 when streamed
+  if (kind_ == Kind::kFlow) {
+    size_t n = 0;
+    for (const auto* set : {&flow_train_, &flow_test_})
+      for (const auto& e : *set) n += e.frame1.pixels.size() + e.frame2.pixels.size() + e.flow.nbytes();
+    return n;
+  }
   if (config_.data.streaming) return 0;  // streamed text holds only its file lists
   return train_ids_.nbytes() * 2 + test_ids_.nbytes() * 2;
 }

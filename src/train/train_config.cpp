@@ -47,12 +47,16 @@ RunConfig parse_run_config(const nlohmann::json& j) {
 
   DataConfig& d = rc.data;
   d.format = data.get_string("format", d.format,
-                             {"idx", "wav", "image_folder", "point_cloud", "text", "labelled_text", "tagged_text"});
+                             {"idx", "wav", "image_folder", "point_cloud", "text", "labelled_text", "tagged_text",
+                              "flow_synth", "flow_folder"});
   d.dir = data.get_string("dir", d.dir);
   d.train_limit = data.get_int("train_limit", d.train_limit, 0, int64_t(1) << 40);
   d.test_limit = data.get_int("test_limit", d.test_limit, 0, int64_t(1) << 40);
   d.max_shift = static_cast<int>(data.get_int("max_shift", d.max_shift, 0, 64));
   d.hflip = data.get_bool("hflip", d.hflip);
+  d.erase_prob = data.get_float("erase_prob", d.erase_prob, 0.0, 1.0);
+  check(d.erase_prob == 0.0f || d.format == "idx" || d.format == "image_folder", "[config] data.erase_prob (random "
+        "erasing) augments images (formats idx and image_folder), not format \"", d.format, "\"");
   if (d.format == "wav") {
     d.pattern = data.get_string("pattern", d.pattern);
     d.sample_rate = data.get_int("sample_rate", d.sample_rate, 1, 768000);
@@ -105,6 +109,26 @@ RunConfig parse_run_config(const nlohmann::json& j) {
     } else {
       d.test_file = data.get_string("test_file", d.test_file);
     }
+  } else if (d.format == "flow_synth") {
+    check(d.max_shift == 0, "[config] data.max_shift does not apply to optical flow (the flow would change); "
+          "data.hflip does");
+    d.train_pairs = data.get_int("train_pairs", d.train_pairs, 1, int64_t(1) << 40);
+    d.test_pairs = data.get_int("test_pairs", d.test_pairs, 1, int64_t(1) << 24);
+    d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
+    d.min_sprites = data.get_int("min_sprites", d.min_sprites, 0, 64);
+    d.max_sprites = data.get_int("max_sprites", d.max_sprites, 0, 64);
+    check(d.min_sprites <= d.max_sprites, "[config] data.min_sprites (", d.min_sprites, ") must be <= data.max_sprites (",
+          d.max_sprites, ")");
+    d.sprite_translation = data.get_float("sprite_translation", d.sprite_translation, 0.0, 1000.0);
+    d.background_translation = data.get_float("background_translation", d.background_translation, 0.0, 1000.0);
+    d.max_assets = data.get_int("max_assets", d.max_assets, 0, int64_t(1) << 30);
+  } else if (d.format == "flow_folder") {
+    check(d.max_shift == 0, "[config] data.max_shift does not apply to optical flow (the flow would change); "
+          "data.hflip does");
+    d.test_fraction = data.get_float("test_fraction", d.test_fraction, 0.0, 1.0);
+    check(d.test_fraction > 0 && d.test_fraction < 1, "[config] data.test_fraction: expected a share in (0, 1), got ",
+          d.test_fraction);
+    d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
   }
   if (d.format == "text" || d.format == "wav" || d.format == "image_folder" || d.format == "point_cloud")
     d.streaming = data.get_bool("streaming", d.streaming);
@@ -154,6 +178,7 @@ namespace {
 nlohmann::json data_json(const DataConfig& d) {
   nlohmann::json j = {{"format", d.format}, {"dir", d.dir}, {"train_limit", d.train_limit},
                       {"test_limit", d.test_limit}, {"max_shift", d.max_shift}, {"hflip", d.hflip}};
+  if (d.erase_prob > 0) j["erase_prob"] = d.erase_prob;  // absent when off: older runs' configs stay equal
   if (d.format == "wav") {
     j.update({{"pattern", d.pattern}, {"sample_rate", d.sample_rate}, {"length", d.length}, {"frame", d.frame}, {"hop", d.hop},
               {"peak_normalize", d.peak_normalize}, {"test_group", d.test_group}, {"test_fraction", d.test_fraction},
@@ -174,6 +199,12 @@ nlohmann::json data_json(const DataConfig& d) {
     j.update({{"seq_len", d.seq_len}, {"max_bytes", d.max_bytes}});
     if (d.test_file.empty()) j.update({{"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});
     else j["test_file"] = d.test_file;
+  } else if (d.format == "flow_synth") {
+    j.update({{"train_pairs", d.train_pairs}, {"test_pairs", d.test_pairs}, {"split_seed", d.split_seed},
+              {"min_sprites", d.min_sprites}, {"max_sprites", d.max_sprites}, {"sprite_translation", d.sprite_translation},
+              {"background_translation", d.background_translation}, {"max_assets", d.max_assets}});
+  } else if (d.format == "flow_folder") {
+    j.update({{"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});
   }
   return j;
 }

@@ -441,9 +441,15 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
       const bool mlm = task.kind() == Task::Kind::kMaskedLM;
       const EvalResult& e = result.last_eval;
       char line[320];
+      const bool flow = task.kind() == Task::Kind::kFlow;
       if (e.regression)
         std::snprintf(line, sizeof(line), "epoch %lld/%d: test mean squared error %.6g (%lld examples, %.1fs); elapsed %s",
                       (long long)(epoch + 1), tc.epochs, e.loss, (long long)e.count, eval_s, format_duration(run_s).c_str());
+      else if (flow)
+        std::snprintf(line, sizeof(line), "epoch %lld/%d: test end-point error %.4f px, %.2f%% of pixels under 1 px, "
+                      "%.2f%% under 3 px (%lld pairs, %.1fs); elapsed %s", (long long)(epoch + 1), tc.epochs, e.loss,
+                      100.0 * static_cast<double>(e.correct_strict) / static_cast<double>(std::max<int64_t>(1, e.count)),
+                      100.0 * e.accuracy(), (long long)task.test_size(), eval_s, format_duration(run_s).c_str());
       else
         std::snprintf(line, sizeof(line), "epoch %lld/%d: test %s %.4f, test loss %.4f%s (%lld %s, %.1fs); elapsed %s",
                       (long long)(epoch + 1), tc.epochs, task.accuracy_name(), e.accuracy(), e.loss,
@@ -455,6 +461,11 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
                                {"test_predictions", result.last_eval.count}, {"elapsed_s", run_s},
                                {"peak_rss_mb", peak_rss_bytes() / 1048576.0}};
       if (mlm) record["test_bits_per_byte"] = result.last_eval.bits_per_prediction();
+      if (flow) {  // test_loss and test_accuracy: the end-point error and the share under 3 px
+        record["test_epe"] = e.loss;
+        record["test_under_1px"] = static_cast<double>(e.correct_strict) / static_cast<double>(std::max<int64_t>(1, e.count));
+        record["test_under_3px"] = e.accuracy();
+      }
       if (e.regression) {
         record.erase("test_accuracy");
         record["test_mse"] = e.loss;

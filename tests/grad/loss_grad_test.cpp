@@ -70,5 +70,23 @@ TEST_P(MseGrad, MatchesFiniteDifferences) {
 INSTANTIATE_TEST_SUITE_P(Shapes, MseGrad,
                          ::testing::Values(Shape{1, 1}, Shape{3, 7}, Shape{5, 17, 33}, Shape{2, 3, 129}));
 
+class EndPointErrorGrad : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(EndPointErrorGrad, MatchesFiniteDifferences) {
+  const Shape shape = GetParam();
+  Tensor p = randn(shape, 161), t = randn(shape, 162);  // errors far from 0, where the norm is smooth
+  t.f32()[0] = 1e10f;                                   // one unknown target: no gradient there
+  const Vec td = to_double(t);
+  const Vec num = testing::numerical_grad(
+      [&](const Vec& x) {
+        return kDloss * ref::end_point_error_forward(x.data(), td.data(), static_cast<int64_t>(x.size()) / 2);
+      },
+      to_double(p));
+  EXPECT_TRUE(all_close(ops::end_point_error_backward(kDloss, p, t), num, f32_tol(1), "dpred"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, EndPointErrorGrad,
+                         ::testing::Values(Shape{1, 2}, Shape{7, 2}, Shape{3, 5, 2}, Shape{2, 9, 11, 2}));
+
 }  // namespace
 }  // namespace perceiver

@@ -67,6 +67,45 @@ TEST(Augment, OutputIsAShiftedOrFlippedCopyAndCoversAllShifts) {
   EXPECT_EQ(seen.size(), 50u) << "every (dy, dx, flip) in [-2, 2]^2 x {0, 1} should occur";
 }
 
+TEST(Augment, RandomErasingFillsOneRectangle) {
+  constexpr int64_t h = 28, w = 28;
+  const std::vector<float> in(h * w, -1.0f);  // outside [0, 1]: every erased pixel is visible
+  Rng rng(5);
+  int erased = 0;
+  for (int iter = 0; iter < 400; ++iter) {
+    std::vector<float> v = in;
+    data::erase_random_rectangle(v.data(), h, w, rng);
+    int64_t y0 = h, y1 = -1, x0 = w, x1 = -1, n = 0;
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        if (v[y * w + x] != -1.0f) {
+          ASSERT_TRUE(v[y * w + x] >= 0.0f && v[y * w + x] < 1.0f);
+          y0 = std::min(y0, y), y1 = std::max(y1, y), x0 = std::min(x0, x), x1 = std::max(x1, x);
+          ++n;
+        }
+    if (n == 0) continue;  // no try fitted (rare)
+    ++erased;
+    const int64_t eh = y1 - y0 + 1, ew = x1 - x0 + 1;
+    EXPECT_EQ(n, eh * ew) << "a filled rectangle";
+    EXPECT_GE(n, 0.02 * h * w - 2 * (eh + ew));  // area in [0.02, 0.4] of the image, up to rounding
+    EXPECT_LE(n, 0.4 * h * w + 2 * (eh + ew));
+  }
+  EXPECT_GT(erased, 380);
+  // erase_prob: about that share of the images changes, and only with erase_prob > 0
+  data::AugmentConfig cfg;
+  cfg.erase_prob = 0.5f;
+  int changed = 0;
+  for (int iter = 0; iter < 1000; ++iter) {
+    std::vector<float> v = in;
+    data::augment_image(v.data(), h, w, cfg, rng);
+    changed += v != in;
+  }
+  EXPECT_NEAR(changed, 500, 60);
+  cfg.erase_prob = 1.5f;
+  std::vector<float> v = in;
+  EXPECT_TRUE(testing::throws_error([&] { data::augment_image(v.data(), h, w, cfg, rng); }, {"erase_prob must be in [0, 1]"}));
+}
+
 TEST(Augment, DeterministicPerSeedAndNoOpByDefault) {
   Tensor batch = Tensor::empty({8, kH, kW});
   for (int b = 0; b < 8; ++b) {

@@ -113,7 +113,7 @@ TEST(Image, Errors) {
   const std::string junk = tmp.file("junk.png");
   write_bytes(junk, "this is not an image at all");
   EXPECT_TRUE(throws_error([&] { data::load_image_grey(junk, 28, 28); },
-                           {"[image] ", junk, "not a PNG or JPEG file", "74 68 69 73"}));
+                           {"[image] ", junk, "not a PNG, JPEG, PGM or PPM file", "74 68 69 73"}));
   const std::string empty = tmp.file("empty.png");
   write_bytes(empty, "");
   EXPECT_TRUE(throws_error([&] { data::load_image_grey(empty, 28, 28); }, {empty, "empty"}));

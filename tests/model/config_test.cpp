@@ -131,8 +131,9 @@ TEST(Config, PerceiverIOClassifierFromAHubConfig) {
   EXPECT_EQ(rc.model.at("hub_config").at("num_self_attends_per_block"), 26);  // HF default filled in
   EXPECT_EQ(train::parse_run_config(rc.to_json()).model, rc.model);           // round trip
   json k = j;
-  k["model"]["hub_config"]["architectures"] = json::array({"PerceiverForOpticalFlow"});
-  expect_error(k, {"PerceiverForOpticalFlow cannot be trained from a run config", "data.format \"text\""});
+  k["model"]["hub_config"]["architectures"] = json::array({"PerceiverForMultimodalAutoencoding"});
+  expect_error(k, {"PerceiverForMultimodalAutoencoding cannot be trained from a run config", "data.format \"text\"",
+                   "\"flow_synth\""});
   k = j;
   k["model"].erase("hub_config");
   expect_error(k, {"model.hub_config: missing", "config.json"});

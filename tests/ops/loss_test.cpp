@@ -101,6 +101,61 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MseOp,
                          ::testing::Values(Shape{1, 1}, Shape{3, 7}, Shape{5, 17, 33},
                                            Shape{2, 3, 129}, Shape{3, 100003}));
 
+// Flow targets with some unknown vectors (1e10 as .flo writes, NaN, inf), and one exact match.
+Tensor flow_target(const Tensor& pred, uint64_t seed) {
+  Tensor t = randn(pred.shape(), seed);
+  const int64_t rows = t.numel() / 2;
+  for (int64_t r = 0; r < rows; r += 5) t.f32()[2 * r] = r % 3 == 0 ? 1e10f : r % 3 == 1 ? NAN : -INFINITY;
+  if (rows > 2) {  // an exact match: no gradient there
+    t.f32()[2] = pred.f32()[2];
+    t.f32()[3] = pred.f32()[3];
+  }
+  return t;
+}
+
+class EndPointErrorOp : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(EndPointErrorOp, MatchesReference) {
+  Tensor p = randn(GetParam(), 141);
+  Tensor t = flow_target(p, 142);
+  const int64_t rows = p.numel() / 2;
+  const std::vector<double> pd = to_double(p), td = to_double(t);
+  std::vector<double> d(p.numel());
+  const double loss = ref::end_point_error_forward(pd.data(), td.data(), rows);
+  ref::end_point_error_backward(d.data(), 1.3, pd.data(), td.data(), rows);
+  int64_t known = -1;
+  EXPECT_TRUE(all_close(ops::end_point_error(p, t, &known), {loss}, f32_tol(1), "end_point_error"));
+  EXPECT_EQ(known, rows - (rows + 4) / 5);
+  EXPECT_TRUE(all_close(ops::end_point_error_backward(1.3f, p, t), d, f32_tol(1), "end_point_error_backward"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, EndPointErrorOp,
+                         ::testing::Values(Shape{1, 2}, Shape{7, 2}, Shape{3, 5, 9, 2}, Shape{2, 48, 64, 2},
+                                           Shape{100003, 2}));
+
+TEST(EndPointErrorOp, KnownValuesAndNoKnownTarget) {
+  // errors (3, 4) -> 5 and (0, 0) -> 0; the third target is unknown: mean 2.5
+  Tensor p = Tensor::from_vector({3, 2}, {3, 4, 1, 1, 9, 9});
+  Tensor t = Tensor::from_vector({3, 2}, {0, 0, 1, 1, 1e10f, 0});
+  EXPECT_FLOAT_EQ(ops::end_point_error(p, t).item(), 2.5f);
+  const Tensor d = ops::end_point_error_backward(2.0f, p, t);
+  const std::vector<float> want = {0.6f, 0.8f, 0, 0, 0, 0};  // dloss 2 x (e / |e|) / known 2
+  for (int i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(d.f32()[i], want[i]) << i;
+  Tensor none = Tensor::from_vector({1, 2}, {NAN, 0});
+  EXPECT_EQ(ops::end_point_error(p.slice0(0, 1), none).item(), 0.0f);
+  EXPECT_EQ(ops::end_point_error_backward(1.0f, p.slice0(0, 1), none).f32()[0], 0.0f);
+}
+
+TEST(EndPointErrorOp, RejectsBadInputs) {
+  Tensor p = randn({4, 2}, 1);
+  EXPECT_TRUE(throws_op_error([&] { ops::end_point_error(randn({4, 3}, 1), randn({4, 3}, 2)); }, "end_point_error"));
+  EXPECT_TRUE(throws_op_error([&] { ops::end_point_error(p, randn({2, 4}, 2)); }, "end_point_error"));
+  EXPECT_TRUE(throws_op_error([&] { ops::end_point_error(p, Tensor::zeros({4, 2}, DType::kI32)); }, "end_point_error"));
+  EXPECT_TRUE(throws_op_error([&] { ops::end_point_error(Tensor::zeros({0, 2}), Tensor::zeros({0, 2})); },
+                              "end_point_error"));
+  EXPECT_TRUE(throws_op_error([&] { ops::end_point_error_backward(1.0f, p, randn({8}, 2)); }, "end_point_error_backward"));
+}
+
 TEST(MseOp, RejectsBadInputs) {
   Tensor p = randn({3, 7}, 1);
   EXPECT_TRUE(throws_op_error([&] { ops::mse(p, randn({7, 3}, 2)); }, "mse"));

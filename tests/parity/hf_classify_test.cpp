@@ -150,7 +150,7 @@ TEST(HfClassify, ErrorsAreOneLine) {
       {{"classify", "--model", lm, image("chelsea.png")}, "expected an image classification model folder"},
       {{"classify", "--model", tmp.path + "/vit", image("chelsea.png")}, "expected model.safetensors or pytorch_model.bin"},
       {{"classify", "--model", dir, tmp.path + "/missing.png"}, "missing.png"},
-      {{"classify", "--model", dir, tmp.path + "/bad.png"}, "not a PNG or JPEG file"},
+      {{"classify", "--model", dir, tmp.path + "/bad.png"}, "not a PNG, JPEG, PGM or PPM file"},
       {{"classify", "--model", dir, image("chelsea.png"), "--crop-offset", "round"}, "--crop-offset"},
       {{"classify", "--model", dir, image("chelsea.png"), "--top", "0"}, "--top"},
       {{"classify", "--model", dir, image("chelsea.png"), "--size", "300"}, "must lie in [1, 300]"},

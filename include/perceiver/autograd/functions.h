@@ -53,5 +53,6 @@ Tensor dropout(const Tensor& x, float p, bool training, Rng& rng);
 // Scalar losses ('mean' reduction).
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels, float smoothing);
 Tensor mse(const Tensor& pred, const Tensor& target);
+Tensor end_point_error(const Tensor& pred, const Tensor& target);  // flow (..., 2); unknown targets skipped
 
 }  // namespace perceiver::ag

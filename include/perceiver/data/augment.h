@@ -1,6 +1,7 @@
 // Training-time augmentation, deterministic for a given Rng state. Images, float32 (H, W):
 // optional horizontal flip (p = 0.5), then a random shift by up to max_shift pixels in x and y
-// with zero fill (the same as zero-padding by max_shift and taking a random crop). Point clouds,
+// with zero fill (the same as zero-padding by max_shift and taking a random crop), then optional
+// random erasing of one rectangle. Point clouds,
 // (n, 3): a random rotation, an isotropic scale and Gaussian jitter.
 #pragma once
 
@@ -15,6 +16,10 @@ namespace perceiver::data {
 struct AugmentConfig {
   int max_shift = 0;
   bool hflip = false;
+  // random erasing (Zhong et al. 2017): with this probability one rectangle of area in
+  // [0.02, 0.4] of the image and aspect ratio h / w log-uniform in [0.3, 3.3] is filled with
+  // uniform random values in [0, 1]; 0 = off
+  float erase_prob = 0.0f;
 };
 
 // Moves the content by (dy, dx) pixels: out[y][x] = in[y - dy][x - dx], zero outside.
@@ -22,7 +27,12 @@ void shift_image(float* image, int64_t h, int64_t w, int64_t dy, int64_t dx);
 // Mirrors each row: out[y][x] = in[y][w - 1 - x].
 void hflip_image(float* image, int64_t h, int64_t w);
 
-// Augments one image in place. Draws, in order: flip (if cfg.hflip), dy, dx (if max_shift > 0).
+// Fills one random rectangle as random erasing does (up to 10 tries for a rectangle that fits;
+// none when no try fits). Draws: per try the area and aspect ratio, then the corner and fill.
+void erase_random_rectangle(float* image, int64_t h, int64_t w, Rng& rng);
+
+// Augments one image in place. Draws, in order: flip (if cfg.hflip), dy, dx (if max_shift > 0),
+// then (if erase_prob > 0) whether to erase and the rectangle.
 void augment_image(float* image, int64_t h, int64_t w, const AugmentConfig& cfg, Rng& rng);
 // A sequence of T frames of F values (waveform frames): moves it by a random whole number of
 // frames in [-max_shift, max_shift] with zero fill (one draw; none when max_shift is 0).

@@ -4,7 +4,8 @@
 // (at least min_overlap pixels of overlap, the last tile flush with the border) whose flows are
 // blended with distance-to-edge weights w(y, x) = min(y + 1, th - y, x + 1, tw - x).
 // Also the Middlebury .flo format (magic 202021.25, width, height, then (u, v) float32 pairs row
-// by row) and the Baker et al. (Middlebury) colour-wheel visualisation.
+// by row), FlyingChairs-layout folders of pairs, end-point-error statistics and the Baker et al.
+// (Middlebury) colour-wheel visualisation.
 #pragma once
 
 #include <cstdint>
@@ -49,5 +50,41 @@ RgbImage flow_to_color(const Tensor& flow, float max_flow = 0.0f);
 
 // Writes an 8-bit RGB PNG atomically.
 void write_png_rgb(const std::string& path, const RgbImage& image);
+
+// A (u, v) vector is known when both are finite with |.| <= 1e9 (.flo writes 1e10 for unknown).
+bool flow_known(float u, float v);
+
+// End-point-error statistics over the known pixels of one or more pairs (pixel-weighted).
+struct FlowErrors {
+  int64_t pairs = 0, known = 0;  // pairs added, known ground-truth pixels
+  double epe_sum = 0;            // sum of ||pred - gt||_2 over known pixels
+  int64_t under1 = 0, under3 = 0;  // known pixels with EPE < 1 px, < 3 px
+  double epe() const { return known ? epe_sum / static_cast<double>(known) : 0.0; }
+  double share_under1() const { return known ? static_cast<double>(under1) / static_cast<double>(known) : 0.0; }
+  double share_under3() const { return known ? static_cast<double>(under3) / static_cast<double>(known) : 0.0; }
+  void merge(const FlowErrors& o);
+};
+// Adds pred against gt, both float32 (..., H, W, 2) of the same shape; every leading index is a
+// pair. Pixels with unknown gt are skipped; a non-finite prediction on a known pixel counts as an
+// infinite error (EPE inf).
+void add_flow_errors(const Tensor& pred, const Tensor& gt, FlowErrors& errors);
+
+// FlyingChairs-layout folders: NAME_img1.EXT, NAME_img2.EXT (EXT png, jpg, jpeg, ppm, pgm) and
+// NAME_flow.flo per pair, in one folder.
+struct FlowPairFiles {
+  std::string name, frame1, frame2, flow;
+};
+// The pairs of dir sorted by name. Errors name the folder, or the pair whose second frame or flow
+// is missing; a folder without pairs is an error.
+std::vector<FlowPairFiles> list_flow_pairs(const std::string& dir);
+struct FlowExample {
+  RgbImage frame1, frame2;
+  Tensor flow;  // (H, W, 2)
+};
+// Reads one pair; frames and flow must have the same size (the error names the files).
+FlowExample read_flow_pair(const FlowPairFiles& files, int64_t max_pixels = kDefaultMaxImagePixels);
+// Writes NAME_img1.png, NAME_img2.png and NAME_flow.flo into dir (each atomically).
+void write_flow_pair(const std::string& dir, const std::string& name, const RgbImage& frame1, const RgbImage& frame2,
+                     const Tensor& flow);
 
 }  // namespace perceiver::data

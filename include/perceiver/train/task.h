@@ -9,9 +9,14 @@
 //                        labels, mean squared error);
 //   token_classifier     tagged text (data.format "tagged_text") -> PerceiverForTokenClassification,
 //                        every byte of a token labelled with its tag (separators and [CLS]/[SEP]
-//                        not predicted).
+//                        not predicted);
+//   flow                 frame pairs with ground-truth flow (data.format "flow_synth": drawn on the
+//                        fly, data/flow_synth.h; "flow_folder": FlyingChairs-layout files) ->
+//                        PerceiverForOpticalFlow on pairs of its train_size, the end-point-error
+//                        loss on the output times 20 (the hub model's pixel scale).
 // Statistics are over predictions: examples for classifiers, masked bytes for the masked LM,
-// tagged bytes for the token classifier.
+// tagged bytes for the token classifier, pixels with known flow for optical flow (loss = mean
+// end-point error in pixels, "correct" = under 3 px, correct_strict = under 1 px).
 #pragma once
 
 #include <memory>
@@ -19,6 +24,8 @@
 #include <vector>
 
 #include "perceiver/data/dataset.h"
+#include "perceiver/data/flow_synth.h"
+#include "perceiver/data/optical_flow.h"
 #include "perceiver/data/text.h"
 #include "perceiver/models/image_classifier.h"
 #include "perceiver/models/model.h"
@@ -28,6 +35,7 @@ namespace perceiver::train {
 
 struct EvalResult {
   int64_t count = 0, correct = 0, num_classes = 0;  // predictions, correct argmax, classes (0: none)
+  int64_t correct_strict = 0;      // optical flow: pixels under 1 px (correct: under 3 px)
   double loss = 0;                 // mean cross-entropy per prediction in nats (no smoothing);
                                    // regression: the mean squared error
   bool regression = false;         // a regression (num_labels 1): accuracy does not apply
@@ -46,7 +54,7 @@ void accumulate_squared_errors(const Tensor& predictions, const Tensor& targets,
 
 class Task {
  public:
-  enum class Kind { kClassifier, kMaskedLM, kSequenceClassifier, kTokenClassifier };
+  enum class Kind { kClassifier, kMaskedLM, kSequenceClassifier, kTokenClassifier, kFlow };
 
   // kTrain loads the training and test data and builds the model initialised from train.seed;
   // kEvaluate loads what evaluation needs (the test set, and the labels that name the classes)
@@ -68,14 +76,23 @@ class Task {
   // evaluation maps labels as training did.
   const nlohmann::json& model_config() const { return model_config_; }
   const char* example_word() const {
-    return kind_ == Kind::kMaskedLM ? "sequences" : kind_ == Kind::kTokenClassifier ? "sentences" : "examples";
+    return kind_ == Kind::kMaskedLM          ? "sequences"
+           : kind_ == Kind::kTokenClassifier ? "sentences"
+           : kind_ == Kind::kFlow            ? "pairs"
+                                             : "examples";
   }
   // What one prediction of the statistics is, and the name of their accuracy.
   const char* prediction_word() const {
-    return kind_ == Kind::kMaskedLM ? "masked bytes" : kind_ == Kind::kTokenClassifier ? "tagged bytes" : "examples";
+    return kind_ == Kind::kMaskedLM          ? "masked bytes"
+           : kind_ == Kind::kTokenClassifier ? "tagged bytes"
+           : kind_ == Kind::kFlow            ? "pixels"
+                                             : "examples";
   }
   const char* accuracy_name() const {
-    return kind_ == Kind::kMaskedLM ? "masked-byte accuracy" : kind_ == Kind::kTokenClassifier ? "byte accuracy" : "accuracy";
+    return kind_ == Kind::kMaskedLM          ? "masked-byte accuracy"
+           : kind_ == Kind::kTokenClassifier ? "byte accuracy"
+           : kind_ == Kind::kFlow            ? "share of pixels under 3 px"
+                                             : "accuracy";
   }
   // The training examples perm[first .. first + b) as a batch; augmentation and masking from rng.
   models::TensorMap train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const;
@@ -107,6 +124,15 @@ class Task {
   data::ExampleSource train_set_, test_set_;       // classifier: in memory or streamed
   Tensor train_ids_, train_mask_, test_ids_, test_mask_, train_labels_, test_labels_;  // text
   data::StreamedSequences train_stream_, test_stream_;  // masked LM with data.streaming
+  // optical flow: the synthesiser's assets and options (flow_synth), the pairs held in memory
+  // (flow_folder: both sets; flow_synth: the test set)
+  std::shared_ptr<const data::FlowAssets> flow_assets_;
+  data::FlowSynthOptions flow_synth_;
+  std::vector<data::FlowExample> flow_train_, flow_test_;
+  int64_t flow_h_ = 0, flow_w_ = 0;  // the model's train_size
+
+  void init_flow(bool train);
+  models::TensorMap flow_batch(const std::vector<const data::FlowExample*>& pairs, bool augment, Rng* rng) const;
 };
 
 }  // namespace perceiver::train

@@ -48,13 +48,14 @@ struct TrainConfig {
 struct DataConfig {
   // "idx": Fashion-MNIST-style IDX files; "wav": a folder of WAV files; "image_folder": PNG/JPEG
   // files in class folders (resized to the model's image_size); "point_cloud": meshes and point
-  // sets in class folders; "text", "labelled_text", "tagged_text"
+  // sets in class folders; "text", "labelled_text", "tagged_text"; "flow_synth", "flow_folder"
   std::string format = "idx";
   std::string dir = "/usr/share/datasets/fashion-mnist";
   int64_t train_limit = 0;  // use only the first n training examples (0 = all)
   int64_t test_limit = 0;
   int max_shift = 0;        // augmentation: random shift by up to this many pixels (images) or frames (audio)
   bool hflip = false;       // augmentation: random horizontal flip (images)
+  float erase_prob = 0.0f;  // augmentation: random erasing of one rectangle with this probability (grey images)
   // format "wav" (data/wav_folder.h): labels from subfolders or the file-name pattern
   std::string pattern;                   // e.g. "{label}_{group}_{index}.wav" (FSDD); "" = subfolders
   int64_t sample_rate = 8000;            // every file must have it
@@ -84,6 +85,15 @@ struct DataConfig {
   double mean_span = 1.0;                // text: 1 = single bytes, > 1 = spans of that mean length
   bool streaming = false;                // text, wav, image_folder, point_cloud: read the files per batch (sets larger than memory)
   std::string test_file;                 // labelled/tagged_text: the test set (else a test_fraction split)
+  // formats "flow_synth" (pairs drawn on the fly from the assets in dir: data/flow_synth.h) and
+  // "flow_folder" (FlyingChairs-layout pairs in dir, random crops of the model's train_size;
+  // test_fraction and split_seed as above); hflip flips both frames and negates u
+  int64_t train_pairs = 8192;            // flow_synth: pairs per epoch (fresh every step)
+  int64_t test_pairs = 256;              // flow_synth: held-out pairs, drawn once from split_seed
+  int64_t min_sprites = 3, max_sprites = 8;  // flow_synth: sprites per pair
+  float sprite_translation = 8.0f;       // flow_synth: sprite motion, pixels per axis at most
+  float background_translation = 4.0f;   // flow_synth: background motion, pixels per axis at most
+  int64_t max_assets = 0;                // flow_synth: read at most this many sprites (0 = all)
 };
 
 struct RunConfig {

@@ -3,6 +3,7 @@
 #include "kernels/cpu/loss.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "kernels/cpu/activation.h"
@@ -80,6 +81,50 @@ void mse_backward(float* dpred, float dloss, const float* pred, const float* tar
   const float g = n > 0 ? 2.0f * dloss / static_cast<float>(n) : 0.0f;
   parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) dpred[i] = g * (pred[i] - target[i]);
+  });
+}
+
+namespace {
+bool flow_known(float u, float v) {
+  return std::isfinite(u) && std::isfinite(v) && std::fabs(u) <= 1e9f && std::fabs(v) <= 1e9f;
+}
+int64_t known_flow_rows(const float* target, int64_t rows) {
+  int64_t n = 0;
+  for (int64_t r = 0; r < rows; ++r) n += flow_known(target[2 * r], target[2 * r + 1]);
+  return n;
+}
+}  // namespace
+
+void end_point_error_forward(float* loss, int64_t* known, const float* pred, const float* target, int64_t rows) {
+  const double s = blocked_sum(rows, [&](int64_t r0, int64_t r1) {
+    double acc = 0;
+    for (int64_t r = r0; r < r1; ++r) {
+      if (!flow_known(target[2 * r], target[2 * r + 1])) continue;
+      const double du = static_cast<double>(pred[2 * r]) - target[2 * r];
+      const double dv = static_cast<double>(pred[2 * r + 1]) - target[2 * r + 1];
+      acc += std::sqrt(du * du + dv * dv);
+    }
+    return acc;
+  });
+  const int64_t n = known_flow_rows(target, rows);
+  *known = n;
+  *loss = n > 0 ? static_cast<float>(s / static_cast<double>(n)) : 0.0f;
+}
+
+void end_point_error_backward(float* dpred, float dloss, const float* pred, const float* target, int64_t rows) {
+  const int64_t known = known_flow_rows(target, rows);
+  const float g = known > 0 ? dloss / static_cast<float>(known) : 0.0f;
+  parallel_for(rows, 1 << 15, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* d = dpred + 2 * r;
+      d[0] = d[1] = 0.0f;
+      if (!flow_known(target[2 * r], target[2 * r + 1])) continue;
+      const float du = pred[2 * r] - target[2 * r], dv = pred[2 * r + 1] - target[2 * r + 1];
+      const float n = std::sqrt(du * du + dv * dv);
+      if (n == 0.0f) continue;  // the norm has no gradient at 0: take 0 (a subgradient)
+      d[0] = g * du / n;
+      d[1] = g * dv / n;
+    }
   });
 }
 

@@ -1,5 +1,5 @@
-// Fast CPU losses: label-smoothed cross-entropy over softmax probabilities, and mean squared
-// error; both 'mean' reduction (PyTorch default). Never throw.
+// Fast CPU losses: label-smoothed cross-entropy over softmax probabilities, mean squared error
+// and the flow end-point error; 'mean' reduction (PyTorch default). Never throw.
 #pragma once
 
 #include <cstdint>
@@ -21,5 +21,14 @@ void cross_entropy_backward(float* dlogits, float dloss, const float* probs, con
 void mse_forward(float* loss, const float* pred, const float* target, int64_t n);
 // dpred = dloss * 2 (pred - target) / n.  dpred, pred, target (n)
 void mse_backward(float* dpred, float dloss, const float* pred, const float* target, int64_t n);
+
+// Optical-flow end-point error over rows of (u, v): a row is known when both target components
+// are finite with |.| <= 1e9 (.flo's 1e10 marks unknown flow).
+// *loss = mean over known rows of ||pred[r] - target[r]||_2 (0 when none); *known = their count.
+// pred, target (rows, 2)
+void end_point_error_forward(float* loss, int64_t* known, const float* pred, const float* target, int64_t rows);
+// dpred[r] = dloss (pred[r] - target[r]) / (||pred[r] - target[r]|| known) on known rows with a
+// non-zero error, else 0.  dpred, pred, target (rows, 2)
+void end_point_error_backward(float* dpred, float dloss, const float* pred, const float* target, int64_t rows);
 
 }  // namespace perceiver::cpu
