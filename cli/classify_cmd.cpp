@@ -30,7 +30,7 @@ Runner add_classify_command(CLI::App& sub) {
   auto a = std::make_shared<ClassifyArgs>();
   sub.add_option("--model", a->model, "HF or timm (BoTNet) image classification folder (config.json + model.safetensors or pytorch_model.bin"
                  " [+ preprocessor_config.json])")->required()->check(CLI::ExistingDirectory);
-  sub.add_option("images", a->images, "image files (PNG or JPEG)")->required();
+  sub.add_option("images", a->images, "image files (PNG, JPEG, binary PGM/PPM)")->required();
   sub.add_option("--top", a->top, "number of labels to print per image (default 5)")->check(CLI::Range(1, 100000));
   sub.add_option("--size", a->options.size, "processor output size (default 224, ViT: config image_size, or preprocessor_config.json)")->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   sub.add_option("--crop-size", a->options.crop_size, "Perceiver crop: side = floor(size / crop-size * min(H, W)) (default 256)")

@@ -53,6 +53,13 @@ Runner add_eval_command(CLI::App& sub) {
                   (long long)task.test_size(), (long long)r.count);
       return 0;
     }
+    if (task.kind() == train::Task::Kind::kAutoencoder) {
+      std::printf("test video PSNR %.2f dB (MSE %.6f), audio PSNR %.2f dB (MSE %.6f), label accuracy %.4f (%lld/%lld clips, "
+                  "label masked at the input)\n", data::psnr(r.mean_squared_error("video"), 1.0),
+                  r.mean_squared_error("video"), data::psnr(r.mean_squared_error("audio"), 2.0),
+                  r.mean_squared_error("audio"), r.accuracy(), (long long)r.correct, (long long)r.count);
+      return 0;
+    }
     if (task.kind() == train::Task::Kind::kMaskedLM) {
       std::printf("test masked-byte accuracy: %.4f (%lld/%lld), loss %.4f, %.4f bits per byte\n", r.accuracy(),
                   (long long)r.correct, (long long)r.count, r.loss, r.bits_per_prediction());

@@ -29,7 +29,7 @@ Runner add_flow_command(CLI::App& sub) {
   auto a = std::make_shared<Args>();
   sub.add_option("--model", a->model, "HF PerceiverForOpticalFlow folder (config.json + model.safetensors or pytorch_model.bin)")
       ->required()->check(CLI::ExistingDirectory);
-  sub.add_option("frame1", a->frame1, "first frame (PNG or JPEG)")->required();
+  sub.add_option("frame1", a->frame1, "first frame (PNG, JPEG, binary PGM/PPM)")->required();
   sub.add_option("frame2", a->frame2, "second frame, same size")->required();
   sub.add_option("--out", a->out, "output flow, Middlebury .flo")->required();
   sub.add_option("--png", a->png, "also write the flow as a colour-wheel PNG");

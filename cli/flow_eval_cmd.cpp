@@ -3,7 +3,8 @@
 // NAME_flow.flo; unknown flow skipped), next to the zero-flow baseline: per folder the average
 // end-point error over known pixels (pixel-weighted over all pairs) and the share under 1 and 3 px.
 // Frames of any size at least train_size are tiled as in `perceiver flow`. --png-dir writes the
-// colour-wheel pictures of prediction and ground truth per pair; --json the figures.
+// colour-wheel pictures of prediction and ground truth per pair (named K_NAME_pred.png with the
+// folder's index K when there are several folders); --json the figures.
 #include <cstdio>
 #include <filesystem>
 
@@ -85,10 +86,11 @@ Runner add_flow_eval_command(CLI::App& sub) {
         const Tensor pred = tasks::estimate_flow(*model, e.frame1, e.frame2, options);
         data::add_flow_errors(pred, e.flow, model_errors);
         data::add_flow_errors(Tensor::zeros(e.flow.shape()), e.flow, zero_errors);
-        if (!a->png_dir.empty()) {
+        if (!a->png_dir.empty()) {  // several folders: their index first, so that names never collide
           const float scale = std::max(largest_known(e.flow), 1e-3f);
-          data::write_png_rgb(a->png_dir + "/" + f.name + "_pred.png", data::flow_to_color(pred, scale));
-          data::write_png_rgb(a->png_dir + "/" + f.name + "_true.png", data::flow_to_color(e.flow, scale));
+          const std::string stem = a->png_dir + "/" + (pairs.size() > 1 ? std::to_string(k) + "_" : "") + f.name;
+          data::write_png_rgb(stem + "_pred.png", data::flow_to_color(pred, scale));
+          data::write_png_rgb(stem + "_true.png", data::flow_to_color(e.flow, scale));
         }
       }
       std::printf("| %s | %lld | %lld | %.3f | %.2f%% | %.2f%% | %.3f | %.2f%% | %.2f%% |\n", a->folders[k].c_str(),

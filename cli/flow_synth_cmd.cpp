@@ -1,7 +1,8 @@
 // `perceiver flow-synth --assets DIR --out DIR --count N`: writes FlyingChairs-style synthetic
 // pairs (data/flow_synth.h) as NAME_img1.png, NAME_img2.png, NAME_flow.flo, plus NAME_occ.png
-// (white where the frame-1 pixel is hidden or leaves the frame in frame 2), the same pairs the
-// trainer draws for a seed: pair i comes from its own generator (seed, i).
+// (white where the frame-1 pixel is hidden or leaves the frame in frame 2). Pair i comes from its
+// own generator (seed, i): the held-out pairs of a flow_synth run with split_seed = seed and the
+// same frame size and motion options (training pairs come from each step's generator).
 #include <cstdio>
 #include <filesystem>
 

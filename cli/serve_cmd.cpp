@@ -137,7 +137,7 @@ nlohmann::json classify(const ServeArgs& a, const Served& s, Batcher& batcher, c
   const int64_t top = query_int(req, "top", 5, 1, static_cast<int64_t>(c.labels().size()));
   const std::string& body = req.is_multipart_form_data() ? req.get_file_value("image").content : req.body;
   if (body.empty())
-    throw HttpError{400, "expected an image (PNG or JPEG) as the request body or as the multipart field \"image\""};
+    throw HttpError{400, "expected an image (PNG, JPEG, binary PGM/PPM) as the request body or as the multipart field \"image\""};
   const data::RgbImage image = data::decode_image_rgb(body, "request body", a.max_image_pixels);
   const Tensor pixels = c.pixels({image});
   const models::TensorMap out =

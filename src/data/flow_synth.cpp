@@ -16,6 +16,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Assets are decoded (and backgrounds scaled) up to this many pixels: 16 MP (sprites as float
+// RGBA: 256 MB at most).
+constexpr int64_t kMaxAssetPixels = int64_t(1) << 24;
+
 // (x, y) -> (a x + b y + tx, c x + d y + ty)
 struct Affine {
   double a = 1, b = 0, c = 0, d = 1, tx = 0, ty = 0;
@@ -97,7 +101,7 @@ RgbaImage area_downscale(const RgbaImage& src, int64_t oh, int64_t ow) {
 }
 
 RgbaImage load_sprite(const std::string& path, int64_t max_side) {
-  const DecodedImage d = decode_image_rgba(io::read_file(path), path);
+  const DecodedImage d = decode_image_rgba(io::read_file(path), path, kMaxAssetPixels);
   RgbaImage s{d.height, d.width, std::vector<float>(static_cast<size_t>(d.height * d.width * 4))};
   for (int64_t i = 0; i < d.height * d.width; ++i) {
     const float a = d.pixels[static_cast<size_t>(i * 4 + 3)] / 255.0f;
@@ -111,14 +115,17 @@ RgbaImage load_sprite(const std::string& path, int64_t max_side) {
 }
 
 RgbImage load_background(const std::string& path, int64_t shorter_side) {
-  const DecodedImage d = decode_image(io::read_file(path), path);
+  const DecodedImage d = decode_image(io::read_file(path), path, kMaxAssetPixels);
   std::vector<uint8_t> rgb(static_cast<size_t>(d.height * d.width * 3));
   for (int64_t i = 0; i < d.height * d.width; ++i)
     for (int k = 0; k < 3; ++k) rgb[static_cast<size_t>(i * 3 + k)] = d.pixels[static_cast<size_t>(i * d.channels + (d.channels == 1 ? 0 : k))];
   RgbImage img = make_rgb_image(d.height, d.width, std::move(rgb));
   const double f = static_cast<double>(shorter_side) / std::min(d.height, d.width);
-  return pillow_resize(img, std::max<int64_t>(1, std::llround(d.height * f)), std::max<int64_t>(1, std::llround(d.width * f)),
-                       Resample::kBilinear);
+  const int64_t oh = std::max<int64_t>(1, std::llround(d.height * f)), ow = std::max<int64_t>(1, std::llround(d.width * f));
+  check(oh * ow <= kMaxAssetPixels, "[flow_synth] ", path, ": scaling this ", d.height, " x ", d.width, " image to a shorter "
+        "side of ", shorter_side, " gives ", oh, " x ", ow, " pixels, more than ", kMaxAssetPixels, "; use photographs of a "
+        "less extreme aspect ratio (or smaller frames)");
+  return pillow_resize(img, oh, ow, Resample::kBilinear);
 }
 
 // Bilinear sample of premultiplied RGBA at (x, y) (pixel centres at integers), zero outside.
@@ -234,7 +241,11 @@ FlowPair synthesize_flow_pair(const FlowAssets& assets, const FlowSynthOptions& 
     const double s = uniform_in(rng, 0.8, 1.25), theta = uniform_in(rng, -0.1, 0.1);
     // the view's centre far enough inside the photograph that both frames stay within it (the
     // border is clamped only when the photograph is too small for that)
-    const double margin = s * (std::hypot(cx, cy) + o.background_translation + 2);
+    // (frame 2 sees the view moved by up to the translation, scaled by up to 1 / (1 - scale) and
+    // rotated by up to the rotation)
+    const double reach = std::hypot(cx, cy);
+    const double margin =
+        s * ((reach + o.background_translation) / (1 - o.background_scale) + reach * o.background_rotation + 2);
     const auto centre_in = [&](int64_t side) {
       const double lo = margin, hi = side - 1 - margin;
       return lo <= hi ? uniform_in(rng, lo, hi) : (side - 1) / 2.0;

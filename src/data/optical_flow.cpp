@@ -265,9 +265,13 @@ std::vector<FlowPairFiles> list_flow_pairs(const std::string& dir) {
     const bool image = ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".ppm" || ext == ".pgm";
     FlowPairFiles& f = found[name];
     f.name = name;
-    if (stem == "img1" && image) f.frame1 = path;
-    else if (stem == "img2" && image) f.frame2 = path;
-    else if (stem == "flow" && ext == ".flo") f.flow = path;
+    std::string* slot = stem == "img1" && image ? &f.frame1 : stem == "img2" && image ? &f.frame2
+                        : stem == "flow" && ext == ".flo" ? &f.flow : nullptr;
+    if (!slot) continue;
+    if (!slot->empty())
+      throw_error("[optical_flow] ", dir, ": the pair \"", name, "\" has two ", stem, " files (", *slot, " and ", path,
+                  "); keep one");
+    *slot = path;
   }
   std::vector<FlowPairFiles> pairs;
   for (auto& [name, f] : found) {

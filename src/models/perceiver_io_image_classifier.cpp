@@ -39,16 +39,10 @@ nlohmann::json normalize_perceiver_io_classifier_config(const nlohmann::json& j,
     o.fail("hub_config", "the path of a config.json or a JSON object", *hub);
   }
   const perceiver_io::HfPerceiverConfig c = perceiver_io::parse_hf_config(hub_json, where);
-  if (!is_image_classification(c.task) && c.task != PerceiverTask::kMaskedLM &&
-      c.task != PerceiverTask::kSequenceClassification && c.task != PerceiverTask::kTokenClassification &&
-      c.task != PerceiverTask::kOpticalFlow)
-    throw_error("[config] ", where, ": ", c.architecture, " cannot be trained from a run config; it trains "
-                "PerceiverForImageClassificationLearned, PerceiverForImageClassificationFourier, "
-                "PerceiverForImageClassificationConvProcessing (image data), PerceiverForMaskedLM (data.format "
-                "\"text\"), PerceiverForSequenceClassification (data.format \"labelled_text\"), "
-                "PerceiverForTokenClassification (data.format \"tagged_text\") and PerceiverForOpticalFlow "
-                "(data.format \"flow_synth\" or \"flow_folder\")");
-  if (!is_image_classification(c.task)) {  // a text or flow model: no image channels
+  // every class trains: the image classifiers on image data, the masked LM, sequence and token
+  // classifiers on text, optical flow on flow_synth / flow_folder, the multimodal autoencoder on
+  // moving_av (train/task.h checks that the data format fits the class)
+  if (!is_image_classification(c.task)) {  // no image channels
     if (j.contains("in_channels"))
       throw_error("[config] ", path, ".in_channels: applies to image classifiers, not to ", c.architecture);
     return {{"type", "perceiver_io"}, {"hub_config", perceiver_io::to_hub_json(c)}};
@@ -62,7 +56,9 @@ PerceiverIOImageClassifier::PerceiverIOImageClassifier(const nlohmann::json& nor
   if (!is_image_classification(c.task))
     throw_error("[config] model.hub_config: ", c.architecture, " is not an image classifier (image data, `predict`); "
                 "train it from data.format ", c.task == PerceiverTask::kMaskedLM ? "\"text\""
-                : c.task == PerceiverTask::kTokenClassification ? "\"tagged_text\"" : "\"labelled_text\"");
+                : c.task == PerceiverTask::kTokenClassification ? "\"tagged_text\""
+                : c.task == PerceiverTask::kOpticalFlow ? "\"flow_synth\" or \"flow_folder\""
+                : c.task == PerceiverTask::kMultimodalAutoencoding ? "\"moving_av\"" : "\"labelled_text\"");
   in_channels_ = normalized.value("in_channels", int64_t(1));
   model_ = register_module("", std::make_shared<perceiver_io::PerceiverIO>(c, seed));
 }

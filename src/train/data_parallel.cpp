@@ -6,6 +6,7 @@
 #include "perceiver/autograd/tape.h"
 #include "perceiver/core/error.h"
 #include "perceiver/core/parallel.h"
+#include "perceiver/data/optical_flow.h"
 
 namespace perceiver::train {
 namespace {
@@ -19,8 +20,15 @@ models::TensorMap slice_batch(const models::TensorMap& batch, int64_t b, int64_t
 }
 
 // The predictions a loss averages over: labels >= 0 (int32 "labels": classes, masked bytes,
-// tags), else one per example.
+// tags), the known flow vectors of a float32 (..., 2) "target" (optical flow), else one per example.
 int64_t predictions(const models::TensorMap& slice, int64_t rows) {
+  if (auto t = slice.find("target"); t != slice.end() && t->second.dtype() == DType::kF32 && t->second.rank() >= 1 &&
+                                     t->second.dim(-1) == 2) {
+    const float* f = t->second.f32();
+    int64_t n = 0;
+    for (int64_t i = 0; i < t->second.numel() / 2; ++i) n += data::flow_known(f[2 * i], f[2 * i + 1]);
+    return n;
+  }
   auto it = slice.find("labels");
   if (it == slice.end() || it->second.dtype() != DType::kI32) return rows;
   const int32_t* y = it->second.data<int32_t>();

@@ -141,12 +141,13 @@ EvalResult evaluate_distributed(const Task& task, int64_t batch_size) {
   const int64_t t = task.test_size(), n = dist::size(), r = dist::rank();
   EvalResult mine = task.evaluate(batch_size, t * r / n, t * (r + 1) / n - t * r / n);
   if (!dist::active()) return mine;
-  // count, correct, num_classes, loss, regression, correct_strict, then the confusion matrix (the
-  // same size on every rank)
+  // count, correct, num_classes, loss, regression, correct_strict, then the confusion matrix and
+  // the sums in name order (the same sizes and names on every rank: one task)
   std::vector<double> packed = {static_cast<double>(mine.count), static_cast<double>(mine.correct),
                                 static_cast<double>(mine.num_classes), mine.loss, mine.regression ? 1.0 : 0.0,
                                 static_cast<double>(mine.correct_strict)};
   for (int64_t c : mine.confusion) packed.push_back(static_cast<double>(c));
+  for (const auto& [k, v] : mine.sums) packed.push_back(v);  // the same names on every rank (one task)
   std::vector<double> all(packed.size() * static_cast<size_t>(n));
   dist::allgather(packed.data(), static_cast<int64_t>(packed.size() * sizeof(double)), all.data(), "the evaluation");
   EvalResult merged;
@@ -159,7 +160,9 @@ EvalResult evaluate_distributed(const Task& task, int64_t batch_size) {
     e.loss = p[3];
     e.regression = p[4] != 0.0;
     e.correct_strict = static_cast<int64_t>(p[5]);
-    for (size_t i = 6; i < packed.size(); ++i) e.confusion.push_back(static_cast<int64_t>(p[i]));
+    size_t i = 6;
+    for (; i < 6 + mine.confusion.size(); ++i) e.confusion.push_back(static_cast<int64_t>(p[i]));
+    for (const auto& [name, v] : mine.sums) e.sums[name] = p[i++];
     merged.merge(e);
   }
   return merged;

@@ -196,12 +196,18 @@ void accumulate_flow_errors(const Tensor& pred, const Tensor& target, EvalResult
 
 double EvalResult::bits_per_prediction() const { return loss / std::log(2.0); }
 
+double EvalResult::mean_squared_error(const std::string& name) const {
+  const auto se = sums.find(name + "_se"), n = sums.find(name + "_n");
+  return se != sums.end() && n != sums.end() && n->second > 0 ? se->second / n->second : 0.0;
+}
+
 void EvalResult::merge(const EvalResult& o) {
   const int64_t n = count + o.count;
   loss = n ? (loss * static_cast<double>(count) + o.loss * static_cast<double>(o.count)) / static_cast<double>(n) : 0.0;
   count = n;
   correct += o.correct;
   correct_strict += o.correct_strict;
+  for (const auto& [k, v] : o.sums) sums[k] += v;
   num_classes = std::max(num_classes, o.num_classes);
   regression = regression || o.regression;
   if (confusion.empty()) confusion = o.confusion;
@@ -260,9 +266,14 @@ Task::Task(const RunConfig& config, Mode mode) : config_(config), model_config_(
           : c.format == "labelled_text"                                ? Kind::kSequenceClassifier
           : c.format == "tagged_text"                                  ? Kind::kTokenClassifier
           : c.format == "flow_synth" || c.format == "flow_folder"    ? Kind::kFlow
+          : c.format == "moving_av"                                    ? Kind::kAutoencoder
                                                                        : Kind::kClassifier;
   if (kind_ == Kind::kFlow) {
     init_flow(train);
+    return;
+  }
+  if (kind_ == Kind::kAutoencoder) {
+    init_av(train);
     return;
   }
   if (kind_ == Kind::kClassifier) {
@@ -507,6 +518,13 @@ TensorMap Task::flow_batch(const std::vector<const data::FlowExample*>& pairs, b
 
 TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const {
   const int64_t* idx = perm.data() + first;
+  if (kind_ == Kind::kAutoencoder) {  // fresh clips from this step's generator
+    std::vector<data::AvClip> drawn;
+    for (int64_t i = 0; i < b; ++i) drawn.push_back(data::draw_av_clip(av_images_, av_speech_, av_, rng));
+    std::vector<const data::AvClip*> clips;
+    for (const auto& c : drawn) clips.push_back(&c);
+    return av_batch(clips, &rng);
+  }
   if (kind_ == Kind::kFlow) {
     std::vector<data::FlowExample> drawn;  // flow_synth: fresh pairs from this step's generator
     std::vector<const data::FlowExample*> pairs;
@@ -563,6 +581,11 @@ TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int
 }
 
 TensorMap Task::test_batch(int64_t first, int64_t count) const {
+  if (kind_ == Kind::kAutoencoder) {
+    std::vector<const data::AvClip*> clips;
+    for (int64_t i = 0; i < count; ++i) clips.push_back(&av_test_[static_cast<size_t>(first + i)]);
+    return av_batch(clips, nullptr);
+  }
   if (kind_ == Kind::kFlow) {
     std::vector<const data::FlowExample*> pairs;
     for (int64_t i = 0; i < count; ++i) pairs.push_back(&flow_test_[static_cast<size_t>(first + i)]);
@@ -617,6 +640,7 @@ TensorMap Task::forward(const TensorMap& batch, Rng* rng) const {
 }
 
 Tensor Task::loss(const TensorMap& batch, float label_smoothing, Rng* rng, EvalResult* stats) const {
+  if (kind_ == Kind::kAutoencoder) return av_loss(batch, rng, stats);
   TensorMap out = forward(batch, rng);
   const Tensor& logits = out.at("logits");
   if (kind_ == Kind::kFlow) {
@@ -650,6 +674,8 @@ EvalResult Task::evaluate(int64_t batch_size, int64_t first, int64_t count) cons
         first + count, ") are outside the test set of ", test_size_);
   EvalResult r;
   r.regression = regression_;
+  if (kind_ == Kind::kAutoencoder)  // every rank has the same sums, also one with no test clips
+    for (const char* k : {"video_se", "video_n", "audio_se", "audio_n"}) r.sums[k] = 0;
   if (kind_ != Kind::kMaskedLM && kind_ != Kind::kFlow) {
     r.num_classes = num_classes_;
     r.confusion.assign(num_classes_ * num_classes_, 0);
@@ -657,6 +683,10 @@ EvalResult Task::evaluate(int64_t batch_size, int64_t first, int64_t count) cons
   for (int64_t start = first; start < first + count; start += batch_size) {
     const int64_t len = std::min(batch_size, first + count - start);
     const TensorMap batch = test_batch(start, len);
+    if (kind_ == Kind::kAutoencoder) {
+      av_evaluate(batch, r);
+      continue;
+    }
     const Tensor logits = forward(batch, nullptr).at("logits");
     if (kind_ == Kind::kFlow) accumulate_flow_errors(ops::scale(logits, kFlowScale), batch.at("target"), r);
     else if (regression_) accumulate_squared_errors(logits, batch.at("labels"), r);
@@ -668,6 +698,13 @@ EvalResult Task::evaluate(int64_t batch_size, int64_t first, int64_t count) cons
 int64_t Task::activation_bytes_per_example(bool checkpointing) const {
   if (classifier_) return classifier_->training_activation_bytes(checkpointing);
   const auto& p = perceiver_io_of(*model_);
+  if (kind_ == Kind::kAutoencoder) {
+    // the encoder over the video patches, audio patches and label; the decoder's training queries
+    const int64_t m = av_.frames * (av_.size / 4) * (av_.size / 4) + av_.frames * av_.samples_per_frame / av_audio_patch_ + 1;
+    const int64_t q = config_.data.image_queries + config_.data.audio_queries + 1;
+    return static_cast<int64_t>(sizeof(float)) *
+           (p.perceiver().activation_floats(m, checkpointing) + 8 * q * p.config().output_num_channels);
+  }
   if (kind_ == Kind::kFlow) {
     // the encoder over h w inputs, the decoder's h w queries of d_model channels, the features
     const int64_t m = flow_h_ * flow_w_;
@@ -684,6 +721,13 @@ int64_t Task::activation_bytes_per_example(bool checkpointing) const {
 
 size_t Task::data_bytes() const {
   if (classifier_) return train_set_.resident_bytes() + test_set_.resident_bytes();  // 0 when streamed
+  if (kind_ == Kind::kAutoencoder) {
+    size_t n = av_images_.inputs.defined() ? av_images_.inputs.nbytes() : 0;
+    for (const auto& d : av_speech_.recordings)
+      for (const auto& r : d) n += r.size() * sizeof(float);
+    for (const auto& c : av_test_) n += c.video.nbytes() + c.audio.nbytes();
+    return n;
+  }
   if (kind_ == Kind::kFlow) {
     size_t n = 0;
     for (const auto* set : {&flow_train_, &flow_test_})

@@ -48,7 +48,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   DataConfig& d = rc.data;
   d.format = data.get_string("format", d.format,
                              {"idx", "wav", "image_folder", "point_cloud", "text", "labelled_text", "tagged_text",
-                              "flow_synth", "flow_folder"});
+                              "flow_synth", "flow_folder", "moving_av"});
   d.dir = data.get_string("dir", d.dir);
   d.train_limit = data.get_int("train_limit", d.train_limit, 0, int64_t(1) << 40);
   d.test_limit = data.get_int("test_limit", d.test_limit, 0, int64_t(1) << 40);
@@ -112,7 +112,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   } else if (d.format == "flow_synth") {
     check(d.max_shift == 0, "[config] data.max_shift does not apply to optical flow (the flow would change); "
           "data.hflip does");
-    d.train_pairs = data.get_int("train_pairs", d.train_pairs, 1, int64_t(1) << 40);
+    d.train_pairs = data.get_int("train_pairs", d.train_pairs, 1, int64_t(1) << 26);
     d.test_pairs = data.get_int("test_pairs", d.test_pairs, 1, int64_t(1) << 24);
     d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
     d.min_sprites = data.get_int("min_sprites", d.min_sprites, 0, 64);
@@ -122,6 +122,17 @@ RunConfig parse_run_config(const nlohmann::json& j) {
     d.sprite_translation = data.get_float("sprite_translation", d.sprite_translation, 0.0, 1000.0);
     d.background_translation = data.get_float("background_translation", d.background_translation, 0.0, 1000.0);
     d.max_assets = data.get_int("max_assets", d.max_assets, 0, int64_t(1) << 30);
+  } else if (d.format == "moving_av") {
+    check(d.max_shift == 0 && !d.hflip, "[config] data.max_shift and data.hflip do not apply to format \"moving_av\"");
+    d.audio_dir = data.get_string("audio_dir", d.audio_dir);
+    d.train_clips = data.get_int("train_clips", d.train_clips, 1, int64_t(1) << 26);
+    d.test_clips = data.get_int("test_clips", d.test_clips, 1, int64_t(1) << 24);
+    d.split_seed = static_cast<uint64_t>(data.get_int("split_seed", 0, 0, INT64_MAX));
+    d.image_queries = data.get_int("image_queries", d.image_queries, 1, int64_t(1) << 30);
+    d.audio_queries = data.get_int("audio_queries", d.audio_queries, 1, int64_t(1) << 30);
+    d.video_weight = data.get_float("video_weight", d.video_weight, 0.0, 1e6);
+    d.audio_weight = data.get_float("audio_weight", d.audio_weight, 0.0, 1e6);
+    d.label_weight = data.get_float("label_weight", d.label_weight, 0.0, 1e6);
   } else if (d.format == "flow_folder") {
     check(d.max_shift == 0, "[config] data.max_shift does not apply to optical flow (the flow would change); "
           "data.hflip does");
@@ -205,6 +216,10 @@ nlohmann::json data_json(const DataConfig& d) {
               {"background_translation", d.background_translation}, {"max_assets", d.max_assets}});
   } else if (d.format == "flow_folder") {
     j.update({{"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});
+  } else if (d.format == "moving_av") {
+    j.update({{"audio_dir", d.audio_dir}, {"train_clips", d.train_clips}, {"test_clips", d.test_clips},
+              {"split_seed", d.split_seed}, {"image_queries", d.image_queries}, {"audio_queries", d.audio_queries},
+              {"video_weight", d.video_weight}, {"audio_weight", d.audio_weight}, {"label_weight", d.label_weight}});
   }
   return j;
 }

@@ -60,6 +60,7 @@ nlohmann::json resume_identity(const RunConfig& c) {
                         "activation_checkpointing"})
     j["train"].erase(k);
   j["data"].erase("dir");
+  j["data"].erase("audio_dir");  // a location, like dir
   j["data"].erase("streaming");  // reading the corpus in place or from memory trains identically
   return j;
 }
@@ -445,6 +446,11 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
       if (e.regression)
         std::snprintf(line, sizeof(line), "epoch %lld/%d: test mean squared error %.6g (%lld examples, %.1fs); elapsed %s",
                       (long long)(epoch + 1), tc.epochs, e.loss, (long long)e.count, eval_s, format_duration(run_s).c_str());
+      else if (task.kind() == Task::Kind::kAutoencoder)
+        std::snprintf(line, sizeof(line), "epoch %lld/%d: test video PSNR %.2f dB, audio PSNR %.2f dB, label accuracy %.4f "
+                      "(%lld clips, %.1fs); elapsed %s", (long long)(epoch + 1), tc.epochs,
+                      data::psnr(e.mean_squared_error("video"), 1.0), data::psnr(e.mean_squared_error("audio"), 2.0),
+                      e.accuracy(), (long long)e.count, eval_s, format_duration(run_s).c_str());
       else if (flow)
         std::snprintf(line, sizeof(line), "epoch %lld/%d: test end-point error %.4f px, %.2f%% of pixels under 1 px, "
                       "%.2f%% under 3 px (%lld pairs, %.1fs); elapsed %s", (long long)(epoch + 1), tc.epochs, e.loss,
@@ -461,6 +467,12 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
                                {"test_predictions", result.last_eval.count}, {"elapsed_s", run_s},
                                {"peak_rss_mb", peak_rss_bytes() / 1048576.0}};
       if (mlm) record["test_bits_per_byte"] = result.last_eval.bits_per_prediction();
+      if (task.kind() == Task::Kind::kAutoencoder) {  // test_accuracy: the label's; test_loss: its cross-entropy
+        record["test_video_psnr"] = data::psnr(e.mean_squared_error("video"), 1.0);
+        record["test_audio_psnr"] = data::psnr(e.mean_squared_error("audio"), 2.0);
+        record["test_video_mse"] = e.mean_squared_error("video");
+        record["test_audio_mse"] = e.mean_squared_error("audio");
+      }
       if (flow) {  // test_loss and test_accuracy: the end-point error and the share under 3 px
         record["test_epe"] = e.loss;
         record["test_under_1px"] = static_cast<double>(e.correct_strict) / static_cast<double>(std::max<int64_t>(1, e.count));

@@ -136,6 +136,10 @@ void image(const uint8_t* d, size_t n) {
     const data::DecodedImage img = data::decode_image(bytes, "fuzz", kImagePixels);
     check(img.pixels.size() == static_cast<size_t>(img.height * img.width * img.channels), "decoded size");
   });
+  expect_error_or_success([&] {
+    const data::DecodedImage img = data::decode_image_rgba(bytes, "fuzz", kImagePixels);
+    check(img.channels == 4 && img.pixels.size() == static_cast<size_t>(img.height * img.width * 4), "decoded RGBA size");
+  });
 }
 
 void wav(const uint8_t* d, size_t n) {

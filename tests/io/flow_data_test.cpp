@@ -200,6 +200,14 @@ TEST(FlowFolder, RejectsMalformedFolders) {
   testing::TempDir tmp;
   EXPECT_NE(error_of([&] { data::list_flow_pairs(tmp.dir() + "/none"); }).find("expected a folder"), std::string::npos);
   EXPECT_NE(error_of([&] { data::list_flow_pairs(tmp.dir()); }).find("no pairs found"), std::string::npos);
+  {  // two first frames of one pair
+    std::filesystem::create_directories(tmp.dir() + "/dup");
+    for (const char* f : {"a_img1.png", "a_img2.png", "a_flow.flo"})
+      std::filesystem::copy(fixture(std::string("pairs/") + f), tmp.dir() + "/dup/" + f);
+    std::filesystem::copy(fixture("pairs/a_img1.png"), tmp.dir() + "/dup/a_img1.jpg");
+    const std::string dup = error_of([&] { data::list_flow_pairs(tmp.dir() + "/dup"); });
+    EXPECT_NE(dup.find("has two img1 files"), std::string::npos) << dup;
+  }
   const std::string missing = error_of([&] { data::list_flow_pairs(fixture("bad/missing_flow")); });
   EXPECT_NE(missing.find("x_flow.flo"), std::string::npos) << missing;
   const std::string truncated =

@@ -120,7 +120,8 @@ TEST(Config, WrongTypesAndRanges) {
 }
 
 // A Perceiver IO image classifier named by its hub config: the config is read, checked and
-// stored in full; other tasks, a missing config and unsupported channel counts are refused.
+// stored in full; another class takes no image channels; a missing config and unsupported channel
+// counts are refused.
 TEST(Config, PerceiverIOClassifierFromAHubConfig) {
   json j = base();
   j["model"] = json::parse(R"({"type": "perceiver_io", "hub_config": {"architectures":
@@ -132,8 +133,10 @@ TEST(Config, PerceiverIOClassifierFromAHubConfig) {
   EXPECT_EQ(train::parse_run_config(rc.to_json()).model, rc.model);           // round trip
   json k = j;
   k["model"]["hub_config"]["architectures"] = json::array({"PerceiverForMultimodalAutoencoding"});
-  expect_error(k, {"PerceiverForMultimodalAutoencoding cannot be trained from a run config", "data.format \"text\"",
-                   "\"flow_synth\""});
+  k["model"].erase("in_channels");
+  EXPECT_EQ(train::parse_run_config(k).model.at("hub_config").at("architectures")[0], "PerceiverForMultimodalAutoencoding");
+  k["model"]["in_channels"] = 3;
+  expect_error(k, {"model.in_channels: applies to image classifiers, not to PerceiverForMultimodalAutoencoding"});
   k = j;
   k["model"].erase("hub_config");
   expect_error(k, {"model.hub_config: missing", "config.json"});

@@ -16,6 +16,7 @@
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/task.h"
 #include "perceiver/train/trainer.h"
+#include "testing/resume_check.h"
 #include "testing/tiny_data.h"
 
 namespace perceiver {
@@ -82,16 +83,7 @@ TEST(FlowTrain, SyntheticPairsTrainResumeAndExport) {
   }
 
   // interrupted + resumed == uninterrupted, bit for bit (the pairs come from the step's generator)
-  train::RunConfig first = rc;
-  first.train.max_steps = 3;
-  opt.out_dir = tmp.path + "/split";
-  ASSERT_TRUE(train::run_training(first, opt).interrupted);
-  opt.resume = true;
-  ASSERT_FALSE(train::run_training(rc, opt).interrupted);
-  const auto a = io::load_safetensors(tmp.path + "/full/model.safetensors").tensors;
-  const auto b = io::load_safetensors(tmp.path + "/split/model.safetensors").tensors;
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [name, t] : a) EXPECT_EQ(t.to_vector(), b.at(name).to_vector()) << name;
+  testing::expect_resume_is_exact(rc, opt, tmp.path + "/full", tmp.path + "/split", 3);
 
   // the exported folder is an HF PerceiverForOpticalFlow: its tiled flow (one tile per pair)
   // on the held-out pairs gives the run's last evaluation
@@ -161,6 +153,11 @@ TEST(FlowTrain, RejectsMismatchedConfigs) {
   EXPECT_NE(error_of(j).find("smaller than the model's train_size 24 x 32"), std::string::npos) << error_of(j);
   j["data"]["dir"] = fixture("bad/missing_flow");
   EXPECT_NE(error_of(j).find("x_flow.flo"), std::string::npos) << error_of(j);
+  testing::TempDir tmp;
+  testing::make_tiny_fashion_mnist(tmp.path + "/mnist", 20, 10);
+  j = synth_run(fixture("assets"), 1);
+  j["data"] = {{"dir", tmp.path + "/mnist"}};  // image data for a flow model
+  EXPECT_NE(error_of(j).find("\"flow_synth\" or \"flow_folder\""), std::string::npos) << error_of(j);
   j = synth_run(fixture("nowhere"), 1);
   EXPECT_NE(error_of(j).find("nowhere/backgrounds"), std::string::npos) << error_of(j);
 }

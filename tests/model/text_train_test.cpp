@@ -17,6 +17,7 @@
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/task.h"
 #include "perceiver/train/trainer.h"
+#include "testing/resume_check.h"
 #include "testing/tiny_data.h"
 
 namespace perceiver {
@@ -76,16 +77,7 @@ TEST(TextTrain, MaskedLMLearnsResumesExactlyAndExports) {
   EXPECT_LT(last_loss, 0.7 * first_loss) << "the training loss falls";
 
   // interrupted + resumed == uninterrupted, bit for bit
-  train::RunConfig first = rc;
-  first.train.max_steps = 4;
-  opt.out_dir = tmp.path + "/split";
-  ASSERT_TRUE(train::run_training(first, opt).interrupted);
-  opt.resume = true;
-  ASSERT_FALSE(train::run_training(rc, opt).interrupted);
-  const auto a = io::load_safetensors(tmp.path + "/full/model.safetensors").tensors;
-  const auto b = io::load_safetensors(tmp.path + "/split/model.safetensors").tensors;
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [name, t] : a) EXPECT_EQ(t.to_vector(), b.at(name).to_vector()) << name;
+  testing::expect_resume_is_exact(rc, opt, tmp.path + "/full", tmp.path + "/split", 4);
 
   // `perceiver eval`'s path: the run's task in evaluation mode with the final weights gives the
   // run's last evaluation

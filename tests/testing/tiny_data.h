@@ -54,6 +54,7 @@ struct TempDir {
 
 // Class c draws a bright horizontal bar at row 2 + 2c and a vertical one at column 27 - 2c.
 inline void make_tiny_fashion_mnist(const std::string& dir, uint32_t n_train, uint32_t n_test, uint64_t seed = 1) {
+  std::filesystem::create_directories(dir);
   Rng rng(seed);
   auto make = [&](uint32_t n, const std::string& images, const std::string& labels) {
     std::vector<uint8_t> px(n * 28 * 28), lab(n);

@@ -1,4 +1,4 @@
-// Image files to model inputs: decode a PNG or JPEG (data/image_codec.h), convert colour to grey
+// Image files to model inputs: decode a PNG, JPEG or binary PGM/PPM (data/image_codec.h), convert colour to grey
 // with ITU-R BT.601 luma (transparency is dropped), resize with an area filter
 // when shrinking (antialiased) and bilinear interpolation when enlarging. Errors read
 // "[image] <path>: ...".

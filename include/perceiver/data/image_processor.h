@@ -31,7 +31,7 @@ struct RgbImage {
 // An RgbImage over the given pixels (size must be h * w * 3).
 RgbImage make_rgb_image(int64_t height, int64_t width, std::vector<uint8_t> pixels);
 
-// Decodes a PNG or JPEG (data/image_codec.h) to 8-bit RGB like Pillow's convert("RGB"): grey is
+// Decodes a PNG, JPEG or binary PGM/PPM (data/image_codec.h) to 8-bit RGB like Pillow's convert("RGB"): grey is
 // replicated, transparency is dropped; refuses images over max_pixels before decoding them.
 RgbImage load_image_rgb(const std::string& path, int64_t max_pixels = kDefaultMaxImagePixels);
 RgbImage decode_image_rgb(const std::string& bytes, const std::string& what,

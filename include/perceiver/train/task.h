@@ -14,17 +14,27 @@
 //                        fly, data/flow_synth.h; "flow_folder": FlyingChairs-layout files) ->
 //                        PerceiverForOpticalFlow on pairs of its train_size, the end-point-error
 //                        loss on the output times 20 (the hub model's pixel scale).
+//   autoencoder          moving Fashion-MNIST clips with a spoken-digit soundtrack (data.format
+//                        "moving_av", data/moving_av.h) -> PerceiverForMultimodalAutoencoding:
+//                        training decodes a random subset of the video and audio output queries
+//                        (data.image_queries, data.audio_queries) and the label, the loss
+//                        video_weight MSE + audio_weight MSE + label_weight cross-entropy (label
+//                        masked at the input); evaluation decodes every query in chunks.
 // Statistics are over predictions: examples for classifiers, masked bytes for the masked LM,
 // tagged bytes for the token classifier, pixels with known flow for optical flow (loss = mean
-// end-point error in pixels, "correct" = under 3 px, correct_strict = under 1 px).
+// end-point error in pixels, "correct" = under 3 px, correct_strict = under 1 px), clips for the
+// autoencoder (correct = label right; sums "video_se"/"video_n", "audio_se"/"audio_n" give the
+// reconstructions' mean squared errors).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "perceiver/data/dataset.h"
 #include "perceiver/data/flow_synth.h"
+#include "perceiver/data/moving_av.h"
 #include "perceiver/data/optical_flow.h"
 #include "perceiver/data/text.h"
 #include "perceiver/models/image_classifier.h"
@@ -36,12 +46,15 @@ namespace perceiver::train {
 struct EvalResult {
   int64_t count = 0, correct = 0, num_classes = 0;  // predictions, correct argmax, classes (0: none)
   int64_t correct_strict = 0;      // optical flow: pixels under 1 px (correct: under 3 px)
+  std::map<std::string, double> sums;  // further sums by name (added by merge)
   double loss = 0;                 // mean cross-entropy per prediction in nats (no smoothing);
                                    // regression: the mean squared error
   bool regression = false;         // a regression (num_labels 1): accuracy does not apply
   std::vector<int64_t> confusion;  // classifiers: (K, K), row = true class, column = prediction
   double accuracy() const { return count ? static_cast<double>(correct) / count : 0.0; }
   double bits_per_prediction() const;  // loss / ln 2 (bits per byte for the masked LM)
+  // The mean of sums[name + "_se"] over sums[name + "_n"] (0 when absent).
+  double mean_squared_error(const std::string& name) const;
   void merge(const EvalResult& other);  // adds other's predictions (counts, loss, confusion)
 };
 
@@ -54,7 +67,7 @@ void accumulate_squared_errors(const Tensor& predictions, const Tensor& targets,
 
 class Task {
  public:
-  enum class Kind { kClassifier, kMaskedLM, kSequenceClassifier, kTokenClassifier, kFlow };
+  enum class Kind { kClassifier, kMaskedLM, kSequenceClassifier, kTokenClassifier, kFlow, kAutoencoder };
 
   // kTrain loads the training and test data and builds the model initialised from train.seed;
   // kEvaluate loads what evaluation needs (the test set, and the labels that name the classes)
@@ -79,6 +92,7 @@ class Task {
     return kind_ == Kind::kMaskedLM          ? "sequences"
            : kind_ == Kind::kTokenClassifier ? "sentences"
            : kind_ == Kind::kFlow            ? "pairs"
+           : kind_ == Kind::kAutoencoder     ? "clips"
                                              : "examples";
   }
   // What one prediction of the statistics is, and the name of their accuracy.
@@ -86,12 +100,14 @@ class Task {
     return kind_ == Kind::kMaskedLM          ? "masked bytes"
            : kind_ == Kind::kTokenClassifier ? "tagged bytes"
            : kind_ == Kind::kFlow            ? "pixels"
+           : kind_ == Kind::kAutoencoder     ? "clips"
                                              : "examples";
   }
   const char* accuracy_name() const {
     return kind_ == Kind::kMaskedLM          ? "masked-byte accuracy"
            : kind_ == Kind::kTokenClassifier ? "byte accuracy"
            : kind_ == Kind::kFlow            ? "share of pixels under 3 px"
+           : kind_ == Kind::kAutoencoder     ? "label accuracy"
                                              : "accuracy";
   }
   // The training examples perm[first .. first + b) as a batch; augmentation and masking from rng.
@@ -133,6 +149,18 @@ class Task {
 
   void init_flow(bool train);
   models::TensorMap flow_batch(const std::vector<const data::FlowExample*>& pairs, bool augment, Rng* rng) const;
+
+  // multimodal autoencoding (task_av.cpp): Fashion-MNIST items and FSDD speech of each split,
+  // the clip options from the model's config, the held-out clips (drawn once from split_seed)
+  data::Dataset av_images_;
+  data::SpokenDigits av_speech_;
+  data::MovingAvOptions av_;
+  std::vector<data::AvClip> av_test_;
+  int64_t av_audio_patch_ = 16, av_labels_ = 10;
+  void init_av(bool train);
+  models::TensorMap av_batch(const std::vector<const data::AvClip*>& clips, Rng* rng) const;
+  Tensor av_loss(const models::TensorMap& batch, Rng* rng, EvalResult* stats) const;
+  void av_evaluate(const models::TensorMap& batch, EvalResult& r) const;
 };
 
 }  // namespace perceiver::train

@@ -48,7 +48,7 @@ struct TrainConfig {
 struct DataConfig {
   // "idx": Fashion-MNIST-style IDX files; "wav": a folder of WAV files; "image_folder": PNG/JPEG
   // files in class folders (resized to the model's image_size); "point_cloud": meshes and point
-  // sets in class folders; "text", "labelled_text", "tagged_text"; "flow_synth", "flow_folder"
+  // sets in class folders; "text", "labelled_text", "tagged_text"; "flow_synth", "flow_folder"; "moving_av"
   std::string format = "idx";
   std::string dir = "/usr/share/datasets/fashion-mnist";
   int64_t train_limit = 0;  // use only the first n training examples (0 = all)
@@ -94,6 +94,15 @@ struct DataConfig {
   float sprite_translation = 8.0f;       // flow_synth: sprite motion, pixels per axis at most
   float background_translation = 4.0f;   // flow_synth: background motion, pixels per axis at most
   int64_t max_assets = 0;                // flow_synth: read at most this many sprites (0 = all)
+  // format "moving_av" (multimodal autoencoding, data/moving_av.h): Fashion-MNIST IDX files in dir,
+  // FSDD recordings in audio_dir (takes 0-4 for the test clips); the clip shape comes from the
+  // model (num_frames, output_shape, audio_samples_per_frame)
+  std::string audio_dir = "../shared/datasets/fsdd/recordings";
+  int64_t train_clips = 8192;            // clips per epoch (drawn afresh every step)
+  int64_t test_clips = 256;              // held-out clips, drawn once from split_seed
+  int64_t image_queries = 1024;          // training: video output queries decoded per step
+  int64_t audio_queries = 64;            // training: audio output queries (patches) per step
+  float video_weight = 1.0f, audio_weight = 1.0f, label_weight = 0.05f;  // the loss's terms
 };
 
 struct RunConfig {
