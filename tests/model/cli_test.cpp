@@ -185,6 +185,11 @@ TEST(Cli, HostileFilesGiveOneLineErrors) {
   const std::string dir = std::string(PERCEIVER_SOURCE_DIR) + "/tests/fuzz/regressions/";
   for (const auto& e : std::filesystem::directory_iterator(dir + "image")) {
     const CliResult r = run_cli("predict --checkpoint " + out + "/model.safetensors " + e.path().string());
+    if (e.path().filename() == "stb_pnm16_heap_overflow.pgm") {
+      // hostile to stb_image, a valid 2 x 2 16-bit PGM to us (binary PGM/PPM are read): classified
+      EXPECT_EQ(r.code, 0) << r.out;
+      continue;
+    }
     EXPECT_EQ(r.code, 1) << e.path() << "\n" << r.out;
     EXPECT_EQ(r.out.rfind("perceiver: error: [image] ", 0), 0u) << r.out;
     EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;
