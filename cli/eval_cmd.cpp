@@ -54,10 +54,12 @@ Runner add_eval_command(CLI::App& sub) {
       return 0;
     }
     if (task.kind() == train::Task::Kind::kAutoencoder) {
-      std::printf("test video PSNR %.2f dB (MSE %.6f), audio PSNR %.2f dB (MSE %.6f), label accuracy %.4f (%lld/%lld clips, "
-                  "label masked at the input)\n", data::psnr(r.mean_squared_error("video"), 1.0),
-                  r.mean_squared_error("video"), data::psnr(r.mean_squared_error("audio"), 2.0),
-                  r.mean_squared_error("audio"), r.accuracy(), (long long)r.correct, (long long)r.count);
+      std::printf("test video PSNR %.2f dB (MSE %.6f; predicting a black canvas: %.2f dB), audio PSNR %.2f dB (MSE %.6f; "
+                  "silence: %.2f dB), label accuracy %.4f (%lld/%lld clips, label masked at the input)\n",
+                  data::psnr(r.mean_squared_error("video"), 1.0), r.mean_squared_error("video"),
+                  data::psnr(r.mean_squared_error("video_zero"), 1.0), data::psnr(r.mean_squared_error("audio"), 2.0),
+                  r.mean_squared_error("audio"), data::psnr(r.mean_squared_error("audio_zero"), 2.0), r.accuracy(),
+                  (long long)r.correct, (long long)r.count);
       return 0;
     }
     if (task.kind() == train::Task::Kind::kMaskedLM) {

@@ -675,7 +675,9 @@ EvalResult Task::evaluate(int64_t batch_size, int64_t first, int64_t count) cons
   EvalResult r;
   r.regression = regression_;
   if (kind_ == Kind::kAutoencoder)  // every rank has the same sums, also one with no test clips
-    for (const char* k : {"video_se", "video_n", "audio_se", "audio_n"}) r.sums[k] = 0;
+    for (const char* k : {"video_se", "video_n", "audio_se", "audio_n", "video_zero_se", "video_zero_n", "audio_zero_se",
+                          "audio_zero_n"})
+      r.sums[k] = 0;
   if (kind_ != Kind::kMaskedLM && kind_ != Kind::kFlow) {
     r.num_classes = num_classes_;
     r.confusion.assign(num_classes_ * num_classes_, 0);

@@ -188,8 +188,15 @@ void Task::av_evaluate(const TensorMap& batch, EvalResult& r) const {
   r.sums["video_se"] += se;
   r.sums["video_n"] += static_cast<double>(li.numel());
   const Tensor& la = out.at("logits.audio");  // (B, L) against (B, L, 1)
-  r.sums["audio_se"] += squared_error(la, batch.at("inputs.audio").reshape(la.shape()));
+  const Tensor audio = batch.at("inputs.audio").reshape(la.shape());
+  r.sums["audio_se"] += squared_error(la, audio);
   r.sums["audio_n"] += static_cast<double>(la.numel());
+  // the baseline of predicting silence and a black canvas: the targets' squared sums
+  const Tensor& video_in = batch.at("inputs.image");
+  r.sums["video_zero_se"] += squared_error(video_in, Tensor::zeros(video_in.shape()));
+  r.sums["video_zero_n"] += static_cast<double>(video_in.numel());
+  r.sums["audio_zero_se"] += squared_error(audio, Tensor::zeros(audio.shape()));
+  r.sums["audio_zero_n"] += static_cast<double>(audio.numel());
   accumulate_predictions(out.at("logits.label"), batch.at("labels"), r);
 }
 

@@ -447,9 +447,10 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
         std::snprintf(line, sizeof(line), "epoch %lld/%d: test mean squared error %.6g (%lld examples, %.1fs); elapsed %s",
                       (long long)(epoch + 1), tc.epochs, e.loss, (long long)e.count, eval_s, format_duration(run_s).c_str());
       else if (task.kind() == Task::Kind::kAutoencoder)
-        std::snprintf(line, sizeof(line), "epoch %lld/%d: test video PSNR %.2f dB, audio PSNR %.2f dB, label accuracy %.4f "
-                      "(%lld clips, %.1fs); elapsed %s", (long long)(epoch + 1), tc.epochs,
-                      data::psnr(e.mean_squared_error("video"), 1.0), data::psnr(e.mean_squared_error("audio"), 2.0),
+        std::snprintf(line, sizeof(line), "epoch %lld/%d: test video PSNR %.2f dB (zeros %.2f), audio PSNR %.2f dB (zeros "
+                      "%.2f), label accuracy %.4f (%lld clips, %.1fs); elapsed %s", (long long)(epoch + 1), tc.epochs,
+                      data::psnr(e.mean_squared_error("video"), 1.0), data::psnr(e.mean_squared_error("video_zero"), 1.0),
+                      data::psnr(e.mean_squared_error("audio"), 2.0), data::psnr(e.mean_squared_error("audio_zero"), 2.0),
                       e.accuracy(), (long long)e.count, eval_s, format_duration(run_s).c_str());
       else if (flow)
         std::snprintf(line, sizeof(line), "epoch %lld/%d: test end-point error %.4f px, %.2f%% of pixels under 1 px, "
@@ -472,6 +473,8 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
         record["test_audio_psnr"] = data::psnr(e.mean_squared_error("audio"), 2.0);
         record["test_video_mse"] = e.mean_squared_error("video");
         record["test_audio_mse"] = e.mean_squared_error("audio");
+        record["test_video_psnr_zeros"] = data::psnr(e.mean_squared_error("video_zero"), 1.0);
+        record["test_audio_psnr_zeros"] = data::psnr(e.mean_squared_error("audio_zero"), 2.0);
       }
       if (flow) {  // test_loss and test_accuracy: the end-point error and the share under 3 px
         record["test_epe"] = e.loss;
