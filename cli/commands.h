@@ -8,6 +8,7 @@
 
 #include "perceiver/core/precision.h"
 #include "perceiver/nn/module.h"
+#include "perceiver/tasks/optical_flow.h"
 
 namespace perceiver::cli {
 
@@ -45,6 +46,8 @@ void apply_common_options(const CommonOptions& o);
 void add_precision_option(CLI::App& sub, CommonOptions& o);
 // --max-image-pixels for commands that read images (refused from the header when larger).
 void add_image_limit_option(CLI::App& sub, int64_t& max_pixels);
+// --min-overlap and --tile-batch of the commands that run a flow model in tiles (flow, flow-eval).
+void add_flow_tiling_options(CLI::App& sub, tasks::FlowOptions& o);
 // A number in [lo, hi] that is finite: CLI::Range lets "nan" through (every comparison is false).
 CLI::Validator finite_range(double lo, double hi);
 Precision precision(const CommonOptions& o);

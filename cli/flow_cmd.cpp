@@ -18,11 +18,18 @@
 
 namespace perceiver::cli {
 
+void add_flow_tiling_options(CLI::App& sub, tasks::FlowOptions& o) {
+  sub.add_option("--min-overlap", o.min_overlap, "minimum overlap of neighbouring tiles in pixels (default 20)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
+  sub.add_option("--tile-batch", o.tile_batch, "tiles per forward pass (default 1; more is faster, uses more memory)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+}
+
 Runner add_flow_command(CLI::App& sub) {
   struct Args {
     std::string model, frame1, frame2, out, png;
-    int64_t min_overlap = 20, tile_batch = 1;
-    float flow_scale = 20.0f, max_flow = 0.0f;
+    tasks::FlowOptions flow;
+    float max_flow = 0.0f;
     int64_t max_pixels = data::kDefaultMaxImagePixels;
     CommonOptions common;
   };
@@ -33,12 +40,9 @@ Runner add_flow_command(CLI::App& sub) {
   sub.add_option("frame2", a->frame2, "second frame, same size")->required();
   sub.add_option("--out", a->out, "output flow, Middlebury .flo")->required();
   sub.add_option("--png", a->png, "also write the flow as a colour-wheel PNG");
-  sub.add_option("--min-overlap", a->min_overlap, "minimum overlap of neighbouring tiles in pixels (default 20)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
-  sub.add_option("--flow-scale", a->flow_scale, "multiply the model output by this (default 20: pixels)")
+  add_flow_tiling_options(sub, a->flow);
+  sub.add_option("--flow-scale", a->flow.flow_scale, "multiply the model output by this (default 20: pixels)")
       ->check(finite_range(-1e6, 1e6));
-  sub.add_option("--tile-batch", a->tile_batch, "tiles per forward pass (default 1; more is faster, uses more memory)")
-      ->check(CLI::Range(int64_t{1}, int64_t{1024}));
   sub.add_option("--max-flow", a->max_flow, "PNG: flow magnitude of full saturation (default: the largest in the field)")
       ->check(finite_range(0.0, 1e9));
   add_image_limit_option(sub, a->max_pixels);
@@ -56,10 +60,7 @@ Runner add_flow_command(CLI::App& sub) {
     check_finite_parameters(*model, "flow", a->model, a->common.allow_nonfinite);
     apply_precision(*model, a->common);
     const int64_t th = model->config().train_size[0], tw = model->config().train_size[1];
-    tasks::FlowOptions options;
-    options.min_overlap = a->min_overlap;
-    options.tile_batch = a->tile_batch;
-    options.flow_scale = a->flow_scale;
+    tasks::FlowOptions options = a->flow;
     options.allow_nonfinite = a->common.allow_nonfinite;
     size_t tiles = 0;
     const Tensor flow = tasks::estimate_flow(*model, f1, f2, options, &tiles);  // nothing is written on an error

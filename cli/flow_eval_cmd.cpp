@@ -38,7 +38,8 @@ Runner add_flow_eval_command(CLI::App& sub) {
   struct Args {
     std::string model, json, png_dir;
     std::vector<std::string> folders;
-    int64_t min_overlap = 20, tile_batch = 1, limit = 0;
+    tasks::FlowOptions flow;
+    int64_t limit = 0;
     int64_t max_pixels = data::kDefaultMaxImagePixels;
     CommonOptions common;
   };
@@ -47,9 +48,7 @@ Runner add_flow_eval_command(CLI::App& sub) {
       ->required()->check(CLI::ExistingDirectory);
   sub.add_option("folders", a->folders, "folders of NAME_img1.png, NAME_img2.png, NAME_flow.flo (FlyingChairs layout)")
       ->required()->check(CLI::ExistingDirectory);
-  sub.add_option("--min-overlap", a->min_overlap, "minimum overlap of neighbouring tiles in pixels (default 20)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
-  sub.add_option("--tile-batch", a->tile_batch, "tiles per forward pass (default 1)")->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  add_flow_tiling_options(sub, a->flow);
   sub.add_option("--limit", a->limit, "evaluate at most this many pairs per folder (0 = all)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   sub.add_option("--json", a->json, "also write the figures as JSON");
@@ -71,9 +70,7 @@ Runner add_flow_eval_command(CLI::App& sub) {
     std::unique_ptr<pio::PerceiverIO> model = load_task_model(a->model, {pio::PerceiverTask::kOpticalFlow}, "flow-eval");
     check_finite_parameters(*model, "flow-eval", a->model, a->common.allow_nonfinite);
     apply_precision(*model, a->common);
-    tasks::FlowOptions options;
-    options.min_overlap = a->min_overlap;
-    options.tile_batch = a->tile_batch;
+    tasks::FlowOptions options = a->flow;
     options.allow_nonfinite = a->common.allow_nonfinite;
     options.command = "flow-eval";
     nlohmann::json out = {{"model", a->model}, {"folders", nlohmann::json::array()}};

@@ -17,7 +17,7 @@
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/task.h"
 #include "perceiver/train/trainer.h"
-#include "testing/resume_check.h"
+#include "testing/train_checks.h"
 #include "testing/tiny_data.h"
 
 namespace perceiver {
@@ -225,14 +225,7 @@ TEST(AvTrain, SubsampledTargetsAlignAndSlicesKeepThePoints) {
 
 TEST(AvTrain, RejectsMismatchedConfigs) {
   testing::TempDir tmp;
-  auto error_of = [](const nlohmann::json& j) {
-    try {
-      train::Task task(train::parse_run_config(j));
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  const auto error_of = testing::task_error;
   nlohmann::json j = av_run(tmp.path + "/mnist", tmp.path + "/fsdd", 1);
   j["model"]["hub_config"]["output_shape"] = {1, 4, 16, 12};
   EXPECT_NE(error_of(j).find("square, with image_size = side / 4"), std::string::npos) << error_of(j);

@@ -16,7 +16,7 @@
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/task.h"
 #include "perceiver/train/trainer.h"
-#include "testing/resume_check.h"
+#include "testing/train_checks.h"
 #include "testing/tiny_data.h"
 
 namespace perceiver {
@@ -133,14 +133,7 @@ TEST(FlowTrain, FolderPairsLossFalls) {
 }
 
 TEST(FlowTrain, RejectsMismatchedConfigs) {
-  auto error_of = [](const nlohmann::json& j) {
-    try {
-      train::Task task(train::parse_run_config(j));
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  const auto error_of = testing::task_error;
   nlohmann::json j = synth_run(fixture("assets"), 1);
   j["model"]["hub_config"]["architectures"] = {"PerceiverForMaskedLM"};
   EXPECT_NE(error_of(j).find("trains a PerceiverForOpticalFlow"), std::string::npos) << error_of(j);

@@ -17,7 +17,7 @@
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/task.h"
 #include "perceiver/train/trainer.h"
-#include "testing/resume_check.h"
+#include "testing/train_checks.h"
 #include "testing/tiny_data.h"
 
 namespace perceiver {

@@ -1,12 +1,14 @@
-// The trainer's exactness check shared by the task tests: a run interrupted after some steps and
-// resumed ends with the weights of the uninterrupted run, bit for bit.
+// Checks shared by the task tests: a run interrupted after some steps and resumed ends with the
+// weights of the uninterrupted run, bit for bit; the error a run config's task refuses with.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <string>
 
+#include "perceiver/core/error.h"
 #include "perceiver/io/safetensors.h"
+#include "perceiver/train/task.h"
 #include "perceiver/train/trainer.h"
 
 namespace perceiver::testing {
@@ -26,6 +28,16 @@ inline void expect_resume_is_exact(const train::RunConfig& rc, train::TrainOptio
   const auto b = io::load_safetensors(split_dir + "/model.safetensors").tensors;
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, t] : a) EXPECT_EQ(t.to_vector(), b.at(name).to_vector()) << name;
+}
+
+// The message of the error building the task of run config j throws ("" when it builds).
+inline std::string task_error(const nlohmann::json& j) {
+  try {
+    train::Task task(train::parse_run_config(j));
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace perceiver::testing
