@@ -14,8 +14,8 @@ namespace perceiver::cli {
 
 Runner add_eval_command(CLI::App& sub) {
   struct Args {
-    std::string checkpoint, data_dir;
-    int64_t batch = 100, limit = 0;
+    std::string checkpoint, data_dir, samples;
+    int64_t batch = 100, limit = 0, sample_count = 4;
     CommonOptions common;
   };
   auto a = std::make_shared<Args>();
@@ -23,6 +23,9 @@ Runner add_eval_command(CLI::App& sub) {
   sub.add_option("--data-dir", a->data_dir, "the data directory (default: the checkpoint's data.dir; same format and split)");
   sub.add_option("--batch-size", a->batch, "evaluation batch size")->check(CLI::Range(1, 1 << 20));
   sub.add_option("--limit", a->limit, "evaluate only the first N test examples (0 = all)")->check(CLI::NonNegativeNumber);
+  sub.add_option("--samples", a->samples, "optical flow and autoencoding: also write pictures (and sounds) of the first "
+                 "--sample-count test examples into this folder");
+  sub.add_option("--sample-count", a->sample_count, "test examples for --samples (default 4)")->check(CLI::Range(1, 1000));
   add_common_options(sub, a->common);
   add_precision_option(sub, a->common);
   add_nonfinite_option(sub, a->common.allow_nonfinite);
@@ -39,6 +42,12 @@ Runner add_eval_command(CLI::App& sub) {
     model.train(false);
     check_finite_parameters(model, "eval", a->checkpoint, a->common.allow_nonfinite);
     apply_precision(model, a->common);
+    check(a->samples.empty() || task.kind() == train::Task::Kind::kFlow || task.kind() == train::Task::Kind::kAutoencoder,
+          "[eval] --samples applies to optical-flow and multimodal-autoencoding runs; ", a->checkpoint, " is neither");
+    if (!a->samples.empty()) {
+      const std::vector<std::string> files = task.write_samples(a->samples, a->sample_count);
+      std::printf("samples: %zu files in %s\n", files.size(), a->samples.c_str());
+    }
     const train::EvalResult r = task.evaluate(a->batch);
     check(a->common.allow_nonfinite || std::isfinite(r.loss), "[eval] ", a->checkpoint, ": the test loss is ", r.loss,
           " although the weights are finite (the computation overflowed); pass --allow-nonfinite to print it anyway");
@@ -48,8 +57,9 @@ Runner add_eval_command(CLI::App& sub) {
     }
     if (task.kind() == train::Task::Kind::kFlow) {
       const double n = static_cast<double>(std::max<int64_t>(1, r.count));
-      std::printf("test end-point error: %.4f px; %.2f%% of pixels under 1 px, %.2f%% under 3 px (%lld pairs, %lld pixels)\n",
-                  r.loss, 100.0 * static_cast<double>(r.correct_strict) / n, 100.0 * r.accuracy(),
+      std::printf("test end-point error: %.4f px (zero flow: %.4f px); %.2f%% of pixels under 1 px, %.2f%% under 3 px (%lld "
+                  "pairs, %lld pixels)\n", r.loss, r.zero_flow_epe(), 100.0 * static_cast<double>(r.correct_strict) / n,
+                  100.0 * r.accuracy(),
                   (long long)task.test_size(), (long long)r.count);
       return 0;
     }

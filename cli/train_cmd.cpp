@@ -48,6 +48,9 @@ int run(const TrainArgs& a) {
                 dist::size(), r.comm_exposed_s, r.steps ? 1000.0 * r.comm_exposed_s / static_cast<double>(r.steps) : 0.0,
                 (long long)r.buckets_overlapped, (long long)r.buckets_total);
   if (!r.interrupted) std::printf("weights: %s/model.safetensors\n", a.out.c_str());
+  if (!r.samples.empty())
+    std::printf("samples: %zu files in %s/samples (held-out examples: inputs, ground truth, outputs)\n", r.samples.size(),
+                a.out.c_str());
   if (r.diverged)
     std::printf("warning: training diverged (the loss rose above 10x its start; see %s/metrics.jsonl)\n", a.out.c_str());
   return r.interrupted && train::interrupt_requested() ? 128 + train::interrupt_signal() : 0;

@@ -167,9 +167,6 @@ Tensor first_rows(const Tensor& t, int64_t limit) {
   return limit > 0 && limit < t.dim(0) ? t.slice0(0, limit) : t;
 }
 
-// The hub model's output times this is flow in pixels (upstream FLOW_SCALE_FACTOR).
-constexpr float kFlowScale = 20.0f;
-
 // The window [top, top + h) x [left, left + w) of an image, mirrored left-right when flip.
 data::RgbImage crop_image(const data::RgbImage& img, int64_t top, int64_t left, int64_t h, int64_t w, bool flip) {
   std::vector<uint8_t> px(static_cast<size_t>(h * w * 3));
@@ -192,9 +189,23 @@ void accumulate_flow_errors(const Tensor& pred, const Tensor& target, EvalResult
   r.correct_strict += e.under1;
 }
 
+// The sum over known pixels of ||target||: the end-point error of predicting zero flow.
+double zero_flow_epe_sum(const Tensor& target) {
+  double sum = 0;
+  const float* t = target.f32();
+  for (int64_t p = 0; p < target.numel() / 2; ++p)
+    if (data::flow_known(t[2 * p], t[2 * p + 1])) sum += std::hypot(static_cast<double>(t[2 * p]), t[2 * p + 1]);
+  return sum;
+}
+
 }  // namespace
 
 double EvalResult::bits_per_prediction() const { return loss / std::log(2.0); }
+
+double EvalResult::zero_flow_epe() const {
+  const auto it = sums.find("zero_flow_epe");
+  return it == sums.end() || count == 0 ? 0.0 : it->second / static_cast<double>(count);
+}
 
 double EvalResult::mean_squared_error(const std::string& name) const {
   const auto se = sums.find(name + "_se"), n = sums.find(name + "_n");
@@ -452,6 +463,10 @@ void Task::init_flow(bool train) {
     flow_synth_.max_sprites = static_cast<int>(c.max_sprites);
     flow_synth_.sprite_translation = c.sprite_translation;
     flow_synth_.background_translation = c.background_translation;
+    flow_synth_.sprite_rotation = c.sprite_rotation;
+    flow_synth_.sprite_scale = c.sprite_scale;
+    flow_synth_.background_rotation = c.background_rotation;
+    flow_synth_.background_scale = c.background_scale;
     data::check_flow_synth_options(flow_synth_);
     // the held-out pairs: pair i drawn by a generator of its own, the same in every run
     const int64_t n_test = limited(c.test_pairs, c.test_limit);
@@ -678,6 +693,7 @@ EvalResult Task::evaluate(int64_t batch_size, int64_t first, int64_t count) cons
     for (const char* k : {"video_se", "video_n", "audio_se", "audio_n", "video_zero_se", "video_zero_n", "audio_zero_se",
                           "audio_zero_n"})
       r.sums[k] = 0;
+  if (kind_ == Kind::kFlow) r.sums["zero_flow_epe"] = 0;
   if (kind_ != Kind::kMaskedLM && kind_ != Kind::kFlow) {
     r.num_classes = num_classes_;
     r.confusion.assign(num_classes_ * num_classes_, 0);
@@ -690,7 +706,10 @@ EvalResult Task::evaluate(int64_t batch_size, int64_t first, int64_t count) cons
       continue;
     }
     const Tensor logits = forward(batch, nullptr).at("logits");
-    if (kind_ == Kind::kFlow) accumulate_flow_errors(ops::scale(logits, kFlowScale), batch.at("target"), r);
+    if (kind_ == Kind::kFlow) {
+      accumulate_flow_errors(ops::scale(logits, kFlowScale), batch.at("target"), r);
+      r.sums["zero_flow_epe"] += zero_flow_epe_sum(batch.at("target"));  // the baseline of predicting no motion
+    }
     else if (regression_) accumulate_squared_errors(logits, batch.at("labels"), r);
     else accumulate_predictions(logits, batch.at("labels"), r);
   }

@@ -121,6 +121,10 @@ RunConfig parse_run_config(const nlohmann::json& j) {
           d.max_sprites, ")");
     d.sprite_translation = data.get_float("sprite_translation", d.sprite_translation, 0.0, 1000.0);
     d.background_translation = data.get_float("background_translation", d.background_translation, 0.0, 1000.0);
+    d.sprite_rotation = data.get_float("sprite_rotation", d.sprite_rotation, 0.0, 3.15);
+    d.sprite_scale = data.get_float("sprite_scale", d.sprite_scale, 0.0, 0.49);
+    d.background_rotation = data.get_float("background_rotation", d.background_rotation, 0.0, 3.15);
+    d.background_scale = data.get_float("background_scale", d.background_scale, 0.0, 0.49);
     d.max_assets = data.get_int("max_assets", d.max_assets, 0, int64_t(1) << 30);
   } else if (d.format == "moving_av") {
     check(d.max_shift == 0 && !d.hflip, "[config] data.max_shift and data.hflip do not apply to format \"moving_av\"");
@@ -213,7 +217,9 @@ nlohmann::json data_json(const DataConfig& d) {
   } else if (d.format == "flow_synth") {
     j.update({{"train_pairs", d.train_pairs}, {"test_pairs", d.test_pairs}, {"split_seed", d.split_seed},
               {"min_sprites", d.min_sprites}, {"max_sprites", d.max_sprites}, {"sprite_translation", d.sprite_translation},
-              {"background_translation", d.background_translation}, {"max_assets", d.max_assets}});
+              {"background_translation", d.background_translation}, {"sprite_rotation", d.sprite_rotation},
+              {"sprite_scale", d.sprite_scale}, {"background_rotation", d.background_rotation},
+              {"background_scale", d.background_scale}, {"max_assets", d.max_assets}});
   } else if (d.format == "flow_folder") {
     j.update({{"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});
   } else if (d.format == "moving_av") {

@@ -37,6 +37,8 @@
 namespace perceiver::train {
 namespace {
 
+constexpr int64_t kSampleCount = 4;  // held-out examples written to OUT/samples at the end
+
 std::atomic<int> g_signal{0};
 
 // A training loss this many times its first value is reported as divergence.
@@ -453,8 +455,9 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
                       data::psnr(e.mean_squared_error("audio"), 2.0), data::psnr(e.mean_squared_error("audio_zero"), 2.0),
                       e.accuracy(), (long long)e.count, eval_s, format_duration(run_s).c_str());
       else if (flow)
-        std::snprintf(line, sizeof(line), "epoch %lld/%d: test end-point error %.4f px, %.2f%% of pixels under 1 px, "
-                      "%.2f%% under 3 px (%lld pairs, %.1fs); elapsed %s", (long long)(epoch + 1), tc.epochs, e.loss,
+        std::snprintf(line, sizeof(line), "epoch %lld/%d: test end-point error %.4f px (zero flow %.4f), %.2f%% of pixels "
+                      "under 1 px, %.2f%% under 3 px (%lld pairs, %.1fs); elapsed %s", (long long)(epoch + 1), tc.epochs,
+                      e.loss, e.zero_flow_epe(),
                       100.0 * static_cast<double>(e.correct_strict) / static_cast<double>(std::max<int64_t>(1, e.count)),
                       100.0 * e.accuracy(), (long long)task.test_size(), eval_s, format_duration(run_s).c_str());
       else
@@ -478,6 +481,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
       }
       if (flow) {  // test_loss and test_accuracy: the end-point error and the share under 3 px
         record["test_epe"] = e.loss;
+        record["test_epe_zero_flow"] = e.zero_flow_epe();
         record["test_under_1px"] = static_cast<double>(e.correct_strict) / static_cast<double>(std::max<int64_t>(1, e.count));
         record["test_under_3px"] = e.accuracy();
       }
@@ -503,6 +507,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     if (writer) {
       save_checkpoint(opt.out_dir + "/model.safetensors", model, nullptr, step, cfg);
       io::save_model_folder(opt.out_dir + "/export", model);
+      result.samples = task.write_samples(opt.out_dir + "/samples", kSampleCount);
     }
   }
   return result;

@@ -13,6 +13,8 @@
 #include "perceiver/core/error.h"
 #include "perceiver/data/moving_av.h"
 #include "perceiver/data/wav.h"
+#include "perceiver/data/image_codec.h"
+#include "perceiver/io/atomic_file.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/train/checkpoint.h"
 #include "perceiver/train/task.h"
@@ -179,6 +181,40 @@ TEST(AvTrain, LearnsResumesAndEvaluates) {
   EXPECT_EQ(r.correct, e.correct);
   EXPECT_NEAR(r.mean_squared_error("video"), e.mean_squared_error("video"), 1e-6);
   EXPECT_NEAR(r.mean_squared_error("audio"), e.mean_squared_error("audio"), 1e-6);
+
+  // OUT/samples: for each of the first 4 held-out clips its frames over their reconstructions
+  // (PNG) and the soundtrack in and out (WAV), from the final weights
+  ASSERT_EQ(full.samples.size(), 12u);
+  for (int64_t i = 0; i < 4; ++i) {
+    const std::string stem = tmp.path + "/full/samples/sample_0" + std::to_string(i);
+    const models::TensorMap clip = task.test_batch(i, 1);
+    const data::DecodedImage png = data::decode_image(io::read_file(stem + ".png"), stem);
+    ASSERT_EQ(png.height, 2 * 16);
+    ASSERT_EQ(png.width, 4 * 16);
+    ASSERT_EQ(png.channels, 3);
+    double top_err = 0, bottom_se = 0;
+    const float* video = clip.at("inputs.image").f32();  // (1, T = 4, 3, 16, 16)
+    for (int64_t f = 0; f < 4; ++f)
+      for (int64_t y = 0; y < 16; ++y)
+        for (int64_t x = 0; x < 16; ++x)
+          for (int c = 0; c < 3; ++c) {
+            const double v = video[((f * 3 + c) * 16 + y) * 16 + x];
+            const auto at = [&](int64_t row) { return png.pixels[static_cast<size_t>((row * 64 + f * 16 + x) * 3 + c)] / 255.0; };
+            top_err = std::max(top_err, std::abs(at(y) - v));
+            bottom_se += (at(16 + y) - v) * (at(16 + y) - v);
+          }
+    EXPECT_LE(top_err, 0.5 / 255 + 1e-6) << "the top row is the input clip";
+    // the bottom row is the reconstruction: its error is the clip's (less what clamping to [0, 1] saves)
+    const double clip_mse = task.evaluate(1, i, 1).mean_squared_error("video");
+    EXPECT_LE(bottom_se / (4 * 16 * 16 * 3), clip_mse + 1e-4) << stem;
+    EXPECT_GE(bottom_se / (4 * 16 * 16 * 3), 0.5 * clip_mse - 1e-4) << stem;
+    const data::Wav in = data::read_wav(stem + "_input.wav"), out = data::read_wav(stem + "_output.wav");
+    EXPECT_EQ(in.sample_rate, 8000);
+    ASSERT_EQ(in.samples.size(), 4u * 32);
+    ASSERT_EQ(out.samples.size(), 4u * 32);
+    for (size_t k = 0; k < in.samples.size(); ++k)
+      ASSERT_NEAR(in.samples[k], clip.at("inputs.audio").f32()[k], 1.0 / 32767) << "the input soundtrack, sample " << k;
+  }
 }
 
 // The training batch's targets are the clips' values at the subsampled points, whatever their

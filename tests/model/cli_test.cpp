@@ -93,6 +93,12 @@ TEST(Cli, TrainEvalPredictEndToEnd) {
   CliResult e = run_cli("eval --checkpoint " + out + "/model.safetensors --data-dir " + tmp.path);
   ASSERT_EQ(e.code, 0) << e.out;
   EXPECT_NE(e.out.find("test accuracy: " + trained + " ("), std::string::npos) << "trainer said " << trained << "\n" << e.out;
+  // pictures of outputs are for flow and autoencoding runs; a classifier's run says so
+  const CliResult s = run_cli("eval --checkpoint " + out + "/model.safetensors --data-dir " + tmp.path + " --samples " +
+                              tmp.path + "/samples");
+  EXPECT_NE(s.code, 0);
+  EXPECT_NE(s.out.find("--samples applies to optical-flow and multimodal-autoencoding runs"), std::string::npos) << s.out;
+  EXPECT_FALSE(std::filesystem::exists(tmp.path + "/samples"));
   // the confusion matrix holds the 20 test examples, 2 per class (each row sums to 2)
   const size_t cm = e.out.find("confusion matrix");
   ASSERT_NE(cm, std::string::npos) << e.out;

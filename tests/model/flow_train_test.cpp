@@ -9,6 +9,8 @@
 
 #include "perceiver/core/error.h"
 #include "perceiver/data/optical_flow.h"
+#include "perceiver/data/image_codec.h"
+#include "perceiver/io/atomic_file.h"
 #include "perceiver/io/model_folder.h"
 #include "perceiver/io/safetensors.h"
 #include "perceiver/models/perceiver_io/perceiver_io.h"
@@ -111,6 +113,37 @@ TEST(FlowTrain, SyntheticPairsTrainResumeAndExport) {
   }
   EXPECT_EQ(e.known, full.last_eval.count);
   EXPECT_NEAR(e.epe(), full.last_eval.loss, 1e-4 * std::max(1.0, full.last_eval.loss));
+
+  // the zero-flow baseline next to it: the mean length of the ground-truth vectors
+  double zero = 0;
+  for (int64_t i = 0; i < task.test_size(); ++i) {
+    const Tensor t = task.test_batch(i, 1).at("target");
+    for (int64_t p = 0; p < 256; ++p) zero += std::hypot(t.f32()[2 * p], t.f32()[2 * p + 1]);
+  }
+  EXPECT_NEAR(full.last_eval.zero_flow_epe(), zero / (6 * 256), 1e-9 * zero);
+
+  // OUT/samples/sample_NN.png: frame 1 | frame 2 | ground truth | prediction of the first 4 pairs
+  ASSERT_EQ(full.samples.size(), 4u);
+  for (int64_t i = 0; i < 4; ++i) {
+    const std::string path = tmp.path + "/full/samples/sample_0" + std::to_string(i) + ".png";
+    const data::DecodedImage png = data::decode_image(io::read_file(path), path);
+    ASSERT_EQ(png.height, 16);
+    ASSERT_EQ(png.width, 4 * 16);
+    const models::TensorMap batch = task.test_batch(i, 1);
+    const Tensor truth = batch.at("target").reshape({16, 16, 2});
+    float max_flow = 1e-3f;
+    for (int64_t p = 0; p < 256; ++p) max_flow = std::max(max_flow, std::hypot(truth.f32()[2 * p], truth.f32()[2 * p + 1]));
+    const data::RgbImage gt = data::flow_to_color(truth, max_flow);
+    int worst = 0;
+    for (int64_t y = 0; y < 16; ++y)
+      for (int64_t x = 0; x < 16; ++x)
+        for (int c = 0; c < 3; ++c) {
+          const int frame1 = static_cast<int>(std::lround((batch.at("inputs").f32()[(12 + c) * 256 + y * 16 + x] + 1) / 2 * 255));
+          worst = std::max(worst, std::abs(png.pixels[static_cast<size_t>((y * 64 + x) * 3 + c)] - frame1));
+          EXPECT_EQ(png.pixels[static_cast<size_t>((y * 64 + 32 + x) * 3 + c)], gt.at(y, x, c)) << path << " ground truth";
+        }
+    EXPECT_LE(worst, 0) << path << ": the first panel is frame 1";
+  }
 }
 
 TEST(FlowTrain, FolderPairsLossFalls) {
@@ -130,6 +163,29 @@ TEST(FlowTrain, FolderPairsLossFalls) {
   const double early = (losses[0] + losses[1] + losses[2]) / 3;
   const double late = (losses[losses.size() - 1] + losses[losses.size() - 2] + losses[losses.size() - 3]) / 3;
   EXPECT_LT(late, 0.6 * early) << "the end-point error falls on a constant flow";
+}
+
+// data.*_translation, *_rotation and *_scale reach the pair generator: all zero, nothing moves;
+// rotation alone moves pixels; out-of-range values are config errors naming the key.
+TEST(FlowTrain, MotionRangesReachTheGenerator) {
+  nlohmann::json j = synth_run(fixture("assets"), 1);
+  for (const char* k : {"sprite_translation", "background_translation", "sprite_rotation", "background_rotation",
+                        "sprite_scale", "background_scale"})
+    j["data"][k] = 0.0;
+  const auto max_motion = [](const nlohmann::json& config) {
+    train::Task task(train::parse_run_config(config), train::Task::Mode::kEvaluate);
+    float m = 0;
+    for (int64_t i = 0; i < task.test_size(); ++i) {
+      const Tensor t = task.test_batch(i, 1).at("target");
+      for (int64_t p = 0; p < t.numel(); ++p) m = std::max(m, std::abs(t.f32()[p]));
+    }
+    return m;
+  };
+  EXPECT_EQ(max_motion(j), 0.0f);
+  j["data"]["background_rotation"] = 0.1;
+  EXPECT_GT(max_motion(j), 0.05f) << "a rotation of up to 0.1 rad moves the background";
+  j["data"]["sprite_scale"] = 0.7;
+  EXPECT_NE(testing::task_error(j).find("sprite_scale"), std::string::npos) << testing::task_error(j);
 }
 
 TEST(FlowTrain, RejectsMismatchedConfigs) {

@@ -24,7 +24,8 @@
 // tagged bytes for the token classifier, pixels with known flow for optical flow (loss = mean
 // end-point error in pixels, "correct" = under 3 px, correct_strict = under 1 px), clips for the
 // autoencoder (correct = label right; sums "video_se"/"video_n", "audio_se"/"audio_n" give the
-// reconstructions' mean squared errors).
+// reconstructions' mean squared errors). Optical-flow evaluation also sums "zero_flow_epe" (the
+// end-point error of predicting no motion, over the same pixels: EvalResult::zero_flow_epe).
 #pragma once
 
 #include <map>
@@ -55,6 +56,7 @@ struct EvalResult {
   double bits_per_prediction() const;  // loss / ln 2 (bits per byte for the masked LM)
   // The mean of sums[name + "_se"] over sums[name + "_n"] (0 when absent).
   double mean_squared_error(const std::string& name) const;
+  double zero_flow_epe() const;  // optical flow: sums["zero_flow_epe"] / count (0 when absent)
   void merge(const EvalResult& other);  // adds other's predictions (counts, loss, confusion)
 };
 
@@ -121,12 +123,21 @@ class Task {
   EvalResult evaluate(int64_t batch_size) const;
   // The test examples [first, first + count) only (a rank's share in data-parallel runs).
   EvalResult evaluate(int64_t batch_size, int64_t first, int64_t count) const;
+  // Pictures and sounds of the model's outputs on the first `count` test examples, written
+  // (atomically) into dir: optical flow, sample_NN.png = frame 1 | frame 2 | ground truth |
+  // prediction (one colour scale); the autoencoder, sample_NN.png = the input frames over their
+  // reconstruction, sample_NN_input.wav and sample_NN_output.wav. Returns the files written (none
+  // for the other kinds); creates dir when it writes.
+  std::vector<std::string> write_samples(const std::string& dir, int64_t count) const;
   // Memory estimate inputs: activations kept per training example, and the data held.
   int64_t activation_bytes_per_example(bool checkpointing) const;
   size_t data_bytes() const;
 
  private:
   models::TensorMap forward(const models::TensorMap& batch, Rng* rng) const;
+
+  // The hub flow model's output times this is flow in pixels (upstream FLOW_SCALE_FACTOR).
+  static constexpr float kFlowScale = 20.0f;
 
   RunConfig config_;
   nlohmann::json model_config_;

@@ -93,6 +93,8 @@ struct DataConfig {
   int64_t min_sprites = 3, max_sprites = 8;  // flow_synth: sprites per pair
   float sprite_translation = 8.0f;       // flow_synth: sprite motion, pixels per axis at most
   float background_translation = 4.0f;   // flow_synth: background motion, pixels per axis at most
+  // flow_synth: rotation (radians about the layer's centre) and relative scale change at most
+  float sprite_rotation = 0.3f, sprite_scale = 0.1f, background_rotation = 0.05f, background_scale = 0.05f;
   int64_t max_assets = 0;                // flow_synth: read at most this many sprites (0 = all)
   // format "moving_av" (multimodal autoencoding, data/moving_av.h): Fashion-MNIST IDX files in dir,
   // FSDD recordings in audio_dir (takes 0-4 for the test clips); the clip shape comes from the

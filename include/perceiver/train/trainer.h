@@ -41,6 +41,7 @@ struct TrainResult {
   double seconds = 0;
   double train_samples_per_s = 0;
   bool diverged = false;  // the training loss rose above 10x its start (a warning was printed)
+  std::vector<std::string> samples;  // files of OUT/samples (optical flow, autoencoding)
   // Several processes: seconds waiting for gradient sums after backward, and buckets started
   // during backward out of all buckets summed.
   double comm_exposed_s = 0;
