@@ -14,7 +14,6 @@ namespace perceiver::data {
 namespace {
 
 constexpr int64_t kItemSide = 28;
-constexpr int64_t kFsddRate = 8000;
 
 // Area-average shrink of a 28 x 28 item to n x n.
 std::vector<float> shrink_item(const float* item, int64_t n) {
@@ -79,7 +78,7 @@ SpokenDigits load_spoken_digits(const std::string& dir, bool test) {
     const long digit = name[0] - '0', take = std::stol(name.substr(b + 1));
     if ((take <= 4) != test) continue;
     Wav w = read_wav(path);
-    check(w.sample_rate == kFsddRate, "[moving_av] ", path, ": expected ", kFsddRate, " Hz (FSDD), got ", w.sample_rate);
+    check(w.sample_rate == kSpokenDigitRate, "[moving_av] ", path, ": expected ", kSpokenDigitRate, " Hz (FSDD), got ", w.sample_rate);
     check(!w.samples.empty(), "[moving_av] ", path, ": no samples");
     float peak = 0;
     for (float v : w.samples) peak = std::max(peak, std::fabs(v));

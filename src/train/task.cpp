@@ -189,15 +189,6 @@ void accumulate_flow_errors(const Tensor& pred, const Tensor& target, EvalResult
   r.correct_strict += e.under1;
 }
 
-// The sum over known pixels of ||target||: the end-point error of predicting zero flow.
-double zero_flow_epe_sum(const Tensor& target) {
-  double sum = 0;
-  const float* t = target.f32();
-  for (int64_t p = 0; p < target.numel() / 2; ++p)
-    if (data::flow_known(t[2 * p], t[2 * p + 1])) sum += std::hypot(static_cast<double>(t[2 * p]), t[2 * p + 1]);
-  return sum;
-}
-
 }  // namespace
 
 double EvalResult::bits_per_prediction() const { return loss / std::log(2.0); }
@@ -708,7 +699,9 @@ EvalResult Task::evaluate(int64_t batch_size, int64_t first, int64_t count) cons
     const Tensor logits = forward(batch, nullptr).at("logits");
     if (kind_ == Kind::kFlow) {
       accumulate_flow_errors(ops::scale(logits, kFlowScale), batch.at("target"), r);
-      r.sums["zero_flow_epe"] += zero_flow_epe_sum(batch.at("target"));  // the baseline of predicting no motion
+      data::FlowErrors zero;  // the baseline of predicting no motion
+      data::add_flow_errors(Tensor::zeros(batch.at("target").shape()), batch.at("target"), zero);
+      r.sums["zero_flow_epe"] += zero.epe_sum;
     }
     else if (regression_) accumulate_squared_errors(logits, batch.at("labels"), r);
     else accumulate_predictions(logits, batch.at("labels"), r);

@@ -164,13 +164,17 @@ Tensor Task::av_loss(const TensorMap& batch, Rng* rng, EvalResult* stats) const 
 
 // Every output query in chunks: the squared errors of the video and audio reconstructions (sums
 // video_se / video_n, audio_se / audio_n) and the label predictions.
-void Task::av_evaluate(const TensorMap& batch, EvalResult& r) const {
+TensorMap Task::av_decode_all(const TensorMap& batch) const {
   const auto* pm = dynamic_cast<const pio::PerceiverIO*>(model_.get());
   check(pm != nullptr, "[train] moving_av: the model is not a Perceiver IO model");
   const pio::PerceiverIO& p = *pm;
   TensorMap in = {{"inputs.image", batch.at("inputs.image")}, {"inputs.audio", batch.at("inputs.audio")},
                   {"inputs.label", batch.at("inputs.label")}};
-  const TensorMap out = p.decode_chunked(p.encode(in), kDecodeChunk);
+  return p.decode_chunked(p.encode(in), kDecodeChunk);
+}
+
+void Task::av_evaluate(const TensorMap& batch, EvalResult& r) const {
+  const TensorMap out = av_decode_all(batch);
   const int64_t b = batch.at("labels").dim(0), t = av_.frames, s = av_.size;
   // logits.image (B, T*S*S, 3) against the video (B, T, 3, S, S)
   const Tensor& li = out.at("logits.image");

@@ -9,14 +9,11 @@
 #include "perceiver/core/error.h"
 #include "perceiver/data/wav.h"
 #include "perceiver/io/atomic_file.h"
-#include "perceiver/models/perceiver_io/perceiver_io.h"
 #include "perceiver/ops/elementwise.h"
 #include "perceiver/train/task.h"
 
 namespace perceiver::train {
 namespace {
-
-constexpr int64_t kFsddRate = 8000;  // the moving_av soundtracks' sample rate (FSDD)
 
 uint8_t to_byte(double v01) { return static_cast<uint8_t>(std::lround(std::clamp(v01, 0.0, 1.0) * 255.0)); }
 
@@ -82,12 +79,8 @@ std::vector<std::string> Task::write_samples(const std::string& dir, int64_t cou
       continue;
     }
     // autoencoder: the T input frames over their reconstructions, and both soundtracks
-    const auto& p = dynamic_cast<const models::perceiver_io::PerceiverIO&>(*model_);
     const models::TensorMap batch = av_batch({&av_test_[static_cast<size_t>(i)]}, nullptr);
-    const models::TensorMap in = {{"inputs.image", batch.at("inputs.image")},
-                                  {"inputs.audio", batch.at("inputs.audio")},
-                                  {"inputs.label", batch.at("inputs.label")}};
-    const models::TensorMap out = p.decode_chunked(p.encode(in), 4096);
+    const models::TensorMap out = av_decode_all(batch);
     const int64_t t = av_.frames, s = av_.size;
     const float* video = batch.at("inputs.image").f32();  // (1, T, 3, S, S)
     const float* recon = out.at("logits.image").f32();    // (1, T * S * S, 3)
@@ -109,7 +102,7 @@ std::vector<std::string> Task::write_samples(const std::string& dir, int64_t cou
       std::vector<float> samples(wave->f32(), wave->f32() + wave->numel());
       for (float& v : samples) v = std::clamp(v, -1.0f, 1.0f);
       const std::string path = sample_name(dir, i, suffix);
-      io::write_file_atomic(path, data::encode_wav_pcm16(samples, kFsddRate));
+      io::write_file_atomic(path, data::encode_wav_pcm16(samples, data::kSpokenDigitRate));
       written.push_back(path);
     }
   }

@@ -28,6 +28,7 @@ struct MovingAvOptions {
   int64_t samples_per_frame = 320;  // audio samples per video frame (8 kHz: 16 x 320 = 0.64 s)
 };
 constexpr int kMotionClasses = 4;
+constexpr int64_t kSpokenDigitRate = 8000;  // FSDD's sample rate: the soundtracks' rate
 
 struct AvClip {
   Tensor video;  // (T, 3, S, S)

@@ -172,6 +172,8 @@ class Task {
   models::TensorMap av_batch(const std::vector<const data::AvClip*>& clips, Rng* rng) const;
   Tensor av_loss(const models::TensorMap& batch, Rng* rng, EvalResult* stats) const;
   void av_evaluate(const models::TensorMap& batch, EvalResult& r) const;
+  // Every output query of the batch's clips, decoded in chunks (logits.image, logits.audio, logits.label).
+  models::TensorMap av_decode_all(const models::TensorMap& batch) const;
 };
 
 }  // namespace perceiver::train
