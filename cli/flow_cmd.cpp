@@ -23,6 +23,9 @@ void add_flow_tiling_options(CLI::App& sub, tasks::FlowOptions& o) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 16));
   sub.add_option("--tile-batch", o.tile_batch, "tiles per forward pass (default 1; more is faster, uses more memory)")
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  sub.add_option("--downscale", o.downscale, "run the model on both frames shrunk by this factor and bring its flow back "
+                 "to full size (default 1; a model trained on small motions then measures larger ones)")
+      ->check(CLI::Range(int64_t{1}, int64_t{64}));
 }
 
 Runner add_flow_command(CLI::App& sub) {

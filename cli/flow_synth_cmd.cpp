@@ -21,7 +21,7 @@ Runner add_flow_synth_command(CLI::App& sub) {
     int64_t count = 16, height = 64, width = 64, max_assets = 0;
     uint64_t seed = 0;
     int min_sprites = 3, max_sprites = 8;
-    float sprite_translation = 8.0f, background_translation = 4.0f;
+    float sprite_translation = 8.0f, background_translation = 4.0f, texture = 0.0f, texture_cell = 1.5f;
     CommonOptions common;
   };
   auto a = std::make_shared<Args>();
@@ -38,6 +38,9 @@ Runner add_flow_synth_command(CLI::App& sub) {
       ->check(finite_range(0, 1000));
   sub.add_option("--background-translation", a->background_translation, "background motion per axis at most (default 4)")
       ->check(finite_range(0, 1000));
+  sub.add_option("--texture", a->texture, "blend weight of a procedural texture moving with every layer (default 0)")
+      ->check(finite_range(0, 1));
+  sub.add_option("--texture-cell", a->texture_cell, "finest texture cell, pixels (default 1.5)")->check(finite_range(0.25, 64));
   sub.add_option("--max-assets", a->max_assets, "read at most this many sprites (default all)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   add_common_options(sub, a->common);
@@ -50,6 +53,8 @@ Runner add_flow_synth_command(CLI::App& sub) {
     o.max_sprites = a->max_sprites;
     o.sprite_translation = a->sprite_translation;
     o.background_translation = a->background_translation;
+    o.texture = a->texture;
+    o.texture_cell = a->texture_cell;
     data::check_flow_synth_options(o);
     data::FlowAssetOptions ao;
     ao.max_sprites = a->max_assets;

@@ -167,7 +167,41 @@ struct Layer {
   const RgbImage* background = nullptr;  // layer 0
   const RgbaImage* sprite = nullptr;     // layers 1..
   Affine place, motion, place2;          // place2 = place after inverse(motion): frame-2 canvas -> image
+  uint64_t texture_seed = 0;             // the layer's noise (FlowSynthOptions::texture > 0)
+  double texture_cell = 0;               // its finest cell in image pixels
 };
+
+// A lattice value in [0, 1) for cell (ix, iy), channel c of one layer's noise (a splitmix64 hash).
+float lattice(uint64_t seed, int64_t ix, int64_t iy, int c) {
+  uint64_t z = seed ^ (static_cast<uint64_t>(ix) * 0x9E3779B97F4A7C15ull) ^ (static_cast<uint64_t>(iy) * 0xC2B2AE3D27D4EB4Full) ^
+               (static_cast<uint64_t>(c + 1) * 0x165667B19E3779F9ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return static_cast<float>(z >> 40) / static_cast<float>(1ull << 24);
+}
+
+// Value noise of one layer at image point (x, y): lattice values at cell corners, blended with
+// smoothstep weights; octaves of 1x, 2x, 4x the cell weighted 0.5, 0.3, 0.2. rgb in [0, 1].
+void layer_texture(const Layer& l, double x, double y, float rgb[3]) {
+  static constexpr double kScale[3] = {1, 2, 4};
+  static constexpr float kWeight[3] = {0.5f, 0.3f, 0.2f};
+  rgb[0] = rgb[1] = rgb[2] = 0.0f;
+  for (int o = 0; o < 3; ++o) {
+    const double cell = l.texture_cell * kScale[o];
+    const double gx = x / cell, gy = y / cell;
+    const double fx0 = std::floor(gx), fy0 = std::floor(gy);
+    const auto ix = static_cast<int64_t>(fx0), iy = static_cast<int64_t>(fy0);
+    const auto smooth = [](double t) { return static_cast<float>(t * t * (3 - 2 * t)); };
+    const float wx = smooth(gx - fx0), wy = smooth(gy - fy0);
+    const uint64_t seed = l.texture_seed + static_cast<uint64_t>(o) * 0x632BE59BD9B4E019ull;
+    for (int c = 0; c < 3; ++c) {
+      const float top = (1 - wx) * lattice(seed, ix, iy, c) + wx * lattice(seed, ix + 1, iy, c);
+      const float bottom = (1 - wx) * lattice(seed, ix, iy + 1, c) + wx * lattice(seed, ix + 1, iy + 1, c);
+      rgb[c] += kWeight[o] * ((1 - wy) * top + wy * bottom);
+    }
+  }
+}
 
 // Alpha of sprite layer l at canvas point (x, y) through placement m.
 float sprite_alpha(const Layer& l, const Affine& m, double x, double y) {
@@ -179,15 +213,25 @@ float sprite_alpha(const Layer& l, const Affine& m, double x, double y) {
 }
 
 // Composites every layer at canvas (x, y) of one frame (frame 2 uses place2) into rgb in [0, 1].
-void composite(const std::vector<Layer>& layers, bool second, double x, double y, float rgb[3]) {
+// texture: the blend weight of each layer's noise (0: none).
+void composite(const std::vector<Layer>& layers, float texture, bool second, double x, double y, float rgb[3]) {
   double sx, sy;
+  float noise[3];
   const Layer& bg = layers[0];
   (second ? bg.place2 : bg.place).apply(x, y, sx, sy);
   sample_background(*bg.background, sx, sy, rgb);
+  if (texture > 0) {
+    layer_texture(bg, sx, sy, noise);
+    for (int c = 0; c < 3; ++c) rgb[c] = (1 - texture) * rgb[c] + texture * noise[c];
+  }
   for (size_t k = 1; k < layers.size(); ++k) {
     (second ? layers[k].place2 : layers[k].place).apply(x, y, sx, sy);
     float px[4];
     sample_sprite(*layers[k].sprite, sx, sy, px);
+    if (texture > 0 && px[3] > 0) {  // premultiplied: the noise is scaled by the sprite's alpha
+      layer_texture(layers[k], sx, sy, noise);
+      for (int c = 0; c < 3; ++c) px[c] = (1 - texture) * px[c] + texture * px[3] * noise[c];
+    }
     for (int c = 0; c < 3; ++c) rgb[c] = px[c] + (1.0f - px[3]) * rgb[c];  // premultiplied "over"
   }
 }
@@ -225,6 +269,9 @@ void check_flow_synth_options(const FlowSynthOptions& o) {
     check(v >= 0 && std::isfinite(v), "[flow_synth] motion ranges must be finite and >= 0, got ", v);
   check(o.background_scale >= 0 && o.background_scale < 0.5 && o.sprite_scale >= 0 && o.sprite_scale < 0.5,
         "[flow_synth] background_scale and sprite_scale must be in [0, 0.5), got ", o.background_scale, " and ", o.sprite_scale);
+  check(o.texture >= 0 && o.texture <= 1, "[flow_synth] texture must be in [0, 1], got ", o.texture);
+  check(o.texture_cell >= 0.25f && o.texture_cell <= 64, "[flow_synth] texture_cell must be in [0.25, 64] pixels, got ",
+        o.texture_cell);
 }
 
 FlowPair synthesize_flow_pair(const FlowAssets& assets, const FlowSynthOptions& o, Rng& rng) {
@@ -253,6 +300,7 @@ FlowPair synthesize_flow_pair(const FlowAssets& assets, const FlowSynthOptions& 
     const double ix = centre_in(bg.background->width), iy = centre_in(bg.background->height);
     bg.place = similarity(cx, cy, ix, iy, s, theta);
     bg.motion = random_motion(rng, cx, cy, o.background_translation, o.background_rotation, o.background_scale);
+    bg.texture_cell = o.texture_cell * s;  // s image px per canvas px
     layers.push_back(bg);
   }
   const int n = o.min_sprites + static_cast<int>(rng.below(static_cast<uint32_t>(o.max_sprites - o.min_sprites + 1)));
@@ -265,9 +313,13 @@ FlowPair synthesize_flow_pair(const FlowAssets& assets, const FlowSynthOptions& 
     const double px = uniform_in(rng, 0, w - 1), py = uniform_in(rng, 0, h - 1);  // the sprite's centre on the canvas
     l.place = similarity(px, py, (l.sprite->width - 1) / 2.0, (l.sprite->height - 1) / 2.0, s, theta);
     l.motion = random_motion(rng, px, py, o.sprite_translation, o.sprite_rotation, o.sprite_scale);
+    l.texture_cell = o.texture_cell * s;
     layers.push_back(l);
   }
-  for (Layer& l : layers) l.place2 = l.place.after(l.motion.inverse());
+  for (Layer& l : layers) {
+    l.place2 = l.place.after(l.motion.inverse());
+    if (o.texture > 0) l.texture_seed = (uint64_t{rng.next_u32()} << 32) | rng.next_u32();  // drawn only then: texture 0 keeps the untextured pairs
+  }
 
   FlowPair p;
   std::vector<uint8_t> f1(static_cast<size_t>(h * w * 3)), f2(f1.size());
@@ -279,9 +331,9 @@ FlowPair synthesize_flow_pair(const FlowAssets& assets, const FlowSynthOptions& 
     for (int64_t x = 0; x < w; ++x) {
       const int64_t i = y * w + x;
       float rgb[3];
-      composite(layers, false, x, y, rgb);
+      composite(layers, o.texture, false, x, y, rgb);
       for (int c = 0; c < 3; ++c) f1[static_cast<size_t>(i * 3 + c)] = to_u8(rgb[c]);
-      composite(layers, true, x, y, rgb);
+      composite(layers, o.texture, true, x, y, rgb);
       for (int c = 0; c < 3; ++c) f2[static_cast<size_t>(i * 3 + c)] = to_u8(rgb[c]);
       // flow: the motion of the top-most layer; visible if that layer is top-most where it lands
       const size_t top = top_layer(layers, false, x, y);

@@ -458,6 +458,8 @@ void Task::init_flow(bool train) {
     flow_synth_.sprite_scale = c.sprite_scale;
     flow_synth_.background_rotation = c.background_rotation;
     flow_synth_.background_scale = c.background_scale;
+    flow_synth_.texture = c.texture_final;  // the test pairs' (training pairs: train_batch's curriculum)
+    flow_synth_.texture_cell = c.texture_cell;
     data::check_flow_synth_options(flow_synth_);
     // the held-out pairs: pair i drawn by a generator of its own, the same in every run
     const int64_t n_test = limited(c.test_pairs, c.test_limit);
@@ -522,7 +524,8 @@ TensorMap Task::flow_batch(const std::vector<const data::FlowExample*>& pairs, b
   return {{"inputs", inputs}, {"target", target}};
 }
 
-TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const {
+TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng,
+                            double progress) const {
   const int64_t* idx = perm.data() + first;
   if (kind_ == Kind::kAutoencoder) {  // fresh clips from this step's generator
     std::vector<data::AvClip> drawn;
@@ -535,8 +538,13 @@ TensorMap Task::train_batch(const std::vector<int64_t>& perm, int64_t first, int
     std::vector<data::FlowExample> drawn;  // flow_synth: fresh pairs from this step's generator
     std::vector<const data::FlowExample*> pairs;
     if (flow_assets_) {
+      // texture curriculum: texture for the first texture_hold share, then linearly -> texture_final
+      data::FlowSynthOptions o = flow_synth_;
+      const double hold = config_.data.texture_hold;
+      const double t = hold >= 1 ? 0.0 : std::clamp((progress - hold) / (1 - hold), 0.0, 1.0);
+      o.texture = static_cast<float>(config_.data.texture + t * (config_.data.texture_final - config_.data.texture));
       for (int64_t i = 0; i < b; ++i) {
-        data::FlowPair p = data::synthesize_flow_pair(*flow_assets_, flow_synth_, rng);
+        data::FlowPair p = data::synthesize_flow_pair(*flow_assets_, o, rng);
         drawn.push_back({std::move(p.frame1), std::move(p.frame2), p.flow});
       }
       for (const auto& e : drawn) pairs.push_back(&e);

@@ -125,6 +125,10 @@ RunConfig parse_run_config(const nlohmann::json& j) {
     d.sprite_scale = data.get_float("sprite_scale", d.sprite_scale, 0.0, 0.49);
     d.background_rotation = data.get_float("background_rotation", d.background_rotation, 0.0, 3.15);
     d.background_scale = data.get_float("background_scale", d.background_scale, 0.0, 0.49);
+    d.texture = data.get_float("texture", d.texture, 0.0, 1.0);
+    d.texture_final = data.get_float("texture_final", d.texture, 0.0, 1.0);
+    d.texture_hold = data.get_float("texture_hold", d.texture_hold, 0.0, 1.0);
+    d.texture_cell = data.get_float("texture_cell", d.texture_cell, 0.25, 64.0);
     d.max_assets = data.get_int("max_assets", d.max_assets, 0, int64_t(1) << 30);
   } else if (d.format == "moving_av") {
     check(d.max_shift == 0 && !d.hflip, "[config] data.max_shift and data.hflip do not apply to format \"moving_av\"");
@@ -219,7 +223,9 @@ nlohmann::json data_json(const DataConfig& d) {
               {"min_sprites", d.min_sprites}, {"max_sprites", d.max_sprites}, {"sprite_translation", d.sprite_translation},
               {"background_translation", d.background_translation}, {"sprite_rotation", d.sprite_rotation},
               {"sprite_scale", d.sprite_scale}, {"background_rotation", d.background_rotation},
-              {"background_scale", d.background_scale}, {"max_assets", d.max_assets}});
+              {"background_scale", d.background_scale}, {"texture", d.texture}, {"texture_final", d.texture_final},
+              {"texture_hold", d.texture_hold}, {"texture_cell", d.texture_cell},
+              {"max_assets", d.max_assets}});
   } else if (d.format == "flow_folder") {
     j.update({{"test_fraction", d.test_fraction}, {"split_seed", d.split_seed}});
   } else if (d.format == "moving_av") {

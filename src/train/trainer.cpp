@@ -342,7 +342,8 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     Rng step_rng(tc.seed, 0x57e90000ULL + static_cast<uint64_t>(step));
 
     // Batch (gather, augmentation or masking), forward, loss, backward, clip, update.
-    const models::TensorMap batch = task.train_batch(perm, first, b, step_rng);
+    const models::TensorMap batch =
+        task.train_batch(perm, first, b, step_rng, static_cast<double>(step) / static_cast<double>(total));
     model.train(true);
     optimizer->zero_grad();
     const int slices = slices_for(b);

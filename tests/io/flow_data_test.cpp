@@ -78,12 +78,9 @@ TEST(FlowSynth, SameGeneratorSamePair) {
   EXPECT_EQ(a.visible.size(), 24u * 32u);
 }
 
-// Warping frame 2 back with the true flow reproduces frame 1 on visible pixels (up to the
-// resampling of both frames), far better than with zero flow.
-TEST(FlowSynth, GroundTruthWarpsFrame2OntoFrame1) {
-  data::FlowSynthOptions o;
-  o.height = 48;
-  o.width = 48;
+// Mean grey-level error on visible pixels of frame 2 warped back onto frame 1 by the true flow
+// (first) and by zero flow (second), over pairs from generators (seed, 1), seed < 6.
+std::pair<double, double> warp_errors(const data::FlowSynthOptions& o) {
   double true_err = 0, zero_err = 0;
   int64_t n = 0;
   for (uint64_t seed = 0; seed < 6; ++seed) {
@@ -104,11 +101,54 @@ TEST(FlowSynth, GroundTruthWarpsFrame2OntoFrame1) {
         }
       }
   }
-  ASSERT_GT(n, 10000);
-  true_err /= n;
-  zero_err /= n;
+  EXPECT_GT(n, 10000);
+  return {true_err / n, zero_err / n};
+}
+
+// Mean absolute difference of horizontally adjacent pixels of frame 1: local contrast.
+double local_contrast(const data::FlowPair& p) {
+  double sum = 0;
+  for (int64_t y = 0; y < p.frame1.height; ++y)
+    for (int64_t x = 0; x + 1 < p.frame1.width; ++x)
+      for (int c = 0; c < 3; ++c) sum += std::fabs(p.frame1.at(y, x + 1, c) - p.frame1.at(y, x, c));
+  return sum / (p.frame1.height * (p.frame1.width - 1) * 3);
+}
+
+// Warping frame 2 back with the true flow reproduces frame 1 on visible pixels (up to the
+// resampling of both frames), far better than with zero flow.
+TEST(FlowSynth, GroundTruthWarpsFrame2OntoFrame1) {
+  data::FlowSynthOptions o;
+  o.height = 48;
+  o.width = 48;
+  const auto [true_err, zero_err] = warp_errors(o);
   EXPECT_LT(true_err, 4.0) << "mean grey-level error of the warp with the true flow";
   EXPECT_LT(true_err, 0.4 * zero_err) << "zero flow: " << zero_err;
+}
+
+// The texture moves with its layer: the same draws give the same layout, flow and visibility;
+// the frames gain local contrast; the true flow still warps frame 2 onto frame 1.
+TEST(FlowSynth, TextureMovesWithItsLayer) {
+  data::FlowSynthOptions plain;
+  plain.height = 48;
+  plain.width = 48;
+  data::FlowSynthOptions textured = plain;
+  textured.texture = 0.5f;
+  Rng r1(7, 1), r2(7, 1);
+  const data::FlowPair a = data::synthesize_flow_pair(assets(), plain, r1), b = data::synthesize_flow_pair(assets(), textured, r2);
+  EXPECT_TRUE(std::equal(a.flow.f32(), a.flow.f32() + a.flow.numel(), b.flow.f32()));
+  EXPECT_EQ(a.visible, b.visible);
+  EXPECT_NE(a.frame1.pixels, b.frame1.pixels);
+  EXPECT_GT(local_contrast(b), 2 * local_contrast(a));
+  const auto [true_err, zero_err] = warp_errors(textured);
+  EXPECT_LT(true_err, 5.0) << "mean grey-level error of the warp with the true flow";
+  EXPECT_LT(true_err, 0.2 * zero_err) << "zero flow: " << zero_err;
+  // a full texture hides the photographs: no motion still gives identical frames
+  textured.texture = 1.0f;
+  textured.background_translation = textured.background_rotation = textured.background_scale = 0;
+  textured.sprite_translation = textured.sprite_rotation = textured.sprite_scale = 0;
+  Rng r3(8, 1);
+  const data::FlowPair still = data::synthesize_flow_pair(assets(), textured, r3);
+  EXPECT_EQ(still.frame1.pixels, still.frame2.pixels);
 }
 
 TEST(FlowSynth, BackgroundTranslationGivesAConstantFlow) {
@@ -165,6 +205,12 @@ TEST(FlowSynth, RejectsBadAssetsAndOptions) {
   o = {};
   o.height = 0;
   EXPECT_NE(error_of([&] { data::check_flow_synth_options(o); }).find("frame size"), std::string::npos);
+  o = {};
+  o.texture = 1.5f;
+  EXPECT_NE(error_of([&] { data::check_flow_synth_options(o); }).find("texture must be in [0, 1]"), std::string::npos);
+  o = {};
+  o.texture_cell = 0.1f;
+  EXPECT_NE(error_of([&] { data::check_flow_synth_options(o); }).find("texture_cell"), std::string::npos);
 }
 
 TEST(FlowFolder, ListsAndReadsPairs) {

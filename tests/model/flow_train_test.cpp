@@ -4,12 +4,14 @@
 // folders train with random crops and flips (the loss falls); mismatched configs are errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "perceiver/core/error.h"
 #include "perceiver/data/optical_flow.h"
 #include "perceiver/data/image_codec.h"
+#include "perceiver/data/image_processor.h"
 #include "perceiver/io/atomic_file.h"
 #include "perceiver/io/model_folder.h"
 #include "perceiver/io/safetensors.h"
@@ -186,6 +188,89 @@ TEST(FlowTrain, MotionRangesReachTheGenerator) {
   EXPECT_GT(max_motion(j), 0.05f) << "a rotation of up to 0.1 rad moves the background";
   j["data"]["sprite_scale"] = 0.7;
   EXPECT_NE(testing::task_error(j).find("sprite_scale"), std::string::npos) << testing::task_error(j);
+}
+
+// --downscale D: the model sees both frames shrunk by D (Pillow's bilinear resize), and its flow is
+// resized back with pixel centres aligned and multiplied by D; frames too small for that are an
+// error naming the sizes.
+TEST(FlowTrain, DownscaleMeasuresInTheSmallerFrames) {
+  const auto model = models::perceiver_io::create_perceiver_io(
+      models::perceiver_io::parse_hf_config(flow_hub(), "test"), 7);
+  Rng rng(1, 2);
+  data::RgbImage f[2];
+  for (auto& img : f) {
+    std::vector<uint8_t> px(32 * 48 * 3);
+    for (auto& v : px) v = static_cast<uint8_t>(rng.below(256));
+    img = data::make_rgb_image(32, 48, std::move(px));
+  }
+  tasks::FlowOptions fo;
+  fo.min_overlap = 4;
+  const Tensor small = tasks::estimate_flow(*model, data::pillow_resize(f[0], 16, 24, data::Resample::kBilinear),
+                                            data::pillow_resize(f[1], 16, 24, data::Resample::kBilinear), fo);
+  fo.downscale = 2;
+  const Tensor full = tasks::estimate_flow(*model, f[0], f[1], fo);
+  ASSERT_EQ(full.shape(), (Shape{32, 48, 2}));
+  double worst = 0, scale = 0;
+  for (int64_t y = 0; y < 32; ++y)
+    for (int64_t x = 0; x < 48; ++x)
+      for (int c = 0; c < 2; ++c) {
+        // full-size pixel centre (x + 0.5) / 2 - 0.5 in the small frame, clamped at the border
+        const double sy = std::clamp((y + 0.5) / 2 - 0.5, 0.0, 15.0), sx = std::clamp((x + 0.5) / 2 - 0.5, 0.0, 23.0);
+        const int64_t y0 = static_cast<int64_t>(sy), x0 = static_cast<int64_t>(sx);
+        const int64_t y1 = std::min<int64_t>(y0 + 1, 15), x1 = std::min<int64_t>(x0 + 1, 23);
+        const auto at = [&](int64_t yy, int64_t xx) { return static_cast<double>(small.f32()[(yy * 24 + xx) * 2 + c]); };
+        const double wy = sy - y0, wx = sx - x0;
+        const double want = 2 * ((1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x1)) + wy * ((1 - wx) * at(y1, x0) + wx * at(y1, x1)));
+        worst = std::max(worst, std::abs(full.f32()[(y * 48 + x) * 2 + c] - want));
+        scale = std::max(scale, std::abs(want));
+      }
+  EXPECT_GT(scale, 0.0);
+  EXPECT_LE(worst, 1e-5 * std::max(1.0, scale)) << "worst difference from the resized small-frame flow";
+  fo.downscale = 3;  // 32 x 48 -> 10 x 16: smaller than the 16 x 16 tile
+  try {
+    tasks::estimate_flow(*model, f[0], f[1], fo);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shrunk by 3 are 10 x 16, smaller than the model's train_size 16 x 16"),
+              std::string::npos) << e.what();
+  }
+}
+
+// data.texture -> data.texture_final over the run (after data.texture_hold): the training pairs at
+// the first step carry the starting texture and at the last the final one (the same layout and
+// flow either way); the test pairs carry the final texture.
+TEST(FlowTrain, TextureCurriculumReachesTheGenerator) {
+  const auto batch_at = [](nlohmann::json j, float texture, float texture_final, double progress, float hold = 0) {
+    j["data"]["texture"] = texture;
+    j["data"]["texture_final"] = texture_final;
+    j["data"]["texture_hold"] = hold;
+    train::Task task(train::parse_run_config(j));
+    Rng rng(3, 5);
+    return task.train_batch({0}, 0, 1, rng, progress);  // one pair: a texture draws seeds after its layout
+  };
+  const auto same = [](const Tensor& a, const Tensor& b) {
+    return a.numel() == b.numel() && std::equal(a.f32(), a.f32() + a.numel(), b.f32());
+  };
+  nlohmann::json j = synth_run(fixture("assets"), 1);
+  j["data"]["hflip"] = false;  // flips draw from the same stream as the texture's seeds
+  const models::TensorMap start = batch_at(j, 1, 0, 0.0), end = batch_at(j, 1, 0, 1.0), half = batch_at(j, 1, 0, 0.5);
+  EXPECT_TRUE(same(start.at("inputs"), batch_at(j, 1, 1, 0.7).at("inputs")));
+  EXPECT_TRUE(same(end.at("inputs"), batch_at(j, 0, 0, 0.3).at("inputs")));
+  EXPECT_TRUE(same(half.at("inputs"), batch_at(j, 0.5f, 0.5f, 0.0).at("inputs")));
+  // held for the first 60% of the run, then halfway down at 80%
+  EXPECT_TRUE(same(start.at("inputs"), batch_at(j, 1, 0, 0.6, 0.6f).at("inputs")));
+  EXPECT_TRUE(same(half.at("inputs"), batch_at(j, 1, 0, 0.8, 0.6f).at("inputs")));
+  EXPECT_FALSE(same(start.at("inputs"), end.at("inputs")));
+  EXPECT_TRUE(same(start.at("target"), end.at("target")));
+  // the held-out pairs: the final texture
+  nlohmann::json k = j;
+  k["data"]["texture"] = 1.0;
+  k["data"]["texture_final"] = 0.0;
+  train::Task curriculum(train::parse_run_config(k), train::Task::Mode::kEvaluate), plain(train::parse_run_config(j),
+                                                                                         train::Task::Mode::kEvaluate);
+  EXPECT_TRUE(same(curriculum.test_batch(0, 2).at("inputs"), plain.test_batch(0, 2).at("inputs")));
+  k["data"]["texture_final"] = 1.5;
+  EXPECT_NE(testing::task_error(k).find("texture_final"), std::string::npos) << testing::task_error(k);
 }
 
 TEST(FlowTrain, RejectsMismatchedConfigs) {

@@ -112,8 +112,10 @@ class Task {
            : kind_ == Kind::kAutoencoder     ? "label accuracy"
                                              : "accuracy";
   }
-  // The training examples perm[first .. first + b) as a batch; augmentation and masking from rng.
-  models::TensorMap train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng) const;
+  // The training examples perm[first .. first + b) as a batch; augmentation and masking from rng;
+  // progress: the share of training done (step / total steps), for data curricula.
+  models::TensorMap train_batch(const std::vector<int64_t>& perm, int64_t first, int64_t b, Rng& rng,
+                                double progress = 0.0) const;
   // Test examples [first, first + count): the same batch whatever the batch size.
   models::TensorMap test_batch(int64_t first, int64_t count) const;
   // Forward in the model's current mode and the training loss (classifiers: label smoothing);
