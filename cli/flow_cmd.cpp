@@ -70,9 +70,11 @@ Runner add_flow_command(CLI::App& sub) {
     float max_rad = 0;
     for (int64_t i = 0; i < flow.numel(); i += 2) max_rad = std::max(max_rad, std::hypot(flow.f32()[i], flow.f32()[i + 1]));
     data::write_flo(a->out, flow);
-    std::printf("wrote %s: %lld x %lld flow from %zu tile%s of %lld x %lld, largest magnitude %.4f\n", a->out.c_str(),
+    std::printf("wrote %s: %lld x %lld flow from %zu tile%s of %lld x %lld%s, largest magnitude %.4f\n", a->out.c_str(),
                 static_cast<long long>(f1.height), static_cast<long long>(f1.width), tiles, tiles == 1 ? "" : "s",
-                static_cast<long long>(th), static_cast<long long>(tw), max_rad);
+                static_cast<long long>(th), static_cast<long long>(tw),
+                options.downscale > 1 ? (" (frames shrunk by " + std::to_string(options.downscale) + ")").c_str() : "",
+                max_rad);
     if (!a->png.empty()) {
       data::write_png_rgb(a->png, data::flow_to_color(flow, a->max_flow));
       std::printf("wrote %s\n", a->png.c_str());

@@ -21,7 +21,7 @@ Runner add_flow_synth_command(CLI::App& sub) {
     int64_t count = 16, height = 64, width = 64, max_assets = 0;
     uint64_t seed = 0;
     int min_sprites = 3, max_sprites = 8;
-    float sprite_translation = 8.0f, background_translation = 4.0f, texture = 0.0f, texture_cell = 1.5f;
+    data::FlowSynthOptions o;  // the motion ranges and texture (defaults of data/flow_synth.h)
     CommonOptions common;
   };
   auto a = std::make_shared<Args>();
@@ -34,27 +34,31 @@ Runner add_flow_synth_command(CLI::App& sub) {
   sub.add_option("--seed", a->seed, "pair i is drawn from generator (seed, i) (default 0)");
   sub.add_option("--min-sprites", a->min_sprites, "sprites per pair at least (default 3)")->check(CLI::Range(0, 64));
   sub.add_option("--max-sprites", a->max_sprites, "sprites per pair at most (default 8)")->check(CLI::Range(0, 64));
-  sub.add_option("--sprite-translation", a->sprite_translation, "sprite motion per axis at most, pixels (default 8)")
+  sub.add_option("--sprite-translation", a->o.sprite_translation, "sprite motion per axis at most, pixels (default 8)")
       ->check(finite_range(0, 1000));
-  sub.add_option("--background-translation", a->background_translation, "background motion per axis at most (default 4)")
+  sub.add_option("--background-translation", a->o.background_translation, "background motion per axis at most (default 4)")
       ->check(finite_range(0, 1000));
-  sub.add_option("--texture", a->texture, "blend weight of a procedural texture moving with every layer (default 0)")
+  sub.add_option("--sprite-rotation", a->o.sprite_rotation, "sprite rotation at most, radians (default 0.3)")
+      ->check(finite_range(0, 3.15));
+  sub.add_option("--background-rotation", a->o.background_rotation, "background rotation at most, radians (default 0.05)")
+      ->check(finite_range(0, 3.15));
+  sub.add_option("--sprite-scale", a->o.sprite_scale, "sprite relative scale change at most (default 0.1)")
+      ->check(finite_range(0, 0.49));
+  sub.add_option("--background-scale", a->o.background_scale, "background relative scale change at most (default 0.05)")
+      ->check(finite_range(0, 0.49));
+  sub.add_option("--texture", a->o.texture, "blend weight of a procedural texture moving with every layer (default 0)")
       ->check(finite_range(0, 1));
-  sub.add_option("--texture-cell", a->texture_cell, "finest texture cell, pixels (default 1.5)")->check(finite_range(0.25, 64));
+  sub.add_option("--texture-cell", a->o.texture_cell, "finest texture cell, pixels (default 1.5)")->check(finite_range(0.25, 64));
   sub.add_option("--max-assets", a->max_assets, "read at most this many sprites (default all)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   add_common_options(sub, a->common);
   return [a]() {
     apply_common_options(a->common);
-    data::FlowSynthOptions o;
+    data::FlowSynthOptions o = a->o;
     o.height = a->height;
     o.width = a->width;
     o.min_sprites = a->min_sprites;
     o.max_sprites = a->max_sprites;
-    o.sprite_translation = a->sprite_translation;
-    o.background_translation = a->background_translation;
-    o.texture = a->texture;
-    o.texture_cell = a->texture_cell;
     data::check_flow_synth_options(o);
     data::FlowAssetOptions ao;
     ao.max_sprites = a->max_assets;

@@ -291,13 +291,14 @@ py::dict fill_mask(const PyModel& m, const std::string& text, const std::vector<
 }
 
 py::array flow(const PyModel& m, const py::object& frame1, const py::object& frame2, int64_t min_overlap,
-               int64_t tile_batch, float flow_scale, int64_t max_pixels) {
+               int64_t tile_batch, float flow_scale, int64_t max_pixels, int64_t downscale) {
   const pio::PerceiverIO& model = perceiver_io(m, pio::PerceiverTask::kOpticalFlow, "flow");
   const data::RgbImage f1 = to_image(frame1, "frame1", max_pixels), f2 = to_image(frame2, "frame2", max_pixels);
   tasks::FlowOptions o;
   o.min_overlap = min_overlap;
   o.tile_batch = tile_batch;
   o.flow_scale = flow_scale;
+  o.downscale = downscale;
   o.allow_nonfinite = m.allow_nonfinite;
   Tensor f;
   {
@@ -462,7 +463,9 @@ PYBIND11_MODULE(perceiver, m) {
         "fills every [MASK] (and the byte spans (start, end)) of text with a PerceiverForMaskedLM");
   m.def("flow", &flow, py::arg("model"), py::arg("frame1"), py::arg("frame2"), py::arg("min_overlap") = 20,
         py::arg("tile_batch") = 1, py::arg("flow_scale") = 20.0f, py::arg("max_pixels") = data::kDefaultMaxImagePixels,
-        "(H, W, 2) float32 optical flow from frame1 to frame2 with a PerceiverForOpticalFlow");
+        py::arg("downscale") = 1,
+        "(H, W, 2) float32 optical flow from frame1 to frame2 with a PerceiverForOpticalFlow (downscale D: measured "
+        "on both frames shrunk by D, as `perceiver flow --downscale`)");
   m.def("flow_to_color", &flow_to_color, py::arg("flow"), py::arg("max_flow") = 0.0f,
         "the Baker et al. colour-wheel picture of a (H, W, 2) flow, uint8 (H, W, 3)");
   m.def("train", &train_run, py::arg("config"), py::arg("out") = "runs/default", py::arg("overrides") = py::none(),

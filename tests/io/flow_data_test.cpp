@@ -142,13 +142,20 @@ TEST(FlowSynth, TextureMovesWithItsLayer) {
   const auto [true_err, zero_err] = warp_errors(textured);
   EXPECT_LT(true_err, 5.0) << "mean grey-level error of the warp with the true flow";
   EXPECT_LT(true_err, 0.2 * zero_err) << "zero flow: " << zero_err;
-  // a full texture hides the photographs: no motion still gives identical frames
-  textured.texture = 1.0f;
-  textured.background_translation = textured.background_rotation = textured.background_scale = 0;
-  textured.sprite_translation = textured.sprite_rotation = textured.sprite_scale = 0;
-  Rng r3(8, 1);
-  const data::FlowPair still = data::synthesize_flow_pair(assets(), textured, r3);
-  EXPECT_EQ(still.frame1.pixels, still.frame2.pixels);
+  // a full texture hides the photographs: inverted backgrounds give the same frames (and half a
+  // texture does not)
+  data::FlowAssets inverted = assets();
+  for (auto& b : inverted.backgrounds)
+    for (auto& v : b.pixels) v = static_cast<uint8_t>(255 - v);
+  const auto frames_equal = [&](float texture) {
+    textured.texture = texture;
+    Rng r3(8, 1), r4(8, 1);
+    const data::FlowPair x = data::synthesize_flow_pair(assets(), textured, r3),
+                         y = data::synthesize_flow_pair(inverted, textured, r4);
+    return x.frame1.pixels == y.frame1.pixels && x.frame2.pixels == y.frame2.pixels;
+  };
+  EXPECT_TRUE(frames_equal(1.0f));
+  EXPECT_FALSE(frames_equal(0.5f));
 }
 
 TEST(FlowSynth, BackgroundTranslationGivesAConstantFlow) {

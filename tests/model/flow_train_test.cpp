@@ -196,42 +196,46 @@ TEST(FlowTrain, MotionRangesReachTheGenerator) {
 TEST(FlowTrain, DownscaleMeasuresInTheSmallerFrames) {
   const auto model = models::perceiver_io::create_perceiver_io(
       models::perceiver_io::parse_hf_config(flow_hub(), "test"), 7);
+  // 33 x 50 shrunk by 2 is 16 x 25: v is scaled by 33 / 16, u by 50 / 25
+  constexpr int64_t H = 33, W = 50, h = 16, w = 25;
   Rng rng(1, 2);
   data::RgbImage f[2];
   for (auto& img : f) {
-    std::vector<uint8_t> px(32 * 48 * 3);
+    std::vector<uint8_t> px(H * W * 3);
     for (auto& v : px) v = static_cast<uint8_t>(rng.below(256));
-    img = data::make_rgb_image(32, 48, std::move(px));
+    img = data::make_rgb_image(H, W, std::move(px));
   }
   tasks::FlowOptions fo;
   fo.min_overlap = 4;
-  const Tensor small = tasks::estimate_flow(*model, data::pillow_resize(f[0], 16, 24, data::Resample::kBilinear),
-                                            data::pillow_resize(f[1], 16, 24, data::Resample::kBilinear), fo);
+  const Tensor small = tasks::estimate_flow(*model, data::pillow_resize(f[0], h, w, data::Resample::kBilinear),
+                                            data::pillow_resize(f[1], h, w, data::Resample::kBilinear), fo);
   fo.downscale = 2;
   const Tensor full = tasks::estimate_flow(*model, f[0], f[1], fo);
-  ASSERT_EQ(full.shape(), (Shape{32, 48, 2}));
+  ASSERT_EQ(full.shape(), (Shape{H, W, 2}));
+  const double ry = static_cast<double>(H) / h, rx = static_cast<double>(W) / w;
   double worst = 0, scale = 0;
-  for (int64_t y = 0; y < 32; ++y)
-    for (int64_t x = 0; x < 48; ++x)
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
       for (int c = 0; c < 2; ++c) {
-        // full-size pixel centre (x + 0.5) / 2 - 0.5 in the small frame, clamped at the border
-        const double sy = std::clamp((y + 0.5) / 2 - 0.5, 0.0, 15.0), sx = std::clamp((x + 0.5) / 2 - 0.5, 0.0, 23.0);
+        // the full-size pixel centre in the small frame, clamped at the border
+        const double sy = std::clamp((y + 0.5) / ry - 0.5, 0.0, h - 1.0), sx = std::clamp((x + 0.5) / rx - 0.5, 0.0, w - 1.0);
         const int64_t y0 = static_cast<int64_t>(sy), x0 = static_cast<int64_t>(sx);
-        const int64_t y1 = std::min<int64_t>(y0 + 1, 15), x1 = std::min<int64_t>(x0 + 1, 23);
-        const auto at = [&](int64_t yy, int64_t xx) { return static_cast<double>(small.f32()[(yy * 24 + xx) * 2 + c]); };
+        const int64_t y1 = std::min<int64_t>(y0 + 1, h - 1), x1 = std::min<int64_t>(x0 + 1, w - 1);
+        const auto at = [&](int64_t yy, int64_t xx) { return static_cast<double>(small.f32()[(yy * w + xx) * 2 + c]); };
         const double wy = sy - y0, wx = sx - x0;
-        const double want = 2 * ((1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x1)) + wy * ((1 - wx) * at(y1, x0) + wx * at(y1, x1)));
-        worst = std::max(worst, std::abs(full.f32()[(y * 48 + x) * 2 + c] - want));
+        const double lerp = (1 - wy) * ((1 - wx) * at(y0, x0) + wx * at(y0, x1)) + wy * ((1 - wx) * at(y1, x0) + wx * at(y1, x1));
+        const double want = (c == 0 ? rx : ry) * lerp;  // u horizontal, v vertical
+        worst = std::max(worst, std::abs(full.f32()[(y * W + x) * 2 + c] - want));
         scale = std::max(scale, std::abs(want));
       }
   EXPECT_GT(scale, 0.0);
   EXPECT_LE(worst, 1e-5 * std::max(1.0, scale)) << "worst difference from the resized small-frame flow";
-  fo.downscale = 3;  // 32 x 48 -> 10 x 16: smaller than the 16 x 16 tile
+  fo.downscale = 3;  // 33 x 50 -> 11 x 16: smaller than the 16 x 16 tile
   try {
     tasks::estimate_flow(*model, f[0], f[1], fo);
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("shrunk by 3 are 10 x 16, smaller than the model's train_size 16 x 16"),
+    EXPECT_NE(std::string(e.what()).find("shrunk by 3 are 11 x 16, smaller than the model's train_size 16 x 16"),
               std::string::npos) << e.what();
   }
 }
@@ -253,13 +257,14 @@ TEST(FlowTrain, TextureCurriculumReachesTheGenerator) {
   };
   nlohmann::json j = synth_run(fixture("assets"), 1);
   j["data"]["hflip"] = false;  // flips draw from the same stream as the texture's seeds
+  // (values exact in binary: the blend weights below are exactly 1, 0 and 0.5)
   const models::TensorMap start = batch_at(j, 1, 0, 0.0), end = batch_at(j, 1, 0, 1.0), half = batch_at(j, 1, 0, 0.5);
   EXPECT_TRUE(same(start.at("inputs"), batch_at(j, 1, 1, 0.7).at("inputs")));
   EXPECT_TRUE(same(end.at("inputs"), batch_at(j, 0, 0, 0.3).at("inputs")));
   EXPECT_TRUE(same(half.at("inputs"), batch_at(j, 0.5f, 0.5f, 0.0).at("inputs")));
-  // held for the first 60% of the run, then halfway down at 80%
-  EXPECT_TRUE(same(start.at("inputs"), batch_at(j, 1, 0, 0.6, 0.6f).at("inputs")));
-  EXPECT_TRUE(same(half.at("inputs"), batch_at(j, 1, 0, 0.8, 0.6f).at("inputs")));
+  // held for the first half of the run, then halfway down at 75%
+  EXPECT_TRUE(same(start.at("inputs"), batch_at(j, 1, 0, 0.5, 0.5f).at("inputs")));
+  EXPECT_TRUE(same(half.at("inputs"), batch_at(j, 1, 0, 0.75, 0.5f).at("inputs")));
   EXPECT_FALSE(same(start.at("inputs"), end.at("inputs")));
   EXPECT_TRUE(same(start.at("target"), end.at("target")));
   // the held-out pairs: the final texture

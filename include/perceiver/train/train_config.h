@@ -96,9 +96,9 @@ struct DataConfig {
   // flow_synth: rotation (radians about the layer's centre) and relative scale change at most
   float sprite_rotation = 0.3f, sprite_scale = 0.1f, background_rotation = 0.05f, background_scale = 0.05f;
   // flow_synth: procedural texture on every layer (data/flow_synth.h), blended in at `texture` for
-  // the first texture_hold share of the steps, then linearly to `texture_final` at the last step (a
-  // curriculum: strong texture makes motion easy to see); the test pairs use texture_final
-  // (default: texture).
+  // the first texture_hold share of the steps, then linearly towards `texture_final` (reached at
+  // the end of the run: step / total steps = 1); a curriculum: strong texture makes motion easy to
+  // see. The test pairs use texture_final; a run config without it gets `texture` (parse_run_config).
   float texture = 0.0f, texture_final = 0.0f, texture_hold = 0.0f, texture_cell = 1.5f;
   int64_t max_assets = 0;                // flow_synth: read at most this many sprites (0 = all)
   // format "moving_av" (multimodal autoencoding, data/moving_av.h): Fashion-MNIST IDX files in dir,
