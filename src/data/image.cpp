@@ -53,16 +53,15 @@ void check_out_size(const std::string& where, int out_h, int out_w) {
         ": output size must be in [1, ", kMaxSide, "], got ", out_h, " x ", out_w);
 }
 
-}  // namespace
-
-Tensor resize_grey(const Tensor& image, int out_h, int out_w) {
-  check(image.defined() && image.rank() == 2 && image.dtype() == DType::kF32,
-        "[resize_grey] expected a float32 (H, W) image, got ",
+// resize_plane; errors start with `what`.
+Tensor resize(const Tensor& image, int out_h, int out_w, const std::string& what) {
+  check(image.defined() && image.rank() == 2 && image.dtype() == DType::kF32, what,
+        " expected a float32 (H, W) image, got ",
         image.defined() ? std::string(dtype_name(image.dtype())) + shape_str(image.shape())
                         : std::string("undefined"));
-  check_out_size("[resize_grey]", out_h, out_w);
+  check_out_size(what, out_h, out_w);
   const int64_t h = image.dim(0), w = image.dim(1);
-  check(h >= 1 && w >= 1, "[resize_grey] input must be non-empty, got ", shape_str(image.shape()));
+  check(h >= 1 && w >= 1, what, " input must be non-empty, got ", shape_str(image.shape()));
   const std::vector<Tap> tx = axis_taps(w, out_w), ty = axis_taps(h, out_h);
   // Horizontal pass: (h, w) -> (h, out_w); then vertical: -> (out_h, out_w).
   std::vector<float> tmp(static_cast<size_t>(h * out_w));
@@ -82,9 +81,20 @@ Tensor resize_grey(const Tensor& image, int out_h, int out_w) {
       double acc = 0;
       for (size_t k = 0; k < t.weights.size(); ++k)
         acc += t.weights[k] * tmp[static_cast<size_t>((t.first + static_cast<int64_t>(k)) * out_w + x)];
-      dst[y * out_w + x] = std::clamp(static_cast<float>(acc), 0.0f, 1.0f);
+      dst[y * out_w + x] = static_cast<float>(acc);
     }
   }
+  return out;
+}
+
+}  // namespace
+
+Tensor resize_plane(const Tensor& plane, int out_h, int out_w) { return resize(plane, out_h, out_w, "[resize_plane]"); }
+
+Tensor resize_grey(const Tensor& image, int out_h, int out_w) {
+  Tensor out = resize(image, out_h, out_w, "[resize_grey]");
+  float* p = out.f32();
+  for (int64_t i = 0; i < out.numel(); ++i) p[i] = std::clamp(p[i], 0.0f, 1.0f);
   return out;
 }
 

@@ -130,10 +130,12 @@ void finalize() {
 void abort_job(const std::string& why) {
   std::fprintf(stderr, "perceiver: error: rank %d of %d: %s\n", g_rank, g_size, why.c_str());
   std::fflush(stderr);
-  // MPICH's launcher forwards each rank's stderr through its proxies asynchronously, and
-  // MPI_Abort tears them down: without a pause the reason can be lost on a busy host (seen in CI)
-  if (g_mpi_started) std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  if (g_mpi_started) MPI_Abort(MPI_COMM_WORLD, 1);
+  if (g_mpi_started) {
+    // MPICH's launcher forwards each rank's stderr through its proxies asynchronously, and
+    // MPI_Abort tears them down: without a pause the reason can be lost on a busy host (seen in CI)
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
   std::_Exit(1);
 }
 

@@ -1,10 +1,9 @@
 // Tiled optical flow with PerceiverForOpticalFlow (see tasks/optical_flow.h).
 #include "perceiver/tasks/optical_flow.h"
 
-#include <algorithm>
-
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/core/error.h"
+#include "perceiver/data/image.h"
 #include "perceiver/data/optical_flow.h"
 #include "perceiver/tasks/common.h"
 
@@ -14,28 +13,17 @@ namespace pio = models::perceiver_io;
 
 namespace {
 
-// flow (h, w, 2) resized to (H, W, 2) by bilinear interpolation (pixel centres aligned, border
-// clamped), u multiplied by W / w and v by H / h: the same motion measured in the larger frame.
+// flow (h, w, 2) resized to (H, W, 2) by data::resize_plane (bilinear, pixel centres aligned,
+// border clamped), u multiplied by W / w and v by H / h: the same motion in the larger frame.
 Tensor upsample_flow(const Tensor& flow, int64_t H, int64_t W) {
   const int64_t h = flow.dim(0), w = flow.dim(1);
-  const double sy = static_cast<double>(h) / H, sx = static_cast<double>(w) / W;
   Tensor out = Tensor::empty({H, W, 2});
-  const float* src = flow.f32();
-  float* dst = out.f32();
-  for (int64_t y = 0; y < H; ++y) {
-    const double fy = std::clamp((y + 0.5) * sy - 0.5, 0.0, static_cast<double>(h - 1));
-    const int64_t y0 = std::min<int64_t>(static_cast<int64_t>(fy), h - 1), y1 = std::min<int64_t>(y0 + 1, h - 1);
-    const float wy = static_cast<float>(fy - y0);
-    for (int64_t x = 0; x < W; ++x) {
-      const double fx = std::clamp((x + 0.5) * sx - 0.5, 0.0, static_cast<double>(w - 1));
-      const int64_t x0 = std::min<int64_t>(static_cast<int64_t>(fx), w - 1), x1 = std::min<int64_t>(x0 + 1, w - 1);
-      const float wx = static_cast<float>(fx - x0);
-      for (int c = 0; c < 2; ++c) {
-        const float top = (1 - wx) * src[(y0 * w + x0) * 2 + c] + wx * src[(y0 * w + x1) * 2 + c];
-        const float bottom = (1 - wx) * src[(y1 * w + x0) * 2 + c] + wx * src[(y1 * w + x1) * 2 + c];
-        dst[(y * W + x) * 2 + c] = ((1 - wy) * top + wy * bottom) * static_cast<float>(c == 0 ? 1 / sx : 1 / sy);
-      }
-    }
+  for (int c = 0; c < 2; ++c) {
+    Tensor plane = Tensor::empty({h, w});
+    for (int64_t i = 0; i < h * w; ++i) plane.f32()[i] = flow.f32()[i * 2 + c];
+    const Tensor big = data::resize_plane(plane, static_cast<int>(H), static_cast<int>(W));
+    const float ratio = c == 0 ? static_cast<float>(W) / w : static_cast<float>(H) / h;
+    for (int64_t i = 0; i < H * W; ++i) out.f32()[i * 2 + c] = big.f32()[i] * ratio;
   }
   return out;
 }
