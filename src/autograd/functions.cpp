@@ -310,6 +310,16 @@ Tensor dropout(const Tensor& x, float p, bool training, Rng& rng) {
   return out.y;
 }
 
+Tensor drop_path(const Tensor& x, float p, bool training, Rng& rng) {
+  if (!training || p == 0.0f) return x;
+  ops::DropPathOut out = ops::drop_path(x, p, rng);
+  if (should_record({&x})) {
+    Tensor keep = out.keep;
+    record("drop_path", {x}, {&out.y}, [keep](const Grads& g) -> Grads { return {ops::drop_path_backward(g[0], keep)}; });
+  }
+  return out.y;
+}
+
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels, float smoothing) {
   ops::CrossEntropyOut out = ops::cross_entropy(logits, labels, smoothing);
   if (should_record({&logits})) {

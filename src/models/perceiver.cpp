@@ -61,6 +61,7 @@ Perceiver::Perceiver(const PerceiverConfig& config, uint64_t init_seed) : config
   enc.cross.use_query_residual = c.use_query_residual;
   enc.self = layer(c.self_attention_heads, c.self_attention_widening_factor);
   enc.self_attends_per_block = c.self_attends_per_block;
+  enc.self_drop_path = c.drop_path;
   enc.num_blocks = c.num_blocks;
   enc.num_cross_attends = c.num_cross_attends;
   enc.share_weights = c.share_weights;

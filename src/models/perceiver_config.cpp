@@ -78,6 +78,7 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   c.decoder_heads = static_cast<int>(o.get_int("decoder_heads", c.decoder_heads, 1, 1024));
   c.num_classes = o.get_int("num_classes", c.num_classes, 1, 1 << 20);
   c.dropout = o.get_float("dropout", c.dropout, 0.0, 0.99);
+  c.drop_path = o.get_float("drop_path", c.drop_path, 0.0, 0.99);
   c.init = o.get_string("init", c.init, {"lecun", "normal"});
   c.init_std = o.get_float("init_std", c.init_std, 1e-6, 10.0);
   o.finish();
@@ -176,6 +177,7 @@ nlohmann::json PerceiverConfig::to_json() const {
           {"decoder_heads", decoder_heads},
           {"num_classes", num_classes},
           {"dropout", dropout},
+          {"drop_path", drop_path},
           {"init", init},
           {"init_std", init_std}};
 }

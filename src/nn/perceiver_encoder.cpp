@@ -34,8 +34,11 @@ PerceiverEncoder::PerceiverEncoder(const PerceiverEncoderConfig& config, Rng& in
     const std::string suffix = s == 0 ? "" : "_" + std::to_string(s);
     WeightSet set;
     set.cross = make("cross_attention" + suffix, cross);
-    for (int i = 0; i < c.self_attends_per_block; ++i)
-      set.self_attends.push_back(make("self_attends" + suffix + "." + std::to_string(i), self));
+    for (int i = 0; i < c.self_attends_per_block; ++i) {
+      PerceiverLayerConfig layer = self;
+      layer.drop_path = c.self_drop_path * static_cast<float>(i + 1) / static_cast<float>(c.self_attends_per_block);
+      set.self_attends.push_back(make("self_attends" + suffix + "." + std::to_string(i), layer));
+    }
     sets_.push_back(std::move(set));
   }
 }

@@ -24,6 +24,9 @@ PerceiverLayerConfig resolve_layer_config(PerceiverLayerConfig c, bool cross_sha
         c.widening_factor);
   check(c.dropout >= 0.0f && c.dropout < 1.0f, "[PerceiverLayer] dropout must be in [0, 1), got ",
         c.dropout);
+  check(c.drop_path >= 0.0f && c.drop_path < 1.0f, "[PerceiverLayer] drop_path must be in [0, 1), got ", c.drop_path);
+  check(c.drop_path == 0.0f || c.use_query_residual, "[PerceiverLayer] drop_path needs the query residual "
+        "(it drops a residual branch)");
   if (c.is_cross && c.qk_channels <= 0) {
     c.qk_channels = cross_shape_kv ? c.kv_dim : c.q_dim;  // cross_attention_shape_for_attention
   } else if (c.qk_channels <= 0) {
@@ -72,7 +75,8 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
           "[PerceiverLayer] y must be (", x.dim(0), ", M, ", c.kv_dim, "), got ",
           y.defined() ? shape_str(y.shape()) : "undefined");
   const bool drop = is_training() && c.dropout > 0.0f;
-  check(!drop || rng != nullptr, "[PerceiverLayer] dropout in training mode needs an Rng");
+  const bool drop_path = is_training() && c.drop_path > 0.0f;
+  check((!drop && !drop_path) || rng != nullptr, "[PerceiverLayer] dropout in training mode needs an Rng");
 
   // xn = LN1(x); yn = LN2(y) for cross layers, xn for self layers. Mixed-precision training
   // rounds each once to bf16 for the products that share it (not once per product).
@@ -101,10 +105,12 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
   // a = dense(context) [+ x]   (the residual uses the un-normalised query input)
   Tensor a = out_->forward(context);
   if (drop) a = ag::dropout(a, c.dropout, true, *rng);
+  if (drop_path) a = ag::drop_path(a, c.drop_path, true, *rng);  // a[b] * keep_b (stochastic depth)
   if (c.use_query_residual) a = ag::add(a, x);
   // out = a + dense2(GELU(dense1(LN(a))))
   Tensor m = dense2_->forward(ag::gelu(dense1_->forward(layernorm_->forward(a))));
   if (drop) m = ag::dropout(m, c.dropout, true, *rng);
+  if (drop_path) m = ag::drop_path(m, c.drop_path, true, *rng);
   return ag::add(a, m);
 }
 

@@ -22,6 +22,7 @@ RunConfig parse_run_config(const nlohmann::json& j) {
   t.epochs = static_cast<int>(tr.get_int("epochs", t.epochs, 1, 100000));
   t.batch_size = tr.get_int("batch_size", t.batch_size, 1, 1 << 20);
   t.eval_batch_size = tr.get_int("eval_batch_size", t.eval_batch_size, 1, 1 << 20);
+  t.eval_every = static_cast<int>(tr.get_int("eval_every", t.eval_every, 1, 100000));
   t.optimizer = tr.get_string("optimizer", t.optimizer, {"adamw", "lamb"});
   t.lr = tr.get_float("lr", t.lr, 1e-12, 10.0);
   t.weight_decay = tr.get_float("weight_decay", t.weight_decay, 0.0, 10.0);
@@ -242,6 +243,7 @@ nlohmann::json RunConfig::to_json() const {
   return {{"model", model},
           {"train",
            {{"epochs", t.epochs}, {"batch_size", t.batch_size}, {"eval_batch_size", t.eval_batch_size},
+            {"eval_every", t.eval_every},
             {"optimizer", t.optimizer}, {"lr", t.lr}, {"weight_decay", t.weight_decay},
             {"beta1", t.beta1}, {"beta2", t.beta2}, {"eps", t.eps}, {"schedule", t.schedule},
             {"warmup_steps", t.warmup_steps}, {"final_lr_fraction", t.final_lr_fraction},

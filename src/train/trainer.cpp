@@ -52,14 +52,14 @@ void on_signal(int sig) {
 // The parts of a run config that must not change when a run is resumed (everything that
 // decides the sequence of updates); threads and parallelism (batch slices sum the same gradients
 // in another order: a resumed run is bit-identical when both stay the same), logging, checkpoint
-// cadence, max_steps, the evaluation batch, activation checkpointing (the same computation with
+// cadence, max_steps, the evaluation batch and cadence, activation checkpointing (the same computation with
 // less memory; bit-identical here, since chunked K/V only starts above 4,096 inputs) and the data
 // location may change.
 nlohmann::json resume_identity(const RunConfig& c) {
   nlohmann::json j = c.to_json();
   j.erase("model");  // compared on its own (run_training)
   for (const char* k : {"threads", "parallelism", "log_every", "checkpoint_every", "max_steps", "eval_batch_size",
-                        "activation_checkpointing"})
+                        "eval_every", "activation_checkpointing"})
     j["train"].erase(k);
   j["data"].erase("dir");
   j["data"].erase("audio_dir");  // a location, like dir
@@ -397,6 +397,8 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
     window_samples += b;
     run_samples += b;
     const bool epoch_end = step % spe == 0;
+    // the test set after every eval_every-th epoch and after the last
+    const bool eval_now = epoch_end && ((step / spe) % tc.eval_every == 0 || step == total);
     const bool log_now = step % tc.log_every == 0 || epoch_end;
     const auto now = Clock::now();
     const double window_s = std::chrono::duration<double>(now - t_window).count();
@@ -435,7 +437,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
       window_correct = window_predictions = window_samples = 0;
       t_window = now;
     }
-    if (epoch_end) {
+    if (eval_now) {
       model.train(false);
       optimizer->swap_ema();  // evaluate the averaged weights (train.ema_decay), then swap back
       const auto t_eval = Clock::now();
@@ -492,6 +494,8 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
       }
       if (writer) emit(record);
       if (writer) write_training_plot(metrics_path, opt.out_dir + "/plot.png");  // loss and accuracy so far
+    }
+    if (epoch_end) {
       if (writer) save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
     } else if (writer && tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) {
       save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);

@@ -1,6 +1,6 @@
 // Dropout: the backward of ag::dropout, run through the tape, against central finite
 // differences of the reference forward with the drawn mask; mask statistics (mean ~ 1,
-// zero fraction ~ p) and determinism for a fixed seed.
+// zero fraction ~ p) and determinism for a fixed seed; drop path's backward the same way.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -78,6 +78,31 @@ TEST(DropoutGrad, DeterministicForFixedSeed) {
   EXPECT_NE(ma, mc);
   // The generator advances: a second call with the same Rng draws a different mask.
   EXPECT_NE(ops::dropout(x, 0.5f, a).mask.to_vector(), ma);
+}
+
+TEST(DropPathGrad, BackwardIsDyTimesTheExamplesKeep) {
+  for (const Shape& shape : {Shape{1, 1}, Shape{7, 3}, Shape{9, 17, 5}, Shape{4, 3, 129}}) {
+    Tensor x = randn(shape, 174), w = randn(shape, 175);
+    Rng rng(5);
+    ops::DropPathOut out = ops::drop_path(x, 0.4f, rng);
+    const std::vector<double> kd = to_double(out.keep);
+    const int64_t n = x.numel(), rows = shape[0];
+    const auto num = fd_grad(
+        [&](const std::vector<double>& v) {
+          std::vector<double> y(v.size());
+          ref::drop_path_forward(y.data(), v.data(), kd.data(), rows, n / rows);
+          return y;
+        },
+        to_double(x), to_double(w));
+    Tensor xt = x.clone();
+    xt.set_requires_grad(true);
+    Rng rng2(5);
+    Tensor y = ag::drop_path(xt, 0.4f, true, rng2);
+    ASSERT_EQ(y.to_vector(), out.y.to_vector()) << "ag::drop_path drew other keeps";
+    Tensor loss = ag::reshape(ag::mean(ag::reshape(ag::mul(y, w), {1, n}), 1), {});
+    autograd::backward(loss);
+    EXPECT_TRUE(all_close(ops::scale(xt.grad(), static_cast<float>(n)), num, f32_tol(n), "dx " + shape_str(shape)));
+  }
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Activation checkpointing (autograd/checkpoint.h, Module::set_activation_checkpointing): the
-// loss and every parameter gradient equal those without it (dropout replayed from the saved
+// loss and every parameter gradient equal those without it (dropout and drop path replayed from the saved
 // Rng state, shared weights across blocks, several cross-attends), for the Perceiver classifier,
 // a Hugging Face Perceiver IO fixture and ViT; the peak of live tensor memory in a training
 // step goes down; inference is unaffected.
@@ -78,11 +78,12 @@ models::PerceiverConfig deep_config(float dropout) {
   c.num_cross_attends = 3;  // the second and third share weights
   c.num_classes = 4;
   c.dropout = dropout;
+  c.drop_path = dropout > 0.0f ? 0.3f : 0.0f;  // stochastic depth replays from the same stream
   c.init_std = 0.2f;
   return c;
 }
 
-TEST(ActivationCheckpointing, PerceiverGradientsUnchangedWithDropout) {
+TEST(ActivationCheckpointing, PerceiverGradientsUnchangedWithDropoutAndDropPath) {
   models::Perceiver model(deep_config(0.1f), 3);
   model.train(true);
   const Tensor images = randn({3, 6, 5}, 11);

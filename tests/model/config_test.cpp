@@ -212,6 +212,7 @@ const std::vector<FieldEnds>& train_and_data_ends() {
       {"train", "epochs", 1, 100000, {}},
       {"train", "batch_size", 1, 1 << 20, {}},
       {"train", "eval_batch_size", 1, 1 << 20, {}},
+      {"train", "eval_every", 1, 100000, {}},
       {"train", "lr", 1e-12, 10.0, {}},
       {"train", "weight_decay", 0.0, 10.0, {}},
       {"train", "beta1", 0.0, 0.999999, {}},
@@ -260,6 +261,7 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
       {"model", "decoder_heads", 1, 1024, {}},
       {"model", "num_classes", 1, 1 << 20, {}},
       {"model", "dropout", 0.0, 0.99, {}},
+      {"model", "drop_path", 0.0, 0.99, {}},
       {"model", "init_std", 1e-6, 10.0, {}},
   });
   // SpecAugment counts need a width and widths a count (0 / 0 is the default, off)
@@ -310,6 +312,7 @@ TEST(Config, EveryFieldRoundTripsAtItsRangeEnds) {
       {"model", "decoder_heads", 1, 1024, {}},
       {"model", "num_classes", 1, 1 << 20, {}},
       {"model", "dropout", 0.0, 0.99, {}},
+      {"model", "drop_path", 0.0, 0.99, {}},
       {"model", "init_std", 1e-6, 10.0, {}},
       {"data", "sample_rate", 1, 768000, {}},
       {"data", "length", 1, 1 << 24, {{"frame", 1}}},

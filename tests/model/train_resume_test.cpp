@@ -1,6 +1,7 @@
 // Training end to end on a tiny generated dataset: an interrupted + resumed run ends with
 // exactly the weights of an uninterrupted run (its first part with activation checkpointing,
-// which must not change a single number); checkpoints are complete and validated.
+// which must not change a single number; dropout and drop path on); checkpoints are complete and
+// validated; the evaluation cadence.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -21,7 +22,7 @@ namespace {
 train::RunConfig tiny_run(const std::string& data_dir) {
   train::RunConfig rc = train::parse_run_config(nlohmann::json::parse(R"({
     "model": {"num_latents": 4, "d_latents": 16, "num_fourier_bands": 2, "self_attention_heads": 2,
-              "self_attends_per_block": 1, "dropout": 0.1},
+              "self_attends_per_block": 1, "dropout": 0.1, "drop_path": 0.2},
     "train": {"epochs": 2, "batch_size": 16, "warmup_steps": 2, "log_every": 1, "seed": 5},
     "data": {"max_shift": 2, "hflip": true}})"));
   rc.data.dir = data_dir;
@@ -80,6 +81,33 @@ TEST(TrainResume, InterruptedPlusResumedEqualsUninterrupted) {
   }
   EXPECT_EQ(evals, 2);
   EXPECT_EQ(last_train_step, 8);
+}
+
+// train.eval_every: the test set after every eval_every-th epoch and after the last; how often it
+// is evaluated does not change a single weight.
+TEST(TrainResume, EvalEveryEvaluatesThoseEpochsAndTheLast) {
+  testing::TempDir tmp;
+  testing::make_tiny_fashion_mnist(tmp.path, 32, 12);  // 2 steps per epoch
+  train::RunConfig rc = tiny_run(tmp.path);
+  rc.train.epochs = 5;
+  train::TrainOptions opt;
+  opt.quiet = true;
+  opt.out_dir = tmp.path + "/every";
+  train::run_training(rc, opt);
+  rc.train.eval_every = 2;
+  opt.out_dir = tmp.path + "/sparse";
+  const train::TrainResult sparse = train::run_training(rc, opt);
+  EXPECT_EQ(sparse.last_eval.count, 12);
+  std::vector<int> eval_epochs;
+  std::ifstream metrics(tmp.path + "/sparse/metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const nlohmann::json rec = nlohmann::json::parse(line);
+    if (rec["type"] == "eval") eval_epochs.push_back(rec["epoch"].get<int>());
+  }
+  EXPECT_EQ(eval_epochs, (std::vector<int>{2, 4, 5}));
+  io::SafetensorsFile a = io::load_safetensors(tmp.path + "/every/model.safetensors");
+  io::SafetensorsFile b = io::load_safetensors(tmp.path + "/sparse/model.safetensors");
+  for (auto& [name, t] : a.tensors) EXPECT_EQ(t.to_vector(), b.tensors.at(name).to_vector()) << name;
 }
 
 // train.ema_decay: evaluation and model.safetensors use the moving average, the checkpoint keeps

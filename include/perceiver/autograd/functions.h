@@ -50,6 +50,9 @@ Tensor slice_tokens(const Tensor& x, int64_t start, int64_t len);
 Tensor gather_tokens(const Tensor& x, const std::vector<int64_t>& idx);  // backward scatter-adds
 // Inverted dropout; identity when !training or p == 0.
 Tensor dropout(const Tensor& x, float p, bool training, Rng& rng);
+// Drop path (stochastic depth): each example x[b] kept and scaled by 1 / (1 - p), or zeroed, with
+// probability p; identity when !training or p == 0.
+Tensor drop_path(const Tensor& x, float p, bool training, Rng& rng);
 // Scalar losses ('mean' reduction).
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels, float smoothing);
 Tensor mse(const Tensor& pred, const Tensor& target);

@@ -21,6 +21,8 @@ struct PerceiverEncoderConfig {
   PerceiverLayerConfig cross;  // q_dim = D, kv_dim = C (is_cross is set here)
   PerceiverLayerConfig self;   // q_dim = D (always with the query residual)
   int self_attends_per_block = 1;
+  // stochastic depth: self-attend i of S gets drop_path = self_drop_path (i + 1) / S (0: none)
+  float self_drop_path = 0.0f;
   int num_blocks = 1;          // latent block repeats with the same weights (0: none, as HF allows)
   int num_cross_attends = 1;
   bool share_weights = true;   // every cross-attend after the first shares one weight set

@@ -21,6 +21,7 @@ struct PerceiverLayerConfig {
   int widening_factor = 1;      // MLP hidden = widening_factor * q_dim
   bool use_query_residual = true;
   float dropout = 0.0f;         // on the attention output and MLP output, before each residual
+  float drop_path = 0.0f;       // stochastic depth: each residual branch dropped per example
   float layer_norm_eps = 1e-5f;
   float init_std = 0.0f;        // Linear init: > 0 fixed std, <= 0 LeCun 1/sqrt(fan_in)
   // Under activation checkpointing a cross layer over more than kv_chunk inputs forms LN2, K

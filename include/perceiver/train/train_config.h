@@ -15,6 +15,7 @@ struct TrainConfig {
   int epochs = 3;
   int64_t batch_size = 64;
   int64_t eval_batch_size = 100;  // small: evaluation activations dominate peak memory otherwise
+  int eval_every = 1;  // epochs between evaluations of the test set; the last epoch always is
   std::string optimizer = "adamw";  // "adamw" | "lamb"
   float lr = 1e-3f;
   float weight_decay = 0.05f;
