@@ -53,17 +53,21 @@ void image_patches(float* y, const float* x, int64_t B, int64_t H, int64_t W, in
       const int64_t b = row / H, i = row % H;
       float* yrow = y + row * W * F;
       for (int64_t j = 0; j < W; ++j) {
+        // offsets v in [v0, v1) fall inside the image; they are one contiguous run of k' C floats
+        // in both the source row and the patch (one copy per patch row, not per pixel)
+        const int64_t v0 = std::max<int64_t>(0, r - j), v1 = std::min<int64_t>(k, W - j + r);
         float* yp = yrow + j * F;
         for (int64_t u = 0; u < k; ++u) {
           const int64_t si = i + u - r;
-          for (int64_t v = 0; v < k; ++v) {
-            const int64_t sj = j + v - r;
-            float* dst = yp + (u * k + v) * C;
-            if (si < 0 || si >= H || sj < 0 || sj >= W)
-              std::memset(dst, 0, sizeof(float) * C);
-            else
-              std::memcpy(dst, x + ((b * H + si) * W + sj) * C, sizeof(float) * C);
+          float* dst = yp + u * k * C;
+          if (si < 0 || si >= H) {
+            std::fill_n(dst, k * C, 0.0f);
+            continue;
           }
+          const float* src = x + ((b * H + si) * W + (j + v0 - r)) * C;
+          std::fill_n(dst, v0 * C, 0.0f);
+          std::copy_n(src, (v1 - v0) * C, dst + v0 * C);
+          std::fill_n(dst + v1 * C, (k - v1) * C, 0.0f);
         }
       }
     }
