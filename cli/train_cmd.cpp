@@ -35,10 +35,13 @@ int run(const TrainArgs& a) {
   opt.check_replicas = a.check_replicas;
   train::TrainResult r = train::run_training(cfg, opt);
   if (dist::rank() != 0) return 0;  // rank 0 reports for the job
-  char metric[96];
-  if (r.last_eval.count == 0) std::snprintf(metric, sizeof(metric), "not evaluated (no epoch completed)");
-  else if (r.last_eval.regression) std::snprintf(metric, sizeof(metric), "test mean squared error %.6g", r.last_eval.loss);
-  else std::snprintf(metric, sizeof(metric), "test accuracy %.4f", r.last_eval.accuracy());
+  char metric[128];
+  if (r.last_eval.count == 0)
+    std::snprintf(metric, sizeof(metric), "not evaluated yet (after no completed epoch, or none of train.eval_every's)");
+  else if (r.last_eval.regression)
+    std::snprintf(metric, sizeof(metric), "test mean squared error %.6g (epoch %d)", r.last_eval.loss, r.last_eval_epoch);
+  else
+    std::snprintf(metric, sizeof(metric), "test accuracy %.4f (epoch %d)", r.last_eval.accuracy(), r.last_eval_epoch);
   std::printf("%s after %lld steps in %.1fs (%.0f samples/s incl. evaluation); %s; peak RSS %.0f MiB\n",
               r.interrupted ? "stopped" : "finished", (long long)r.steps, r.seconds, r.train_samples_per_s, metric,
               peak_rss_bytes() / 1048576.0);

@@ -386,6 +386,7 @@ py::dict train_run(const py::object& config, const std::string& out, const py::o
   if (r.last_eval.count > 0) {
     d["test_loss"] = r.last_eval.loss;
     d["test_count"] = r.last_eval.count;
+    d["test_epoch"] = r.last_eval_epoch;  // the epoch evaluated (train.eval_every)
     if (!r.last_eval.regression) d["test_accuracy"] = r.last_eval.accuracy();
   }
   return d;

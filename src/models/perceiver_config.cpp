@@ -86,6 +86,8 @@ PerceiverConfig parse_perceiver_config(const nlohmann::json& j, const std::strin
   check(c.input_patch_size % 2 == 1 && (c.input_patch_size == 1 || c.image_size.size() == 2), "[config] ", path,
         ".input_patch_size: expected an odd size (a neighbourhood centred on its pixel), on 2-D images only; got ",
         c.input_patch_size, " with image_size of ", c.image_size.size(), " axes");
+  check(c.drop_path == 0.0f || c.self_attends_per_block > 0, "[config] ", path, ".drop_path = ", c.drop_path,
+        " needs latent self-attends to drop (self_attends_per_block is 0)");
   check(c.input_projection_trainable || c.input_projection > 0, "[config] ", path, ".input_projection_trainable false "
         "fixes the input projection, but there is none (input_projection is 0)");
   check(c.input_projection_init == "random" || (c.input_projection_type == "log_power" && c.input_projection > 0),

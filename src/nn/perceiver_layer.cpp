@@ -76,7 +76,7 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
           y.defined() ? shape_str(y.shape()) : "undefined");
   const bool drop = is_training() && c.dropout > 0.0f;
   const bool drop_path = is_training() && c.drop_path > 0.0f;
-  check((!drop && !drop_path) || rng != nullptr, "[PerceiverLayer] dropout in training mode needs an Rng");
+  check((!drop && !drop_path) || rng != nullptr, "[PerceiverLayer] dropout or drop_path in training mode needs an Rng");
 
   // xn = LN1(x); yn = LN2(y) for cross layers, xn for self layers. Mixed-precision training
   // rounds each once to bf16 for the products that share it (not once per product).

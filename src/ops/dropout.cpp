@@ -23,7 +23,9 @@ DropoutOut dropout(const Tensor& x, float p, Rng& rng) {
   check(p >= 0.0f && p < 1.0f, "[dropout] p: expected in [0, 1), got ", p);
   if (p == 0.0f) return {x, Tensor()};
   const uint64_t seed = draw_seed(rng);
-  DropoutOut out{Tensor::empty(x.shape()), Tensor::empty(x.shape())};
+  DropoutOut out;  // (no throwing calls inside aggregate initialisers: GCC 12)
+  out.y = Tensor::empty(x.shape());
+  out.mask = Tensor::empty(x.shape());
   cpu::dropout_forward(out.y.f32(), out.mask.f32(), x.f32(), x.numel(), p, seed);
   return out;
 }
@@ -36,13 +38,15 @@ DropPathOut drop_path(const Tensor& x, float p, Rng& rng) {
   if (p == 0.0f) return {x, Tensor()};
   const uint64_t seed = draw_seed(rng);
   const int64_t rows = x.dim(0), row_len = rows == 0 ? 0 : x.numel() / rows;
-  DropPathOut out{Tensor::empty(x.shape()), Tensor::empty({rows})};
+  DropPathOut out;
+  out.y = Tensor::empty(x.shape());
+  out.keep = Tensor::empty({rows});
   cpu::drop_path_forward(out.y.f32(), out.keep.f32(), x.f32(), rows, row_len, p, seed);
   return out;
 }
 
 Tensor drop_path_backward(const Tensor& dy, const Tensor& keep) {
-  profiler::Scope prof("drop_path");
+  profiler::Scope prof("drop_path_backward");
   detail::expect_f32("drop_path_backward", "dy", dy);
   detail::expect_f32("drop_path_backward", "keep", keep);
   detail::expect_min_rank("drop_path_backward", "dy", dy, 1);

@@ -442,6 +442,7 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
       optimizer->swap_ema();  // evaluate the averaged weights (train.ema_decay), then swap back
       const auto t_eval = Clock::now();
       result.last_eval = evaluate_distributed(task, tc.eval_batch_size);
+      result.last_eval_epoch = static_cast<int>(epoch + 1);
       const double eval_s = std::chrono::duration<double>(Clock::now() - t_eval).count();
       optimizer->swap_ema();
       const bool mlm = task.kind() == Task::Kind::kMaskedLM;
@@ -493,9 +494,9 @@ TrainResult run_training(const RunConfig& user_cfg, const TrainOptions& opt) {
         record["test_mse"] = e.loss;
       }
       if (writer) emit(record);
-      if (writer) write_training_plot(metrics_path, opt.out_dir + "/plot.png");  // loss and accuracy so far
     }
     if (epoch_end) {
+      if (writer) write_training_plot(metrics_path, opt.out_dir + "/plot.png");  // loss and accuracy so far
       if (writer) save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);
     } else if (writer && tc.checkpoint_every > 0 && step % tc.checkpoint_every == 0) {
       save_checkpoint(ckpt_path, model, optimizer.get(), step, cfg);

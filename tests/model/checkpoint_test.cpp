@@ -106,6 +106,21 @@ TEST(ActivationCheckpointing, PerceiverGradientsUnchangedWithDropoutAndDropPath)
   EXPECT_EQ(a.to_vector(), model.forward(images, nullptr).to_vector());
 }
 
+// drop path alone (no dropout to carry the stream): each example's branches are replayed
+TEST(ActivationCheckpointing, PerceiverGradientsUnchangedWithDropPathAlone) {
+  models::PerceiverConfig c = deep_config(0.0f);
+  c.drop_path = 0.5f;
+  models::Perceiver model(c, 4);
+  model.train(true);
+  const Tensor images = randn({8, 6, 5}, 12);
+  const Tensor labels = Tensor::from_vector_i32({8}, {0, 3, 1, 2, 2, 0, 1, 3});
+  auto loss_of = [&] {
+    Rng rng(43);
+    return ag::cross_entropy(model.forward(images, &rng), labels, 0.1f);
+  };
+  expect_same_gradients(train_step(model, true, loss_of), train_step(model, false, loss_of), "perceiver, drop path");
+}
+
 TEST(ActivationCheckpointing, HfPerceiverIoGradientsUnchanged) {
   testing::HfFixture fx = testing::load_hf_fixture("language-perceiver");
   testing::TempDir tmp;

@@ -105,9 +105,28 @@ TEST(TrainResume, EvalEveryEvaluatesThoseEpochsAndTheLast) {
     if (rec["type"] == "eval") eval_epochs.push_back(rec["epoch"].get<int>());
   }
   EXPECT_EQ(eval_epochs, (std::vector<int>{2, 4, 5}));
+  EXPECT_EQ(sparse.last_eval_epoch, 5);
   io::SafetensorsFile a = io::load_safetensors(tmp.path + "/every/model.safetensors");
   io::SafetensorsFile b = io::load_safetensors(tmp.path + "/sparse/model.safetensors");
   for (auto& [name, t] : a.tensors) EXPECT_EQ(t.to_vector(), b.tensors.at(name).to_vector()) << name;
+
+  // stopped after epoch 3 of 5: the last evaluation is epoch 2's and says so; resuming with
+  // another cadence is allowed and ends with the same weights
+  opt.out_dir = tmp.path + "/stopped";
+  train::RunConfig first = rc;
+  first.train.max_steps = 6;
+  const train::TrainResult part = train::run_training(first, opt);
+  EXPECT_TRUE(part.interrupted);
+  EXPECT_EQ(part.last_eval_epoch, 2);
+  EXPECT_EQ(part.last_eval.count, 12);
+  train::RunConfig rest = rc;
+  rest.train.eval_every = 1;
+  opt.resume = true;
+  const train::TrainResult resumed = train::run_training(rest, opt);
+  EXPECT_FALSE(resumed.interrupted);
+  EXPECT_EQ(resumed.last_eval_epoch, 5);
+  io::SafetensorsFile c = io::load_safetensors(tmp.path + "/stopped/model.safetensors");
+  for (auto& [name, t] : a.tensors) EXPECT_EQ(t.to_vector(), c.tensors.at(name).to_vector()) << name << " after resume";
 }
 
 // train.ema_decay: evaluation and model.safetensors use the moving average, the checkpoint keeps

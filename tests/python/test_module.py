@@ -290,6 +290,7 @@ class Training(unittest.TestCase):
             r = perceiver.train(self.config(tmp), out=os.path.join(tmp, "run"), quiet=True, progress=records.append)
             self.assertFalse(r["interrupted"])
             self.assertEqual(r["test_count"], 18)
+            self.assertEqual(r["test_epoch"], 8)
             self.assertGreaterEqual(r["test_accuracy"], 0.9)
             evals = [x for x in records if x["type"] == "eval"]
             self.assertEqual([x["epoch"] for x in evals], list(range(1, 9)))

@@ -25,7 +25,7 @@ class Perceiver : public ImageClassifier {
   Perceiver(const PerceiverConfig& config, uint64_t init_seed);
 
   // images (B, H, W) for one channel or (B, H, W, C); rng drives dropout in training mode
-  // (may be null when dropout is 0 or in eval mode). Returns logits (B, K).
+  // and drop path (may be null when dropout and drop_path are 0, or in eval mode). Returns logits (B, K).
   Tensor forward(const Tensor& images, Rng* rng = nullptr) const override;
   // Model: "inputs" (images as above) -> "logits".
   TensorMap forward(const TensorMap& inputs, TensorMap* trace = nullptr, Rng* rng = nullptr) const override;

@@ -83,8 +83,9 @@ struct PerceiverConfig {
   int decoder_heads = 1;
   int64_t num_classes = 10;
   float dropout = 0.0f;
-  // Stochastic depth over the latent self-attends (timm's drop_path_rate): self-attend i of S
-  // drops each of its two residual branches, per example, with probability drop_path (i + 1) / S.
+  // Stochastic depth over the latent self-attends (Huang et al. 2016's linear rule): self-attend
+  // i of S drops each of its two residual branches, per example, with probability
+  // drop_path (i + 1) / S; block repeats (num_blocks) reuse the layers and their rates.
   float drop_path = 0.0f;
   // Initialisation from scratch: "lecun" (Linear std 1/sqrt(fan_in)) or "normal" (every Linear
   // N(0, init_std), as HF). Latents and the decoder query always use N(0, init_std).

@@ -37,7 +37,8 @@ struct TrainOptions {
 struct TrainResult {
   int64_t steps = 0;
   bool interrupted = false;  // stopped by Ctrl-C or train.max_steps before the end
-  EvalResult last_eval;      // after the last completed epoch (count 0 if none)
+  EvalResult last_eval;      // the last evaluation (count 0 if none): after epoch last_eval_epoch
+  int last_eval_epoch = 0;   // train.eval_every may leave later epochs unevaluated when a run stops early
   double seconds = 0;
   double train_samples_per_s = 0;
   bool diverged = false;  // the training loss rose above 10x its start (a warning was printed)
