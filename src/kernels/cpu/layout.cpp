@@ -5,7 +5,6 @@
 #include "kernels/cpu/layout.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "perceiver/core/parallel.h"
 
