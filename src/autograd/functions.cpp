@@ -3,6 +3,7 @@
 // backward op needs. Rules return one gradient per recorded input (undefined = not needed).
 #include "perceiver/autograd/functions.h"
 
+#include "perceiver/autograd/grad_mode.h"
 #include "perceiver/autograd/tape.h"
 #include "perceiver/ops/activation.h"
 #include "perceiver/ops/attention.h"
@@ -10,6 +11,7 @@
 #include "perceiver/ops/dropout.h"
 #include "perceiver/ops/elementwise.h"
 #include "perceiver/ops/embedding.h"
+#include "perceiver/ops/kv_projection.h"
 #include "perceiver/ops/layer_norm.h"
 #include "perceiver/ops/linear.h"
 #include "perceiver/ops/loss.h"
@@ -56,6 +58,23 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) 
     });
   }
   return out.y;
+}
+
+KeysValues kv_projection(const Tensor& x, const Tensor& s, const KvProjection& p) {
+  check(!s.requires_grad() || !autograd::grad_enabled(), "[kv_projection] gradients with respect to the shared channels s "
+        "are not supported (they are fixed position features)");
+  ops::KvProjectionOut out = ops::kv_projection(x, s, p.ln_weight, p.ln_bias, p.ln_eps, p.wk, p.bk, p.wv, p.bv);
+  if (should_record({&x, &p.ln_weight, &p.ln_bias, &p.wk, &p.bk, &p.wv, &p.bv})) {
+    const Tensor mean = out.mean, rstd = out.rstd;
+    const bool nx = x.requires_grad();
+    record("kv_projection", {x, p.ln_weight, p.ln_bias, p.wk, p.bk, p.wv, p.bv}, {&out.k, &out.v},
+           [x, s, p, mean, rstd, nx](const Grads& g) -> Grads {
+             ops::KvProjectionGrads d = ops::kv_projection_backward(g[0], g[1], x, s, p.ln_weight, p.ln_bias, p.wk,
+                                                                    p.wv, mean, rstd, nx);
+             return {d.dx, d.dln_w, d.dln_b, d.dwk, d.dbk, d.dwv, d.dbv};
+           });
+  }
+  return {out.k, out.v};
 }
 
 Tensor to_bf16(const Tensor& x) {

@@ -111,7 +111,7 @@ Tensor coordinate_features(const Tensor& x, const PerceiverConfig& c) {
 
 }  // namespace
 
-Tensor Perceiver::encoder_input(const Tensor& images, Rng* rng) const {
+Perceiver::EncoderInputs Perceiver::encoder_input(const Tensor& images, Rng* rng) const {
   const auto& c = config_;
   const int64_t m = c.num_inputs();
   check(images.defined() && images.dtype() == DType::kF32, "[Perceiver] images must be float32");
@@ -158,32 +158,28 @@ Tensor Perceiver::encoder_input(const Tensor& images, Rng* rng) const {
     pixels = ag::mul(pixels, spec_augment_mask(b, m, c.feature_width(), c.channel_masks, c.channel_mask_width,
                                                 c.element_masks, c.element_mask_width, *rng));
   }
-  Tensor position_features;
-  if (c.input_positions == "grid") {
-    position_features = ag::expand_leading(positions_, b);  // (B, M, F): the same grid for all
-  } else {
-    // features of each element's own position: its first d channels             (B, M, F)
-    check(!images.requires_grad(), "[Perceiver] gradients with respect to input coordinates are not supported "
-          "(input_positions \"coordinates\")");
-    position_features = coordinate_features(images.detach(), c);
-  }
-  return ag::concat_last(pixels, position_features);
+  // the grid's features are the same for every example: the encoder appends them to each row
+  if (c.input_positions == "grid") return {pixels, positions_};  // (B, M, C - F), (M, F)
+  // features of each element's own position: its first d channels             (B, M, F)
+  check(!images.requires_grad(), "[Perceiver] gradients with respect to input coordinates are not supported "
+        "(input_positions \"coordinates\")");
+  return {ag::concat_last(pixels, coordinate_features(images.detach(), c)), Tensor()};
 }
 
 Tensor Perceiver::cross_attention_probs(const TensorMap& inputs) const {
   autograd::NoGradGuard no_grad;
-  const Tensor x = encoder_input(require_input(inputs, "inputs", "Perceiver"), nullptr);
-  return encoder_->cross_attention_probs(ag::expand_leading(latents_, x.dim(0)), x, Tensor());
+  const EncoderInputs x = encoder_input(require_input(inputs, "inputs", "Perceiver"), nullptr);
+  return encoder_->cross_attention_probs(ag::expand_leading(latents_, x.own.dim(0)), x.own, Tensor(), x.shared);
 }
 
 Tensor Perceiver::forward(const Tensor& images, Rng* rng) const {
   const auto& c = config_;
-  // inputs = concat([pixels or patches (projected, normalised), position features], channels)  (B, M, C)
-  Tensor inputs = encoder_input(images, rng);
-  const int64_t b = inputs.dim(0);
+  // inputs = rows [pixels or patches (projected, normalised), position features]  (B, M, C)
+  const EncoderInputs inputs = encoder_input(images, rng);
+  const int64_t b = inputs.own.dim(0);
   // z = latents broadcast to the batch                           (B, N, D)
   Tensor z = ag::expand_leading(latents_, b);
-  z = encoder_->forward(z, inputs, Tensor(), rng);              // (B, N, D)
+  z = encoder_->forward(z, inputs.own, Tensor(), rng, nullptr, inputs.shared);  // (B, N, D)
   if (c.head == "query") {
     // logits = final_layer(decoding_cross_attention(query, z))[:, 0]   (HF classification decoder)
     Tensor q = ag::expand_leading(query_, b);                   // (B, 1, D)
@@ -210,14 +206,16 @@ nlohmann::json Perceiver::hub_config() const {
 int64_t Perceiver::training_activation_bytes(bool checkpointing) const {
   const auto& c = config_;
   const int64_t m = c.num_inputs(), n = c.num_latents;
-  // pixels (+ their projection and its GELU) and the [pixels, Fourier] inputs
+  // pixels (+ their projection and its GELU), and the [pixels, Fourier] inputs unless the grid's
+  // Fourier features stay shared (then the cross-attention never forms those rows)
+  const bool shared = c.input_positions == "grid";
   int64_t kept = m * (c.element_channels() + (c.input_projection_type == "log_power" ? 5 : 2) * c.input_projection +
-                      c.input_width());
+                      (shared ? 0 : c.input_width()));
   // the centred features, and the masked features with their mask
   kept += m * c.feature_width() * ((c.input_mean_normalization ? 1 : 0) +
                                    (c.channel_masks > 0 || c.element_masks > 0 ? 2 : 0));
   int64_t largest = 0;                                    // the biggest single layer
-  kept += encoder_->activation_floats(n, m, checkpointing, &largest);
+  kept += encoder_->activation_floats(n, m, checkpointing, &largest, shared ? c.input_width() - c.feature_width() : 0);
   if (decoder_) kept += decoder_->activation_floats(1, n);
   // Backward holds the gradients of one layer's activations at a time, and with checkpointing
   // also that layer's recomputed activations: the largest layer once or twice more.

@@ -47,15 +47,16 @@ const PerceiverEncoder::WeightSet& PerceiverEncoder::set_for(int cross_attend) c
   return sets_[static_cast<size_t>(config_.share_weights ? std::min(cross_attend, 1) : cross_attend)];
 }
 
-Tensor PerceiverEncoder::cross_attention_probs(const Tensor& z, const Tensor& inputs, const Tensor& key_mask) const {
-  return set_for(0).cross->attention_probs(z, inputs, key_mask);
+Tensor PerceiverEncoder::cross_attention_probs(const Tensor& z, const Tensor& inputs, const Tensor& key_mask,
+                                               const Tensor& shared_inputs) const {
+  return set_for(0).cross->attention_probs(z, inputs, key_mask, shared_inputs);
 }
 
 Tensor PerceiverEncoder::forward(Tensor z, const Tensor& inputs, const Tensor& key_mask, Rng* rng,
-                                 std::vector<Tensor>* trace) const {
+                                 std::vector<Tensor>* trace, const Tensor& shared_inputs) const {
   for (int i = 0; i < config_.num_cross_attends; ++i) {
     const WeightSet& set = set_for(i);
-    z = set.cross->forward(z, inputs, key_mask, rng);  // latents <- inputs
+    z = set.cross->forward(z, inputs, key_mask, rng, shared_inputs);  // latents <- inputs
     if (trace) trace->push_back(z.detach());
     for (int r = 0; r < config_.num_blocks; ++r)
       for (const auto& layer : set.self_attends) {
@@ -66,12 +67,13 @@ Tensor PerceiverEncoder::forward(Tensor z, const Tensor& inputs, const Tensor& k
   return z;
 }
 
-int64_t PerceiverEncoder::activation_floats(int64_t n, int64_t m, bool checkpointing, int64_t* largest) const {
+int64_t PerceiverEncoder::activation_floats(int64_t n, int64_t m, bool checkpointing, int64_t* largest,
+                                            int64_t shared_channels) const {
   int64_t kept = 0, big = 0;
   for (int i = 0; i < config_.num_cross_attends; ++i) {
     const WeightSet& set = set_for(i);
     const int64_t d = set.cross->config().q_dim;
-    const int64_t cross = set.cross->activation_floats(n, m);
+    const int64_t cross = set.cross->activation_floats(n, m, shared_channels);
     kept += checkpointing ? n * d : cross;
     big = std::max(big, cross);
     for (int r = 0; r < config_.num_blocks; ++r)

@@ -2,6 +2,7 @@
 #include "perceiver/nn/perceiver_layer.h"
 
 #include <algorithm>
+#include <string>
 
 #include "perceiver/autograd/grad_mode.h"
 #include "perceiver/ops/activation.h"
@@ -58,22 +59,44 @@ PerceiverLayer::PerceiverLayer(const PerceiverLayerConfig& config, Rng& rng)
   dense2_ = register_module("mlp.dense2", std::make_shared<Linear>(c.widening_factor * out_dim, out_dim, true, rng, c.init_std));
 }
 
-Tensor PerceiverLayer::forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const {
-  if (!activation_checkpointing()) return forward_impl(x, y, key_mask, rng);
+namespace {
+
+// A cross layer's inputs: y (B, M, Cy) and y_shared (M, Cs) or undefined, checked against
+// (B, M, kv_dim) rows; the full rows [y_bm, y_shared_m] when asked for.
+void check_cross_inputs(const Tensor& y, const Tensor& y_shared, int64_t batch, int64_t kv_dim) {
+  const int64_t cs = y_shared.defined() ? y_shared.dim(-1) : 0;
+  if (y_shared.defined())
+    check(y_shared.rank() == 2 && y.defined() && y.rank() == 3 && y_shared.dim(0) == y.dim(1),
+          "[PerceiverLayer] y_shared must be (M, Cs) with y's M, got ", shape_str(y_shared.shape()), " beside y ",
+          y.defined() ? shape_str(y.shape()) : "undefined");
+  check(y.defined() && y.rank() == 3 && y.dim(2) + cs == kv_dim && y.dim(0) == batch, "[PerceiverLayer] y must be (",
+        batch, ", M, ", kv_dim - cs, ")", cs > 0 ? " beside y_shared's " + std::to_string(cs) + " channels" : "",
+        ", got ", y.defined() ? shape_str(y.shape()) : "undefined");
+}
+
+Tensor full_rows(const Tensor& y, const Tensor& y_shared) {
+  return y_shared.defined() ? ag::concat_last(y, ag::expand_leading(y_shared, y.dim(0))) : y;
+}
+
+}  // namespace
+
+Tensor PerceiverLayer::forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng,
+                               const Tensor& y_shared) const {
+  if (!activation_checkpointing()) return forward_impl(x, y, key_mask, rng, y_shared);
   // keep x and y only; backward recomputes this layer (autograd/checkpoint.h)
   return ag::checkpoint(
-      [this, key_mask](const std::vector<Tensor>& in, Rng* r) { return forward_impl(in[0], in[1], key_mask, r); },
+      [this, key_mask, y_shared](const std::vector<Tensor>& in, Rng* r) {
+        return forward_impl(in[0], in[1], key_mask, r, y_shared);
+      },
       {x, y}, rng, any_parameter_requires_grad());
 }
 
-Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const {
+Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng,
+                                    const Tensor& y_shared) const {
   const auto& c = config_;
   check(x.defined() && x.rank() == 3 && x.dim(2) == c.q_dim, "[PerceiverLayer] x must be (B, N, ",
         c.q_dim, "), got ", x.defined() ? shape_str(x.shape()) : "undefined");
-  if (c.is_cross)
-    check(y.defined() && y.rank() == 3 && y.dim(2) == c.kv_dim && y.dim(0) == x.dim(0),
-          "[PerceiverLayer] y must be (", x.dim(0), ", M, ", c.kv_dim, "), got ",
-          y.defined() ? shape_str(y.shape()) : "undefined");
+  if (c.is_cross) check_cross_inputs(y, y_shared, x.dim(0), c.kv_dim);
   const bool drop = is_training() && c.dropout > 0.0f;
   const bool drop_path = is_training() && c.drop_path > 0.0f;
   check((!drop && !drop_path) || rng != nullptr, "[PerceiverLayer] dropout or drop_path in training mode needs an Rng");
@@ -88,17 +111,27 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
   // context = softmax(Q K^T / sqrt(qk / H) + mask) V, heads = contiguous channel slices
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.qk_channels / c.num_heads));
   Tensor context;
+  const ag::KvProjection p{layernorm2_ ? layernorm2_->weight() : Tensor(), layernorm2_ ? layernorm2_->bias() : Tensor(),
+                           layernorm2_ ? layernorm2_->eps() : 0.0f, key_->weight(), key_->bias(), value_->weight(),
+                           value_->bias()};
   if (c.is_cross && activation_checkpointing() && (precision() == Precision::kF32 || mixed) &&
       y.dim(1) > c.kv_chunk) {
     // the same, with LN2, K and V formed c.kv_chunk inputs at a time (never for all M inputs);
     // fp32 products, in mixed-precision training too (memory first)
-    const ag::KvProjection p{layernorm2_->weight(), layernorm2_->bias(), layernorm2_->eps(),
-                             key_->weight(), key_->bias(), value_->weight(), value_->bias()};
-    context = ag::chunked_kv_attention(q, y, p, c.num_heads, scale, key_mask, c.kv_chunk);
+    context = ag::chunked_kv_attention(q, full_rows(y, y_shared), p, c.num_heads, scale, key_mask, c.kv_chunk);
   } else {
-    Tensor yn = c.is_cross ? shared(layernorm2_->forward(y)) : xn;
-    Tensor k = key_->forward(yn);
-    Tensor v = value_->forward(yn);
+    Tensor k, v;
+    if (c.is_cross && y_shared.defined() && !y_shared.requires_grad() && p.wk.dtype() == DType::kF32) {
+      // K = Linear_k(LN2([y, y_shared])), V likewise, from y and the shared channels' product
+      // (fp32, in mixed-precision training too: it is a small share of the step)
+      ag::KeysValues kv = ag::kv_projection(y, y_shared, p);
+      k = kv.k;
+      v = kv.v;
+    } else {
+      Tensor yn = c.is_cross ? shared(layernorm2_->forward(full_rows(y, y_shared))) : xn;
+      k = key_->forward(yn);
+      v = value_->forward(yn);
+    }
     context = ag::attention(q, k, v, c.num_heads, scale, key_mask,
                             attention_precision(precision(), q.dim(1), k.dim(1), c.qk_channels / c.num_heads));
   }
@@ -114,13 +147,14 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
   return ag::add(a, m);
 }
 
-Tensor PerceiverLayer::attention_probs(const Tensor& x, const Tensor& y, const Tensor& key_mask) const {
+Tensor PerceiverLayer::attention_probs(const Tensor& x, const Tensor& y_own, const Tensor& key_mask,
+                                       const Tensor& y_shared) const {
   const auto& c = config_;
   check(x.defined() && x.rank() == 3 && x.dim(2) == c.q_dim, "[PerceiverLayer] x must be (B, N, ", c.q_dim, "), got ",
         x.defined() ? shape_str(x.shape()) : "undefined");
-  check(!c.is_cross || (y.defined() && y.rank() == 3 && y.dim(2) == c.kv_dim && y.dim(0) == x.dim(0)),
-        "[PerceiverLayer] y must be (", x.dim(0), ", M, ", c.kv_dim, ")");
+  if (c.is_cross) check_cross_inputs(y_own, y_shared, x.dim(0), c.kv_dim);
   autograd::NoGradGuard no_grad;
+  const Tensor y = c.is_cross ? full_rows(y_own, y_shared) : y_own;
   // Q = Linear_q(LN1(x)), K = Linear_k(LN2(y))                              (B, N|M, qk)
   const Tensor xn = layernorm1_->forward(x);
   const Tensor q = query_->forward(xn);
@@ -155,14 +189,15 @@ Tensor PerceiverLayer::attention_probs(const Tensor& x, const Tensor& y, const T
   return probs;
 }
 
-int64_t PerceiverLayer::activation_floats(int64_t n, int64_t m) const {
+int64_t PerceiverLayer::activation_floats(int64_t n, int64_t m, int64_t shared_channels) const {
   const auto& c = config_;
   const int64_t out = c.is_cross ? c.q_dim : c.v_channels, wide = c.widening_factor * out;
   const int64_t drop = c.dropout > 0.0f ? 2 * out : 0;  // dropout masks
   // xn, q, context (+ lse), a, a + x, LN(a), dense2, sum; dense1 and GELU of the MLP
   const int64_t per_query = c.q_dim + c.qk_channels + c.v_channels + c.num_heads + 5 * out + 2 * wide + drop;
-  // yn, k, v over the inputs (cross layers only)
-  const int64_t per_input = c.is_cross ? c.kv_dim + c.qk_channels + c.v_channels : 0;
+  // yn, k, v over the inputs (cross layers only); with shared channels k, v and LN's two statistics
+  const int64_t per_input =
+      c.is_cross ? (shared_channels > 0 ? 2 : c.kv_dim) + c.qk_channels + c.v_channels : 0;
   return n * per_query + m * per_input;
 }
 

@@ -3,12 +3,11 @@
 #include "perceiver/ops/linear.h"
 
 #include <algorithm>
-#include <vector>
 
 #include "perceiver/core/parallel.h"
 #include "perceiver/core/profiler.h"
 #include "kernels/cpu/convert.h"
-#include "kernels/cpu/copy_rows.h"
+#include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm.h"
 #include "perceiver/ops/convert.h"
 
@@ -58,19 +57,15 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   profiler::Scope prof(w.dtype() == DType::kBF16 ? "linear (bf16)" : "linear", 2.0 * rows * cin * cout);
   Tensor y = Tensor::empty(with_last(x.shape(), cout));
   float* yp = y.f32();
-  float beta = 0.0f;
-  if (b.defined()) {  // y rows start as b, then the GEMM accumulates x w^T into them (beta = 1)
-    const float* bp = b.f32();
-    cpu::broadcast_row(yp, bp, rows, cout);
-    beta = 1.0f;
-  }
+  // y = x w^T, then y rows += b while y is still in cache (one pass fewer over a cold y than
+  // starting y as b and accumulating with beta = 1)
   if (w.dtype() == DType::kBF16) {  // bf16 x bf16 -> fp32: x rounded to bf16 for this GEMM
     const Tensor x16 = x.dtype() == DType::kBF16 ? x : to_bf16(x);
-    cpu::gemm_bf16(false, true, rows, cout, cin, 1.0f, x16.bf16(), cin, w.bf16(), cin, beta, yp,
-                   cout);
-    return y;
+    cpu::gemm_bf16(false, true, rows, cout, cin, 1.0f, x16.bf16(), cin, w.bf16(), cin, 0.0f, yp, cout);
+  } else {
+    cpu::gemm(false, true, rows, cout, cin, 1.0f, x.f32(), cin, w.f32(), cin, 0.0f, yp, cout);
   }
-  cpu::gemm(false, true, rows, cout, cin, 1.0f, x.f32(), cin, w.f32(), cin, beta, yp, cout);
+  if (b.defined()) cpu::add_row_inplace(yp, b.f32(), rows, cout);
   return y;
 }
 
@@ -118,12 +113,8 @@ LinearGrads linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
     }
   }
   if (need_db) {  // db = sum over rows of dy, accumulated in double
-    std::vector<double> acc(static_cast<size_t>(cout), 0.0);
-    const float* dyp = dy.f32();
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < cout; ++j) acc[j] += dyp[r * cout + j];
     g.db = Tensor::empty({cout});
-    std::copy(acc.begin(), acc.end(), g.db.f32());
+    cpu::sum_rows_f64(g.db.f32(), dy.f32(), rows, cout);
   }
   return g;
 }

@@ -10,6 +10,7 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/reference/gemm.h"
 #include "perceiver/core/gemm_provider.h"
+#include "perceiver/core/parallel.h"
 #include "perceiver/ops/linear.h"
 #include "testing/compare.h"
 #include "testing/provider_scope.h"
@@ -162,6 +163,39 @@ TEST(LinearTest, BackwardMatchesReference) {
   const ops::LinearGrads only_dw = ops::linear_backward(dy, x, w, false, true, false);
   EXPECT_FALSE(only_dw.dx.defined());
   EXPECT_FALSE(only_dw.db.defined());
+}
+
+// Bias rows and the bias gradient on shapes that take every path of their kernels: rows narrower
+// than a vector (added as a repeating pattern, with leftover rows), widths that are multiples of
+// 16, over 64 columns (several column blocks), on 1 and 2 threads. db is a double sum of each
+// column in row order, so it must not depend on the thread count at all.
+TEST(LinearTest, BiasAndBiasGradientOnNarrowAndWideRows) {
+  struct Case {
+    int64_t rows, cin, cout;
+  };
+  const Case cases[] = {{1000, 7, 35}, {97, 5, 3}, {41, 3, 1}, {64, 9, 200}, {33, 4, 130}, {300, 3, 16}, {50, 2, 24}};
+  const int threads_before = num_threads();
+  for (const Case& c : cases) {
+    const Tensor x = randn({c.rows, c.cin}, 30), w = randn({c.cout, c.cin}, 31), b = randn({c.cout}, 32);
+    const Tensor dy = randn({c.rows, c.cout}, 33);
+    std::vector<double> db(c.cout, 0.0);
+    const std::vector<double> dyd = to_double(dy);
+    for (int64_t r = 0; r < c.rows; ++r)
+      for (int64_t j = 0; j < c.cout; ++j) db[j] += dyd[r * c.cout + j];
+    std::vector<float> db_one_thread;
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      const std::string what = "rows " + std::to_string(c.rows) + " cout " + std::to_string(c.cout) + ", " +
+                               std::to_string(threads) + " threads";
+      EXPECT_TRUE(all_close(ops::linear(x, w, b), linear_ref(x, w, b), f32_tol(c.cin), "y")) << what;
+      const ops::LinearGrads g = ops::linear_backward(dy, x, w, false, false, true);
+      EXPECT_TRUE(all_close(g.db, db, f32_tol(1), "db")) << what;
+      const std::vector<float> got(g.db.f32(), g.db.f32() + c.cout);
+      if (threads == 1) db_one_thread = got;
+      else EXPECT_EQ(got, db_one_thread) << what;
+    }
+  }
+  set_num_threads(threads_before);
 }
 
 TEST(LinearTest, ShapeErrors) {

@@ -5,16 +5,10 @@
 // attention(q, Wk LN(y) + bk, Wv LN(y) + bv) to float rounding.
 #pragma once
 
+#include "perceiver/autograd/functions.h"  // KvProjection
 #include "perceiver/core/tensor.h"
 
 namespace perceiver::ag {
-
-struct KvProjection {
-  Tensor ln_weight, ln_bias;  // (C)      LayerNorm on the inputs (attention.self.layernorm2)
-  float ln_eps = 1e-5f;
-  Tensor wk, bk;              // (H*Dqk, C), (H*Dqk)   attention.self.key
-  Tensor wv, bv;              // (H*Dv, C), (H*Dv)     attention.self.value
-};
 
 // q (B, N, H*Dqk), y (B, M, C), key_mask undefined or (B, M) additive -> context (B, N, H*Dv).
 // Chunks of `chunk` inputs per sample. Gradients flow to q, y and every tensor of p.

@@ -17,6 +17,22 @@ namespace perceiver::ag {
 // and its backward runs bf16 products too; the gradient of w is fp32, for the fp32 master.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Precision precision = Precision::kF32);
 Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps);
+
+// A cross-attention's input LayerNorm and key and value projections (HF PerceiverSelfAttention
+// layernorm2, key, value).
+struct KvProjection {
+  Tensor ln_weight, ln_bias;  // (C)      LayerNorm on the inputs (attention.self.layernorm2)
+  float ln_eps = 1e-5f;
+  Tensor wk, bk;              // (H*Dqk, C), (H*Dqk)   attention.self.key
+  Tensor wv, bv;              // (H*Dv, C), (H*Dv)     attention.self.value
+};
+struct KeysValues {
+  Tensor k, v;
+};
+// K, V of inputs [x_bm, s_m] (ops/kv_projection.h): x (B, M, Cx) each example's own channels, s
+// (M, Cs) channels every example shares, which must not require gradients (position features).
+// Gradients flow to x and every tensor of p. float32 weights.
+KeysValues kv_projection(const Tensor& x, const Tensor& s, const KvProjection& p);
 // x rounded to bfloat16, for several mixed-precision products that read the same activation
 // (one copy instead of one per product); the gradient passes through unchanged, in fp32.
 Tensor to_bf16(const Tensor& x);

@@ -43,9 +43,14 @@ class Perceiver : public ImageClassifier {
   const PerceiverConfig& config() const { return config_; }
 
  private:
-  // images -> the encoder's inputs: concat([pixels or patches (projected, normalised), position
-  // features], channels)                                                    (B, M, C)
-  Tensor encoder_input(const Tensor& images, Rng* rng) const;
+  // images -> the encoder's inputs: rows [pixels or patches (projected, normalised), position
+  // features] (B, M, C), as each example's own channels `own` (B, M, C - F) and the grid's
+  // Fourier features `shared` (M, F), which every example shares (undefined when the positions
+  // are each element's own coordinates: then `own` holds all C channels)
+  struct EncoderInputs {
+    Tensor own, shared;
+  };
+  EncoderInputs encoder_input(const Tensor& images, Rng* rng) const;
   PerceiverConfig config_;
   Tensor positions_;  // (M, F) Fourier features, a constant
   Tensor latents_;    // (N, D)

@@ -38,19 +38,24 @@ class PerceiverEncoder : public Module {
   // latents z (B, N, D), inputs (B, M, C), key_mask (B, M) additive or undefined (padding, used by
   // the cross-attentions); rng drives dropout in training mode. trace (optional) receives z after
   // every layer in order (the first cross-attention, then each self-attention, ...).
+  // shared_inputs (M, Cs), optional: channels every example shares (position features), which
+  // follow each example's own channels in `inputs` (PerceiverLayer::forward's y_shared).
   Tensor forward(Tensor z, const Tensor& inputs, const Tensor& key_mask, Rng* rng,
-                 std::vector<Tensor>* trace = nullptr) const;
+                 std::vector<Tensor>* trace = nullptr, const Tensor& shared_inputs = Tensor()) const;
 
   // Floats one training sample keeps for backward over n latents of width d and m inputs (the
   // trainer's memory estimate): every layer's activations, or with activation checkpointing only
   // the layer boundaries. *largest receives the largest single layer's (backward holds its
   // gradients, and under checkpointing its recomputation, on top).
-  int64_t activation_floats(int64_t n, int64_t m, bool checkpointing, int64_t* largest) const;
+  // shared_channels: of the inputs' channels, those passed as forward's shared_inputs.
+  int64_t activation_floats(int64_t n, int64_t m, bool checkpointing, int64_t* largest,
+                            int64_t shared_channels = 0) const;
 
   const PerceiverEncoderConfig& config() const { return config_; }
 
   // The first cross-attention's weights over the inputs for latents z: (B, H, N, M).
-  Tensor cross_attention_probs(const Tensor& z, const Tensor& inputs, const Tensor& key_mask) const;
+  Tensor cross_attention_probs(const Tensor& z, const Tensor& inputs, const Tensor& key_mask,
+                               const Tensor& shared_inputs = Tensor()) const;
 
  private:
   struct WeightSet {

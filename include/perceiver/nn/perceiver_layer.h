@@ -39,18 +39,25 @@ class PerceiverLayer : public Module {
   // x (B, N, q_dim); y (B, M, kv_dim) for cross layers (ignored for self); key_mask (B, M)
   // additive or undefined; rng drives dropout in training mode. With activation checkpointing
   // on (Module::set_activation_checkpointing) only x and y are kept for backward.
-  Tensor forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const;
+  // y_shared (M, Cs), optional: channels every example shares (position features, no gradient),
+  // appended to each example's rows of y, which then holds kv_dim - Cs channels; keys and values
+  // are then computed without forming the full rows (ops/kv_projection.h).
+  Tensor forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng,
+                 const Tensor& y_shared = Tensor()) const;
   const PerceiverLayerConfig& config() const { return config_; }
   // The attention weights of forward(x, y, key_mask): softmax(Q K^T / sqrt(qk / H) + mask) per
   // head, (B, H, N, M) (self layers: M = N). For pictures of what the latents attend to; not
   // differentiable, fp32.
-  Tensor attention_probs(const Tensor& x, const Tensor& y, const Tensor& key_mask) const;
+  Tensor attention_probs(const Tensor& x, const Tensor& y, const Tensor& key_mask,
+                         const Tensor& y_shared = Tensor()) const;
   // Floats this layer keeps per sample for backward in training (n queries, m inputs; m is
   // ignored by self-attention layers): LN, Q/K/V, attention output, residuals and the MLP.
-  int64_t activation_floats(int64_t n, int64_t m) const;
+  // shared_channels > 0: forward gets that many of the inputs' channels as y_shared (no LN(y)).
+  int64_t activation_floats(int64_t n, int64_t m, int64_t shared_channels = 0) const;
 
  private:
-  Tensor forward_impl(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng) const;
+  Tensor forward_impl(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng,
+                      const Tensor& y_shared) const;
 
   PerceiverLayerConfig config_;
   std::shared_ptr<LayerNorm> layernorm1_, layernorm2_, layernorm_;

@@ -1,5 +1,4 @@
-// Strided row copies (packing a head's slice into a dense block and back, bias rows, GEMM
-// operands). Rows of a few cache lines are copied by an inlined vector loop: a memmove call per
+// Strided row copies (packing a head's slice into a dense block and back, GEMM operands). Rows of a few cache lines are copied by an inlined vector loop: a memmove call per
 // row cost more than the copy itself (perf: 10% of a Fashion-MNIST bf16 training step went to
 // per-row memmove in the attention kernels). Raw pointers, never throw.
 #pragma once
@@ -26,16 +25,6 @@ inline void copy_rows(T* dst, int64_t ldd, const T* src, int64_t lds, int64_t ro
     T* __restrict d = dst + i * ldd;
 #pragma omp simd
     for (int64_t j = 0; j < cols; ++j) d[j] = s[j];
-  }
-}
-
-// Every row of dst (rows x cols, dense) = the same row v (cols).
-template <typename T>
-inline void broadcast_row(T* dst, const T* v, int64_t rows, int64_t cols) {
-  for (int64_t i = 0; i < rows; ++i) {
-    T* __restrict d = dst + i * cols;
-#pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) d[j] = v[j];
   }
 }
 

@@ -96,6 +96,53 @@ void sum_to_forward(float* out, const float* x, int64_t rows, int64_t cols) {
   }
 }
 
+void sum_rows_f64(float* out, const float* x, int64_t rows, int64_t cols) {
+  // threads take blocks of columns, so each column is still summed over the rows in order
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (cols + kBlock - 1) / kBlock;
+  const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(rows * kBlock, 1));
+  parallel_for(blocks, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t j0 = blk * kBlock, n = std::min(kBlock, cols - j0);
+      double acc[kBlock] = {};
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* __restrict xr = x + r * cols + j0;
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) acc[j] += static_cast<double>(xr[j]);
+      }
+      for (int64_t j = 0; j < n; ++j) out[j0 + j] = static_cast<float>(acc[j]);
+    }
+  });
+}
+
+void add_row_inplace(float* y, const float* b, int64_t rows, int64_t cols) {
+  if (rows <= 0 || cols <= 0) return;
+  // Rows narrower than a few vectors (a 35-wide projection) would spend their time in loop tails:
+  // add a pattern of whole rows whose length is a multiple of 16 floats to y taken flat.
+  int64_t g = 16;  // gcd(cols, 16)
+  while (cols % g != 0) g /= 2;
+  const int64_t period_rows = 16 / g, period = period_rows * cols;  // lcm(cols, 16) floats
+  const bool flat = cols % 16 != 0 && period <= 2048 && rows >= 2 * period_rows;
+  parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
+    int64_t r = r0;
+    if (flat) {
+      alignas(64) float pattern[2048];
+      for (int64_t i = 0; i < period; ++i) pattern[i] = b[i % cols];
+      for (; r + period_rows <= r1; r += period_rows) {
+        float* __restrict yr = y + r * cols;
+#pragma omp simd
+        for (int64_t i = 0; i < period; ++i) yr[i] += pattern[i];
+      }
+    }
+    for (; r < r1; ++r) {
+      float* __restrict yr = y + r * cols;
+      const float* __restrict bb = b;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) yr[j] += bb[j];
+    }
+  });
+}
+
 void expand_leading_forward(float* out, const float* x, int64_t n, int64_t numel) {
   parallel_for(n, row_grain(numel), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)

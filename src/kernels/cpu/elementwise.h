@@ -20,6 +20,12 @@ void axpy_inplace(float* dst, float alpha, const float* src, int64_t n);  // dst
 // out[j] = sum_r x[r, j]: the backward of add's broadcast and of expand_leading.
 // out (cols); x (rows, cols). Per-chunk partials reduced in chunk order (deterministic).
 void sum_to_forward(float* out, const float* x, int64_t rows, int64_t cols);
+// The same sum accumulated in double, rows in order for every column (a linear layer's bias
+// gradient): the result does not depend on the thread count.
+void sum_rows_f64(float* out, const float* x, int64_t rows, int64_t cols);
+
+// y[r, j] += b[j]: a bias row added to every row of y (rows, cols) in place.
+void add_row_inplace(float* y, const float* b, int64_t rows, int64_t cols);
 
 // out[r, :] = x for r < n.  out (n, numel); x (numel), e.g. latents (N, C) -> (B, N, C).
 void expand_leading_forward(float* out, const float* x, int64_t n, int64_t numel);

@@ -1,0 +1,241 @@
+// Keys and values from [own channels, shared channels] through LayerNorm (see the header).
+#include "kernels/cpu/kv_projection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/gemm.h"
+#include "perceiver/core/parallel.h"
+
+namespace perceiver::cpu {
+namespace {
+
+constexpr int64_t kGrainRows = 256;  // rows of the per-row passes per thread before splitting
+
+// Row d of W = [Wk; Wv] (C floats).
+const float* w_row(const KvProjectionShape& sh, const float* wk, const float* wv, int64_t d) {
+  return d < sh.key_dim ? wk + d * sh.channels() : wv + (d - sh.key_dim) * sh.channels();
+}
+
+// W~ = W diag(gamma) (D, C) and g = W~ 1 (D); c0 = W beta + bias (D) when c0 is not null.
+void scaled_weights(const KvProjectionShape& sh, const float* gamma, const float* beta, const float* wk,
+                    const float* bk, const float* wv, const float* bv, float* wt, float* g, float* c0) {
+  const int64_t c_all = sh.channels();
+  for (int64_t d = 0; d < sh.out_dim(); ++d) {
+    const float* w = w_row(sh, wk, wv, d);
+    double sum = 0, shift = 0;
+    for (int64_t c = 0; c < c_all; ++c) {
+      wt[d * c_all + c] = w[c] * gamma[c];
+      sum += static_cast<double>(wt[d * c_all + c]);
+      shift += static_cast<double>(w[c]) * beta[c];
+    }
+    g[d] = static_cast<float>(sum);
+    if (c0 != nullptr) c0[d] = static_cast<float>(shift + (d < sh.key_dim ? bk[d] : bv[d - sh.key_dim]));
+  }
+}
+
+// F = s W~s^T (M, D): the shared channels' share of every example's product.
+void shared_product(const KvProjectionShape& sh, const float* s, const float* wt, float* f) {
+  gemm(false, true, sh.inputs, sh.out_dim(), sh.shared, 1.0f, s, sh.shared, wt + sh.own, sh.channels(), 0.0f, f,
+       sh.out_dim());
+}
+
+// acc += r dy, db += dy, t += r mu dy over one row's n outputs
+void accumulate_row(const float* __restrict dy, int64_t n, double r, double rmu, double* __restrict acc,
+                    double* __restrict db, double* __restrict t) {
+#pragma omp simd
+  for (int64_t d = 0; d < n; ++d) {
+    const double val = dy[d];
+    acc[d] += r * val;
+    db[d] += val;
+    t[d] += rmu * val;
+  }
+}
+
+// *ab += dy . a, *bb += dy . b over n outputs
+void dot_two(const float* __restrict dy, int64_t n, const float* __restrict a, const float* __restrict b, double* ab,
+             double* bb) {
+  double sa = 0, sb = 0;
+#pragma omp simd reduction(+ : sa, sb)
+  for (int64_t d = 0; d < n; ++d) {
+    sa += static_cast<double>(dy[d]) * a[d];
+    sb += static_cast<double>(dy[d]) * b[d];
+  }
+  *ab += sa;
+  *bb += sb;
+}
+
+}  // namespace
+
+int64_t kv_projection_forward_workspace(const KvProjectionShape& sh) {
+  const int64_t d = sh.out_dim();
+  return d * sh.channels() + 2 * d + sh.inputs * d + 2 * sh.inputs;
+}
+
+int64_t kv_projection_backward_workspace(const KvProjectionShape& sh) {
+  const int64_t d = sh.out_dim();
+  return 2 * d * sh.channels() + 2 * d + 2 * sh.inputs * d + sh.batch * sh.inputs * sh.own;
+}
+
+void kv_projection_forward(const KvProjectionShape& sh, const float* x, const float* s, const float* gamma,
+                           const float* beta, const float* wk, const float* bk, const float* wv, const float* bv,
+                           float eps, float* k, float* v, float* mean, float* rstd, float* workspace) {
+  const int64_t m_all = sh.inputs, c_all = sh.channels(), cx = sh.own, cs = sh.shared;
+  const int64_t dk = sh.key_dim, dv = sh.value_dim, d_all = sh.out_dim(), rows = sh.batch * m_all;
+  float* wt = workspace;              // (D, C)
+  float* g = wt + d_all * c_all;      // (D)
+  float* c0 = g + d_all;              // (D)
+  float* f = c0 + d_all;              // (M, D)
+  float* s_mean = f + m_all * d_all;  // (M) mean of s_m
+  float* s_dev = s_mean + m_all;      // (M) sum_c (s_mc - mean)^2
+  // W~, g, c0 and F = s W~s^T, once for the batch
+  scaled_weights(sh, gamma, beta, wk, bk, wv, bv, wt, g, c0);
+  shared_product(sh, s, wt, f);
+  parallel_for(m_all, kGrainRows, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      const float* sm = s + m * cs;
+      double sum = 0;
+      for (int64_t c = 0; c < cs; ++c) sum += sm[c];
+      const double mu = sum / static_cast<double>(cs);
+      double dev = 0;
+      for (int64_t c = 0; c < cs; ++c) dev += (sm[c] - mu) * (sm[c] - mu);
+      s_mean[m] = static_cast<float>(mu);
+      s_dev[m] = static_cast<float>(dev);
+    }
+  });
+  // K = x W~x[keys]^T, V = x W~x[values]^T, then each row's LayerNorm terms
+  gemm(false, true, rows, dk, cx, 1.0f, x, cx, wt, c_all, 0.0f, k, dk);
+  gemm(false, true, rows, dv, cx, 1.0f, x, cx, wt + dk * c_all, c_all, 0.0f, v, dv);
+  parallel_for(rows, kGrainRows, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      const int64_t m = i % m_all;
+      const float* xi = x + i * cx;
+      // mu = (sum x + sum s_m) / C; C var = sum (x - mu)^2 + sum (s_m - s_mean)^2 + Cs (s_mean - mu)^2
+      double sum = 0;
+      for (int64_t c = 0; c < cx; ++c) sum += xi[c];
+      const double mu = (sum + static_cast<double>(s_mean[m]) * cs) / static_cast<double>(c_all);
+      double dev = s_dev[m] + static_cast<double>(cs) * (s_mean[m] - mu) * (s_mean[m] - mu);
+      for (int64_t c = 0; c < cx; ++c) dev += (xi[c] - mu) * (xi[c] - mu);
+      const float r = static_cast<float>(1.0 / std::sqrt(dev / static_cast<double>(c_all) + eps));
+      const float muf = static_cast<float>(mu);
+      // y = r (x W~x^T + F_m - mu g) + c0
+      const float* fm = f + m * d_all;
+      float* __restrict ki = k + i * dk;
+#pragma omp simd
+      for (int64_t d = 0; d < dk; ++d) ki[d] = r * (ki[d] + fm[d] - muf * g[d]) + c0[d];
+      float* __restrict vi = v + i * dv;
+#pragma omp simd
+      for (int64_t d = 0; d < dv; ++d) vi[d] = r * (vi[d] + fm[dk + d] - muf * g[dk + d]) + c0[dk + d];
+      mean[i] = muf;
+      rstd[i] = r;
+    }
+  });
+}
+
+void kv_projection_backward(const KvProjectionShape& sh, const float* dk, const float* dv, const float* x,
+                            const float* s, const float* gamma, const float* beta, const float* wk, const float* wv,
+                            const float* mean, const float* rstd, float* dx, float* dgamma, float* dbeta,
+                            float* dwk, float* dbk, float* dwv, float* dbv, float* workspace) {
+  const int64_t b_all = sh.batch, m_all = sh.inputs, c_all = sh.channels(), cx = sh.own, cs = sh.shared;
+  const int64_t nk = sh.key_dim, nv = sh.value_dim, d_all = sh.out_dim(), rows = b_all * m_all;
+  float* wt = workspace;             // (D, C) W~
+  float* g = wt + d_all * c_all;     // (D)
+  float* gs = g + d_all;             // (D) W~s 1: g less the own channels' share
+  float* f = gs + d_all;             // (M, D) F = s W~s^T
+  float* ub = f + m_all * d_all;     // (M, D) sum_b r dy
+  float* dwt = ub + m_all * d_all;   // (D, C) gradient of W~
+  float* xr = dwt + d_all * c_all;   // (B M, Cx) rows of x times r
+  scaled_weights(sh, gamma, beta, wk, nullptr, wv, nullptr, wt, g, nullptr);
+
+  // ub_m = sum_b r_bm dy_bm; db = sum dy; t = sum r mu dy (double partials per block of m,
+  // added in block order: the same result for a given thread count)
+  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(num_threads(), m_all / 64));
+  std::vector<double> db_part(static_cast<size_t>(blocks * d_all), 0.0), t_part(db_part.size(), 0.0);
+  parallel_for(blocks, 1, [&](int64_t k0, int64_t k1) {
+    std::vector<double> acc(static_cast<size_t>(d_all));
+    for (int64_t blk = k0; blk < k1; ++blk) {
+      double* dbp = db_part.data() + blk * d_all;
+      double* tp = t_part.data() + blk * d_all;
+      for (int64_t m = m_all * blk / blocks; m < m_all * (blk + 1) / blocks; ++m) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t b = 0; b < b_all; ++b) {
+          const int64_t i = b * m_all + m;
+          const double r = rstd[i], rmu = static_cast<double>(rstd[i]) * mean[i];
+          accumulate_row(dk + i * nk, nk, r, rmu, acc.data(), dbp, tp);
+          accumulate_row(dv + i * nv, nv, r, rmu, acc.data() + nk, dbp + nk, tp + nk);
+        }
+        for (int64_t d = 0; d < d_all; ++d) ub[m * d_all + d] = static_cast<float>(acc[static_cast<size_t>(d)]);
+      }
+    }
+  });
+  std::vector<double> db(static_cast<size_t>(d_all), 0.0), t(db.size(), 0.0);
+  for (int64_t blk = 0; blk < blocks; ++blk)
+    for (int64_t d = 0; d < d_all; ++d) {
+      db[static_cast<size_t>(d)] += db_part[static_cast<size_t>(blk * d_all + d)];
+      t[static_cast<size_t>(d)] += t_part[static_cast<size_t>(blk * d_all + d)];
+    }
+
+  // dW~ = dy^T (r x) | ub^T s, less t in every column
+  parallel_for(rows, kGrainRows, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i)
+      for (int64_t c = 0; c < cx; ++c) xr[i * cx + c] = rstd[i] * x[i * cx + c];
+  });
+  gemm(true, false, nk, cx, rows, 1.0f, dk, nk, xr, cx, 0.0f, dwt, c_all);
+  gemm(true, false, nv, cx, rows, 1.0f, dv, nv, xr, cx, 0.0f, dwt + nk * c_all, c_all);
+  gemm(true, false, d_all, cs, m_all, 1.0f, ub, d_all, s, cs, 0.0f, dwt + cx, c_all);
+  for (int64_t d = 0; d < d_all; ++d)
+    for (int64_t c = 0; c < c_all; ++c) dwt[d * c_all + c] -= static_cast<float>(t[static_cast<size_t>(d)]);
+
+  // dW = dW~ diag(gamma) + db beta^T; dgamma = sum_d dW~ . W; dbeta = W^T db
+  std::vector<double> dgam(static_cast<size_t>(c_all), 0.0), dbet(dgam.size(), 0.0);
+  for (int64_t d = 0; d < d_all; ++d) {
+    const float* w = w_row(sh, wk, wv, d);
+    float* dw = d < nk ? dwk + d * c_all : dwv + (d - nk) * c_all;
+    const double dbd = db[static_cast<size_t>(d)];
+    for (int64_t c = 0; c < c_all; ++c) {
+      const float dwtc = dwt[d * c_all + c];
+      dw[c] = static_cast<float>(static_cast<double>(dwtc) * gamma[c] + dbd * beta[c]);
+      dgam[static_cast<size_t>(c)] += static_cast<double>(dwtc) * w[c];
+      dbet[static_cast<size_t>(c)] += static_cast<double>(w[c]) * dbd;
+    }
+    if (d < nk) dbk[d] = static_cast<float>(dbd);
+    else dbv[d - nk] = static_cast<float>(dbd);
+  }
+  for (int64_t c = 0; c < c_all; ++c) {
+    dgamma[c] = static_cast<float>(dgam[static_cast<size_t>(c)]);
+    dbeta[c] = static_cast<float>(dbet[static_cast<size_t>(c)]);
+  }
+  if (dx == nullptr) return;
+
+  // dx = r (dn - mean(dn) - n mean(dn n)) over all C channels, dn = dy W~ (LayerNorm backward);
+  // the shared channels enter only through dy . gs and dy . F_m
+  shared_product(sh, s, wt, f);
+  for (int64_t d = 0; d < d_all; ++d) {
+    double own = 0;
+    for (int64_t c = 0; c < cx; ++c) own += wt[d * c_all + c];
+    gs[d] = static_cast<float>(static_cast<double>(g[d]) - own);
+  }
+  gemm(false, false, rows, cx, nk, 1.0f, dk, nk, wt, c_all, 0.0f, dx, cx);                      // dn_x, keys
+  gemm(false, false, rows, cx, nv, 1.0f, dv, nv, wt + nk * c_all, c_all, 1.0f, dx, cx);        // + values
+  parallel_for(rows, kGrainRows, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      const int64_t m = i % m_all;
+      const double r = rstd[i], mu = mean[i];
+      double dy_gs = 0, dy_f = 0;
+      dot_two(dk + i * nk, nk, gs, f + m * d_all, &dy_gs, &dy_f);
+      dot_two(dv + i * nv, nv, gs + nk, f + m * d_all + nk, &dy_gs, &dy_f);
+      const float* xi = x + i * cx;
+      float* dxi = dx + i * cx;
+      double sum_dn = dy_gs, sum_dn_n = r * (dy_f - mu * dy_gs);
+      for (int64_t c = 0; c < cx; ++c) {
+        sum_dn += dxi[c];
+        sum_dn_n += static_cast<double>(dxi[c]) * r * (xi[c] - mu);
+      }
+      const double a = sum_dn / static_cast<double>(c_all), bn = sum_dn_n / static_cast<double>(c_all);
+      for (int64_t c = 0; c < cx; ++c) dxi[c] = static_cast<float>(r * (dxi[c] - a - r * (xi[c] - mu) * bn));
+    }
+  });
+}
+
+}  // namespace perceiver::cpu
