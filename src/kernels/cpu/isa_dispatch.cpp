@@ -10,6 +10,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/kv_projection.h"
 #include "kernels/cpu/layer_norm.h"
 #include "kernels/cpu/optimizer.h"
 
@@ -47,6 +48,20 @@
     (s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block))                               \
   X(void, f32_to_bf16, (const float* x, uint16_t* y, int64_t n), (x, y, n))                         \
   X(void, bf16_to_f32, (const uint16_t* x, float* y, int64_t n), (x, y, n))                         \
+  X(int64_t, kv_projection_forward_workspace, (const KvProjectionShape& sh), (sh))                  \
+  X(int64_t, kv_projection_backward_workspace, (const KvProjectionShape& sh), (sh))                 \
+  X(void, kv_projection_forward,                                                                    \
+    (const KvProjectionShape& sh, const float* x, const float* s, const float* gamma,               \
+     const float* beta, const float* wk, const float* bk, const float* wv, const float* bv,         \
+     float eps, float* k, float* v, float* mean, float* rstd, float* workspace),                    \
+    (sh, x, s, gamma, beta, wk, bk, wv, bv, eps, k, v, mean, rstd, workspace))                      \
+  X(void, kv_projection_backward,                                                                   \
+    (const KvProjectionShape& sh, const float* dk, const float* dv, const float* x, const float* s, \
+     const float* gamma, const float* beta, const float* wk, const float* wv, const float* mean,    \
+     const float* rstd, float* dx, float* dgamma, float* dbeta, float* dwk, float* dbk, float* dwv, \
+     float* dbv, float* workspace),                                                                 \
+    (sh, dk, dv, x, s, gamma, beta, wk, wv, mean, rstd, dx, dgamma, dbeta, dwk, dbk, dwv, dbv,      \
+     workspace))                                                                                    \
   X(void, layer_norm_forward,                                                                       \
     (float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,            \
      int64_t rows, int64_t cols, float eps),                                                        \

@@ -6,12 +6,15 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/simd_avx512.h"
 #include "perceiver/core/parallel.h"
 
-namespace perceiver::cpu {
+// Compiled once per ISA variant (CMakeLists.txt, kernels/cpu/isa_dispatch.cpp).
+namespace perceiver::cpu::PERCEIVER_ISA {
 namespace {
 
 constexpr int64_t kGrainRows = 256;  // rows of the per-row passes per thread before splitting
+constexpr int64_t kFewChannels = 4;  // row sums over at most this many channels: plain loops
 
 // Row d of W = [Wk; Wv] (C floats).
 const float* w_row(const KvProjectionShape& sh, const float* wk, const float* wv, int64_t d) {
@@ -39,6 +42,44 @@ void scaled_weights(const KvProjectionShape& sh, const float* gamma, const float
 void shared_product(const KvProjectionShape& sh, const float* s, const float* wt, float* f) {
   gemm(false, true, sh.inputs, sh.out_dim(), sh.shared, 1.0f, s, sh.shared, wt + sh.own, sh.channels(), 0.0f, f,
        sh.out_dim());
+}
+
+// sum of a row's own channels; sum of their squared deviations from mu (a few channels: plain
+// loops, more: vectorised reductions)
+inline float row_sum(const float* x, int64_t n) {
+  float sum = 0.0f;
+  if (n <= kFewChannels) {
+    for (int64_t c = 0; c < n; ++c) sum += x[c];
+    return sum;
+  }
+#pragma omp simd reduction(+ : sum)
+  for (int64_t c = 0; c < n; ++c) sum += x[c];
+  return sum;
+}
+
+inline float row_dev(const float* x, int64_t n, float mu) {
+  float dev = 0.0f;
+  if (n <= kFewChannels) {
+    for (int64_t c = 0; c < n; ++c) dev += (x[c] - mu) * (x[c] - mu);
+    return dev;
+  }
+#pragma omp simd reduction(+ : dev)
+  for (int64_t c = 0; c < n; ++c) dev += (x[c] - mu) * (x[c] - mu);
+  return dev;
+}
+
+// One row of K or V in place: y = r (y + f - mu g) + c0 over n outputs (y holds x W~x^T)
+inline void finish_row(float* y, int64_t n, float r, float mu, const float* f, const float* g, const float* c0) {
+#if defined(__AVX512F__)
+  const __m512 vr = _mm512_set1_ps(r), vmu = _mm512_set1_ps(mu);
+  simd::loop(n, [&](int64_t d, __mmask16 m) {
+    const __m512 acc = _mm512_fnmadd_ps(vmu, simd::load(g + d, m), _mm512_add_ps(simd::load(y + d, m), simd::load(f + d, m)));
+    simd::store(y + d, _mm512_fmadd_ps(vr, acc, simd::load(c0 + d, m)), m);
+  });
+#else
+#pragma omp simd
+  for (int64_t d = 0; d < n; ++d) y[d] = r * (y[d] + f[d] - mu * g[d]) + c0[d];
+#endif
 }
 
 // acc += r dy, db += dy, t += r mu dy over one row's n outputs
@@ -108,27 +149,23 @@ void kv_projection_forward(const KvProjectionShape& sh, const float* x, const fl
   gemm(false, true, rows, dk, cx, 1.0f, x, cx, wt, c_all, 0.0f, k, dk);
   gemm(false, true, rows, dv, cx, 1.0f, x, cx, wt + dk * c_all, c_all, 0.0f, v, dv);
   parallel_for(rows, kGrainRows, [&](int64_t r0, int64_t r1) {
+    // statistics of a chunk of rows first (independent rows: no long dependency chains):
+    // mu = (sum x + Cs s_mean_m) / C; C var = sum (x - mu)^2 + s_dev_m + Cs (s_mean_m - mu)^2
     for (int64_t i = r0; i < r1; ++i) {
       const int64_t m = i % m_all;
       const float* xi = x + i * cx;
-      // mu = (sum x + sum s_m) / C; C var = sum (x - mu)^2 + sum (s_m - s_mean)^2 + Cs (s_mean - mu)^2
-      double sum = 0;
-      for (int64_t c = 0; c < cx; ++c) sum += xi[c];
-      const double mu = (sum + static_cast<double>(s_mean[m]) * cs) / static_cast<double>(c_all);
-      double dev = s_dev[m] + static_cast<double>(cs) * (s_mean[m] - mu) * (s_mean[m] - mu);
-      for (int64_t c = 0; c < cx; ++c) dev += (xi[c] - mu) * (xi[c] - mu);
-      const float r = static_cast<float>(1.0 / std::sqrt(dev / static_cast<double>(c_all) + eps));
-      const float muf = static_cast<float>(mu);
-      // y = r (x W~x^T + F_m - mu g) + c0
-      const float* fm = f + m * d_all;
-      float* __restrict ki = k + i * dk;
+      const float sum = row_sum(xi, cx);
+      const float mu = (sum + s_mean[m] * static_cast<float>(cs)) / static_cast<float>(c_all);
+      mean[i] = mu;
+      rstd[i] = row_dev(xi, cx, mu) + s_dev[m] + static_cast<float>(cs) * (s_mean[m] - mu) * (s_mean[m] - mu);
+    }
 #pragma omp simd
-      for (int64_t d = 0; d < dk; ++d) ki[d] = r * (ki[d] + fm[d] - muf * g[d]) + c0[d];
-      float* __restrict vi = v + i * dv;
-#pragma omp simd
-      for (int64_t d = 0; d < dv; ++d) vi[d] = r * (vi[d] + fm[dk + d] - muf * g[dk + d]) + c0[dk + d];
-      mean[i] = muf;
-      rstd[i] = r;
+    for (int64_t i = r0; i < r1; ++i) rstd[i] = 1.0f / std::sqrt(rstd[i] / static_cast<float>(c_all) + eps);
+    // y = r (x W~x^T + F_m - mu g) + c0
+    for (int64_t i = r0; i < r1; ++i) {
+      const float* fm = f + (i % m_all) * d_all;
+      finish_row(k + i * dk, dk, rstd[i], mean[i], fm, g, c0);
+      finish_row(v + i * dv, dv, rstd[i], mean[i], fm + dk, g + dk, c0 + dk);
     }
   });
 }
@@ -148,25 +185,25 @@ void kv_projection_backward(const KvProjectionShape& sh, const float* dk, const 
   float* xr = dwt + d_all * c_all;   // (B M, Cx) rows of x times r
   scaled_weights(sh, gamma, beta, wk, nullptr, wv, nullptr, wt, g, nullptr);
 
-  // ub_m = sum_b r_bm dy_bm; db = sum dy; t = sum r mu dy (double partials per block of m,
-  // added in block order: the same result for a given thread count)
+  // ub_m = sum_b r_bm dy_bm; db = sum dy; t = sum r mu dy (double partials per block of m, added
+  // in block order: the same result for a given thread count)
   const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(num_threads(), m_all / 64));
   std::vector<double> db_part(static_cast<size_t>(blocks * d_all), 0.0), t_part(db_part.size(), 0.0);
+  std::vector<double> ub_acc(static_cast<size_t>(m_all * d_all), 0.0);  // ub in double
   parallel_for(blocks, 1, [&](int64_t k0, int64_t k1) {
-    std::vector<double> acc(static_cast<size_t>(d_all));
     for (int64_t blk = k0; blk < k1; ++blk) {
       double* dbp = db_part.data() + blk * d_all;
       double* tp = t_part.data() + blk * d_all;
-      for (int64_t m = m_all * blk / blocks; m < m_all * (blk + 1) / blocks; ++m) {
-        std::fill(acc.begin(), acc.end(), 0.0);
-        for (int64_t b = 0; b < b_all; ++b) {
+      const int64_t m0 = m_all * blk / blocks, m1 = m_all * (blk + 1) / blocks;
+      for (int64_t b = 0; b < b_all; ++b)  // rows in memory order
+        for (int64_t m = m0; m < m1; ++m) {
           const int64_t i = b * m_all + m;
           const double r = rstd[i], rmu = static_cast<double>(rstd[i]) * mean[i];
-          accumulate_row(dk + i * nk, nk, r, rmu, acc.data(), dbp, tp);
-          accumulate_row(dv + i * nv, nv, r, rmu, acc.data() + nk, dbp + nk, tp + nk);
+          double* acc = ub_acc.data() + m * d_all;
+          accumulate_row(dk + i * nk, nk, r, rmu, acc, dbp, tp);
+          accumulate_row(dv + i * nv, nv, r, rmu, acc + nk, dbp + nk, tp + nk);
         }
-        for (int64_t d = 0; d < d_all; ++d) ub[m * d_all + d] = static_cast<float>(acc[static_cast<size_t>(d)]);
-      }
+      for (int64_t j = m0 * d_all; j < m1 * d_all; ++j) ub[j] = static_cast<float>(ub_acc[static_cast<size_t>(j)]);
     }
   });
   std::vector<double> db(static_cast<size_t>(d_all), 0.0), t(db.size(), 0.0);
@@ -216,8 +253,8 @@ void kv_projection_backward(const KvProjectionShape& sh, const float* dk, const 
     for (int64_t c = 0; c < cx; ++c) own += wt[d * c_all + c];
     gs[d] = static_cast<float>(static_cast<double>(g[d]) - own);
   }
-  gemm(false, false, rows, cx, nk, 1.0f, dk, nk, wt, c_all, 0.0f, dx, cx);                      // dn_x, keys
-  gemm(false, false, rows, cx, nv, 1.0f, dv, nv, wt + nk * c_all, c_all, 1.0f, dx, cx);        // + values
+  gemm(false, false, rows, cx, nk, 1.0f, dk, nk, wt, c_all, 0.0f, dx, cx);                // dn_x, keys
+  gemm(false, false, rows, cx, nv, 1.0f, dv, nv, wt + nk * c_all, c_all, 1.0f, dx, cx);  // + values
   parallel_for(rows, kGrainRows, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) {
       const int64_t m = i % m_all;
@@ -227,15 +264,20 @@ void kv_projection_backward(const KvProjectionShape& sh, const float* dk, const 
       dot_two(dv + i * nv, nv, gs + nk, f + m * d_all + nk, &dy_gs, &dy_f);
       const float* xi = x + i * cx;
       float* dxi = dx + i * cx;
-      double sum_dn = dy_gs, sum_dn_n = r * (dy_f - mu * dy_gs);
+      double sum_dn = 0, sum_dn_x = 0;  // sum dn, sum dn (x - mu) over the own channels
+#pragma omp simd reduction(+ : sum_dn, sum_dn_x)
       for (int64_t c = 0; c < cx; ++c) {
         sum_dn += dxi[c];
-        sum_dn_n += static_cast<double>(dxi[c]) * r * (xi[c] - mu);
+        sum_dn_x += static_cast<double>(dxi[c]) * (xi[c] - mu);
       }
-      const double a = sum_dn / static_cast<double>(c_all), bn = sum_dn_n / static_cast<double>(c_all);
-      for (int64_t c = 0; c < cx; ++c) dxi[c] = static_cast<float>(r * (dxi[c] - a - r * (xi[c] - mu) * bn));
+      const double a = (sum_dn + dy_gs) / static_cast<double>(c_all);
+      const double bn = (r * sum_dn_x + r * (dy_f - mu * dy_gs)) / static_cast<double>(c_all);
+      const float rf = static_cast<float>(r), af = static_cast<float>(a), bf = static_cast<float>(r * bn);
+      const float muf = static_cast<float>(mu);
+#pragma omp simd
+      for (int64_t c = 0; c < cx; ++c) dxi[c] = rf * (dxi[c] - af - (xi[c] - muf) * bf);
     }
   });
 }
 
-}  // namespace perceiver::cpu
+}  // namespace perceiver::cpu::PERCEIVER_ISA
