@@ -129,13 +129,21 @@ OpticalFlowDecoder::OpticalFlowDecoder(BasicDecoderConfig config, std::vector<in
 }
 
 int64_t OpticalFlowDecoder::num_outputs(const std::string&, const EncoderState& state) const {
-  return state.inputs.dim(1);
+  return state.input.inputs.dim(1);
 }
 
 Tensor OpticalFlowDecoder::query(const EncoderState& state, const OutputPoints& points) const {
   // decoder_query returns the preprocessed inputs themselves                      (B, M, C)
-  if (points.find("") == points.end()) return state.inputs;
-  return ag::gather_tokens(state.inputs, selected_points(points, "", state.inputs.dim(1), "optical_flow_decoder"));
+  const Preprocessed& in = state.input;
+  if (points.find("") == points.end()) return in.full_inputs();
+  // the selected rows: each example's own channels, then the shared ones         (B, n, C)
+  const int64_t m = in.inputs.dim(1);
+  const std::vector<int64_t> idx = selected_points(points, "", m, "optical_flow_decoder");
+  Tensor own = ag::gather_tokens(in.inputs, idx);
+  if (!in.shared.defined()) return own;
+  Tensor shared = ag::gather_tokens(ag::reshape(in.shared, {1, m, in.shared.dim(1)}), idx);
+  shared = ag::expand_leading(ag::reshape(shared, {shared.dim(1), shared.dim(2)}), own.dim(0));
+  return ag::concat_last(own, shared);
 }
 
 Tensor OpticalFlowDecoder::to_image(const Tensor& flat) const {

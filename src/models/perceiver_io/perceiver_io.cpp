@@ -79,10 +79,12 @@ int64_t PerceiverModel::activation_floats(int64_t m, bool checkpointing) const {
 
 std::pair<Preprocessed, Tensor> PerceiverModel::encoder_input(const TensorMap& inputs, Rng* rng) const {
   // 1. inputs, modality_sizes = self.input_preprocessor(inputs)                  (B, M, C)
+  //    (channels every example shares, e.g. Fourier features, kept apart: Preprocessed::shared)
   Preprocessed pre = preprocessor_->forward(inputs, rng);
   const Tensor& x = pre.inputs;
   const int64_t batch = x.dim(0), m = x.dim(1);
-  check(x.dim(2) == preprocessor_->num_channels(), "[perceiver_io] the preprocessor produced ", x.dim(2),
+  const int64_t channels = x.dim(2) + (pre.shared.defined() ? pre.shared.dim(1) : 0);
+  check(channels == preprocessor_->num_channels(), "[perceiver_io] the preprocessor produced ", channels,
         " channels, the encoder expects ", preprocessor_->num_channels());
   // 2. extended mask = (1 - attention_mask) * float32_min, used only by the cross-attention (B, M)
   Tensor key_mask;
@@ -103,7 +105,8 @@ std::pair<Preprocessed, Tensor> PerceiverModel::encoder_input(const TensorMap& i
 Tensor PerceiverModel::cross_attention_probs(const TensorMap& inputs) const {
   autograd::NoGradGuard no_grad;
   const auto [pre, key_mask] = encoder_input(inputs, nullptr);
-  return encoder_->cross_attention_probs(ag::expand_leading(latents_, pre.inputs.dim(0)), pre.inputs, key_mask);
+  return encoder_->cross_attention_probs(ag::expand_leading(latents_, pre.inputs.dim(0)), pre.inputs, key_mask,
+                                        pre.shared);
 }
 
 EncoderState PerceiverModel::encode(const TensorMap& inputs, TensorMap* trace, Rng* rng) const {
@@ -114,16 +117,16 @@ EncoderState PerceiverModel::encode(const TensorMap& inputs, TensorMap* trace, R
   //    re-applied num_blocks times with the same weights                          (B, N, D)
   Tensor z = ag::expand_leading(latents_, batch);
   std::vector<Tensor> each;
-  z = encoder_->forward(z, x, key_mask, nullptr, trace ? &each : nullptr);
+  z = encoder_->forward(z, x, key_mask, nullptr, trace ? &each : nullptr, pre.shared);
   if (trace) {
-    (*trace)["encoder_input"] = x.detach();
+    (*trace)["encoder_input"] = pre.full_inputs().detach();
     (*trace)["latents_initial"] = latents_.detach();
     (*trace)["latents_after_cross_attention"] = each.front();
     each.erase(each.begin());
     if (!each.empty()) (*trace)["latents_after_each_self_attention"] = stack(each);
     (*trace)["latents_final"] = z.detach();
   }
-  return {x, pre.modality_sizes, z};
+  return {pre, z};
 }
 
 // ---------------------------------------------------------------------------------------------

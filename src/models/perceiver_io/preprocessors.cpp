@@ -9,8 +9,12 @@
 
 namespace perceiver::models::perceiver_io {
 
+Tensor Preprocessed::full_inputs() const {
+  return shared.defined() ? ag::concat_last(inputs, ag::expand_leading(shared, inputs.dim(0))) : inputs;
+}
+
 Preprocessed ModalityPreprocessor::forward(const TensorMap& inputs, Rng*) const {
-  return {process(require_input(inputs, "inputs", "preprocessor")), {}};
+  return process_split(require_input(inputs, "inputs", "preprocessor"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,31 +195,40 @@ Tensor ImagePreprocessor::position_encoding(const std::vector<int64_t>& index_di
           shape_str(index_dims), "); the input must have exactly that many positions");
     return trainable_->forward(batch);                               // (B, M, P)
   }
-  Tensor grid;
-  {
-    std::lock_guard<std::mutex> lock(*fourier_cache_mutex_);  // forwards of batch slices run at once
-    auto it = fourier_cache_.find(index_dims);
-    if (it == fourier_cache_.end()) {
-      if (fourier_cache_.size() > 8) fourier_cache_.clear();
-      it = fourier_cache_.emplace(index_dims, c_.fourier.grid(index_dims)).first;
-    }
-    grid = it->second;
-  }
-  return ag::expand_leading(grid, batch);                            // (B, M, F)
+  return ag::expand_leading(fourier_grid(index_dims), batch);        // (B, M, F)
 }
 
-Tensor ImagePreprocessor::process(const Tensor& x) const {
+Tensor ImagePreprocessor::fourier_grid(const std::vector<int64_t>& index_dims) const {
+  std::lock_guard<std::mutex> lock(*fourier_cache_mutex_);  // forwards of batch slices run at once
+  auto it = fourier_cache_.find(index_dims);
+  if (it == fourier_cache_.end()) {
+    if (fourier_cache_.size() > 8) fourier_cache_.clear();
+    it = fourier_cache_.emplace(index_dims, c_.fourier.grid(index_dims)).first;
+  }
+  return it->second;
+}
+
+Tensor ImagePreprocessor::process(const Tensor& x) const { return process_split(x).full_inputs(); }
+
+Preprocessed ImagePreprocessor::process_split(const Tensor& x) const {
   std::vector<int64_t> index_dims;
   Tensor f = features(x, index_dims);                                // (B, M, Cf)
   const int64_t batch = f.dim(0), tokens = f.dim(1);
-  // pos_enc = self.positions_projection(self.position_embeddings(index_dims, batch_size))
-  Tensor pos = position_encoding(index_dims, tokens, batch);
-  if (positions_projection_) pos = positions_projection_->forward(pos);
-  // inputs_with_pos = cat([inputs, pos_enc], -1)  or  inputs + pos_enc
-  Tensor out = c_.concat_or_add_pos == "concat" ? ag::concat_last(f, pos) : ag::add(f, pos);
-  check(out.dim(2) == num_channels(), "[image_preprocessor] input ", shape_str(x.shape()), " gives ",
-        out.dim(2), " channels, the model was built for ", num_channels(), " (in_channels ",
-        c_.in_channels, ")");
+  Preprocessed out;
+  if (!trainable_ && !positions_projection_ && c_.concat_or_add_pos == "concat") {
+    // inputs_with_pos = cat([inputs, fourier(grid)], -1): the grid's features stay shared (M, F)
+    out.inputs = f;
+    out.shared = fourier_grid(index_dims);
+  } else {
+    // pos_enc = self.positions_projection(self.position_embeddings(index_dims, batch_size))
+    Tensor pos = position_encoding(index_dims, tokens, batch);
+    if (positions_projection_) pos = positions_projection_->forward(pos);
+    // inputs_with_pos = cat([inputs, pos_enc], -1)  or  inputs + pos_enc
+    out.inputs = c_.concat_or_add_pos == "concat" ? ag::concat_last(f, pos) : ag::add(f, pos);
+  }
+  const int64_t channels = out.inputs.dim(2) + (out.shared.defined() ? out.shared.dim(1) : 0);
+  check(channels == num_channels(), "[image_preprocessor] input ", shape_str(x.shape()), " gives ", channels,
+        " channels, the model was built for ", num_channels(), " (in_channels ", c_.in_channels, ")");
   return out;
 }
 
@@ -237,7 +250,9 @@ int64_t AudioPreprocessor::num_channels() const {
   return c_.concat_or_add_pos == "add" ? pos_dim : c_.samples_per_patch + pos_dim;
 }
 
-Tensor AudioPreprocessor::process(const Tensor& x) const {
+Tensor AudioPreprocessor::process(const Tensor& x) const { return process_split(x).full_inputs(); }
+
+Preprocessed AudioPreprocessor::process_split(const Tensor& x) const {
   check(x.defined() && x.rank() >= 2, "[audio_preprocessor] inputs: expected (B, samples, 1), got ",
         x.defined() ? shape_str(x.shape()) : "undefined");
   const int64_t batch = x.dim(0), per_example = x.numel() / std::max<int64_t>(batch, 1);
@@ -247,10 +262,12 @@ Tensor AudioPreprocessor::process(const Tensor& x) const {
   // inputs = reshape(inputs, [B, -1, samples_per_patch])                        (B, M, spp)
   const int64_t patches = per_example / spp;
   Tensor f = to_float(x).reshape({batch, patches, spp});
-  // Fourier features over the patch index, frequencies from max_resolution
+  // Fourier features over the patch index, frequencies from max_resolution; concatenated
+  // unprojected, they stay shared (M, F)
+  if (!positions_projection_ && c_.concat_or_add_pos == "concat") return {f, {}, c_.fourier.grid({patches})};
   Tensor pos = ag::expand_leading(c_.fourier.grid({patches}), batch);
   if (positions_projection_) pos = positions_projection_->forward(pos);
-  return c_.concat_or_add_pos == "concat" ? ag::concat_last(f, pos) : ag::add(f, pos);
+  return {c_.concat_or_add_pos == "concat" ? ag::concat_last(f, pos) : ag::add(f, pos), {}, Tensor()};
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,8 +22,7 @@ using OutputPoints = std::map<std::string, std::vector<int64_t>>;
 
 // What the encoder produced, as decoders see it.
 struct EncoderState {
-  Tensor inputs;                 // (B, M, C) preprocessed encoder input
-  ModalitySizes modality_sizes;  // multimodal: input tokens per modality
+  Preprocessed input;            // the preprocessed encoder input (full rows: input.full_inputs())
   Tensor latents;                // (B, N, D) encoder output
   int64_t batch() const { return latents.dim(0); }
 };

@@ -25,8 +25,11 @@ using ModalitySizes = std::vector<std::pair<std::string, int64_t>>;
 using models::require_input;  // the named input, or an Error listing the given names (model.h)
 
 struct Preprocessed {
-  Tensor inputs;                // (B, M, C) encoder input
+  Tensor inputs;                // (B, M, C) encoder input, or its first C - Cs channels when shared is set
   ModalitySizes modality_sizes; // multimodal only
+  Tensor shared;                // (M, Cs) or undefined: the last Cs channels of every example's rows,
+                                // the same for all (unprojected Fourier features, concatenated)
+  Tensor full_inputs() const;   // (B, M, C) the rows [inputs, shared]
 };
 
 class Preprocessor : public nn::Module {
@@ -43,6 +46,9 @@ class ModalityPreprocessor : public Preprocessor {
   Preprocessed forward(const TensorMap& inputs, Rng* rng) const override;
   // x -> (B, M, C)
   virtual Tensor process(const Tensor& x) const = 0;
+  // x -> the same rows, with channels every example shares kept apart (Preprocessed::shared)
+  // where the modality has them; forward() returns this
+  virtual Preprocessed process_split(const Tensor& x) const { return {process(x), {}, Tensor()}; }
 };
 
 // PerceiverTextPreprocessor: E[ids] + P[0 .. L-1]; ids int (B, L) with L <= max positions.
@@ -94,12 +100,14 @@ class ImagePreprocessor : public ModalityPreprocessor {
   ImagePreprocessor(const ImagePreprocessorConfig& config, Rng& rng);
   int64_t num_channels() const override;
   Tensor process(const Tensor& x) const override;
+  Preprocessed process_split(const Tensor& x) const override;
   ConvDownsample* convnet() const { return convnet_.get(); }
 
  private:
   // Features (B, i_1, ..., i_k, C) with their index dims.
   Tensor features(const Tensor& x, std::vector<int64_t>& index_dims) const;
   Tensor position_encoding(const std::vector<int64_t>& index_dims, int64_t tokens, int64_t batch) const;
+  Tensor fourier_grid(const std::vector<int64_t>& index_dims) const;  // (M, F), cached
   ImagePreprocessorConfig c_;
   std::shared_ptr<ConvDownsample> convnet_;
   Tensor conv1x1_weight_, conv1x1_bias_;       // "convnet_1x1.{weight,bias}" (Cout, Cin, 1, 1)
@@ -124,6 +132,7 @@ class AudioPreprocessor : public ModalityPreprocessor {
   AudioPreprocessor(const AudioPreprocessorConfig& config, Rng& rng);
   int64_t num_channels() const override;
   Tensor process(const Tensor& x) const override;
+  Preprocessed process_split(const Tensor& x) const override;
 
  private:
   AudioPreprocessorConfig c_;
