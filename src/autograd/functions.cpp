@@ -126,10 +126,12 @@ Tensor relative_logits(const Tensor& rw, const Tensor& rh, int64_t height, int64
 }
 
 Tensor gelu(const Tensor& x) {
-  Tensor y = ops::gelu(x);
-  if (should_record({&x}))
-    record("gelu", {x}, {&y}, [x](const Grads& g) -> Grads { return {ops::gelu_backward(g[0], x)}; });
-  return y;
+  if (!should_record({&x})) return ops::gelu(x);
+  // the forward also writes dy/dx, which backward multiplies by (Phi is not evaluated twice)
+  ops::GeluOut out = ops::gelu_with_grad(x);
+  const Tensor d = out.grad;
+  record("gelu", {x}, {&out.y}, [d](const Grads& g) -> Grads { return {ops::mul(g[0], d)}; });
+  return out.y;
 }
 
 Tensor relu(const Tensor& x) {

@@ -30,6 +30,16 @@ Tensor gelu(const Tensor& x) {
   return y;
 }
 
+GeluOut gelu_with_grad(const Tensor& x) {
+  profiler::Scope prof("gelu");
+  expect_f32("gelu", "x", x);
+  GeluOut out;
+  out.y = Tensor::empty(x.shape());
+  out.grad = Tensor::empty(x.shape());
+  cpu::gelu_forward_with_grad(out.y.f32(), out.grad.f32(), x.f32(), x.numel());
+  return out;
+}
+
 Tensor gelu_backward(const Tensor& dy, const Tensor& x) {
   profiler::Scope prof("gelu_backward");
   check_backward("gelu_backward", dy, "x", x);

@@ -10,6 +10,7 @@
 #include "kernels/reference/activation.h"
 #include "ops/op_test_util.h"
 #include "perceiver/ops/activation.h"
+#include "perceiver/ops/elementwise.h"
 #include "testing/compare.h"
 
 namespace perceiver {
@@ -48,6 +49,10 @@ TEST_P(ActivationOp, GeluMatchesReference) {
   ref::gelu_backward(dx.data(), dyd.data(), xd.data(), n);
   EXPECT_TRUE(all_close(ops::gelu(x), y, f32_tol(1), "gelu"));
   EXPECT_TRUE(all_close(ops::gelu_backward(dy, x), dx, f32_tol(1), "gelu_backward"));
+  // the training forward: the same y, and dy * grad is gelu_backward bit for bit
+  const ops::GeluOut g = ops::gelu_with_grad(x);
+  EXPECT_EQ(g.y.to_vector(), ops::gelu(x).to_vector());
+  EXPECT_EQ(ops::mul(dy, g.grad).to_vector(), ops::gelu_backward(dy, x).to_vector());
 }
 
 TEST_P(ActivationOp, ReluMatchesReference) {
@@ -106,6 +111,10 @@ TEST(ActivationOp, GeluTailsAndSpecialValues) {
   std::vector<double> xd = to_double(x), y(xs.size());
   ref::gelu_forward(y.data(), xd.data(), static_cast<int64_t>(xs.size()));
   EXPECT_TRUE(all_close(ops::gelu(x), y, f32_tol(1), "gelu tails"));
+  const Tensor ones = Tensor::full(x.shape(), 1.0f);
+  const ops::GeluOut g = ops::gelu_with_grad(x);
+  EXPECT_EQ(g.y.to_vector(), ops::gelu(x).to_vector());
+  EXPECT_EQ(g.grad.to_vector(), ops::gelu_backward(ones, x).to_vector());
   const std::vector<float> nan_in = {std::nanf("")};
   EXPECT_TRUE(std::isnan(ops::gelu(Tensor::from_vector({1}, nan_in)).item()));
 }

@@ -76,6 +76,16 @@ void gelu_bwd_range(float* dx, const float* dy, const float* x, int64_t n) {
   });
 }
 
+void gelu_fwd_grad_range(float* y, float* dydx, const float* x, int64_t n) {
+  simd::loop(n, [&](int64_t i, __mmask16 m) {
+    const __m512 v = simd::load(x + i, m);
+    __m512 g;
+    const __m512 cdf = phi_cdf(v, &g);
+    simd::store(y + i, _mm512_mul_ps(v, cdf), m);
+    simd::store(dydx + i, _mm512_fmadd_ps(_mm512_mul_ps(v, g), _mm512_set1_ps(kInvSqrt2Pi), cdf), m);
+  });
+}
+
 float softmax_row_impl(float* y, const float* x, int64_t C) {
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __m512 vmax = ninf;
@@ -153,6 +163,16 @@ void gelu_bwd_range(float* dx, const float* dy, const float* x, int64_t n) {
   }
 }
 
+void gelu_fwd_grad_range(float* y, float* dydx, const float* x, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float g;
+    const float cdf = phi_cdf_scalar(x[i], &g);
+    y[i] = x[i] * cdf;
+    dydx[i] = cdf + x[i] * g * kInvSqrt2Pi;
+  }
+}
+
 float softmax_row_impl(float* y, const float* x, int64_t C) {
   float mx = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : mx)
@@ -187,6 +207,10 @@ void gelu_forward(float* y, const float* x, int64_t n) {
 
 void gelu_backward(float* dx, const float* dy, const float* x, int64_t n) {
   map_chunks(n, [&](int64_t i0, int64_t i1) { gelu_bwd_range(dx + i0, dy + i0, x + i0, i1 - i0); });
+}
+
+void gelu_forward_with_grad(float* y, float* d, const float* x, int64_t n) {
+  map_chunks(n, [&](int64_t i0, int64_t i1) { gelu_fwd_grad_range(y + i0, d + i0, x + i0, i1 - i0); });
 }
 
 void relu_forward(float* y, const float* x, int64_t n) {

@@ -11,6 +11,9 @@ namespace perceiver::cpu {
 void gelu_forward(float* y, const float* x, int64_t n);
 // dx = dy * (Phi(x) + x * phi(x)), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).  dx, dy, x (n)
 void gelu_backward(float* dx, const float* dy, const float* x, int64_t n);
+// Training's forward: y = gelu(x) and its derivative d = Phi(x) + x * phi(x) in one pass, so
+// backward is dx = dy * d (the same bits as gelu_backward). y, d, x (n)
+void gelu_forward_with_grad(float* y, float* d, const float* x, int64_t n);
 
 // y = max(x, 0); dx = dy * [x > 0].  All (n).
 void relu_forward(float* y, const float* x, int64_t n);

@@ -18,6 +18,7 @@
 #define PERCEIVER_DISPATCHED_KERNELS(X)                                                              \
   X(void, gelu_forward, (float* y, const float* x, int64_t n), (y, x, n))                           \
   X(void, gelu_backward, (float* dx, const float* dy, const float* x, int64_t n), (dx, dy, x, n))   \
+  X(void, gelu_forward_with_grad, (float* y, float* d, const float* x, int64_t n), (y, d, x, n))     \
   X(void, relu_forward, (float* y, const float* x, int64_t n), (y, x, n))                           \
   X(void, relu_backward, (float* dx, const float* dy, const float* x, int64_t n), (dx, dy, x, n))   \
   X(void, softmax_forward, (float* y, const float* x, int64_t rows, int64_t cols), (y, x, rows, cols)) \
