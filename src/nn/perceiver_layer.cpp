@@ -64,11 +64,11 @@ namespace {
 // A cross layer's inputs: y (B, M, Cy) and y_shared (M, Cs) or undefined, checked against
 // (B, M, kv_dim) rows; the full rows [y_bm, y_shared_m] when asked for.
 void check_cross_inputs(const Tensor& y, const Tensor& y_shared, int64_t batch, int64_t kv_dim) {
-  const int64_t cs = y_shared.defined() ? y_shared.dim(-1) : 0;
   if (y_shared.defined())
     check(y_shared.rank() == 2 && y.defined() && y.rank() == 3 && y_shared.dim(0) == y.dim(1),
           "[PerceiverLayer] y_shared must be (M, Cs) with y's M, got ", shape_str(y_shared.shape()), " beside y ",
           y.defined() ? shape_str(y.shape()) : "undefined");
+  const int64_t cs = y_shared.defined() ? y_shared.dim(1) : 0;
   check(y.defined() && y.rank() == 3 && y.dim(2) + cs == kv_dim && y.dim(0) == batch, "[PerceiverLayer] y must be (",
         batch, ", M, ", kv_dim - cs, ")", cs > 0 ? " beside y_shared's " + std::to_string(cs) + " channels" : "",
         ", got ", y.defined() ? shape_str(y.shape()) : "undefined");
@@ -83,12 +83,14 @@ Tensor full_rows(const Tensor& y, const Tensor& y_shared) {
 Tensor PerceiverLayer::forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng,
                                const Tensor& y_shared) const {
   if (!activation_checkpointing()) return forward_impl(x, y, key_mask, rng, y_shared);
-  // keep x and y only; backward recomputes this layer (autograd/checkpoint.h)
+  // keep x and y (and y_shared) only; backward recomputes this layer (autograd/checkpoint.h)
+  std::vector<Tensor> inputs{x, y};
+  if (y_shared.defined()) inputs.push_back(y_shared);
   return ag::checkpoint(
-      [this, key_mask, y_shared](const std::vector<Tensor>& in, Rng* r) {
-        return forward_impl(in[0], in[1], key_mask, r, y_shared);
+      [this, key_mask](const std::vector<Tensor>& in, Rng* r) {
+        return forward_impl(in[0], in[1], key_mask, r, in.size() > 2 ? in[2] : Tensor());
       },
-      {x, y}, rng, any_parameter_requires_grad());
+      inputs, rng, any_parameter_requires_grad());
 }
 
 Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng,
@@ -121,9 +123,11 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
     context = ag::chunked_kv_attention(q, full_rows(y, y_shared), p, c.num_heads, scale, key_mask, c.kv_chunk);
   } else {
     Tensor k, v;
-    if (c.is_cross && y_shared.defined() && !y_shared.requires_grad() && p.wk.dtype() == DType::kF32) {
+    if (c.is_cross && y_shared.defined() && !y_shared.requires_grad() && p.wk.dtype() == DType::kF32 &&
+        y.dim(0) >= 2) {
       // K = Linear_k(LN2([y, y_shared])), V likewise, from y and the shared channels' product
-      // (fp32, in mixed-precision training too: it is a small share of the step)
+      // (fp32, in mixed-precision training too: it is a small share of the step). Not for one
+      // example, where it would save no work and hold the (M, Dk + Dv) product besides.
       ag::KeysValues kv = ag::kv_projection(y, y_shared, p);
       k = kv.k;
       v = kv.v;

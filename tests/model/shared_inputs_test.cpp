@@ -92,8 +92,22 @@ TEST(SharedInputs, ChunkedAndMixedPrecisionPathsMatchFullRows) {
   layer.set_precision(Precision::kBF16);
   layer.train(true);
   const Grads mixed = run(layer, f, true);
-  const std::vector<double> ref(full.at("out").begin(), full.at("out").end());
-  EXPECT_TRUE(testing::all_close(mixed.at("out"), ref, 8.0 / 256, "bf16 out"));
+  expect_close(mixed, full, 8.0 / 256, "bf16");  // outputs and every gradient
+}
+
+// One example: the layer writes the full rows out (the shared path would save no work); the
+// result still equals the full rows'.
+TEST(SharedInputs, OneExampleMatchesFullRows) {
+  Fixture f;
+  f.x = randn({1, 5, 12}, 41);
+  f.own = randn({1, 45, 3}, 42);
+  f.mask = Tensor();
+  f.w_out = randn({1, 5, 12}, 43);
+  Rng init(3);
+  nn::PerceiverLayer layer(f.config, init);
+  const Tensor a = layer.forward(f.x, f.own, Tensor(), nullptr, f.shared);
+  const Tensor b = layer.forward(f.x, ag::concat_last(f.own, ag::expand_leading(f.shared, 1)), Tensor(), nullptr);
+  EXPECT_EQ(a.to_vector(), b.to_vector());
 }
 
 TEST(SharedInputs, RejectsMismatchedShapes) {

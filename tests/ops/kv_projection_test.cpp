@@ -105,7 +105,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KvProjection,
                          ::testing::Values(KvCase{1, 1, 1, 2, 1, 1}, KvCase{2, 5, 1, 7, 3, 4},
                                            KvCase{3, 37, 4, 9, 5, 11},
                                            KvCase{2, 200, 1, 34, 35, 35},   // the FMNIST cross-attention's
-                                           KvCase{2, 70, 81, 34, 16, 24}),  // 9 x 9 patches
+                                           KvCase{2, 70, 81, 34, 16, 24},   // 9 x 9 patches
+                                           KvCase{3, 700, 2, 5, 17, 3}),    // rows for two threads
                          [](const auto& info) {
                            const KvCase& c = info.param;
                            return "B" + std::to_string(c.b) + "M" + std::to_string(c.m) + "Cx" + std::to_string(c.cx) +
@@ -124,6 +125,20 @@ TEST(KvProjectionOp, UndefinedGradientIsZero) {
   EXPECT_EQ(only_v.dx.to_vector(), zero_k.dx.to_vector());
   EXPECT_EQ(only_v.dwv.to_vector(), zero_k.dwv.to_vector());
   for (float g : only_v.dwk.to_vector()) EXPECT_EQ(g, 0.0f);
+}
+
+// No examples, or no inputs: empty keys and values, zero gradients.
+TEST(KvProjectionOp, EmptyBatchOrInputs) {
+  for (const KvCase& c : {KvCase{0, 9, 3, 5, 4, 6}, KvCase{2, 0, 3, 5, 4, 6}}) {
+    const KvArgs a(c);
+    const ops::KvProjectionOut out = ops::kv_projection(a.x, a.s, a.ln_w, a.ln_b, kEps, a.wk, a.bk, a.wv, a.bv);
+    EXPECT_EQ(out.k.shape(), (Shape{c.b, c.m, c.dk}));
+    EXPECT_EQ(out.v.numel(), 0);
+    const ops::KvProjectionGrads g = ops::kv_projection_backward(a.dk, a.dv, a.x, a.s, a.ln_w, a.ln_b, a.wk, a.wv,
+                                                                 out.mean, out.rstd, true);
+    for (const Tensor* t : {&g.dln_w, &g.dln_b, &g.dwk, &g.dbk, &g.dwv, &g.dbv})
+      for (float v : t->to_vector()) EXPECT_EQ(v, 0.0f);
+  }
 }
 
 TEST(KvProjectionOp, RejectsBadShapes) {

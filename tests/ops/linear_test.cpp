@@ -173,7 +173,10 @@ TEST(LinearTest, BiasAndBiasGradientOnNarrowAndWideRows) {
   struct Case {
     int64_t rows, cin, cout;
   };
-  const Case cases[] = {{1000, 7, 35}, {97, 5, 3}, {41, 3, 1}, {64, 9, 200}, {33, 4, 130}, {300, 3, 16}, {50, 2, 24}};
+  // (the last three are big enough for two threads: 65,536 elements per thread)
+  const Case cases[] = {{1000, 7, 35}, {97, 5, 3},     {41, 3, 1},      {64, 9, 200},
+                        {33, 4, 130},  {300, 3, 16},   {50, 2, 24},     {5003, 3, 35},
+                        {2001, 2, 130}, {4100, 2, 64}};
   const int threads_before = num_threads();
   for (const Case& c : cases) {
     const Tensor x = randn({c.rows, c.cin}, 30), w = randn({c.cout, c.cin}, 31), b = randn({c.cout}, 32);

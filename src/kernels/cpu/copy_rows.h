@@ -1,4 +1,5 @@
-// Strided row copies (packing a head's slice into a dense block and back, GEMM operands). Rows of a few cache lines are copied by an inlined vector loop: a memmove call per
+// Strided row copies (packing a head's slice into a dense block and back, GEMM operands). Rows of
+// a few cache lines are copied by an inlined vector loop: a memmove call per
 // row cost more than the copy itself (perf: 10% of a Fashion-MNIST bf16 training step went to
 // per-row memmove in the attention kernels). Raw pointers, never throw.
 #pragma once

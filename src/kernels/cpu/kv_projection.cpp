@@ -82,17 +82,21 @@ inline void finish_row(float* y, int64_t n, float r, float mu, const float* f, c
 #endif
 }
 
-// acc += r dy, db += dy, t += r mu dy over one row's n outputs
-void accumulate_row(const float* __restrict dy, int64_t n, double r, double rmu, double* __restrict acc,
+// acc += r dy (float: a sum over the batch), db += dy, t += r mu dy over one row's n outputs
+void accumulate_row(const float* __restrict dy, int64_t n, float r, double rmu, float* __restrict acc,
                     double* __restrict db, double* __restrict t) {
 #pragma omp simd
   for (int64_t d = 0; d < n; ++d) {
     const double val = dy[d];
-    acc[d] += r * val;
+    acc[d] += r * dy[d];
     db[d] += val;
     t[d] += rmu * val;
   }
 }
+
+// Blocks of the inputs m whose partial sums of db and t backward adds in order: a fixed number,
+// so the result does not depend on the thread count.
+int64_t m_blocks(int64_t m_all) { return std::clamp<int64_t>(m_all / 64, 1, 16); }
 
 // *ab += dy . a, *bb += dy . b over n outputs
 void dot_two(const float* __restrict dy, int64_t n, const float* __restrict a, const float* __restrict b, double* ab,
@@ -116,7 +120,9 @@ int64_t kv_projection_forward_workspace(const KvProjectionShape& sh) {
 
 int64_t kv_projection_backward_workspace(const KvProjectionShape& sh) {
   const int64_t d = sh.out_dim();
-  return 2 * d * sh.channels() + 2 * d + 2 * sh.inputs * d + sh.batch * sh.inputs * sh.own;
+  // floats, then the double partials of db and t (two per block and output, 2 floats each)
+  return 2 * d * sh.channels() + 2 * d + 2 * sh.inputs * d + sh.batch * sh.inputs * sh.own +
+         4 * m_blocks(sh.inputs) * d + 1;
 }
 
 void kv_projection_forward(const KvProjectionShape& sh, const float* x, const float* s, const float* gamma,
@@ -183,34 +189,37 @@ void kv_projection_backward(const KvProjectionShape& sh, const float* dk, const 
   float* ub = f + m_all * d_all;     // (M, D) sum_b r dy
   float* dwt = ub + m_all * d_all;   // (D, C) gradient of W~
   float* xr = dwt + d_all * c_all;   // (B M, Cx) rows of x times r
+  const int64_t blocks = m_blocks(m_all);
+  // (blocks, D) doubles each, 8-byte aligned (the workspace is 64-byte aligned)
+  float* tail = xr + rows * cx;
+  double* db_part = reinterpret_cast<double*>(tail + ((tail - workspace) & 1));
+  double* t_part = db_part + blocks * d_all;
   scaled_weights(sh, gamma, beta, wk, nullptr, wv, nullptr, wt, g, nullptr);
 
   // ub_m = sum_b r_bm dy_bm; db = sum dy; t = sum r mu dy (double partials per block of m, added
-  // in block order: the same result for a given thread count)
-  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(num_threads(), m_all / 64));
-  std::vector<double> db_part(static_cast<size_t>(blocks * d_all), 0.0), t_part(db_part.size(), 0.0);
-  std::vector<double> ub_acc(static_cast<size_t>(m_all * d_all), 0.0);  // ub in double
+  // in block order)
+  std::fill(ub, ub + m_all * d_all, 0.0f);
+  std::fill(db_part, db_part + 2 * blocks * d_all, 0.0);
   parallel_for(blocks, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t blk = k0; blk < k1; ++blk) {
-      double* dbp = db_part.data() + blk * d_all;
-      double* tp = t_part.data() + blk * d_all;
+      double* dbp = db_part + blk * d_all;
+      double* tp = t_part + blk * d_all;
       const int64_t m0 = m_all * blk / blocks, m1 = m_all * (blk + 1) / blocks;
       for (int64_t b = 0; b < b_all; ++b)  // rows in memory order
         for (int64_t m = m0; m < m1; ++m) {
           const int64_t i = b * m_all + m;
-          const double r = rstd[i], rmu = static_cast<double>(rstd[i]) * mean[i];
-          double* acc = ub_acc.data() + m * d_all;
-          accumulate_row(dk + i * nk, nk, r, rmu, acc, dbp, tp);
-          accumulate_row(dv + i * nv, nv, r, rmu, acc + nk, dbp + nk, tp + nk);
+          const double rmu = static_cast<double>(rstd[i]) * mean[i];
+          float* acc = ub + m * d_all;
+          accumulate_row(dk + i * nk, nk, rstd[i], rmu, acc, dbp, tp);
+          accumulate_row(dv + i * nv, nv, rstd[i], rmu, acc + nk, dbp + nk, tp + nk);
         }
-      for (int64_t j = m0 * d_all; j < m1 * d_all; ++j) ub[j] = static_cast<float>(ub_acc[static_cast<size_t>(j)]);
     }
   });
   std::vector<double> db(static_cast<size_t>(d_all), 0.0), t(db.size(), 0.0);
   for (int64_t blk = 0; blk < blocks; ++blk)
     for (int64_t d = 0; d < d_all; ++d) {
-      db[static_cast<size_t>(d)] += db_part[static_cast<size_t>(blk * d_all + d)];
-      t[static_cast<size_t>(d)] += t_part[static_cast<size_t>(blk * d_all + d)];
+      db[static_cast<size_t>(d)] += db_part[blk * d_all + d];
+      t[static_cast<size_t>(d)] += t_part[blk * d_all + d];
     }
 
   // dW~ = dy^T (r x) | ub^T s, less t in every column
@@ -249,9 +258,9 @@ void kv_projection_backward(const KvProjectionShape& sh, const float* dk, const 
   // the shared channels enter only through dy . gs and dy . F_m
   shared_product(sh, s, wt, f);
   for (int64_t d = 0; d < d_all; ++d) {
-    double own = 0;
-    for (int64_t c = 0; c < cx; ++c) own += wt[d * c_all + c];
-    gs[d] = static_cast<float>(static_cast<double>(g[d]) - own);
+    double sum = 0;
+    for (int64_t c = cx; c < c_all; ++c) sum += wt[d * c_all + c];
+    gs[d] = static_cast<float>(sum);
   }
   gemm(false, false, rows, cx, nk, 1.0f, dk, nk, wt, c_all, 0.0f, dx, cx);                // dn_x, keys
   gemm(false, false, rows, cx, nv, 1.0f, dv, nv, wt + nk * c_all, c_all, 1.0f, dx, cx);  // + values
