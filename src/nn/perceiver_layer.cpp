@@ -74,11 +74,16 @@ void check_cross_inputs(const Tensor& y, const Tensor& y_shared, int64_t batch, 
         ", got ", y.defined() ? shape_str(y.shape()) : "undefined");
 }
 
-Tensor full_rows(const Tensor& y, const Tensor& y_shared) {
-  return y_shared.defined() ? ag::concat_last(y, ag::expand_leading(y_shared, y.dim(0))) : y;
+}  // namespace
+
+Tensor full_rows(const Tensor& own, const Tensor& shared) {
+  return shared.defined() ? ag::concat_last(own, ag::expand_leading(shared, own.dim(0))) : own;
 }
 
-}  // namespace
+ag::KvProjection PerceiverLayer::kv_projection_params() const {
+  return {layernorm2_->weight(), layernorm2_->bias(), layernorm2_->eps(), key_->weight(), key_->bias(),
+          value_->weight(), value_->bias()};
+}
 
 Tensor PerceiverLayer::forward(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng,
                                const Tensor& y_shared) const {
@@ -113,22 +118,20 @@ Tensor PerceiverLayer::forward_impl(const Tensor& x, const Tensor& y, const Tens
   // context = softmax(Q K^T / sqrt(qk / H) + mask) V, heads = contiguous channel slices
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.qk_channels / c.num_heads));
   Tensor context;
-  const ag::KvProjection p{layernorm2_ ? layernorm2_->weight() : Tensor(), layernorm2_ ? layernorm2_->bias() : Tensor(),
-                           layernorm2_ ? layernorm2_->eps() : 0.0f, key_->weight(), key_->bias(), value_->weight(),
-                           value_->bias()};
   if (c.is_cross && activation_checkpointing() && (precision() == Precision::kF32 || mixed) &&
       y.dim(1) > c.kv_chunk) {
     // the same, with LN2, K and V formed c.kv_chunk inputs at a time (never for all M inputs);
     // fp32 products, in mixed-precision training too (memory first)
-    context = ag::chunked_kv_attention(q, full_rows(y, y_shared), p, c.num_heads, scale, key_mask, c.kv_chunk);
+    context = ag::chunked_kv_attention(q, full_rows(y, y_shared), kv_projection_params(), c.num_heads, scale, key_mask,
+                                       c.kv_chunk);
   } else {
     Tensor k, v;
-    if (c.is_cross && y_shared.defined() && !y_shared.requires_grad() && p.wk.dtype() == DType::kF32 &&
+    if (c.is_cross && y_shared.defined() && !y_shared.requires_grad() && key_->weight().dtype() == DType::kF32 &&
         y.dim(0) >= 2) {
       // K = Linear_k(LN2([y, y_shared])), V likewise, from y and the shared channels' product
       // (fp32, in mixed-precision training too: it is a small share of the step). Not for one
       // example, where it would save no work and hold the (M, Dk + Dv) product besides.
-      ag::KeysValues kv = ag::kv_projection(y, y_shared, p);
+      ag::KeysValues kv = ag::kv_projection(y, y_shared, kv_projection_params());
       k = kv.k;
       v = kv.v;
     } else {

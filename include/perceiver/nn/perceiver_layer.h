@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "perceiver/autograd/functions.h"
 #include "perceiver/nn/layers.h"
 
 namespace perceiver::nn {
@@ -33,6 +34,10 @@ struct PerceiverLayerConfig {
 // Resolves unset (0) qk/v widths with the HF rules (spec section 3) and validates the result.
 PerceiverLayerConfig resolve_layer_config(PerceiverLayerConfig c, bool cross_shape_kv = true);
 
+// The rows [own_bm, shared_m] of a cross layer's inputs written out: own (B, M, Co), shared
+// (M, Cs) or undefined (then own itself) -> (B, M, Co + Cs).
+Tensor full_rows(const Tensor& own, const Tensor& shared);
+
 class PerceiverLayer : public Module {
  public:
   PerceiverLayer(const PerceiverLayerConfig& config, Rng& init_rng);
@@ -58,6 +63,7 @@ class PerceiverLayer : public Module {
  private:
   Tensor forward_impl(const Tensor& x, const Tensor& y, const Tensor& key_mask, Rng* rng,
                       const Tensor& y_shared) const;
+  ag::KvProjection kv_projection_params() const;  // LN2, key and value of a cross layer
 
   PerceiverLayerConfig config_;
   std::shared_ptr<LayerNorm> layernorm1_, layernorm2_, layernorm_;

@@ -14,7 +14,6 @@ namespace perceiver::cpu::PERCEIVER_ISA {
 namespace {
 
 constexpr int64_t kGrainRows = 256;  // rows of the per-row passes per thread before splitting
-constexpr int64_t kFewChannels = 4;  // row sums over at most this many channels: plain loops
 
 // Row d of W = [Wk; Wv] (C floats).
 const float* w_row(const KvProjectionShape& sh, const float* wk, const float* wv, int64_t d) {
@@ -44,14 +43,9 @@ void shared_product(const KvProjectionShape& sh, const float* s, const float* wt
        sh.out_dim());
 }
 
-// sum of a row's own channels; sum of their squared deviations from mu (a few channels: plain
-// loops, more: vectorised reductions)
+// sum of a row's own channels; sum of their squared deviations from mu
 inline float row_sum(const float* x, int64_t n) {
   float sum = 0.0f;
-  if (n <= kFewChannels) {
-    for (int64_t c = 0; c < n; ++c) sum += x[c];
-    return sum;
-  }
 #pragma omp simd reduction(+ : sum)
   for (int64_t c = 0; c < n; ++c) sum += x[c];
   return sum;
@@ -59,10 +53,6 @@ inline float row_sum(const float* x, int64_t n) {
 
 inline float row_dev(const float* x, int64_t n, float mu) {
   float dev = 0.0f;
-  if (n <= kFewChannels) {
-    for (int64_t c = 0; c < n; ++c) dev += (x[c] - mu) * (x[c] - mu);
-    return dev;
-  }
 #pragma omp simd reduction(+ : dev)
   for (int64_t c = 0; c < n; ++c) dev += (x[c] - mu) * (x[c] - mu);
   return dev;

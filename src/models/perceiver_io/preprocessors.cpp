@@ -6,12 +6,11 @@
 
 #include "perceiver/autograd/functions.h"
 #include "perceiver/models/perceiver_io/tensor_ops.h"
+#include "perceiver/nn/perceiver_layer.h"
 
 namespace perceiver::models::perceiver_io {
 
-Tensor Preprocessed::full_inputs() const {
-  return shared.defined() ? ag::concat_last(inputs, ag::expand_leading(shared, inputs.dim(0))) : inputs;
-}
+Tensor Preprocessed::full_inputs() const { return nn::full_rows(inputs, shared); }
 
 Preprocessed ModalityPreprocessor::forward(const TensorMap& inputs, Rng*) const {
   return process_split(require_input(inputs, "inputs", "preprocessor"));
