@@ -13,6 +13,8 @@
 
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/small_gemm.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/layer_norm.h"
 #include "kernels/cpu/optimizer.h"
@@ -118,6 +120,23 @@ void BM_f32_to_bf16(benchmark::State& state) {
   report_bytes(state, 6.0 * double(n));
 }
 
+// One product inside attention: args m, n, k, trans_a, library (0 small_gemm, 1 cpu::gemm).
+void BM_small_gemm(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const bool ta = state.range(3) != 0, library = state.range(4) != 0;
+  const std::vector<float> a = filled(m * k, 0.5f), b = filled(k * n, 0.25f);
+  std::vector<float> c(static_cast<size_t>(m * n));
+  for (auto _ : state) {
+    if (library)
+      perceiver::cpu::gemm(ta, false, m, n, k, 1.0f, a.data(), ta ? m : k, b.data(), n, 0.0f, c.data(), n);
+    else
+      perceiver::cpu::small_gemm(ta, m, n, k, 1.0f, a.data(), ta ? m : k, b.data(), n, 0.0f, c.data(), n);
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOPS"] =
+      benchmark::Counter(2.0 * double(m * n * k) * 1e-9 * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
 // Fused attention forward, one batch: args N, M, heads, head dim; precision 0 f32, 1 bf16.
 void BM_attention_forward(benchmark::State& state) {
   const int64_t n = state.range(0), m = state.range(1), heads = state.range(2), d = state.range(3);
@@ -199,6 +218,12 @@ BENCHMARK(BM_softmax_forward)->Args({64, 10})->Args({512, 4096})->UseRealTime();
 BENCHMARK(BM_adamw_update)->Arg(580811)->Arg(48440627)->UseRealTime();
 BENCHMARK(BM_count_nonfinite)->Arg(3 * 580811)->Arg(3 * 48440627)->UseRealTime();
 BENCHMARK(BM_f32_to_bf16)->Arg(50176 * 1024)->Arg(512 * 1024)->UseRealTime();
+// the products of a ViT head (50 tokens, head dim 32) and the Fashion-MNIST cross-attention (32
+// latents, 784 inputs, head dim 35), ours and the library's
+BENCHMARK(BM_small_gemm)
+    ->Args({50, 50, 32, 0, 0})->Args({50, 50, 32, 0, 1})->Args({50, 32, 50, 1, 0})->Args({50, 32, 50, 1, 1})
+    ->Args({784, 32, 35, 0, 0})->Args({784, 32, 35, 0, 1})->Args({32, 35, 784, 1, 0})->Args({32, 35, 784, 1, 1})
+    ->UseRealTime();
 // cross-attention (1 head of 1024 over 50,176 inputs) and a latent self-attention (8 x 128)
 BENCHMARK(BM_attention_forward)
     ->Args({512, 50176, 1, 1024, 0})->Args({512, 50176, 1, 1024, 1})
@@ -211,6 +236,7 @@ BENCHMARK(BM_attention_forward)
 BENCHMARK(BM_attention_train)
     ->Args({64, 32, 784, 1, 35, 0})->Args({64, 32, 784, 1, 35, 1})
     ->Args({64, 32, 32, 4, 32, 0})->Args({64, 32, 32, 4, 32, 1})
+    ->Args({64, 50, 50, 4, 32, 0})->Args({64, 50, 50, 4, 32, 1})
     ->Args({64, 32, 784, 1, 128, 0})->Args({64, 32, 784, 1, 128, 1})
     ->Args({8, 256, 2048, 8, 32, 0})->Args({8, 256, 2048, 8, 32, 1})
     ->Args({8, 256, 256, 8, 160, 0})->Args({8, 256, 256, 8, 160, 1})

@@ -265,13 +265,14 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, f
            });
     return out.out;
   }
-  ops::AttentionOut out = ops::attention(q, k, v, heads, scale, key_mask, precision);
+  // with gradients, small heads keep their probabilities (no recomputation in backward)
+  ops::AttentionOut out = ops::attention(q, k, v, heads, scale, key_mask, precision, /*keep_probs=*/grad);
   if (grad) {
-    Tensor o = out.out.detach(), lse = out.lse;
+    Tensor o = out.out.detach(), lse = out.lse, probs = out.probs;
     record("attention", {q, k, v}, {&out.out},
-           [q, k, v, o, lse, heads, scale, key_mask](const Grads& g) -> Grads {
+           [q, k, v, o, lse, probs, heads, scale, key_mask](const Grads& g) -> Grads {
              ops::AttentionGrads d =
-                 ops::attention_backward(g[0], q, k, v, o, lse, heads, scale, key_mask);
+                 ops::attention_backward(g[0], q, k, v, o, lse, heads, scale, key_mask, probs);
              return {d.dq, d.dk, d.dv};
            });
   }

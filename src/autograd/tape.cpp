@@ -72,8 +72,13 @@ std::vector<Node*> topological_order(Node* root) {
   return order;
 }
 
+// slot += g: in place when nothing else holds the slot's tensor or storage (the same bits as a
+// fresh sum, without allocating one), else into a new tensor (slot may be a gradient passed
+// through to several inputs, or a view).
 void accumulate(Tensor& slot, const Tensor& g) {
-  slot = slot.defined() ? ops::add(slot, g) : g;
+  if (!slot.defined()) slot = g;
+  else if (slot.sole_owner() && !slot.same_storage(g) && slot.dtype() == DType::kF32) ops::add_inplace(slot, g);
+  else slot = ops::add(slot, g);
 }
 
 // The seed of the walk: grad_root, or 1 for a one-element root.

@@ -11,6 +11,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/reference/attention.h"
 #include "perceiver/core/gemm_provider.h"
+#include "perceiver/core/parallel.h"
 #include "perceiver/ops/attention.h"
 #include "testing/compare.h"
 #include "testing/provider_scope.h"
@@ -76,6 +77,16 @@ void expect_matches_reference(const Case& c, const std::string& what) {
   EXPECT_TRUE(all_close(got.lse, r.lse, out_tol(c), what + " lse"));
 }
 
+template <typename Fn>
+void expect_error(const Fn& fn, const std::string& prefix) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an Error starting with " << prefix;
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(prefix, 0), 0u) << e.what();
+  }
+}
+
 TEST(AttentionTest, OddShapesNoMaskEveryProvider) {
   const Case c = make_case(2, 5, 37, 3, 7, 11, false, 100);
   for (GemmProvider p : {GemmProvider::kOneDNN, GemmProvider::kOpenBLAS, GemmProvider::kNaive}) {
@@ -114,6 +125,101 @@ TEST(AttentionTest, KernelSmallKeyBlocksOnlineSoftmax) {
   }
 }
 
+// Narrow heads whose score tile fits in L2 take the kernels' small-head path (one block of keys,
+// transposed scores); wider heads or bigger tiles the blocked path. Both, and the boundaries
+// between them (head dims 64 / 65, score tiles of 64 Ki / 64 Ki + queries floats), against the
+// reference; the gradients of each against the blocked kernel with one explicit key block.
+TEST(AttentionTest, SmallHeadAndBlockedPathsMatchReference) {
+  struct Dims { int64_t batch, n, m, heads, dqk, dv; };
+  for (const Dims& d : {Dims{3, 50, 50, 4, 32, 32}, Dims{2, 32, 784, 1, 35, 35}, Dims{2, 7, 19, 2, 64, 64},
+                        Dims{2, 7, 19, 2, 65, 9}, Dims{1, 64, 1024, 1, 8, 8}, Dims{1, 64, 1025, 1, 8, 8},
+                        Dims{2, 1, 2, 1, 3, 70}}) {
+    const Case c = make_case(d.batch, d.n, d.m, d.heads, d.dqk, d.dv, true, 700 + d.m);
+    const std::string what = "B" + std::to_string(d.batch) + " N" + std::to_string(d.n) + " M" +
+                             std::to_string(d.m) + " H" + std::to_string(d.heads) + " Dqk" +
+                             std::to_string(d.dqk) + " Dv" + std::to_string(d.dv);
+    expect_matches_reference(c, what);
+    // backward: the op (whichever path) vs the blocked kernel with every key in one block
+    const ops::AttentionOut fw = ops::attention(c.q, c.k, c.v, static_cast<int>(d.heads), scale_of(c), c.mask);
+    const Tensor dout = randn(fw.out.shape(), 701);
+    const ops::AttentionGrads g = ops::attention_backward(dout, c.q, c.k, c.v, fw.out, fw.lse,
+                                                          static_cast<int>(d.heads), scale_of(c), c.mask);
+    const cpu::AttentionShape s{d.batch, d.n, d.m, d.heads, d.dqk, d.dv};
+    Tensor dq = Tensor::empty(c.q.shape()), dk = Tensor::empty(c.k.shape()), dv = Tensor::empty(c.v.shape());
+    cpu::attention_backward(s, dout.f32(), c.q.f32(), c.k.f32(), c.v.f32(), fw.out.f32(), fw.lse.f32(),
+                            c.mask.f32(), scale_of(c), dq.f32(), dk.f32(), dv.f32(), d.m);
+    const double tol = f32_tol(d.m + d.n + d.dqk + d.dv, 32);
+    EXPECT_TRUE(all_close(g.dq, to_double(dq), tol, what + " dq"));
+    EXPECT_TRUE(all_close(g.dk, to_double(dk), tol, what + " dk"));
+    EXPECT_TRUE(all_close(g.dv, to_double(dv), tol, what + " dv"));
+  }
+}
+
+// keep_probs: on the small-head path the forward returns P^T (B, H, M, N), each query's column
+// summing to 1 (0 for a query with every key masked), and the backward that reads it matches the
+// one that recomputes it; elsewhere (wide heads, the generic ISA) probs stays undefined.
+TEST(AttentionTest, KeptProbabilitiesFeedTheBackward) {
+  Case c = make_case(2, 9, 40, 3, 8, 5, true, 900);
+  for (int64_t j = 0; j < c.m; ++j) c.mask.f32()[c.m + j] = j == 3 ? 0.0f : -kInf;  // batch 1: one key
+  const int heads = static_cast<int>(c.heads);
+  const ops::AttentionOut kept = ops::attention(c.q, c.k, c.v, heads, scale_of(c), c.mask, Precision::kF32, true);
+  const ops::AttentionOut plain = ops::attention(c.q, c.k, c.v, heads, scale_of(c), c.mask);
+  const cpu::AttentionShape s{c.batch, c.n, c.m, c.heads, c.dqk, c.dv};
+  ASSERT_EQ(kept.probs.defined(), cpu::attention_small_heads(s));
+  EXPECT_TRUE(all_close(kept.out, to_double(plain.out), out_tol(c), "out with and without probs"));
+  const Tensor dout = randn(plain.out.shape(), 901);
+  const ops::AttentionGrads recomputed =
+      ops::attention_backward(dout, c.q, c.k, c.v, plain.out, plain.lse, heads, scale_of(c), c.mask);
+  if (!kept.probs.defined()) return;  // the generic variant: nothing more to check
+  ASSERT_EQ(kept.probs.shape(), (Shape{c.batch, c.heads, c.m, c.n}));
+  const float* p = kept.probs.f32();
+  for (int64_t item = 0; item < c.batch * c.heads; ++item)
+    for (int64_t i = 0; i < c.n; ++i) {
+      double sum = 0.0;
+      for (int64_t j = 0; j < c.m; ++j) sum += p[(item * c.m + j) * c.n + i];
+      ASSERT_NEAR(sum, 1.0, 1e-5) << "item " << item << " query " << i;
+      if (item >= c.heads) ASSERT_EQ(p[(item * c.m + 3) * c.n + i], 1.0f);  // batch 1: all on key 3
+    }
+  const ops::AttentionGrads read = ops::attention_backward(dout, c.q, c.k, c.v, kept.out, kept.lse, heads,
+                                                           scale_of(c), c.mask, kept.probs);
+  const double tol = f32_tol(c.m + c.n + c.dqk + c.dv, 32);
+  EXPECT_TRUE(all_close(read.dq, to_double(recomputed.dq), tol, "dq"));
+  EXPECT_TRUE(all_close(read.dk, to_double(recomputed.dk), tol, "dk"));
+  EXPECT_TRUE(all_close(read.dv, to_double(recomputed.dv), tol, "dv"));
+  // probabilities of another shape are refused with the reason
+  expect_error([&] { ops::attention_backward(dout, c.q, c.k, c.v, kept.out, kept.lse, heads, scale_of(c), c.mask,
+                                             Tensor::empty({c.batch, c.heads, c.n, c.m})); },
+               "[attention] probs must have shape [2, 3, 40, 9]");
+}
+
+// Wide heads are not on the small-head path: keep_probs leaves probs undefined and passing
+// probabilities to their backward is an error that says why.
+TEST(AttentionTest, WideHeadsKeepNoProbabilities) {
+  const Case c = make_case(1, 4, 6, 1, 65, 3, false, 950);
+  const ops::AttentionOut fw = ops::attention(c.q, c.k, c.v, 1, scale_of(c), Tensor(), Precision::kF32, true);
+  EXPECT_FALSE(fw.probs.defined());
+  expect_error([&] { ops::attention_backward(randn(fw.out.shape(), 951), c.q, c.k, c.v, fw.out, fw.lse, 1,
+                                             scale_of(c), Tensor(), Tensor::empty({1, 1, 6, 4})); },
+               "[attention] probs are kept only for shapes on the small-head path");
+}
+
+// The forward's rows split across threads (one batch, one head) give the bits of one thread.
+TEST(AttentionTest, ThreadsGiveTheSameBits) {
+  const Case c = make_case(1, 50, 50, 1, 32, 32, true, 800);
+  const int before = num_threads();
+  std::vector<std::vector<float>> outs;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    const ops::AttentionOut fw = ops::attention(c.q, c.k, c.v, 1, scale_of(c), c.mask);
+    outs.push_back(fw.out.to_vector());
+    std::vector<float> lse = fw.lse.to_vector();
+    outs.back().insert(outs.back().end(), lse.begin(), lse.end());
+  }
+  set_num_threads(before);
+  EXPECT_EQ(outs[0], outs[1]);
+  EXPECT_EQ(outs[0], outs[2]);
+}
+
 // Queries whose keys are all masked with -inf: out = 0, lse = -inf, gradients 0, no NaN.
 TEST(AttentionTest, FullyMaskedBatchGivesZeros) {
   Case c = make_case(2, 3, 6, 2, 4, 5, true, 600);
@@ -132,16 +238,6 @@ TEST(AttentionTest, FullyMaskedBatchGivesZeros) {
                                                         fw.out, fw.lse, 2, scale_of(c), c.mask);
   for (const Tensor& t : {g.dq, g.dk, g.dv})
     for (float x : t.to_vector()) ASSERT_TRUE(std::isfinite(x));
-}
-
-template <typename Fn>
-void expect_error(const Fn& fn, const std::string& prefix) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an Error starting with " << prefix;
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()).rfind(prefix, 0), 0u) << e.what();
-  }
 }
 
 // A NaN anywhere in a query's inputs makes that query's output NaN (never a finite value that

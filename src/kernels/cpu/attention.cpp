@@ -18,6 +18,8 @@
 #include "kernels/cpu/copy_rows.h"
 #include "kernels/cpu/exp_approx.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/simd_avx512.h"
+#include "kernels/cpu/small_gemm.h"
 #include "perceiver/core/parallel.h"
 
 // Compiled once per ISA variant (CMakeLists.txt, kernels/cpu/isa_dispatch.cpp).
@@ -143,7 +145,182 @@ const T* slice_for_gemm(bool direct, const T* src, int64_t rows, int64_t cols, i
   return buf;
 }
 
+// ---- Small heads: the whole item in transposed-score layout --------------------------------
+// When a (batch, head) item's score tile fits in L2 and the heads are narrow (ViT, the latent
+// self-attentions, the Fashion-MNIST cross-attention), the item is computed with every key in one
+// block and the scores transposed, S^T = scale K Q^T (keys x queries): then every product takes
+// its B operand by rows (K, V, Q, dO, or the small packs Q^T, dO^T) and its A operand by
+// broadcasts (small_gemm), and the softmax statistics run down columns, a vector of queries at a
+// time. No online rescaling is needed: one block holds all the keys.
+constexpr int64_t kSmallTileFloats = 64 * 1024;  // keys x queries of one score tile (256 KiB)
+constexpr int64_t kSmallHeadDim = 64;
+
+// The AVX-512 variant only: the portable small_gemm runs these items 2-3x slower than the
+// blocked path's library GEMMs (bench_kernels BM_attention_train, PERCEIVER_ISA=generic).
+bool small_path(int64_t rows, int64_t keys, int64_t dqk, int64_t dv, int64_t key_block) {
+#if defined(__AVX512F__)
+  return key_block <= 0 && dqk <= kSmallHeadDim && dv <= kSmallHeadDim && rows * keys <= kSmallTileFloats;
+#else
+  (void)rows, (void)keys, (void)dqk, (void)dv, (void)key_block;
+  return false;
+#endif
+}
+
+// dst (cols x rows, dense) = src^T for src rows x cols with row stride ld: each dst row is
+// gathered (16 source rows per gather), so the stores stay contiguous.
+void transpose_into(float* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
+#if defined(__AVX512F__)
+  if (rows * ld < (int64_t{1} << 31)) {  // 32-bit gather offsets
+    const __m512i step = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32(static_cast<int>(ld)));
+    for (int64_t c = 0; c < cols; ++c)
+      simd::loop(rows, [&](int64_t i, __mmask16 mk) {
+        const __m512 x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, step, src + i * ld + c, 4);
+        simd::store(dst + c * rows + i, x, mk);
+      });
+    return;
+  }
+#endif
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t i = 0; i < rows; ++i) dst[c * rows + i] = src[i * ld + c];
+}
+
+// t (keys x cols) += mask[j] along each row j.
+void add_row_mask(float* t, int64_t keys, int64_t cols, const float* mask) {
+  for (int64_t j = 0; j < keys; ++j) {
+    float* row = t + j * cols;
+    const float mj = mask[j];
+#pragma omp simd
+    for (int64_t i = 0; i < cols; ++i) row[i] += mj;
+  }
+}
+
+// t (keys x cols) = exp(t - shift[col]) in place; sum (cols) += the column sums when non-null.
+void exp_columns(float* t, int64_t keys, int64_t cols, const float* shift, float* sum) {
+#if defined(__AVX512F__)
+  for (int64_t j = 0; j < keys; ++j) {
+    float* row = t + j * cols;
+    simd::loop(cols, [&](int64_t i, __mmask16 mk) {
+      const __m512 e = simd::exp(_mm512_sub_ps(simd::load(row + i, mk), simd::load(shift + i, mk)));
+      simd::store(row + i, e, mk);
+      if (sum != nullptr) simd::store(sum + i, _mm512_add_ps(simd::load(sum + i, mk), e), mk);
+    });
+  }
+#else
+  for (int64_t j = 0; j < keys; ++j) {
+    float* row = t + j * cols;
+    if (sum != nullptr) {
+#pragma omp simd
+      for (int64_t i = 0; i < cols; ++i) {
+        row[i] = exp_approx(row[i] - shift[i]);
+        sum[i] += row[i];
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < cols; ++i) row[i] = exp_approx(row[i] - shift[i]);
+    }
+  }
+#endif
+}
+
+// One item's rows [0, rows) of the forward: q, out at the item's first row and head column
+// (row strides qw, vw), k, v at the item's first key, mask the item's (or null), lse its rows.
+// probs: null, or the item's P^T at column 0 of these rows (row stride ldp), filled normalised.
+void small_forward_item(const AttentionShape& s, int64_t rows, const float* q, const float* k, const float* v,
+                        const float* mask, float scale, float* out, float* lse, float* probs, int64_t ldp) {
+  const int64_t qw = s.heads * s.dqk, vw = s.heads * s.dv, m = s.m;
+  float* qt = scratch(static_cast<size_t>(rows * s.dqk + m * rows + 3 * rows));
+  float* st = qt + rows * s.dqk;
+  float* shift = st + m * rows;
+  float* sum = shift + rows;
+  float* inv = sum + rows;
+  transpose_into(qt, q, rows, s.dqk, qw);                              // Q^T (dqk x rows)
+  small_gemm(false, m, rows, s.dqk, scale, k, qw, qt, rows, 0.0f, st, rows);  // S^T = scale K Q^T
+  if (mask != nullptr) add_row_mask(st, m, rows, mask);
+  // column maxima; a column of -inf (no keys, all masked) is shifted by 0 so its P is 0, and
+  // +inf or NaN scores give NaN, as in exact arithmetic (the max skips NaN; exp(NaN) does not)
+  std::fill(shift, shift + rows, kNegInf);
+  for (int64_t j = 0; j < m; ++j) {
+    const float* row = st + j * rows;
+#pragma omp simd
+    for (int64_t i = 0; i < rows; ++i) shift[i] = std::max(shift[i], row[i]);
+  }
+  for (int64_t i = 0; i < rows; ++i) shift[i] = shift[i] == kNegInf ? 0.0f : shift[i];
+  std::fill(sum, sum + rows, 0.0f);
+  exp_columns(st, m, rows, shift, sum);                                // P^T unnormalised, l
+  for (int64_t i = 0; i < rows; ++i)  // 1 / l; a NaN column stays NaN, a column of zeros zero
+    inv[i] = sum[i] > 0.0f ? 1.0f / sum[i] : (std::isnan(sum[i]) ? sum[i] : 0.0f);
+  // P^T = e^{S^T - max} / l, into probs when the backward keeps it (else in place), then O = P V:
+  // the same bits either way, so a forward with gradients equals one without (checkpointing)
+  float* pt = probs != nullptr ? probs : st;
+  const int64_t ldpt = probs != nullptr ? ldp : rows;
+  for (int64_t j = 0; j < m; ++j) {
+    const float* src = st + j * rows;
+    float* dst = pt + j * ldpt;
+#pragma omp simd
+    for (int64_t i = 0; i < rows; ++i) dst[i] = src[i] * inv[i];
+  }
+  small_gemm(true, rows, s.dv, m, 1.0f, pt, ldpt, v, vw, 0.0f, out, vw);
+  for (int64_t i = 0; i < rows; ++i) {
+    float* orow = out + i * vw;
+    if (sum[i] > 0.0f) {
+      lse[i] = shift[i] + std::log(sum[i]);
+    } else if (std::isnan(sum[i])) {
+      std::fill(orow, orow + s.dv, std::numeric_limits<float>::quiet_NaN());
+      lse[i] = std::numeric_limits<float>::quiet_NaN();
+    } else {  // no keys, or all masked to -inf
+      std::fill(orow, orow + s.dv, 0.0f);
+      lse[i] = kNegInf;
+    }
+  }
+}
+
+// One item's backward (all n queries): pointers at the item's first row / key and head column.
+// probs: the forward's P^T for this item (keys x queries, dense), or null to recompute it.
+void small_backward_item(const AttentionShape& s, const float* dout, const float* q, const float* k,
+                         const float* v, const float* out, const float* lse, const float* mask, float scale,
+                         float* dq, float* dk, float* dv, const float* probs) {
+  const int64_t qw = s.heads * s.dqk, vw = s.heads * s.dv, n = s.n, m = s.m;
+  float* qt = scratch(static_cast<size_t>(n * s.dqk + n * s.dv + 2 * m * n + 2 * n));
+  float* dot = qt + n * s.dqk;
+  float* p_buf = dot + n * s.dv;
+  float* dst = p_buf + m * n;
+  float* drow = dst + m * n;
+  float* shift = drow + n;
+  for (int64_t i = 0; i < n; ++i) {  // D_i = sum_c dO_ic O_ic
+    const float* a = dout + i * vw;
+    const float* o = out + i * vw;
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t c = 0; c < s.dv; ++c) acc += a[c] * o[c];
+    drow[i] = acc;
+  }
+  transpose_into(dot, dout, n, s.dv, vw);  // dO^T (dv x n)
+  const float* pt = probs;
+  if (pt == nullptr) {
+    transpose_into(qt, q, n, s.dqk, qw);                                  // Q^T (dqk x n)
+    small_gemm(false, m, n, s.dqk, scale, k, qw, qt, n, 0.0f, p_buf, n);  // S^T = scale K Q^T
+    if (mask != nullptr) add_row_mask(p_buf, m, n, mask);
+    // P^T = exp(S^T - lse); a fully masked query (lse -inf) is shifted by +inf so its P is 0
+    for (int64_t i = 0; i < n; ++i) shift[i] = lse[i] == kNegInf ? -kNegInf : lse[i];
+    exp_columns(p_buf, m, n, shift, nullptr);
+    pt = p_buf;
+  }
+  small_gemm(false, m, s.dv, n, 1.0f, pt, n, dout, vw, 0.0f, dv, vw);     // dV = P^T dO
+  small_gemm(false, m, n, s.dv, 1.0f, v, vw, dot, n, 0.0f, dst, n);       // dP^T = V dO^T
+  for (int64_t j = 0; j < m; ++j) {                                       // dS^T = P^T (dP^T - D)
+    const float* prow = pt + j * n;
+    float* drw = dst + j * n;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) drw[i] = prow[i] * (drw[i] - drow[i]);
+  }
+  small_gemm(true, n, s.dqk, m, scale, dst, n, k, qw, 0.0f, dq, qw);      // dQ = scale dS K
+  small_gemm(false, m, s.dqk, n, scale, dst, n, q, qw, 0.0f, dk, qw);     // dK = scale dS^T Q
+}
+
 }  // namespace
+
+bool attention_small_heads(const AttentionShape& s) { return small_path(s.n, s.m, s.dqk, s.dv, 0); }
 
 int64_t attention_key_block(int64_t rows) {
   const int64_t target = (64 * 1024) / std::max<int64_t>(rows, 1);  // 64 Ki floats = 256 KiB
@@ -158,7 +335,7 @@ namespace {
 template <typename T>
 void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, const T* v,
                             const float* mask, float scale, float* out, float* lse,
-                            int64_t key_block) {
+                            int64_t key_block, float* probs) {
   constexpr bool kBf16 = std::is_same_v<T, uint16_t>;
   const int64_t qw = s.heads * s.dqk, vw = s.heads * s.dv, bh = s.batch * s.heads;
   if (bh == 0 || s.n == 0) return;
@@ -168,11 +345,21 @@ void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, con
   const int64_t kb = key_block > 0 ? key_block : attention_key_block(chunk_rows);
 
   const bool direct = !kBf16 || s.heads == 1;  // operate on the head slices in place
+  const bool small = !kBf16 && small_path(chunk_rows, s.m, s.dqk, s.dv, key_block);
 
   for_each_item(bh, chunks, [&](int64_t item, int64_t chunk) {
     const int64_t b = item / s.heads, h = item % s.heads;
     const int64_t r0 = chunk * chunk_rows, rows = std::min(s.n, r0 + chunk_rows) - r0;
     if (rows <= 0) return;
+    if constexpr (!kBf16) {
+      if (small) {
+        small_forward_item(s, rows, q + (b * s.n + r0) * qw + h * s.dqk, k + b * s.m * qw + h * s.dqk,
+                           v + b * s.m * vw + h * s.dv, mask ? mask + b * s.m : nullptr, scale,
+                           out + (b * s.n + r0) * vw + h * s.dv, lse + item * s.n + r0,
+                           probs ? probs + item * s.m * s.n + r0 : nullptr, s.n);
+        return;
+      }
+    }
     float* op = out + (b * s.n + r0) * vw + h * s.dv;
     float* lp = lse + item * s.n + r0;
     // fp32 scratch: score tile, running max and sum [, dense output accumulator]
@@ -239,14 +426,15 @@ void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, con
 }  // namespace
 
 void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v,
-                       const float* mask, float scale, float* out, float* lse, int64_t key_block) {
-  attention_forward_impl(s, q, k, v, mask, scale, out, lse, key_block);
+                       const float* mask, float scale, float* out, float* lse, int64_t key_block, float* probs) {
+  const bool keep = small_path(s.n, s.m, s.dqk, s.dv, key_block);  // the small-head path writes them
+  attention_forward_impl(s, q, k, v, mask, scale, out, lse, key_block, keep ? probs : nullptr);
 }
 
 void attention_forward_bf16(const AttentionShape& s, const uint16_t* q, const uint16_t* k,
                             const uint16_t* v, const float* mask, float scale, float* out,
                             float* lse, int64_t key_block) {
-  attention_forward_impl(s, q, k, v, mask, scale, out, lse, key_block);
+  attention_forward_impl(s, q, k, v, mask, scale, out, lse, key_block, nullptr);
 }
 
 void attention_merge(const AttentionShape& s, float* out, float* lse, const float* out_blk,
@@ -278,15 +466,26 @@ namespace {
 template <typename T>
 void attention_backward_impl(const AttentionShape& s, const float* dout, const T* q, const T* k, const T* v,
                              const T* out, const float* lse, const float* mask, float scale, float* dq,
-                             float* dk, float* dv, int64_t key_block) {
+                             float* dk, float* dv, int64_t key_block, const float* probs) {
   constexpr bool kBf16 = std::is_same_v<T, uint16_t>;
   const int64_t qw = s.heads * s.dqk, vw = s.heads * s.dv, bh = s.batch * s.heads;
   if (bh == 0) return;
   const int64_t kb = key_block > 0 ? key_block : attention_key_block(s.n);
   const bool direct = !kBf16 || s.heads == 1;  // operate on the head slices in place
+  const bool small = !kBf16 && small_path(s.n, s.m, s.dqk, s.dv, key_block);
 
   for_each_item(bh, 1, [&](int64_t item, int64_t) {
     const int64_t b = item / s.heads, h = item % s.heads, n = s.n;
+    if constexpr (!kBf16) {
+      if (small) {
+        small_backward_item(s, dout + b * n * vw + h * s.dv, q + b * n * qw + h * s.dqk,
+                            k + b * s.m * qw + h * s.dqk, v + b * s.m * vw + h * s.dv, out + b * n * vw + h * s.dv,
+                            lse + item * n, mask ? mask + b * s.m : nullptr, scale, dq + b * n * qw + h * s.dqk,
+                            dk + b * s.m * qw + h * s.dqk, dv + b * s.m * vw + h * s.dv,
+                            probs ? probs + item * s.m * n : nullptr);
+        return;
+      }
+    }
     const float* dop = dout + b * n * vw + h * s.dv;
     const T* op = out + b * n * vw + h * s.dv;
     const float* lp = lse + item * n;
@@ -379,14 +578,16 @@ void attention_backward_impl(const AttentionShape& s, const float* dout, const T
 void attention_backward(const AttentionShape& s, const float* dout, const float* q,
                         const float* k, const float* v, const float* out, const float* lse,
                         const float* mask, float scale, float* dq, float* dk, float* dv,
-                        int64_t key_block) {
-  attention_backward_impl(s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block);
+                        int64_t key_block, const float* probs) {
+  // the saved probabilities only where the forward took the small-head path and wrote them
+  const bool saved = probs != nullptr && small_path(s.n, s.m, s.dqk, s.dv, key_block);
+  attention_backward_impl(s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block, saved ? probs : nullptr);
 }
 
 void attention_backward_bf16(const AttentionShape& s, const float* dout, const uint16_t* q, const uint16_t* k,
                              const uint16_t* v, const uint16_t* out, const float* lse, const float* mask,
                              float scale, float* dq, float* dk, float* dv, int64_t key_block) {
-  attention_backward_impl(s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block);
+  attention_backward_impl(s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block, nullptr);
 }
 
 }  // namespace perceiver::cpu::PERCEIVER_ISA

@@ -13,6 +13,7 @@
 #include "kernels/cpu/kv_projection.h"
 #include "kernels/cpu/layer_norm.h"
 #include "kernels/cpu/optimizer.h"
+#include "kernels/cpu/small_gemm.h"
 
 // X(return type, name, (parameters), (arguments))
 #define PERCEIVER_DISPATCHED_KERNELS(X)                                                              \
@@ -26,10 +27,11 @@
     (dx, dy, y, rows, cols))                                                                         \
   X(float, softmax_row, (float* y, const float* x, int64_t cols), (y, x, cols))                     \
   X(int64_t, attention_key_block, (int64_t rows), (rows))                                           \
+  X(bool, attention_small_heads, (const AttentionShape& s), (s))                                    \
   X(void, attention_forward,                                                                        \
     (const AttentionShape& s, const float* q, const float* k, const float* v, const float* mask,    \
-     float scale, float* out, float* lse, int64_t key_block),                                       \
-    (s, q, k, v, mask, scale, out, lse, key_block))                                                 \
+     float scale, float* out, float* lse, int64_t key_block, float* probs),                         \
+    (s, q, k, v, mask, scale, out, lse, key_block, probs))                                          \
   X(void, attention_forward_bf16,                                                                   \
     (const AttentionShape& s, const uint16_t* q, const uint16_t* k, const uint16_t* v,              \
      const float* mask, float scale, float* out, float* lse, int64_t key_block),                    \
@@ -40,13 +42,17 @@
   X(void, attention_backward,                                                                       \
     (const AttentionShape& s, const float* dout, const float* q, const float* k, const float* v,     \
      const float* out, const float* lse, const float* mask, float scale, float* dq, float* dk,      \
-     float* dv, int64_t key_block),                                                                 \
-    (s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block))                               \
+     float* dv, int64_t key_block, const float* probs),                                             \
+    (s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block, probs))                        \
   X(void, attention_backward_bf16,                                                                  \
     (const AttentionShape& s, const float* dout, const uint16_t* q, const uint16_t* k,              \
      const uint16_t* v, const uint16_t* out, const float* lse, const float* mask, float scale,       \
      float* dq, float* dk, float* dv, int64_t key_block),                                           \
     (s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block))                               \
+  X(void, small_gemm,                                                                               \
+    (bool trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,        \
+     const float* b, int64_t ldb, float beta, float* c, int64_t ldc),                               \
+    (trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))                                         \
   X(void, f32_to_bf16, (const float* x, uint16_t* y, int64_t n), (x, y, n))                         \
   X(void, bf16_to_f32, (const uint16_t* x, float* y, int64_t n), (x, y, n))                         \
   X(int64_t, kv_projection_forward_workspace, (const KvProjectionShape& sh), (sh))                  \
