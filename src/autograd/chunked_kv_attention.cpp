@@ -83,10 +83,10 @@ Tensor chunked_kv_attention(const Tensor& q, const Tensor& y, const KvProjection
     check(key_mask.shape() == Shape({batch, m}), "[chunked_kv_attention] key_mask must be (",
           batch, ", ", m, "), got ", shape_str(key_mask.shape()));
   // (out, lse) per sample, merged over chunks; a sample with no keys keeps out = 0, lse = -inf
-  ops::AttentionOut result{Tensor::zeros({batch, n, vw}), Tensor::empty({batch, heads, n}), Tensor()};
+  ops::AttentionOut result{Tensor::zeros({batch, n, vw}), Tensor::empty({batch, heads, n})};
   result.lse.fill(-std::numeric_limits<float>::infinity());
   for (int64_t b = 0; b < batch; ++b) {
-    ops::AttentionOut acc{result.out.slice0(b, 1), result.lse.slice0(b, 1), Tensor()};
+    ops::AttentionOut acc{result.out.slice0(b, 1), result.lse.slice0(b, 1)};
     const Tensor q_b = q.slice0(b, 1);
     for (int64_t j0 = 0; j0 < m; j0 += chunk) {
       const int64_t len = std::min(chunk, m - j0);

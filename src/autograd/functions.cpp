@@ -265,14 +265,13 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, f
            });
     return out.out;
   }
-  // with gradients, small heads keep their probabilities (no recomputation in backward)
-  ops::AttentionOut out = ops::attention(q, k, v, heads, scale, key_mask, precision, /*keep_probs=*/grad);
+  ops::AttentionOut out = ops::attention(q, k, v, heads, scale, key_mask, precision);
   if (grad) {
-    Tensor o = out.out.detach(), lse = out.lse, probs = out.probs;
+    Tensor o = out.out.detach(), lse = out.lse;
     record("attention", {q, k, v}, {&out.out},
-           [q, k, v, o, lse, probs, heads, scale, key_mask](const Grads& g) -> Grads {
+           [q, k, v, o, lse, heads, scale, key_mask](const Grads& g) -> Grads {
              ops::AttentionGrads d =
-                 ops::attention_backward(g[0], q, k, v, o, lse, heads, scale, key_mask, probs);
+                 ops::attention_backward(g[0], q, k, v, o, lse, heads, scale, key_mask);
              return {d.dq, d.dk, d.dv};
            });
   }

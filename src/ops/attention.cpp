@@ -57,7 +57,7 @@ void check_same_shape(const Tensor& t, const char* name, const Shape& expected) 
 }  // namespace
 
 AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale,
-                       const Tensor& key_mask, Precision precision, bool keep_probs) {
+                       const Tensor& key_mask, Precision precision) {
   const cpu::AttentionShape s = validate(q, k, v, heads, key_mask, precision == Precision::kBF16);
   // Q K^T and P V
   profiler::Scope prof(precision == Precision::kBF16 ? "attention (bf16)" : "attention",
@@ -73,10 +73,9 @@ AttentionOut attention(const Tensor& q, const Tensor& k, const Tensor& v, int he
                                 r.out.f32(), r.lse.f32());
     return r;
   }
-  if (keep_probs && cpu::attention_small_heads(s)) r.probs = Tensor::empty({s.batch, s.heads, s.m, s.n});
   cpu::attention_forward(s, q.f32(), k.f32(), v.f32(),
                          key_mask.defined() ? key_mask.f32() : nullptr, scale, r.out.f32(),
-                         r.lse.f32(), 0, r.probs.defined() ? r.probs.f32() : nullptr);
+                         r.lse.f32());
   return r;
 }
 
@@ -96,11 +95,11 @@ void attention_merge(AttentionOut& acc, const AttentionOut& blk, int heads) {
 
 AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
                                   const Tensor& v, const Tensor& out, const Tensor& lse,
-                                  int heads, float scale, const Tensor& key_mask, const Tensor& probs) {
+                                  int heads, float scale, const Tensor& key_mask) {
   const cpu::AttentionShape s = validate(q, k, v, heads, key_mask, /*allow_bf16=*/true);
-  // Q K^T again (unless probs are given), dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q
+  // Q K^T again, dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q
   profiler::Scope prof(q.dtype() == DType::kBF16 ? "attention_backward (bf16)" : "attention_backward",
-                       2.0 * s.batch * s.heads * s.n * s.m * ((probs.defined() ? 2 : 3) * s.dqk + 2 * s.dv));
+                       2.0 * s.batch * s.heads * s.n * s.m * (3 * s.dqk + 2 * s.dv));
   const Shape out_shape{s.batch, s.n, s.heads * s.dv};
   check_same_shape(dout, "dout", out_shape);
   check_same_shape(lse, "lse", {s.batch, s.heads, s.n});
@@ -118,15 +117,9 @@ AttentionGrads attention_backward(const Tensor& dout, const Tensor& q, const Ten
     return g;
   }
   check_same_shape(out, "out", out_shape);
-  if (probs.defined()) {
-    check_same_shape(probs, "probs", {s.batch, s.heads, s.m, s.n});
-    check(cpu::attention_small_heads(s), "[attention] probs are kept only for shapes on the small-head path (heads "
-          "of at most 64 channels, N x M within the score tile); pass an undefined probs for ", shape_str(q.shape()),
-          " x ", shape_str(k.shape()));
-  }
   cpu::attention_backward(s, dout.f32(), q.f32(), k.f32(), v.f32(), out.f32(), lse.f32(),
                           key_mask.defined() ? key_mask.f32() : nullptr, scale, g.dq.f32(),
-                          g.dk.f32(), g.dv.f32(), 0, probs.defined() ? probs.f32() : nullptr);
+                          g.dk.f32(), g.dv.f32());
   return g;
 }
 

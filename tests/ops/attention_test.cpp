@@ -155,54 +155,6 @@ TEST(AttentionTest, SmallHeadAndBlockedPathsMatchReference) {
   }
 }
 
-// keep_probs: on the small-head path the forward returns P^T (B, H, M, N), each query's column
-// summing to 1 (0 for a query with every key masked), and the backward that reads it matches the
-// one that recomputes it; elsewhere (wide heads, the generic ISA) probs stays undefined.
-TEST(AttentionTest, KeptProbabilitiesFeedTheBackward) {
-  Case c = make_case(2, 9, 40, 3, 8, 5, true, 900);
-  for (int64_t j = 0; j < c.m; ++j) c.mask.f32()[c.m + j] = j == 3 ? 0.0f : -kInf;  // batch 1: one key
-  const int heads = static_cast<int>(c.heads);
-  const ops::AttentionOut kept = ops::attention(c.q, c.k, c.v, heads, scale_of(c), c.mask, Precision::kF32, true);
-  const ops::AttentionOut plain = ops::attention(c.q, c.k, c.v, heads, scale_of(c), c.mask);
-  const cpu::AttentionShape s{c.batch, c.n, c.m, c.heads, c.dqk, c.dv};
-  ASSERT_EQ(kept.probs.defined(), cpu::attention_small_heads(s));
-  EXPECT_TRUE(all_close(kept.out, to_double(plain.out), out_tol(c), "out with and without probs"));
-  const Tensor dout = randn(plain.out.shape(), 901);
-  const ops::AttentionGrads recomputed =
-      ops::attention_backward(dout, c.q, c.k, c.v, plain.out, plain.lse, heads, scale_of(c), c.mask);
-  if (!kept.probs.defined()) return;  // the generic variant: nothing more to check
-  ASSERT_EQ(kept.probs.shape(), (Shape{c.batch, c.heads, c.m, c.n}));
-  const float* p = kept.probs.f32();
-  for (int64_t item = 0; item < c.batch * c.heads; ++item)
-    for (int64_t i = 0; i < c.n; ++i) {
-      double sum = 0.0;
-      for (int64_t j = 0; j < c.m; ++j) sum += p[(item * c.m + j) * c.n + i];
-      ASSERT_NEAR(sum, 1.0, 1e-5) << "item " << item << " query " << i;
-      if (item >= c.heads) ASSERT_EQ(p[(item * c.m + 3) * c.n + i], 1.0f);  // batch 1: all on key 3
-    }
-  const ops::AttentionGrads read = ops::attention_backward(dout, c.q, c.k, c.v, kept.out, kept.lse, heads,
-                                                           scale_of(c), c.mask, kept.probs);
-  const double tol = f32_tol(c.m + c.n + c.dqk + c.dv, 32);
-  EXPECT_TRUE(all_close(read.dq, to_double(recomputed.dq), tol, "dq"));
-  EXPECT_TRUE(all_close(read.dk, to_double(recomputed.dk), tol, "dk"));
-  EXPECT_TRUE(all_close(read.dv, to_double(recomputed.dv), tol, "dv"));
-  // probabilities of another shape are refused with the reason
-  expect_error([&] { ops::attention_backward(dout, c.q, c.k, c.v, kept.out, kept.lse, heads, scale_of(c), c.mask,
-                                             Tensor::empty({c.batch, c.heads, c.n, c.m})); },
-               "[attention] probs must have shape [2, 3, 40, 9]");
-}
-
-// Wide heads are not on the small-head path: keep_probs leaves probs undefined and passing
-// probabilities to their backward is an error that says why.
-TEST(AttentionTest, WideHeadsKeepNoProbabilities) {
-  const Case c = make_case(1, 4, 6, 1, 65, 3, false, 950);
-  const ops::AttentionOut fw = ops::attention(c.q, c.k, c.v, 1, scale_of(c), Tensor(), Precision::kF32, true);
-  EXPECT_FALSE(fw.probs.defined());
-  expect_error([&] { ops::attention_backward(randn(fw.out.shape(), 951), c.q, c.k, c.v, fw.out, fw.lse, 1,
-                                             scale_of(c), Tensor(), Tensor::empty({1, 1, 6, 4})); },
-               "[attention] probs are kept only for shapes on the small-head path");
-}
-
 // The forward's rows split across threads (one batch, one head) give the bits of one thread.
 TEST(AttentionTest, ThreadsGiveTheSameBits) {
   const Case c = make_case(1, 50, 50, 1, 32, 32, true, 800);

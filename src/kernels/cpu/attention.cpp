@@ -151,7 +151,9 @@ const T* slice_for_gemm(bool direct, const T* src, int64_t rows, int64_t cols, i
 // block and the scores transposed, S^T = scale K Q^T (keys x queries): then every product takes
 // its B operand by rows (K, V, Q, dO, or the small packs Q^T, dO^T) and its A operand by
 // broadcasts (small_gemm), and the softmax statistics run down columns, a vector of queries at a
-// time. No online rescaling is needed: one block holds all the keys.
+// time. No online rescaling is needed: one block holds all the keys. (Keeping P for the backward
+// instead of recomputing it saved 1-2% of a training step for 15-20% more memory held for it:
+// not done.)
 constexpr int64_t kSmallTileFloats = 64 * 1024;  // keys x queries of one score tile (256 KiB)
 constexpr int64_t kSmallHeadDim = 64;
 
@@ -225,9 +227,8 @@ void exp_columns(float* t, int64_t keys, int64_t cols, const float* shift, float
 
 // One item's rows [0, rows) of the forward: q, out at the item's first row and head column
 // (row strides qw, vw), k, v at the item's first key, mask the item's (or null), lse its rows.
-// probs: null, or the item's P^T at column 0 of these rows (row stride ldp), filled normalised.
 void small_forward_item(const AttentionShape& s, int64_t rows, const float* q, const float* k, const float* v,
-                        const float* mask, float scale, float* out, float* lse, float* probs, int64_t ldp) {
+                        const float* mask, float scale, float* out, float* lse) {
   const int64_t qw = s.heads * s.dqk, vw = s.heads * s.dv, m = s.m;
   float* qt = scratch(static_cast<size_t>(rows * s.dqk + m * rows + 3 * rows));
   float* st = qt + rows * s.dqk;
@@ -247,20 +248,15 @@ void small_forward_item(const AttentionShape& s, int64_t rows, const float* q, c
   }
   for (int64_t i = 0; i < rows; ++i) shift[i] = shift[i] == kNegInf ? 0.0f : shift[i];
   std::fill(sum, sum + rows, 0.0f);
-  exp_columns(st, m, rows, shift, sum);                                // P^T unnormalised, l
-  for (int64_t i = 0; i < rows; ++i)  // 1 / l; a NaN column stays NaN, a column of zeros zero
-    inv[i] = sum[i] > 0.0f ? 1.0f / sum[i] : (std::isnan(sum[i]) ? sum[i] : 0.0f);
-  // P^T = e^{S^T - max} / l, into probs when the backward keeps it (else in place), then O = P V:
-  // the same bits either way, so a forward with gradients equals one without (checkpointing)
-  float* pt = probs != nullptr ? probs : st;
-  const int64_t ldpt = probs != nullptr ? ldp : rows;
+  exp_columns(st, m, rows, shift, sum);  // e^{S^T - max}, l
+  // P^T = e^{S^T - max} / l in place (a NaN column stays NaN, a column of zeros zero), O = P V
+  for (int64_t i = 0; i < rows; ++i) inv[i] = sum[i] > 0.0f ? 1.0f / sum[i] : (std::isnan(sum[i]) ? sum[i] : 0.0f);
   for (int64_t j = 0; j < m; ++j) {
-    const float* src = st + j * rows;
-    float* dst = pt + j * ldpt;
+    float* row = st + j * rows;
 #pragma omp simd
-    for (int64_t i = 0; i < rows; ++i) dst[i] = src[i] * inv[i];
+    for (int64_t i = 0; i < rows; ++i) row[i] *= inv[i];
   }
-  small_gemm(true, rows, s.dv, m, 1.0f, pt, ldpt, v, vw, 0.0f, out, vw);
+  small_gemm(true, rows, s.dv, m, 1.0f, st, rows, v, vw, 0.0f, out, vw);
   for (int64_t i = 0; i < rows; ++i) {
     float* orow = out + i * vw;
     if (sum[i] > 0.0f) {
@@ -276,15 +272,15 @@ void small_forward_item(const AttentionShape& s, int64_t rows, const float* q, c
 }
 
 // One item's backward (all n queries): pointers at the item's first row / key and head column.
-// probs: the forward's P^T for this item (keys x queries, dense), or null to recompute it.
+// P is recomputed from the saved lse (the forward keeps no N x M tensor).
 void small_backward_item(const AttentionShape& s, const float* dout, const float* q, const float* k,
                          const float* v, const float* out, const float* lse, const float* mask, float scale,
-                         float* dq, float* dk, float* dv, const float* probs) {
+                         float* dq, float* dk, float* dv) {
   const int64_t qw = s.heads * s.dqk, vw = s.heads * s.dv, n = s.n, m = s.m;
   float* qt = scratch(static_cast<size_t>(n * s.dqk + n * s.dv + 2 * m * n + 2 * n));
   float* dot = qt + n * s.dqk;
-  float* p_buf = dot + n * s.dv;
-  float* dst = p_buf + m * n;
+  float* pt = dot + n * s.dv;
+  float* dst = pt + m * n;
   float* drow = dst + m * n;
   float* shift = drow + n;
   for (int64_t i = 0; i < n; ++i) {  // D_i = sum_c dO_ic O_ic
@@ -295,17 +291,13 @@ void small_backward_item(const AttentionShape& s, const float* dout, const float
     for (int64_t c = 0; c < s.dv; ++c) acc += a[c] * o[c];
     drow[i] = acc;
   }
+  transpose_into(qt, q, n, s.dqk, qw);     // Q^T (dqk x n)
   transpose_into(dot, dout, n, s.dv, vw);  // dO^T (dv x n)
-  const float* pt = probs;
-  if (pt == nullptr) {
-    transpose_into(qt, q, n, s.dqk, qw);                                  // Q^T (dqk x n)
-    small_gemm(false, m, n, s.dqk, scale, k, qw, qt, n, 0.0f, p_buf, n);  // S^T = scale K Q^T
-    if (mask != nullptr) add_row_mask(p_buf, m, n, mask);
-    // P^T = exp(S^T - lse); a fully masked query (lse -inf) is shifted by +inf so its P is 0
-    for (int64_t i = 0; i < n; ++i) shift[i] = lse[i] == kNegInf ? -kNegInf : lse[i];
-    exp_columns(p_buf, m, n, shift, nullptr);
-    pt = p_buf;
-  }
+  small_gemm(false, m, n, s.dqk, scale, k, qw, qt, n, 0.0f, pt, n);  // S^T = scale K Q^T
+  if (mask != nullptr) add_row_mask(pt, m, n, mask);
+  // P^T = exp(S^T - lse); a fully masked query (lse -inf) is shifted by +inf so its P is 0
+  for (int64_t i = 0; i < n; ++i) shift[i] = lse[i] == kNegInf ? -kNegInf : lse[i];
+  exp_columns(pt, m, n, shift, nullptr);
   small_gemm(false, m, s.dv, n, 1.0f, pt, n, dout, vw, 0.0f, dv, vw);     // dV = P^T dO
   small_gemm(false, m, n, s.dv, 1.0f, v, vw, dot, n, 0.0f, dst, n);       // dP^T = V dO^T
   for (int64_t j = 0; j < m; ++j) {                                       // dS^T = P^T (dP^T - D)
@@ -320,8 +312,6 @@ void small_backward_item(const AttentionShape& s, const float* dout, const float
 
 }  // namespace
 
-bool attention_small_heads(const AttentionShape& s) { return small_path(s.n, s.m, s.dqk, s.dv, 0); }
-
 int64_t attention_key_block(int64_t rows) {
   const int64_t target = (64 * 1024) / std::max<int64_t>(rows, 1);  // 64 Ki floats = 256 KiB
   return std::clamp<int64_t>((target + 15) / 16 * 16, 64, 2048);
@@ -335,7 +325,7 @@ namespace {
 template <typename T>
 void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, const T* v,
                             const float* mask, float scale, float* out, float* lse,
-                            int64_t key_block, float* probs) {
+                            int64_t key_block) {
   constexpr bool kBf16 = std::is_same_v<T, uint16_t>;
   const int64_t qw = s.heads * s.dqk, vw = s.heads * s.dv, bh = s.batch * s.heads;
   if (bh == 0 || s.n == 0) return;
@@ -355,8 +345,7 @@ void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, con
       if (small) {
         small_forward_item(s, rows, q + (b * s.n + r0) * qw + h * s.dqk, k + b * s.m * qw + h * s.dqk,
                            v + b * s.m * vw + h * s.dv, mask ? mask + b * s.m : nullptr, scale,
-                           out + (b * s.n + r0) * vw + h * s.dv, lse + item * s.n + r0,
-                           probs ? probs + item * s.m * s.n + r0 : nullptr, s.n);
+                           out + (b * s.n + r0) * vw + h * s.dv, lse + item * s.n + r0);
         return;
       }
     }
@@ -426,15 +415,14 @@ void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, con
 }  // namespace
 
 void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v,
-                       const float* mask, float scale, float* out, float* lse, int64_t key_block, float* probs) {
-  const bool keep = small_path(s.n, s.m, s.dqk, s.dv, key_block);  // the small-head path writes them
-  attention_forward_impl(s, q, k, v, mask, scale, out, lse, key_block, keep ? probs : nullptr);
+                       const float* mask, float scale, float* out, float* lse, int64_t key_block) {
+  attention_forward_impl(s, q, k, v, mask, scale, out, lse, key_block);
 }
 
 void attention_forward_bf16(const AttentionShape& s, const uint16_t* q, const uint16_t* k,
                             const uint16_t* v, const float* mask, float scale, float* out,
                             float* lse, int64_t key_block) {
-  attention_forward_impl(s, q, k, v, mask, scale, out, lse, key_block, nullptr);
+  attention_forward_impl(s, q, k, v, mask, scale, out, lse, key_block);
 }
 
 void attention_merge(const AttentionShape& s, float* out, float* lse, const float* out_blk,
@@ -466,7 +454,7 @@ namespace {
 template <typename T>
 void attention_backward_impl(const AttentionShape& s, const float* dout, const T* q, const T* k, const T* v,
                              const T* out, const float* lse, const float* mask, float scale, float* dq,
-                             float* dk, float* dv, int64_t key_block, const float* probs) {
+                             float* dk, float* dv, int64_t key_block) {
   constexpr bool kBf16 = std::is_same_v<T, uint16_t>;
   const int64_t qw = s.heads * s.dqk, vw = s.heads * s.dv, bh = s.batch * s.heads;
   if (bh == 0) return;
@@ -481,8 +469,7 @@ void attention_backward_impl(const AttentionShape& s, const float* dout, const T
         small_backward_item(s, dout + b * n * vw + h * s.dv, q + b * n * qw + h * s.dqk,
                             k + b * s.m * qw + h * s.dqk, v + b * s.m * vw + h * s.dv, out + b * n * vw + h * s.dv,
                             lse + item * n, mask ? mask + b * s.m : nullptr, scale, dq + b * n * qw + h * s.dqk,
-                            dk + b * s.m * qw + h * s.dqk, dv + b * s.m * vw + h * s.dv,
-                            probs ? probs + item * s.m * n : nullptr);
+                            dk + b * s.m * qw + h * s.dqk, dv + b * s.m * vw + h * s.dv);
         return;
       }
     }
@@ -578,16 +565,14 @@ void attention_backward_impl(const AttentionShape& s, const float* dout, const T
 void attention_backward(const AttentionShape& s, const float* dout, const float* q,
                         const float* k, const float* v, const float* out, const float* lse,
                         const float* mask, float scale, float* dq, float* dk, float* dv,
-                        int64_t key_block, const float* probs) {
-  // the saved probabilities only where the forward took the small-head path and wrote them
-  const bool saved = probs != nullptr && small_path(s.n, s.m, s.dqk, s.dv, key_block);
-  attention_backward_impl(s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block, saved ? probs : nullptr);
+                        int64_t key_block) {
+  attention_backward_impl(s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block);
 }
 
 void attention_backward_bf16(const AttentionShape& s, const float* dout, const uint16_t* q, const uint16_t* k,
                              const uint16_t* v, const uint16_t* out, const float* lse, const float* mask,
                              float scale, float* dq, float* dk, float* dv, int64_t key_block) {
-  attention_backward_impl(s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block, nullptr);
+  attention_backward_impl(s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block);
 }
 
 }  // namespace perceiver::cpu::PERCEIVER_ISA

@@ -1,7 +1,9 @@
 // Multi-head attention kernels (flash-attention style): per (batch, head) GEMMs on strided head
 // slices, keys processed in blocks with an online softmax so scratch is rows x key_block, never
-// N x M; narrow heads with small score tiles take the small-head path (attention_small_heads).
-// Raw pointers, never throw; ops/attention.cpp validates.
+// N x M. fp32 with the default key block on AVX-512: narrow heads (Dqk, Dv <= 64) whose N x M
+// score tile fits in L2 take a small-head path instead, each (batch, head) item one block of
+// keys in transposed-score layout with its products by cpu::small_gemm. Raw pointers, never
+// throw; ops/attention.cpp validates.
 #pragma once
 
 #include <cstdint>
@@ -15,20 +17,11 @@ struct AttentionShape {
 // Keys per block for a tile of `rows` queries (keeps the rows x block score tile ~256 KiB).
 int64_t attention_key_block(int64_t rows);
 
-// Whether the fp32 kernels run this shape (with the default key block) on the small-head path:
-// narrow heads (Dqk, Dv <= 64) whose N x M score tile fits in L2, AVX-512 variant. There every
-// (batch, head) item is one block of keys in transposed-score layout (S^T = K Q^T), and the
-// forward can keep the probabilities for the backward (attention_forward's `probs`).
-bool attention_small_heads(const AttentionShape& s);
-
 // out (B,N,H*Dv) = softmax(q k^T * scale + mask) v per head; lse (B,H,N). mask: nullptr or (B,M)
 // additive. A query whose scores are all -inf gets out = 0, lse = -inf. key_block <= 0: default.
-// probs: nullptr, or where attention_small_heads(s) holds, (B,H,M,N) floats that receive the
-// probabilities P^T (keys x queries per item), which attention_backward then reads instead of
-// recomputing them.
 void attention_forward(const AttentionShape& s, const float* q, const float* k, const float* v,
                        const float* mask, float scale, float* out, float* lse,
-                       int64_t key_block = 0, float* probs = nullptr);
+                       int64_t key_block = 0);
 
 // The same with q, k, v in bfloat16 (uint16_t bits): the score and P V products run as bf16
 // GEMMs with fp32 accumulation, the probabilities are rounded to bf16 for P V; max, sum, lse,
@@ -44,12 +37,11 @@ void attention_forward_bf16(const AttentionShape& s, const uint16_t* q, const ui
 void attention_merge(const AttentionShape& s, float* out, float* lse, const float* out_blk,
                      const float* lse_blk);
 
-// Gradients of the forward above, recomputing P = exp(S*scale + mask - lse) block by block, or
-// reading it from probs (nullptr, or the forward's probs on the small-head path).
+// Gradients of the forward above, recomputing P = exp(S*scale + mask - lse) block by block.
 void attention_backward(const AttentionShape& s, const float* dout, const float* q,
                         const float* k, const float* v, const float* out, const float* lse,
                         const float* mask, float scale, float* dq, float* dk, float* dv,
-                        int64_t key_block = 0, const float* probs = nullptr);
+                        int64_t key_block = 0);
 
 // Mixed-precision backward: q, k, v and out as saved in bf16 by the forward; dO, P and dS are
 // rounded to bf16 for the four products (dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q), with

@@ -27,11 +27,10 @@
     (dx, dy, y, rows, cols))                                                                         \
   X(float, softmax_row, (float* y, const float* x, int64_t cols), (y, x, cols))                     \
   X(int64_t, attention_key_block, (int64_t rows), (rows))                                           \
-  X(bool, attention_small_heads, (const AttentionShape& s), (s))                                    \
   X(void, attention_forward,                                                                        \
     (const AttentionShape& s, const float* q, const float* k, const float* v, const float* mask,    \
-     float scale, float* out, float* lse, int64_t key_block, float* probs),                         \
-    (s, q, k, v, mask, scale, out, lse, key_block, probs))                                          \
+     float scale, float* out, float* lse, int64_t key_block),                                       \
+    (s, q, k, v, mask, scale, out, lse, key_block))                                                 \
   X(void, attention_forward_bf16,                                                                   \
     (const AttentionShape& s, const uint16_t* q, const uint16_t* k, const uint16_t* v,              \
      const float* mask, float scale, float* out, float* lse, int64_t key_block),                    \
@@ -42,8 +41,8 @@
   X(void, attention_backward,                                                                       \
     (const AttentionShape& s, const float* dout, const float* q, const float* k, const float* v,     \
      const float* out, const float* lse, const float* mask, float scale, float* dq, float* dk,      \
-     float* dv, int64_t key_block, const float* probs),                                             \
-    (s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block, probs))                        \
+     float* dv, int64_t key_block),                                                                 \
+    (s, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, key_block))                               \
   X(void, attention_backward_bf16,                                                                  \
     (const AttentionShape& s, const float* dout, const uint16_t* q, const uint16_t* k,              \
      const uint16_t* v, const uint16_t* out, const float* lse, const float* mask, float scale,       \
