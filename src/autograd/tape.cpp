@@ -1,11 +1,12 @@
 // The tape walk (reverse-mode autodiff), after MLX transforms.cpp `vjp`:
 //  1. collect the nodes reachable from the root and order them topologically (iterative DFS);
 //  2. walk them in reverse, handing each node the gradients of its outputs;
-//  3. sum gradients where a value feeds several ops (fan-out), out of place, because a rule may
-//     return the same tensor for two inputs;
+//  3. sum gradients where a value feeds several ops (fan-out): into the running sum in place
+//     when nothing else holds its tensor or storage, else out of place (a rule may return the
+//     same tensor for two inputs, or pass its output's gradient through unchanged);
 //  4. leaves (tensors that require grad and have no producer) ADD into leaf.grad(), so
 //     gradients accumulate across backward calls until zero_grad (parameter convention);
-//     activation gradients are fresh tensors and never written in place. Leaf gradients are
+//     a gradient some other tensor shares is never written in place. Leaf gradients are
 //     collected first and committed only when the whole walk succeeded, so a rule that throws
 //     leaves every leaf.grad() as it was.
 // After the walk (or an error) every visited node drops its saved tensors (no retain_graph).

@@ -7,6 +7,7 @@
 #include "perceiver/autograd/meta.h"
 #include "perceiver/autograd/tape.h"
 #include "perceiver/core/allocator.h"
+#include "perceiver/ops/elementwise.h"
 #include "testing/compare.h"
 
 namespace perceiver {
@@ -28,6 +29,31 @@ TEST(Autograd, FanOutSumsGradients) {
   EXPECT_NEAR(g[0], (2 * 1.0f + 1) / 3, 1e-6);
   EXPECT_NEAR(g[1], (2 * -2.0f + 1) / 3, 1e-6);
   EXPECT_NEAR(g[2], (2 * 0.5f + 1) / 3, 1e-6);
+}
+
+// y = a + b for equal shapes, recorded with a rule that returns one tensor for both inputs (the
+// tape allows it; ag::add itself copies b's).
+Tensor add_sharing_gradient(const Tensor& a, const Tensor& b) {
+  Tensor y = ops::add(a, b);
+  if (autograd::should_record({&a, &b}))
+    autograd::record("add_sharing_gradient", {a, b}, {&y}, [](const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{g[0], g[0]};
+    });
+  return y;
+}
+
+// Fan-out sums run in place only into a running sum nothing else holds. The walk below (reverse
+// topological order) reaches add_sharing_gradient first, which hands one tensor to a and b, then
+// a's second use (which adds to a's sum), and b's only afterwards: an in-place sum there would
+// change b's gradient too. f = mean(b) + mean(a) + mean(a + b), a = 2x, b = 3x ->
+// df/dx = (3 + 2 + 2 + 3) / 6.
+TEST(Autograd, InPlaceFanOutSumsLeaveSharedGradientsAlone) {
+  Tensor x = leaf({2, 3}, {1.0f, -2.0f, 0.5f, 4.0f, 0.0f, -1.0f});
+  const Tensor a = ag::scale(x, 2.0f), b = ag::scale(x, 3.0f);
+  auto mean_of = [](const Tensor& t) { return ag::mean(ag::reshape(t, {1, 6}), 1); };
+  const Tensor loss = ag::add(mean_of(b), ag::add(mean_of(a), mean_of(add_sharing_gradient(a, b))));
+  autograd::backward(ag::reshape(loss, {}));
+  for (float g : x.grad().to_vector()) EXPECT_FLOAT_EQ(g, 10.0f / 6.0f);
 }
 
 TEST(Autograd, LeafGradientsAccumulateUntilZeroGrad) {

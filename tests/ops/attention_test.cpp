@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/reference/attention.h"
 #include "perceiver/core/gemm_provider.h"
 #include "perceiver/core/parallel.h"
@@ -107,6 +108,7 @@ TEST(AttentionTest, SingleHeadCrossAttention) {
 TEST(AttentionTest, MoreKeysThanOneBlock) {
   const Case c = make_case(2, 5, 2100, 2, 4, 3, true, 400);
   ASSERT_GT(c.m, cpu::attention_key_block(c.n));
+  ASSERT_FALSE(cpu::attention_small_heads({c.batch, c.n, c.m, c.heads, c.dqk, c.dv}));  // 5 queries: blocked
   expect_matches_reference(c, "M > key block");
 }
 
@@ -130,14 +132,18 @@ TEST(AttentionTest, KernelSmallKeyBlocksOnlineSoftmax) {
 // between them (head dims 64 / 65, score tiles of 64 Ki / 64 Ki + queries floats), against the
 // reference; the gradients of each against the blocked kernel with one explicit key block.
 TEST(AttentionTest, SmallHeadAndBlockedPathsMatchReference) {
-  struct Dims { int64_t batch, n, m, heads, dqk, dv; };
-  for (const Dims& d : {Dims{3, 50, 50, 4, 32, 32}, Dims{2, 32, 784, 1, 35, 35}, Dims{2, 7, 19, 2, 64, 64},
-                        Dims{2, 7, 19, 2, 65, 9}, Dims{1, 64, 1024, 1, 8, 8}, Dims{1, 64, 1025, 1, 8, 8},
-                        Dims{2, 1, 2, 1, 3, 70}}) {
+  struct Dims { int64_t batch, n, m, heads, dqk, dv; bool small; };
+  const bool avx512 = cpu::kernel_isa() == cpu::KernelIsa::kAvx512;
+  for (const Dims& d : {Dims{3, 50, 50, 4, 32, 32, true}, Dims{2, 32, 784, 1, 35, 35, true},
+                        Dims{2, 17, 19, 2, 64, 64, true}, Dims{2, 17, 19, 2, 65, 9, false},
+                        Dims{1, 64, 1024, 1, 8, 8, true}, Dims{1, 64, 1025, 1, 8, 8, false},
+                        Dims{2, 16, 40, 1, 8, 8, true}, Dims{2, 15, 40, 1, 8, 8, false},
+                        Dims{2, 1, 2, 1, 3, 70, false}}) {
     const Case c = make_case(d.batch, d.n, d.m, d.heads, d.dqk, d.dv, true, 700 + d.m);
     const std::string what = "B" + std::to_string(d.batch) + " N" + std::to_string(d.n) + " M" +
                              std::to_string(d.m) + " H" + std::to_string(d.heads) + " Dqk" +
                              std::to_string(d.dqk) + " Dv" + std::to_string(d.dv);
+    EXPECT_EQ(cpu::attention_small_heads({d.batch, d.n, d.m, d.heads, d.dqk, d.dv}), avx512 && d.small) << what;
     expect_matches_reference(c, what);
     // backward: the op (whichever path) vs the blocked kernel with every key in one block
     const ops::AttentionOut fw = ops::attention(c.q, c.k, c.v, static_cast<int>(d.heads), scale_of(c), c.mask);
@@ -155,9 +161,12 @@ TEST(AttentionTest, SmallHeadAndBlockedPathsMatchReference) {
   }
 }
 
-// The forward's rows split across threads (one batch, one head) give the bits of one thread.
+// On the small-head path the forward's rows split across threads (one batch, one head) give the
+// bits of one thread.
 TEST(AttentionTest, ThreadsGiveTheSameBits) {
   const Case c = make_case(1, 50, 50, 1, 32, 32, true, 800);
+  if (!cpu::attention_small_heads({c.batch, c.n, c.m, c.heads, c.dqk, c.dv}))
+    GTEST_SKIP() << "the blocked path's row splits go through the library GEMM, whose bits may depend on M";
   const int before = num_threads();
   std::vector<std::vector<float>> outs;
   for (int threads : {1, 2, 3}) {
@@ -174,7 +183,9 @@ TEST(AttentionTest, ThreadsGiveTheSameBits) {
 
 // Queries whose keys are all masked with -inf: out = 0, lse = -inf, gradients 0, no NaN.
 TEST(AttentionTest, FullyMaskedBatchGivesZeros) {
-  Case c = make_case(2, 3, 6, 2, 4, 5, true, 600);
+  for (int64_t n : {3, 16}) {  // the blocked path, and the small-head path where the ISA has it
+  SCOPED_TRACE("N " + std::to_string(n));
+  Case c = make_case(2, n, 6, 2, 4, 5, true, 600);
   float* mp = c.mask.f32();
   for (int64_t j = 0; j < c.m; ++j) mp[c.m + j] = -kInf;  // batch 1 sees no keys
   const ops::AttentionOut fw = ops::attention(c.q, c.k, c.v, 2, scale_of(c), c.mask);
@@ -188,27 +199,33 @@ TEST(AttentionTest, FullyMaskedBatchGivesZeros) {
   for (size_t i = half; i < lse.size(); ++i) EXPECT_EQ(lse[i], -kInf);
   const ops::AttentionGrads g = ops::attention_backward(randn(fw.out.shape(), 601), c.q, c.k, c.v,
                                                         fw.out, fw.lse, 2, scale_of(c), c.mask);
-  for (const Tensor& t : {g.dq, g.dk, g.dv})
-    for (float x : t.to_vector()) ASSERT_TRUE(std::isfinite(x));
+  for (const Tensor& t : {g.dq, g.dk, g.dv}) {
+    const std::vector<float> x = t.to_vector();
+    for (float e : x) ASSERT_TRUE(std::isfinite(e));
+    for (size_t i = x.size() / 2; i < x.size(); ++i) ASSERT_EQ(x[i], 0.0f) << i;  // batch 1
+  }
+  }
 }
 
 // A NaN anywhere in a query's inputs makes that query's output NaN (never a finite value that
 // hides it): in q, in k, in v, in the mask; several key blocks; f32 and bf16; forward and backward.
 TEST(AttentionTest, NaNPropagatesInsteadOfBeingDropped) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
+  // 5 queries: the blocked path; 20: the small-head path where the ISA has it (fp32)
+  for (int64_t N : {5, 20})
   for (Precision p : {Precision::kF32, Precision::kBF16}) {
     for (const char* where : {"q", "k", "v", "mask", "k_inf"}) {
-      Case c = make_case(2, 5, 300, 2, 8, 8, true, 71);  // 300 keys: several blocks below
-      const int64_t key = 250;  // a key in a later block
-      if (std::string(where) == "q") c.q.f32()[1 * 5 * 16 + 2 * 16 + 3] = nan;  // batch 1, query 2, head 0
+      Case c = make_case(2, N, 300, 2, 8, 8, true, 71);
+      const int64_t key = 250;  // a key late in the sequence
+      if (std::string(where) == "q") c.q.f32()[(1 * N + 2) * 16 + 3] = nan;  // batch 1, query 2, head 0
       if (std::string(where) == "k") c.k.f32()[1 * 300 * 16 + key * 16 + 1] = nan;
       if (std::string(where) == "k_inf") {
         c.k.f32()[1 * 300 * 16 + key * 16 + 1] = kInf;
-        c.q.f32()[1 * 5 * 16 + 2 * 16 + 1] = 1.0f;  // query 2: q.k = +inf
+        c.q.f32()[(1 * N + 2) * 16 + 1] = 1.0f;  // query 2: q.k = +inf
       }
       if (std::string(where) == "v") c.v.f32()[1 * 300 * 16 + key * 16 + 2] = nan;
       if (std::string(where) == "mask") c.mask.f32()[1 * 300 + key] = nan;
-      SCOPED_TRACE(std::string(where) + (p == Precision::kBF16 ? " bf16" : " f32"));
+      SCOPED_TRACE(std::string(where) + (p == Precision::kBF16 ? " bf16" : " f32") + " N " + std::to_string(N));
       const ops::AttentionOut r = ops::attention(c.q, c.k, c.v, 2, scale_of(c), c.mask, p);
       const float* o = r.out.f32();
       // A bad query: its head-0 output (batch 1, query 2, columns 0..7) is NaN. A bad key: the
@@ -216,12 +233,12 @@ TEST(AttentionTest, NaNPropagatesInsteadOfBeingDropped) {
       // queries with q.k < 0, and NaN for the others).
       bool any_nan = false;
       if (std::string(where) == "q" || std::string(where) == "k_inf")
-        for (int64_t col = 0; col < 8; ++col) any_nan = any_nan || std::isnan(o[(1 * 5 + 2) * 16 + col]);
+        for (int64_t col = 0; col < 8; ++col) any_nan = any_nan || std::isnan(o[(1 * N + 2) * 16 + col]);
       else
-        for (int64_t i = 5 * 16; i < 10 * 16; ++i) any_nan = any_nan || std::isnan(o[i]);
+        for (int64_t i = N * 16; i < 2 * N * 16; ++i) any_nan = any_nan || std::isnan(o[i]);
       EXPECT_TRUE(any_nan);
       // batch 0 is untouched and finite.
-      for (int64_t i = 0; i < 5 * 16; ++i) ASSERT_TRUE(std::isfinite(o[i])) << i;
+      for (int64_t i = 0; i < N * 16; ++i) ASSERT_TRUE(std::isfinite(o[i])) << i;
       if (p == Precision::kF32 && std::string(where) != "k_inf") {
         const ops::AttentionGrads g = ops::attention_backward(Tensor::full(r.out.shape(), 1.0f), c.q, c.k, c.v, r.out,
                                                               r.lse, 2, scale_of(c), c.mask);

@@ -156,12 +156,16 @@ const T* slice_for_gemm(bool direct, const T* src, int64_t rows, int64_t cols, i
 // not done.)
 constexpr int64_t kSmallTileFloats = 64 * 1024;  // keys x queries of one score tile (256 KiB)
 constexpr int64_t kSmallHeadDim = 64;
+constexpr int64_t kSmallMinRows = 16;  // queries run down a vector: fewer leave lanes idle
 
 // The AVX-512 variant only: the portable small_gemm runs these items 2-3x slower than the
-// blocked path's library GEMMs (bench_kernels BM_attention_train, PERCEIVER_ISA=generic).
+// blocked path's library GEMMs (bench_kernels BM_attention_train, PERCEIVER_ISA=generic). With
+// fewer than 16 queries the transposed layout wastes most of each vector: 1 query over 256 keys
+// (a decoder's) ran 3.6x slower than the blocked path.
 bool small_path(int64_t rows, int64_t keys, int64_t dqk, int64_t dv, int64_t key_block) {
 #if defined(__AVX512F__)
-  return key_block <= 0 && dqk <= kSmallHeadDim && dv <= kSmallHeadDim && rows * keys <= kSmallTileFloats;
+  return key_block <= 0 && dqk <= kSmallHeadDim && dv <= kSmallHeadDim && rows >= kSmallMinRows &&
+         rows * keys <= kSmallTileFloats;
 #else
   (void)rows, (void)keys, (void)dqk, (void)dv, (void)key_block;
   return false;
@@ -311,6 +315,8 @@ void small_backward_item(const AttentionShape& s, const float* dout, const float
 }
 
 }  // namespace
+
+bool attention_small_heads(const AttentionShape& s) { return small_path(s.n, s.m, s.dqk, s.dv, 0); }
 
 int64_t attention_key_block(int64_t rows) {
   const int64_t target = (64 * 1024) / std::max<int64_t>(rows, 1);  // 64 Ki floats = 256 KiB

@@ -14,6 +14,11 @@ struct AttentionShape {
   int64_t batch, n, m, heads, dqk, dv;  // q (B,N,H*Dqk), k (B,M,H*Dqk), v (B,M,H*Dv)
 };
 
+// Whether the fp32 kernels with the default key block run this shape on the small-head path
+// (the backward always; the forward on one thread, and with more threads whenever its row chunks
+// qualify): AVX-512 variant, Dqk and Dv <= 64, at least 16 queries, N x M <= 64 Ki floats.
+bool attention_small_heads(const AttentionShape& s);
+
 // Keys per block for a tile of `rows` queries (keeps the rows x block score tile ~256 KiB).
 int64_t attention_key_block(int64_t rows);
 

@@ -27,6 +27,7 @@
     (dx, dy, y, rows, cols))                                                                         \
   X(float, softmax_row, (float* y, const float* x, int64_t cols), (y, x, cols))                     \
   X(int64_t, attention_key_block, (int64_t rows), (rows))                                           \
+  X(bool, attention_small_heads, (const AttentionShape& s), (s))                                    \
   X(void, attention_forward,                                                                        \
     (const AttentionShape& s, const float* q, const float* k, const float* v, const float* mask,    \
      float scale, float* out, float* lse, int64_t key_block),                                       \
