@@ -78,7 +78,7 @@ std::vector<Node*> topological_order(Node* root) {
 // through to several inputs, or a view).
 void accumulate(Tensor& slot, const Tensor& g) {
   if (!slot.defined()) slot = g;
-  else if (slot.sole_owner() && !slot.same_storage(g) && slot.dtype() == DType::kF32) ops::add_inplace(slot, g);
+  else if (slot.sole_owner() && slot.dtype() == DType::kF32) ops::add_inplace(slot, g);  // g cannot share it
   else slot = ops::add(slot, g);
 }
 

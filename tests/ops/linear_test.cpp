@@ -13,12 +13,14 @@
 #include "perceiver/core/parallel.h"
 #include "perceiver/ops/linear.h"
 #include "testing/compare.h"
+#include "testing/errors.h"
 #include "testing/provider_scope.h"
 
 namespace perceiver {
 namespace {
 
 using testing::all_close;
+using testing::expect_error;
 using testing::f32_tol;
 using testing::randn;
 using testing::ProviderScope;
@@ -42,16 +44,6 @@ std::vector<double> linear_ref(const Tensor& x, const Tensor& w, const Tensor& b
   reference::gemm<double>(false, true, rows, cout, cin, 1.0, xd.data(), cin, wd.data(), cin,
                           b.defined() ? 1.0 : 0.0, y.data(), cout);
   return y;
-}
-
-template <typename Fn>
-void expect_error(const Fn& fn, const std::string& prefix) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an Error starting with " << prefix;
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()).rfind(prefix, 0), 0u) << e.what();
-  }
 }
 
 TEST(GemmProviderTest, NamesRoundTrip) {

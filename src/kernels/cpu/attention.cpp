@@ -154,28 +154,23 @@ const T* slice_for_gemm(bool direct, const T* src, int64_t rows, int64_t cols, i
 // time. No online rescaling is needed: one block holds all the keys. (Keeping P for the backward
 // instead of recomputing it saved 1-2% of a training step for 15-20% more memory held for it:
 // not done.)
+// The AVX-512 variant only: the portable small_gemm ran these items 2-3x slower than the
+// blocked path's library GEMMs (bench_kernels BM_attention_train, PERCEIVER_ISA=generic).
+#if defined(__AVX512F__)
 constexpr int64_t kSmallTileFloats = 64 * 1024;  // keys x queries of one score tile (256 KiB)
 constexpr int64_t kSmallHeadDim = 64;
 constexpr int64_t kSmallMinRows = 16;  // queries run down a vector: fewer leave lanes idle
 
-// The AVX-512 variant only: the portable small_gemm runs these items 2-3x slower than the
-// blocked path's library GEMMs (bench_kernels BM_attention_train, PERCEIVER_ISA=generic). With
-// fewer than 16 queries the transposed layout wastes most of each vector: 1 query over 256 keys
+// With fewer than 16 queries the transposed layout wastes most of each vector: 1 query over 256 keys
 // (a decoder's) ran 3.6x slower than the blocked path.
 bool small_path(int64_t rows, int64_t keys, int64_t dqk, int64_t dv, int64_t key_block) {
-#if defined(__AVX512F__)
   return key_block <= 0 && dqk <= kSmallHeadDim && dv <= kSmallHeadDim && rows >= kSmallMinRows &&
          rows * keys <= kSmallTileFloats;
-#else
-  (void)rows, (void)keys, (void)dqk, (void)dv, (void)key_block;
-  return false;
-#endif
 }
 
 // dst (cols x rows, dense) = src^T for src rows x cols with row stride ld: each dst row is
 // gathered (16 source rows per gather), so the stores stay contiguous.
 void transpose_into(float* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
-#if defined(__AVX512F__)
   if (rows * ld < (int64_t{1} << 31)) {  // 32-bit gather offsets
     const __m512i step = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                             _mm512_set1_epi32(static_cast<int>(ld)));
@@ -186,7 +181,6 @@ void transpose_into(float* dst, const float* src, int64_t rows, int64_t cols, in
       });
     return;
   }
-#endif
   for (int64_t c = 0; c < cols; ++c)
     for (int64_t i = 0; i < rows; ++i) dst[c * rows + i] = src[i * ld + c];
 }
@@ -203,7 +197,6 @@ void add_row_mask(float* t, int64_t keys, int64_t cols, const float* mask) {
 
 // t (keys x cols) = exp(t - shift[col]) in place; sum (cols) += the column sums when non-null.
 void exp_columns(float* t, int64_t keys, int64_t cols, const float* shift, float* sum) {
-#if defined(__AVX512F__)
   for (int64_t j = 0; j < keys; ++j) {
     float* row = t + j * cols;
     simd::loop(cols, [&](int64_t i, __mmask16 mk) {
@@ -212,21 +205,6 @@ void exp_columns(float* t, int64_t keys, int64_t cols, const float* shift, float
       if (sum != nullptr) simd::store(sum + i, _mm512_add_ps(simd::load(sum + i, mk), e), mk);
     });
   }
-#else
-  for (int64_t j = 0; j < keys; ++j) {
-    float* row = t + j * cols;
-    if (sum != nullptr) {
-#pragma omp simd
-      for (int64_t i = 0; i < cols; ++i) {
-        row[i] = exp_approx(row[i] - shift[i]);
-        sum[i] += row[i];
-      }
-    } else {
-#pragma omp simd
-      for (int64_t i = 0; i < cols; ++i) row[i] = exp_approx(row[i] - shift[i]);
-    }
-  }
-#endif
 }
 
 // One item's rows [0, rows) of the forward: q, out at the item's first row and head column
@@ -314,6 +292,10 @@ void small_backward_item(const AttentionShape& s, const float* dout, const float
   small_gemm(false, m, s.dqk, n, scale, dst, n, q, qw, 0.0f, dk, qw);     // dK = scale dS^T Q
 }
 
+#else
+bool small_path(int64_t, int64_t, int64_t, int64_t, int64_t) { return false; }
+#endif  // __AVX512F__
+
 }  // namespace
 
 bool attention_small_heads(const AttentionShape& s) { return small_path(s.n, s.m, s.dqk, s.dv, 0); }
@@ -341,12 +323,13 @@ void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, con
   const int64_t kb = key_block > 0 ? key_block : attention_key_block(chunk_rows);
 
   const bool direct = !kBf16 || s.heads == 1;  // operate on the head slices in place
-  const bool small = !kBf16 && small_path(chunk_rows, s.m, s.dqk, s.dv, key_block);
+  [[maybe_unused]] const bool small = !kBf16 && small_path(chunk_rows, s.m, s.dqk, s.dv, key_block);
 
   for_each_item(bh, chunks, [&](int64_t item, int64_t chunk) {
     const int64_t b = item / s.heads, h = item % s.heads;
     const int64_t r0 = chunk * chunk_rows, rows = std::min(s.n, r0 + chunk_rows) - r0;
     if (rows <= 0) return;
+#if defined(__AVX512F__)
     if constexpr (!kBf16) {
       if (small) {
         small_forward_item(s, rows, q + (b * s.n + r0) * qw + h * s.dqk, k + b * s.m * qw + h * s.dqk,
@@ -355,6 +338,7 @@ void attention_forward_impl(const AttentionShape& s, const T* q, const T* k, con
         return;
       }
     }
+#endif
     float* op = out + (b * s.n + r0) * vw + h * s.dv;
     float* lp = lse + item * s.n + r0;
     // fp32 scratch: score tile, running max and sum [, dense output accumulator]
@@ -466,10 +450,11 @@ void attention_backward_impl(const AttentionShape& s, const float* dout, const T
   if (bh == 0) return;
   const int64_t kb = key_block > 0 ? key_block : attention_key_block(s.n);
   const bool direct = !kBf16 || s.heads == 1;  // operate on the head slices in place
-  const bool small = !kBf16 && small_path(s.n, s.m, s.dqk, s.dv, key_block);
+  [[maybe_unused]] const bool small = !kBf16 && small_path(s.n, s.m, s.dqk, s.dv, key_block);
 
   for_each_item(bh, 1, [&](int64_t item, int64_t) {
     const int64_t b = item / s.heads, h = item % s.heads, n = s.n;
+#if defined(__AVX512F__)
     if constexpr (!kBf16) {
       if (small) {
         small_backward_item(s, dout + b * n * vw + h * s.dv, q + b * n * qw + h * s.dqk,
@@ -479,6 +464,7 @@ void attention_backward_impl(const AttentionShape& s, const float* dout, const T
         return;
       }
     }
+#endif
     const float* dop = dout + b * n * vw + h * s.dv;
     const T* op = out + b * n * vw + h * s.dv;
     const float* lp = lse + item * n;
